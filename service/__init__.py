@@ -1,0 +1,1 @@
+"""livestyle inference side: ONNX Runtime engine, WebRTC streaming, REST API, video processing."""
