@@ -1,0 +1,165 @@
+"""HTTP routes: styles, one-shot stylize, health, and the WebRTC offer."""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from service import contract
+from service.blend import check_strength, parse_weights_text, weights_vector
+from service.engine import Engine, resize_to_fit
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
+from service.rtc import OfferAnswer, OfferRequest, PeerRegistry
+from service.settings import Settings
+from service.thumbnails import Thumbnails
+
+router = APIRouter(prefix="/api")
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes need; built in the app's lifespan."""
+
+    settings: Settings
+    engine: Engine
+    peers: PeerRegistry
+    thumbnails: Thumbnails
+    executor: Executor
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+class StyleInfo(BaseModel):
+    name: str
+    thumbnail_url: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    tier: str
+    styles: list[StyleInfo]
+    size_multiple: int
+    credits: list[str]
+
+
+class StylesResponse(BaseModel):
+    default_model: str
+    models: list[ModelInfo]
+
+
+@router.get("/health")
+async def health(services: ServicesDep) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "models": sorted(services.engine.models),
+        "providers": services.engine.providers,
+        "peers": len(services.peers),
+        "max_peers": services.settings.max_peers,
+    }
+
+
+@router.get("/styles")
+async def styles(services: ServicesDep) -> StylesResponse:
+    """Every model with its styles in order and the URL of each style's thumbnail."""
+    models = [
+        ModelInfo(
+            name=m.entry.name,
+            tier=m.entry.tier,
+            styles=[StyleInfo(name=s, thumbnail_url=f"/api/styles/{s}/thumbnail") for s in m.styles],
+            size_multiple=m.entry.size_multiple,
+            credits=list(m.entry.credits),
+        )
+        for m in services.engine.models.values()
+    ]
+    return StylesResponse(default_model=services.engine.default_model, models=models)
+
+
+@router.get("/styles/{style}/thumbnail", response_class=Response)
+async def thumbnail(style: str, services: ServicesDep) -> Response:
+    body, media_type = await run_in_threadpool(services.thumbnails.get, style)
+    return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/rtc-config")
+async def rtc_config(services: ServicesDep) -> dict[str, Any]:
+    """The ICE servers a browser should use (the page reads this before connecting)."""
+    return {"iceServers": [{"urls": url} for url in services.settings.effective_ice_servers]}
+
+
+@router.post("/stylize", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def stylize(
+    services: ServicesDep,
+    image: Annotated[UploadFile, File(description="PNG, JPEG, WebP, ... image")],
+    weights: Annotated[str | None, Form(description='JSON {"style": w} or "style=w,other=w"')] = None,
+    strength: Annotated[float, Form(description="0 = original, 1 = fully stylized")] = 1.0,
+    preserve_color: Annotated[bool, Form()] = False,
+    model: Annotated[str | None, Form(description="model name; default: the realtime one")] = None,
+) -> Response:
+    """Stylize one image and return it as PNG (longer side capped at ``max_image_side``)."""
+    limit = services.settings.max_upload_bytes
+    if image.size is not None and image.size > limit:
+        raise PayloadTooLarge(f"image is {image.size} bytes; the limit is {limit}")
+    rgb = resize_to_fit(decode_image(await image.read(limit + 1), limit), services.settings.max_image_side)
+    loaded = services.engine.model(model)
+    vector = weights_vector(loaded.styles, parse_weights_field(weights)) if weights else None
+    if vector is None:
+        vector = contract.one_hot(0, len(loaded.styles))
+    out = await run_in_threadpool(
+        services.engine.stylize,
+        rgb,
+        vector,
+        model=loaded.entry.name,
+        strength=check_strength(strength),
+        keep_color=preserve_color,
+    )
+    ok, png = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    assert ok
+    return Response(png.tobytes(), media_type="image/png")
+
+
+@router.post("/offer")
+async def offer(body: OfferRequest, services: ServicesDep) -> OfferAnswer:
+    """Start a stream: send an SDP offer with a video track (and a ``control`` data channel)."""
+    return await services.peers.open(body)
+
+
+def decode_image(data: bytes, limit: int) -> np.ndarray:
+    """Upload bytes -> HxWx3 uint8 RGB; 413 beyond ``limit`` bytes, 415 when not an image."""
+    if len(data) > limit:
+        raise PayloadTooLarge(f"image is larger than the limit of {limit} bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.load()
+            return np.asarray(picture.convert("RGB"))
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"image has too many pixels ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UnsupportedMedia(
+            "the upload is not an image this server can read (send PNG, JPEG or WebP)"
+        ) from exc
+
+
+def parse_weights_field(text: str) -> object:
+    """A form's weights: a JSON object or ``style=w,other=w``."""
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"weights is not valid JSON ({exc})") from exc
+    return parse_weights_text(text)

@@ -1,0 +1,123 @@
+"""The FastAPI app factory and the ``livestyle-serve`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from service import api
+from service.engine import Engine, RuntimeOptions
+from service.errors import ModelLoadError, ServiceError
+from service.rtc import PeerRegistry, loopback_host_addresses
+from service.settings import Settings
+from service.thumbnails import Thumbnails
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The whole service; models load in the lifespan, so building the app is cheap."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with contextlib.ExitStack() as stack:
+            if settings.ice_loopback:
+                stack.enter_context(loopback_host_addresses())
+            options = RuntimeOptions(
+                providers=tuple(settings.providers) if settings.providers else None,
+                intra_op_threads=settings.intra_op_threads,
+                inter_op_threads=settings.inter_op_threads,
+                spinning=settings.spinning,
+            )
+            try:
+                engine = Engine.load(settings.models_dir, options, settings.default_model)
+            except ModelLoadError as exc:
+                log.error("cannot start: %s", exc)
+                raise
+            executor = stack.enter_context(
+                ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
+            )
+            peers = PeerRegistry(engine, settings, executor)
+            thumbnails = Thumbnails(settings.thumbnails_path, engine)
+            app.state.services = api.Services(settings, engine, peers, thumbnails, executor)
+            try:
+                yield
+            finally:
+                await peers.close_all()
+
+    app = FastAPI(
+        title="livestyle",
+        summary="Real-time video stylization: WebRTC webcam filter, live style blending, REST for apps",
+        lifespan=lifespan,
+    )
+    app.include_router(api.router)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Malformed JSON or fields: 400 with one readable line per problem."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+    return JSONResponse({"detail": "; ".join(problems), "errors": _plain(exc.errors())}, status_code=400)
+
+
+def _plain(errors: Any) -> Any:
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg"))} for e in errors]
+
+
+def parse_args(argv: list[str] | None) -> dict[str, Any]:
+    """Command-line overrides; anything not given comes from LIVESTYLE_* variables or defaults."""
+    parser = argparse.ArgumentParser(prog="livestyle-serve", description=__doc__)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--models-dir", type=Path)
+    parser.add_argument("--default-model")
+    parser.add_argument("--providers", help="comma-separated ONNX Runtime providers")
+    parser.add_argument("--intra-op-threads", type=int)
+    parser.add_argument("--max-peers", type=int)
+    parser.add_argument("--ice-loopback", action="store_true", default=None)
+    parser.add_argument("--log-level", default="info")
+    args = vars(parser.parse_args(argv))
+    level = args.pop("log_level")
+    overrides = {k: v for k, v in args.items() if v is not None}
+    overrides["_log_level"] = level
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    overrides = parse_args(argv)
+    level = str(overrides.pop("_log_level")).upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        raise SystemExit(f"livestyle-serve: invalid settings: {exc}") from None
+    manifest = settings.models_dir / "manifest.json"
+    if not manifest.is_file():
+        raise SystemExit(f"livestyle-serve: {manifest} not found (set LIVESTYLE_MODELS_DIR or --models-dir)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=level.lower())
+
+
+if __name__ == "__main__":
+    main()

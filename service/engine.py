@@ -1,0 +1,151 @@
+"""Loads the manifest's ONNX models, checks them against the contract, and stylizes frames."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from service import contract
+from service.contract import ContractError, ModelEntry
+from service.errors import BadRequest, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How ONNX Runtime runs: providers (None = best available), threads and spinning."""
+
+    providers: tuple[str, ...] | None = None
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    spinning: bool = False
+
+
+def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """The requested providers (each must be available) or the preferred ones that are."""
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise ModelLoadError(
+                f"providers {missing} are not available; this onnxruntime has {list(available)}"
+            )
+        return list(requested)
+    return [p for p in PREFERRED_PROVIDERS if p in available] or list(available)
+
+
+def session_options(options: RuntimeOptions) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    spin = "1" if options.spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return so
+
+
+def resize_to_fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale an HxWx3 image so its longer side is at most ``max_side`` (never upscales)."""
+    height, width = rgb.shape[:2]
+    new_h, new_w = contract.fit_within(height, width, max_side)
+    if (new_h, new_w) == (height, width):
+        return rgb
+    return cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    entry: ModelEntry
+    session: ort.InferenceSession
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        return self.entry.styles
+
+
+def load_model(path: Path, entry: ModelEntry, options: RuntimeOptions, providers: list[str]) -> LoadedModel:
+    """Verify the file's sha256 and I/O against the contract; raise ModelLoadError naming the file."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: model file of {entry.name!r} not found")
+    digest = contract.sha256_file(path)
+    if digest != entry.sha256:
+        raise ModelLoadError(f"{path}: sha256 {digest} does not match the manifest's {entry.sha256}")
+    try:
+        session = ort.InferenceSession(str(path), sess_options=session_options(options), providers=providers)
+    except Exception as exc:  # onnxruntime raises several unrelated types for a bad graph
+        raise ModelLoadError(f"{path}: onnxruntime cannot load it ({exc})") from exc
+    inputs = {i.name: tuple(i.shape) for i in session.get_inputs()}
+    outputs = {o.name: tuple(o.shape) for o in session.get_outputs()}
+    try:
+        contract.check_io(inputs, outputs, len(entry.styles))
+    except ContractError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from exc
+    return LoadedModel(entry=entry, session=session)
+
+
+class Engine:
+    """All models of one manifest. ``stylize`` is thread-safe (ORT sessions allow concurrent run)."""
+
+    def __init__(self, models: dict[str, LoadedModel], default_model: str, providers: list[str]) -> None:
+        assert default_model in models
+        self.models = models
+        self.default_model = default_model
+        self.providers = providers
+
+    @classmethod
+    def load(cls, models_dir: Path, options: RuntimeOptions, default_model: str | None = None) -> Engine:
+        manifest = models_dir / contract.MANIFEST_NAME
+        try:
+            entries = contract.read_manifest(manifest)
+        except ContractError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        if not entries:
+            raise ModelLoadError(f"{manifest}: lists no models")
+        providers = choose_providers(options.providers, ort.get_available_providers())
+        models = {e.name: load_model(models_dir / e.file, e, options, providers) for e in entries}
+        if default_model is None:
+            realtime = [e.name for e in entries if e.tier == "realtime"]
+            default_model = (realtime or [entries[0].name])[0]
+        elif default_model not in models:
+            raise ModelLoadError(f"{manifest}: default model {default_model!r} not in {sorted(models)}")
+        log.info("loaded models %s on %s (default %s)", sorted(models), providers, default_model)
+        return cls(models, default_model, providers)
+
+    def model(self, name: str | None) -> LoadedModel:
+        """The named model (None = default); BadRequest lists the known names."""
+        key = self.default_model if name is None else name
+        if key not in self.models:
+            raise BadRequest(f"unknown model {key!r}; available: {sorted(self.models)}")
+        return self.models[key]
+
+    def stylize(
+        self,
+        rgb: np.ndarray,
+        weights: np.ndarray,
+        *,
+        model: str | None = None,
+        strength: float = 1.0,
+        keep_color: bool = False,
+    ) -> np.ndarray:
+        """HxWx3 uint8 RGB -> stylized HxWx3 uint8 RGB; ``weights`` is a normalized float32 [1, S]."""
+        loaded = self.model(model)
+        frame = contract.image_to_frame(rgb)
+        height, width = frame.shape[2:]
+        padded = contract.pad_frame(frame, loaded.entry.size_multiple)
+        (out,) = loaded.session.run(
+            [contract.OUTPUT_STYLIZED], {contract.INPUT_FRAME: padded, contract.INPUT_WEIGHTS: weights}
+        )
+        out = contract.crop_frame(out, height, width)
+        if keep_color:
+            out = contract.preserve_color(frame, out)
+        return contract.frame_to_image(contract.mix_strength(frame, out, strength))

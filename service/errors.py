@@ -1,0 +1,39 @@
+"""The service's exceptions; each boundary error carries the HTTP status it maps to."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code = 500
+
+
+class ModelLoadError(ServiceError):
+    """A model or the manifest cannot be used; the service refuses to start."""
+
+
+class BadRequest(ServiceError):
+    """The client sent something malformed or out of range (also used for control messages)."""
+
+    status_code = 400
+
+
+class NotFound(ServiceError):
+    """An unknown model, style or peer."""
+
+    status_code = 404
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+
+
+class UnsupportedMedia(ServiceError):
+    status_code = 415
+
+
+class ServiceBusy(ServiceError):
+    """Too many peers; try again later."""
+
+    status_code = 503

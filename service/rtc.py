@@ -1,0 +1,230 @@
+"""WebRTC signalling (POST /api/offer), the peer registry, and the ``control`` data channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from pydantic import BaseModel, Field
+
+from service import contract
+from service.blend import Easing, check_strength, weights_vector
+from service.engine import Engine
+from service.errors import BadRequest, ServiceBusy, ServiceError
+from service.settings import Settings
+from service.tracks import MODES, Controls, StylizedTrack
+
+log = logging.getLogger(__name__)
+
+CONTROL_LABEL = "control"
+CONTROL_KEYS = ("weights", "strength", "preserve_color", "model", "mode", "id")
+
+
+class OfferRequest(BaseModel):
+    """The browser's (or app's) SDP offer; it must send a video track and may pick a model and blend."""
+
+    sdp: str = Field(min_length=1)
+    type: Literal["offer"]
+    model: str | None = None
+    weights: dict[str, Any] | None = None
+
+
+class OfferAnswer(BaseModel):
+    sdp: str
+    type: str
+    peer_id: str
+
+
+@contextlib.contextmanager
+def loopback_host_addresses() -> Iterator[None]:
+    """Make aioice gather only 127.0.0.1 (it skips loopback by default); restored on exit."""
+    original = aioice.ice.get_host_addresses
+
+    def loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return ["127.0.0.1"] if use_ipv4 else []
+
+    aioice.ice.get_host_addresses = loopback_only  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        aioice.ice.get_host_addresses = original  # type: ignore[assignment]
+
+
+def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
+
+
+def apply_control(engine: Engine, controls: Controls, raw: object) -> dict[str, Any]:
+    """Validate one control message and apply all of it, or none of it; returns the reply."""
+    try:
+        message = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    except json.JSONDecodeError as exc:
+        return {"error": f"control messages must be JSON objects ({exc})"}
+    reply: dict[str, Any] = {}
+    if isinstance(message, dict) and "id" in message:
+        reply["id"] = message["id"]
+    try:
+        _apply(engine, controls, message)
+    except ServiceError as exc:
+        reply["error"] = str(exc)
+        return reply
+    reply["ok"] = True
+    return reply
+
+
+def _apply(engine: Engine, controls: Controls, message: object) -> None:
+    if not isinstance(message, dict) or not set(message) - {"id"}:
+        raise BadRequest(f"a control message is a JSON object with any of {list(CONTROL_KEYS[:-1])}")
+    unknown = sorted(set(message) - set(CONTROL_KEYS))
+    if unknown:
+        raise BadRequest(f"unknown control keys {unknown}; allowed: {list(CONTROL_KEYS[:-1])}")
+    if "model" in message and not isinstance(message["model"], str):
+        raise BadRequest(f"model must be a model name, one of {sorted(engine.models)}")
+    model = engine.model(message.get("model", controls.model))
+    switching = model.entry.name != controls.model
+    weights = weights_vector(model.styles, message["weights"]) if "weights" in message else None
+    strength = check_strength(message["strength"]) if "strength" in message else controls.strength
+    keep_color = message.get("preserve_color", controls.keep_color)
+    if not isinstance(keep_color, bool):
+        raise BadRequest(f"preserve_color must be true or false, got {keep_color!r}")
+    mode = message.get("mode", controls.mode)
+    if mode not in MODES:
+        raise BadRequest(f"mode must be one of {list(MODES)}, got {mode!r}")
+    # everything is valid: apply
+    if switching:
+        controls.model = model.entry.name
+        controls.easing.reset(weights if weights is not None else contract.one_hot(0, len(model.styles)))
+    elif weights is not None:
+        controls.easing.set_target(weights)
+    controls.strength, controls.keep_color, controls.mode = strength, keep_color, mode
+
+
+@dataclass
+class Peer:
+    peer_id: str
+    pc: RTCPeerConnection
+    controls: Controls
+    track: StylizedTrack | None = None
+    channel: RTCDataChannel | None = None
+    created_at: float = field(default_factory=time.monotonic)
+    last_message_at: float = field(default_factory=time.monotonic)
+    supervisor: asyncio.Task[None] | None = None
+
+    def last_activity(self) -> float:
+        frame_at = self.track.stats.last_frame_at if self.track is not None else 0.0
+        return max(self.created_at, self.last_message_at, frame_at)
+
+
+class PeerRegistry:
+    """The open peer connections: admits up to ``max_peers``, closes idle ones and all on shutdown."""
+
+    def __init__(self, engine: Engine, settings: Settings, executor: Executor) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.executor = executor
+        self.peers: dict[str, Peer] = {}
+
+    def __len__(self) -> int:
+        return len(self.peers)
+
+    async def open(self, offer: OfferRequest) -> OfferAnswer:
+        if len(self.peers) >= self.settings.max_peers:
+            raise ServiceBusy(
+                f"the server is at its limit of {self.settings.max_peers} peers; try again later"
+            )
+        if "m=video" not in offer.sdp:
+            raise BadRequest("the offer must send a video track (no 'm=video' line in the SDP)")
+        model = self.engine.model(offer.model)
+        initial = (
+            weights_vector(model.styles, offer.weights)
+            if offer.weights is not None
+            else contract.one_hot(0, len(model.styles))
+        )
+        controls = Controls(model=model.entry.name, easing=Easing(initial, self.settings.ease_frames))
+        pc = RTCPeerConnection(rtc_configuration(self.settings.effective_ice_servers))
+        peer = Peer(peer_id=uuid.uuid4().hex[:12], pc=pc, controls=controls)
+        self.peers[peer.peer_id] = peer
+        try:
+            self._wire(peer)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type=offer.type))
+            if peer.track is None:
+                raise BadRequest("the offer must send a video track")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            await self.close(peer.peer_id)
+            if isinstance(exc, ServiceError):
+                raise
+            raise BadRequest(f"malformed SDP offer ({type(exc).__name__}: {exc})") from exc
+        peer.supervisor = asyncio.ensure_future(self._supervise(peer))
+        log.info("peer %s connected (model %s, %d open)", peer.peer_id, controls.model, len(self.peers))
+        local = pc.localDescription
+        return OfferAnswer(sdp=local.sdp, type=local.type, peer_id=peer.peer_id)
+
+    def _wire(self, peer: Peer) -> None:
+        pc = peer.pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind != "video" or peer.track is not None:
+                return
+            peer.track = StylizedTrack(
+                track, self.engine, peer.controls, self.executor, self.settings.max_frame_side
+            )
+            pc.addTrack(peer.track)
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label != CONTROL_LABEL:
+                return
+            peer.channel = channel
+
+            @channel.on("message")
+            def on_message(raw: str | bytes) -> None:
+                peer.last_message_at = time.monotonic()
+                reply = apply_control(self.engine, peer.controls, raw)
+                if "error" in reply:
+                    log.info("peer %s: rejected control message: %s", peer.peer_id, reply["error"])
+                channel.send(json.dumps(reply))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.debug("peer %s: %s", peer.peer_id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                await self.close(peer.peer_id)
+
+    async def _supervise(self, peer: Peer) -> None:
+        """Every ``stats_interval``: send stats on the control channel; close the peer when idle."""
+        while True:
+            await asyncio.sleep(self.settings.stats_interval)
+            if time.monotonic() - peer.last_activity() > self.settings.idle_timeout:
+                log.info("peer %s idle for %.0f s: closing", peer.peer_id, self.settings.idle_timeout)
+                await self.close(peer.peer_id)
+                return
+            if peer.track is not None and peer.channel is not None and peer.channel.readyState == "open":
+                peer.channel.send(json.dumps({"stats": peer.track.stats.snapshot()}))
+
+    async def close(self, peer_id: str) -> None:
+        peer = self.peers.pop(peer_id, None)
+        if peer is None:
+            return
+        current = asyncio.current_task()
+        if peer.supervisor is not None and peer.supervisor is not current:
+            peer.supervisor.cancel()
+        if peer.track is not None:
+            peer.track.stop()
+        await peer.pc.close()
+        log.info("peer %s closed (%d open)", peer_id, len(self.peers))
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self.close(peer_id) for peer_id in list(self.peers)))

@@ -1,0 +1,65 @@
+"""Typed service configuration, read from ``LIVESTYLE_*`` environment variables at the entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; built once in ``app.main`` (or a test) and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_", frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    models_dir: Path = Path("models")
+    thumbnails_dir: Path | None = Field(None, description="default: <models_dir>/thumbnails")
+    default_model: str | None = Field(None, description="default: the first realtime model")
+
+    # ONNX Runtime; one intra-op thread without spinning left the browser enough CPU on 2 cores
+    providers: Annotated[list[str] | None, NoDecode] = Field(
+        None, description="default: TensorRT, CUDA, CPU as available"
+    )
+    intra_op_threads: int = Field(1, ge=0)
+    inter_op_threads: int = Field(1, ge=0)
+    spinning: bool = False
+    inference_workers: int = Field(1, ge=1, description="threads running inference for all peers")
+
+    # streaming
+    max_peers: int = Field(4, ge=1)
+    max_frame_side: int = Field(640, ge=16, description="longer frame side fed to the network")
+    ease_frames: int = Field(6, ge=0, description="frames over which a new blend is eased in")
+    idle_timeout: float = Field(30.0, gt=0, description="seconds without frames or messages")
+    stats_interval: float = Field(1.0, gt=0)
+    ice_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description='e.g. ["stun:stun.example.org:3478"]'
+    )
+    ice_loopback: bool = Field(False, description="host candidates 127.0.0.1 only, no ICE servers (tests)")
+
+    # REST
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_image_side: int = Field(1280, ge=16, description="longer side of /api/stylize results")
+
+    @field_validator("providers", "ice_servers", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        """Environment lists may be JSON (``["a", "b"]``) or comma-separated (``a,b``)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @property
+    def thumbnails_path(self) -> Path:
+        return self.thumbnails_dir if self.thumbnails_dir is not None else self.models_dir / "thumbnails"
+
+    @property
+    def effective_ice_servers(self) -> list[str]:
+        return [] if self.ice_loopback else list(self.ice_servers)

@@ -1,0 +1,80 @@
+"""The engine against the contract: known answers on the tiny nets, padding round trip, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST, SLOW, STYLES, reference_output
+
+from service import contract
+from service.engine import Engine, RuntimeOptions, choose_providers
+from service.errors import BadRequest, ModelLoadError
+
+
+@pytest.fixture(scope="module")
+def engine(models_dir: Path) -> Engine:
+    return Engine.load(models_dir, RuntimeOptions())
+
+
+def test_contract_round_trip_is_exact() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    frame = contract.pad_frame(contract.image_to_frame(rgb), 8)
+    assert frame.shape == (1, 3, 8, 16)
+    np.testing.assert_array_equal(contract.frame_to_image(contract.crop_frame(frame, 7, 9)), rgb)
+
+
+@pytest.mark.parametrize("model", [FAST, SLOW])
+def test_odd_sized_frames_come_back_same_size_with_known_answer(engine: Engine, model: str) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (37, 51, 3), dtype=np.uint8)
+    weights = contract.normalize_weights([1, 2, 1], len(STYLES))
+    out = engine.stylize(rgb, weights, model=model)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - reference_output(rgb, weights)).max() <= 1
+
+
+def test_strength_zero_returns_the_original(engine: Engine) -> None:
+    rgb = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    out = engine.stylize(rgb, contract.one_hot(0, 3), strength=0.0)
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_default_model_is_the_realtime_one(engine: Engine) -> None:
+    assert engine.default_model == FAST
+    with pytest.raises(BadRequest, match="unknown model 'nope'"):
+        engine.model("nope")
+
+
+def test_a_tampered_file_is_refused_naming_it(models_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    with (copy / f"{FAST}.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelLoadError, match=rf"{FAST}\.onnx: sha256"):
+        Engine.load(copy, RuntimeOptions())
+
+
+def test_a_graph_that_breaks_the_contract_is_refused(models_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["models"][0]["styles"] = ["only_one"]  # graph expects 3 style weights
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match=rf"{FAST}\.onnx: input 'style_weights'"):
+        Engine.load(copy, RuntimeOptions())
+
+
+def test_missing_manifest_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="manifest.json: manifest not found"):
+        Engine.load(tmp_path, RuntimeOptions())
+
+
+def test_providers_are_chosen_from_what_is_available() -> None:
+    available = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(None, available) == available
+    assert choose_providers(["CPUExecutionProvider"], available) == ["CPUExecutionProvider"]
+    with pytest.raises(ModelLoadError, match="TensorrtExecutionProvider"):
+        choose_providers(["TensorrtExecutionProvider"], available)
