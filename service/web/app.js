@@ -1,1 +1,317 @@
+// livestyle page: camera -> WebRTC -> stylized video back; sliders drive the blend over "control".
+"use strict";
 
+const $ = (id) => document.getElementById(id);
+
+// Everything the page knows; exposed as window.livestyle for debugging and the browser tests.
+const state = {
+  catalog: null,          // GET /api/styles
+  iceServers: [],
+  model: null,            // current model name
+  weights: {},            // model name -> {style: 0..100}
+  strength: 100,
+  preserveColor: false,
+  passthrough: false,
+  pc: null,
+  channel: null,
+  stream: null,
+  status: "idle",
+  serverStats: null,
+  fpsShown: 0,
+  latencyMs: null,
+  replies: 0,
+  errors: [],
+};
+window.livestyle = state;
+
+function setStatus(status, text) {
+  state.status = status;
+  $("status").dataset.state = status;
+  $("status").textContent = text;
+}
+
+let toastTimer = 0;
+function toast(message) {
+  const el = $("toast");
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+
+function prettyName(style) { return style.replace(/_/g, " "); }
+function currentModel() { return state.catalog.models.find((m) => m.name === state.model); }
+
+// ---------- catalog and controls ----------
+
+async function loadCatalog() {
+  const [styles, rtc] = await Promise.all([
+    fetch("/api/styles").then((r) => r.json()),
+    fetch("/api/rtc-config").then((r) => r.json()),
+  ]);
+  state.catalog = styles;
+  state.iceServers = rtc.iceServers;
+  for (const m of styles.models) {
+    state.weights[m.name] = Object.fromEntries(m.styles.map((s, i) => [s.name, i === 0 ? 100 : 0]));
+  }
+  renderTiers();
+  selectModel(styles.default_model, false);
+}
+
+function renderTiers() {
+  const box = $("tiers");
+  for (const m of state.catalog.models) {
+    const label = document.createElement("label");
+    label.innerHTML = `<input type="radio" name="model"><span>${m.tier}<small>${m.name}</small></span>`;
+    const radio = label.querySelector("input");
+    radio.value = m.name;
+    radio.dataset.tier = m.tier;
+    radio.addEventListener("change", () => selectModel(m.name, true));
+    box.appendChild(label);
+  }
+}
+
+function selectModel(name, send) {
+  state.model = name;
+  for (const radio of document.querySelectorAll('input[name="model"]')) radio.checked = radio.value === name;
+  renderGallery();
+  if (send) sendControl({ model: name, weights: blendFor(name) });
+}
+
+function renderGallery() {
+  const list = $("gallery");
+  list.replaceChildren();
+  for (const style of currentModel().styles) {
+    const item = document.createElement("li");
+    item.className = "card";
+    item.dataset.style = style.name;
+    item.innerHTML = `
+      <button class="thumb" type="button" title="Use only this painting"><img alt="" loading="lazy"></button>
+      <div class="name"><b></b><output></output></div>
+      <input type="range" min="0" max="100">`;
+    item.querySelector("img").src = style.thumbnail_url;
+    item.querySelector("img").alt = prettyName(style.name);
+    item.querySelector("b").textContent = prettyName(style.name);
+    const slider = item.querySelector("input");
+    slider.value = state.weights[state.model][style.name];
+    slider.dataset.style = style.name;
+    slider.setAttribute("aria-label", `${prettyName(style.name)} weight`);
+    slider.addEventListener("input", () => {
+      state.weights[state.model][style.name] = Number(slider.value);
+      weightsChanged();
+    });
+    item.querySelector("button").addEventListener("click", () => {
+      for (const key of Object.keys(state.weights[state.model])) state.weights[state.model][key] = 0;
+      state.weights[state.model][style.name] = 100;
+      weightsChanged();
+    });
+    list.appendChild(item);
+  }
+  refreshCards();
+}
+
+function refreshCards() {
+  const weights = state.weights[state.model];
+  const total = Object.values(weights).reduce((a, b) => a + b, 0);
+  for (const card of document.querySelectorAll(".card")) {
+    const value = weights[card.dataset.style];
+    card.querySelector("input").value = value;
+    card.querySelector("output").textContent = total > 0 ? `${Math.round((100 * value) / total)}%` : "0%";
+    card.classList.toggle("active", value > 0);
+  }
+  $("blend-hint").hidden = total > 0;
+}
+
+function blendFor(model) {
+  const out = {};
+  for (const [k, v] of Object.entries(state.weights[model])) out[k] = v / 100;
+  return out;
+}
+
+// Slider input fires far faster than frames arrive; send the newest blend once per animation frame.
+let blendPending = false;
+function weightsChanged() {
+  refreshCards();
+  if (blendPending) return;
+  blendPending = true;
+  requestAnimationFrame(() => {
+    blendPending = false;
+    const weights = blendFor(state.model);
+    if (Object.values(weights).some((w) => w > 0)) sendControl({ weights });
+  });
+}
+
+function sendControl(message) {
+  if (state.channel && state.channel.readyState === "open") state.channel.send(JSON.stringify(message));
+}
+
+function wireControls() {
+  $("strength").addEventListener("input", (e) => {
+    state.strength = Number(e.target.value);
+    $("strength-value").textContent = `${state.strength}%`;
+    sendControl({ strength: state.strength / 100 });
+  });
+  $("preserve-color").addEventListener("change", (e) => {
+    state.preserveColor = e.target.checked;
+    sendControl({ preserve_color: state.preserveColor });
+  });
+  $("passthrough").addEventListener("change", (e) => {
+    state.passthrough = e.target.checked;
+    sendControl({ mode: state.passthrough ? "passthrough" : "style" });
+  });
+  $("start").addEventListener("click", start);
+  $("stop").addEventListener("click", stop);
+}
+
+// ---------- WebRTC ----------
+
+function waitForIceGathering(pc) {
+  // aiortc does not trickle: send the offer with every candidate in it
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 5000);
+  });
+}
+
+async function start() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    toast("The camera needs a secure page: open this over https or http://localhost.");
+    return;
+  }
+  $("start").disabled = true;
+  setStatus("connecting", "connecting…");
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+      audio: false,
+    });
+    $("original").srcObject = state.stream;
+    $("pip").hidden = false;
+
+    const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+    state.pc = pc;
+    for (const track of state.stream.getVideoTracks()) pc.addTrack(track, state.stream);
+    const channel = pc.createDataChannel("control");
+    state.channel = channel;
+    channel.onmessage = onControlMessage;
+    channel.onopen = () => sendControl({
+      strength: state.strength / 100,
+      preserve_color: state.preserveColor,
+      mode: state.passthrough ? "passthrough" : "style",
+    });
+    pc.ontrack = (event) => {
+      $("stylized").srcObject = new MediaStream([event.track]);
+      $("placeholder").hidden = true;
+      $("overlay").hidden = false;
+      countShownFrames();
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "connected") setStatus("live", "live");
+      if (pc.connectionState === "failed") { setStatus("error", "connection failed"); stop(); }
+    };
+
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc);
+    const response = await fetch("/api/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        sdp: pc.localDescription.sdp, type: pc.localDescription.type,
+        model: state.model, weights: blendFor(state.model),
+      }),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.detail || `server said ${response.status}`);
+    await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+    $("stop").disabled = false;
+    statsTimer = setInterval(pollStats, 1000);
+  } catch (err) {
+    toast(err.message || String(err));
+    setStatus("error", "not connected");
+    stop();
+  }
+}
+
+function stop() {
+  clearInterval(statsTimer);
+  if (state.pc) state.pc.close();
+  if (state.stream) for (const t of state.stream.getTracks()) t.stop();
+  state.pc = state.channel = state.stream = null;
+  $("stylized").srcObject = null;
+  $("original").srcObject = null;
+  $("pip").hidden = true;
+  $("overlay").hidden = true;
+  $("placeholder").hidden = false;
+  $("start").disabled = false;
+  $("stop").disabled = true;
+  if (state.status !== "error") setStatus("idle", "camera off");
+}
+
+function onControlMessage(event) {
+  const message = JSON.parse(event.data);
+  if (message.stats) {
+    state.serverStats = message.stats;
+    const s = message.stats;
+    $("server-fps").textContent = `${s.fps_out.toFixed(0)}/${s.fps_in.toFixed(0)} fps`;
+    $("infer").textContent = `${s.infer_ms_p50.toFixed(0)} ms (p90 ${s.infer_ms_p90.toFixed(0)})`;
+    $("dropped").textContent = String(s.dropped);
+  } else if (message.error) {
+    state.errors.push(message.error);
+    toast(message.error);
+  } else {
+    state.replies += 1;
+  }
+}
+
+// Frames actually painted on screen, counted per second.
+let shown = 0;
+function countShownFrames() {
+  const video = $("stylized");
+  if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;  // getStats fallback
+  const tick = () => {
+    shown += 1;
+    if (state.pc) video.requestVideoFrameCallback(tick);
+  };
+  video.requestVideoFrameCallback(tick);
+}
+
+let statsTimer = 0;
+let lastDecoded = null;
+async function pollStats() {
+  if (!state.pc) return;
+  const report = await state.pc.getStats();
+  let rtt = null;
+  let jitterMs = 0;
+  let decoded = null;
+  report.forEach((s) => {
+    if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime;
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      decoded = s.framesDecoded;
+      if (s.jitterBufferEmittedCount) jitterMs = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
+    }
+  });
+  if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+    state.fpsShown = shown;
+  } else if (decoded !== null && lastDecoded !== null) {
+    state.fpsShown = decoded - lastDecoded;
+  }
+  shown = 0;
+  lastDecoded = decoded;
+  $("fps-shown").textContent = `${state.fpsShown} fps`;
+  // glass-to-glass estimate: network round trip + server inference + our jitter buffer
+  const inferMs = state.serverStats ? state.serverStats.infer_ms_p50 : 0;
+  if (rtt !== null) {
+    state.latencyMs = Math.round(1000 * rtt + inferMs + jitterMs);
+    $("latency").textContent = `≈${state.latencyMs} ms`;
+  }
+}
+
+wireControls();
+loadCatalog().catch((err) => { toast(`cannot load styles: ${err.message}`); setStatus("error", "server unreachable"); });
