@@ -26,7 +26,7 @@ from service.settings import Settings
 
 STYLES = ("starry_night", "the_scream", "great_wave")
 FAST, SLOW = "tiny_realtime", "tiny_quality"
-SLOW_KERNEL, SLOW_REPEATS = 15, 3
+SLOW_KERNEL, SLOW_REPEATS = 15, 2
 
 # per style: 3x3 colour matrix and bias (row = output channel)
 _TRANSFORMS = (

@@ -1,0 +1,227 @@
+"""Real headless Chromium over WebRTC on loopback (see ../shared/WEBRTC-TESTING.md).
+
+Run inside a network namespace that holds only ``lo``: tests/service/run_browser_tests.sh.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SLOW, LiveServer
+
+from service.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+SIZE = (640, 480)
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+
+
+def loopback_only() -> bool:
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        "chromium not installed (apt-get install -y chromium chromium-driver)", allow_module_level=True
+    )
+if not loopback_only():
+    pytest.skip(
+        "needs a loopback-only network namespace: run tests/service/run_browser_tests.sh",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def write_y4m(path: Path, frames: int = 60) -> Path:
+    """A 640x480 30 fps clip: colour gradients with a slowly moving disc (4:2:0, what Chromium reads)."""
+    width, height = SIZE
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([x / width, y / height, 0.25 + 0.5 * (x + y) / (width + height)], axis=-1)
+    with path.open("wb") as handle:
+        handle.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for index in range(frames):
+            rgb = (base * 255).astype(np.uint8)
+            cv2.circle(rgb, (200 + 4 * index, 240), 60, (250, 220, 40), -1)
+            handle.write(b"FRAME\n" + cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture
+def camera(tmp_path: Path) -> Path:
+    return write_y4m(tmp_path / "camera.y4m")
+
+
+@pytest.fixture
+def browser(camera: Path) -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(settings.model_copy(update={"ease_frames": 3})) as live:
+        yield live
+
+
+def start_streaming(page: object, url: str) -> None:
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_selector(".card input[type=range]")  # type: ignore[attr-defined]
+    page.click("#start")  # type: ignore[attr-defined]
+    page.wait_for_function("window.livestyle.status === 'live'", timeout=20_000)  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "document.getElementById('stylized').videoWidth > 0", timeout=20_000
+    )
+
+
+GRAB_FRAME = """() => {
+  const v = document.getElementById('stylized');
+  const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+  return Array.from(g.getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 !== 3 && i % 97 === 0));
+}"""
+
+SET_SLIDERS = """(weights) => {
+  for (const [style, value] of Object.entries(weights)) {
+    const slider = document.querySelector(`input[type=range][data-style="${style}"]`);
+    slider.value = String(value);
+    slider.dispatchEvent(new Event('input', {bubbles: true}));
+  }
+}"""
+
+
+def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    start_streaming(page, server.url)
+    size = page.evaluate(
+        "[document.getElementById('stylized').videoWidth, document.getElementById('stylized').videoHeight]"
+    )
+    assert tuple(size) == SIZE
+
+    time.sleep(2.0)
+    samples = []
+    for _ in range(4):
+        time.sleep(1.0)
+        samples.append(page.evaluate("window.livestyle.fpsShown"))
+    print(
+        f"realtime model: frames shown per second {samples}, server {page.evaluate('window.livestyle.serverStats')}"
+    )
+    assert statistics.median(samples) >= 15, f"frames shown per second: {samples}"
+
+    before = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
+    page.evaluate(SET_SLIDERS, {"starry_night": 0, "the_scream": 100})
+    time.sleep(1.5)
+    after = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
+    assert np.abs(after - before).mean() > 40, "moving the sliders did not change the picture"
+    assert page.evaluate("window.livestyle.errors") == []
+    page.click("#stop")
+
+
+# A canvas camera with the frame id as 16 black/white blocks after a black and a white reference block:
+# any of the tiny model's styles maps the strip to a readable one, so each returned frame's age is known.
+CANVAS_CAMERA = """(() => {
+  const B = 32, BITS = 16;
+  window.__sent = new Map(); window.__latency = [];
+  navigator.mediaDevices.getUserMedia = async () => {
+    const c = document.createElement('canvas'); c.width = 640; c.height = 480;
+    const g = c.getContext('2d'); let id = 0;
+    const draw = () => {
+      id = (id + 1) & 0xffff;
+      const grad = g.createLinearGradient(0, 0, 640, 480);
+      grad.addColorStop(0, '#3060c0'); grad.addColorStop(1, '#e0a040');
+      g.fillStyle = grad; g.fillRect(0, 0, 640, 480);
+      g.fillStyle = '#30c080'; g.fillRect(100 + (id * 5) % 400, 200, 80, 80);
+      g.fillStyle = '#000'; g.fillRect(0, 0, B, B); g.fillStyle = '#fff'; g.fillRect(B, 0, B, B);
+      for (let i = 0; i < BITS; i++) {
+        g.fillStyle = (id >> i) & 1 ? '#fff' : '#000'; g.fillRect(2 * B + i * B, 0, B, B);
+      }
+      window.__sent.set(id, performance.now());
+    };
+    draw(); setInterval(draw, 33);
+    return c.captureStream(30);
+  };
+})();"""
+
+READ_IDS = """() => {
+  const B = 32, BITS = 16;
+  const v = document.getElementById('stylized');
+  const c = document.createElement('canvas'); c.width = 640; c.height = B;
+  const g = c.getContext('2d', {willReadFrequently: true});
+  const level = (d, x0) => {
+    let sum = 0, n = 0;
+    for (let y = 8; y < 24; y += 2) for (let x = x0 + 8; x < x0 + 24; x += 2) {
+      const i = 4 * (y * 640 + x); sum += d[i] + d[i + 1] + d[i + 2]; n += 3;
+    }
+    return sum / n;
+  };
+  const tick = () => {
+    if (v.videoWidth === 640) {
+      g.drawImage(v, 0, 0, 640, B, 0, 0, 640, B);
+      const d = g.getImageData(0, 0, 640, B).data;
+      const black = level(d, 0), white = level(d, B);
+      if (Math.abs(white - black) > 60) {
+        let id = 0;
+        for (let i = 0; i < BITS; i++) {
+          const l = level(d, 2 * B + i * B);
+          if (Math.abs(l - white) < Math.abs(l - black)) id |= 1 << i;
+        }
+        const sent = window.__sent.get(id);
+        if (sent !== undefined) window.__latency.push(performance.now() - sent);
+      }
+    }
+    v.requestVideoFrameCallback(tick);
+  };
+  v.requestVideoFrameCallback(tick);
+}"""
+
+
+def test_slow_model_drops_frames_and_latency_stays_under_a_second(
+    browser: object, server: LiveServer
+) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.add_init_script(CANVAS_CAMERA)
+    page.goto(server.url)
+    page.wait_for_selector(f"input[name=model][value={SLOW}]", state="attached")
+    page.click(f"input[name=model][value={SLOW}] + span")
+    page.click("#start")
+    page.wait_for_function("window.livestyle.status === 'live'", timeout=20_000)
+    page.wait_for_function("document.getElementById('stylized').videoWidth === 640", timeout=20_000)
+    page.evaluate(READ_IDS)
+    time.sleep(10.0)
+    latency = page.evaluate("window.__latency")
+    stats = page.evaluate("window.livestyle.serverStats")
+    assert len(latency) >= 10, f"too few decodable frames: {len(latency)}"
+    later = latency[len(latency) // 3 :]  # after start-up
+    median, p90 = float(np.median(later)), float(np.percentile(later, 90))
+    print(
+        f"slow model: {len(latency)} frames, latency median {median:.0f} ms p90 {p90:.0f} ms, stats {stats}"
+    )
+    assert p90 < 1000, f"latency grew: median {median:.0f} ms, p90 {p90:.0f} ms"
+    assert stats["dropped"] > 0 and stats["infer_ms_p50"] > 100, stats
+    page.click("#stop")
