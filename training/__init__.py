@@ -1,0 +1,1 @@
+"""livestyle training side: style networks, loss networks, training, export, optimization tools."""

@@ -1,0 +1,130 @@
+"""``livestyle-train``: the training side's one entry point (flags are read here and nowhere else)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from training.features import FeatureWeightsError
+from training.images import ImageInputError, list_images
+from training.train import CheckpointError, TrainConfig, Trainer
+
+log = logging.getLogger("livestyle.train")
+USER_ERRORS = (ImageInputError, FeatureWeightsError, CheckpointError, ValueError, FileNotFoundError)
+
+
+def _style_paths(args: argparse.Namespace) -> tuple[Path, ...]:
+    paths: list[Path] = []
+    for item in args.styles:
+        p = Path(item)
+        paths += list_images(p) if p.is_dir() else [p]
+    for p in paths:
+        if not p.is_file():
+            raise ImageInputError(f"{p}: style image not found")
+    if not paths:
+        raise ValueError("zero styles given")
+    return tuple(paths)
+
+
+def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfig:
+    out = Path(args.out)
+    resume = Path(args.checkpoint) if new_styles_only else (out / "checkpoint.pt" if args.resume else None)
+    if args.resume_from:
+        resume = Path(args.resume_from)
+    return TrainConfig(
+        content_dir=Path(args.content), style_images=_style_paths(args), out_dir=out, tier=args.tier,
+        steps=args.steps, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        style_size=args.style_size, exclude=tuple(args.exclude), checkpoint_every=args.checkpoint_every,
+        preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
+        vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, resume=resume,
+        new_styles_only=new_styles_only, preview_images=tuple(Path(p) for p in args.preview),
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    metrics = Trainer(_train_config(args, new_styles_only=False)).run()
+    log.info("done: %s", {k: f"{v:.4g}" for k, v in metrics.items()})
+
+
+def cmd_add_style(args: argparse.Namespace) -> None:
+    metrics = Trainer(_train_config(args, new_styles_only=True)).run()
+    log.info("done: %s", {k: f"{v:.4g}" for k, v in metrics.items()})
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from training.export import export_checkpoint
+
+    entry = export_checkpoint(Path(args.checkpoint), Path(args.models_dir), name=args.name, tier=args.tier)
+    log.info("wrote %s (%s, styles %s)", Path(args.models_dir) / entry.file, entry.tier, ", ".join(entry.styles))
+
+
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--content", required=True, help="folder of content photos")
+    p.add_argument("--styles", nargs="+", required=True, help="style images or folders of them")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
+    p.add_argument("--steps", type=int, default=4000, help="total steps (resume continues to this)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--crop-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=3e-6)
+    p.add_argument("--tv-weight", type=float, default=1e2)
+    p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
+    p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
+    p.add_argument("--preview", nargs="*", default=[], help="photos for the preview grid")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--preview-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
+    p.add_argument("--resume-from", help="checkpoint to continue from")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livestyle-train", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a multi-style network")
+    _add_training_flags(p)
+    p.add_argument("--tier", choices=["realtime", "quality"], default="realtime")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("add-style", help="add styles to a trained checkpoint (only their norms learn)")
+    _add_training_flags(p)
+    p.add_argument("--checkpoint", required=True, help="trained checkpoint to extend")
+    p.set_defaults(func=cmd_add_style, tier="added", resume=False)
+    p = sub.add_parser("export", help="export a checkpoint to ONNX and update the manifest")
+    p.add_argument("checkpoint")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--name", help="model name in the manifest (default: the tier)")
+    p.add_argument("--tier", choices=["realtime", "quality"], help="default: from the checkpoint")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def run(argv: Sequence[str] | None, commands: Callable[[], argparse.ArgumentParser] = build_parser) -> int:
+    args = commands().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except USER_ERRORS as exc:
+        print(f"livestyle-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("livestyle-train: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

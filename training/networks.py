@@ -1,0 +1,202 @@
+"""Feed-forward style networks with conditional instance normalization.
+
+Johnson, Alahi & Fei-Fei, "Perceptual Losses for Real-Time Style Transfer and Super-Resolution" (2016)
+for the transformer layout; Dumoulin, Shlens & Kudlur, "A Learned Representation for Artistic Style"
+(2017) for conditional instance norm: one set of convolutions, a learned scale and shift per style.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Everything that fixes the architecture; stored in every checkpoint."""
+
+    num_styles: int
+    widths: tuple[int, ...] = (32, 64, 128)  # encoder widths; each after the first halves the size
+    res_blocks: int = 5
+    in_kernel: int = 9
+    out_kernel: int = 9
+    stem_stride: int = 1  # 2 moves the first convolution off full resolution (realtime tier)
+    separable: bool = False  # depthwise-separable residual and decoder convolutions
+
+    def __post_init__(self) -> None:
+        if self.num_styles < 1:
+            raise ValueError("num_styles must be >= 1")
+        if len(self.widths) < 2 or any(w < 1 for w in self.widths):
+            raise ValueError(f"widths needs at least two positive entries, got {self.widths}")
+        if self.stem_stride not in (1, 2):
+            raise ValueError("stem_stride must be 1 or 2")
+        if self.in_kernel % 2 == 0 or self.out_kernel % 2 == 0:
+            raise ValueError("kernel sizes must be odd")
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of this so every down/up step is exact."""
+        return self.stem_stride * 2 ** (len(self.widths) - 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"widths": list(self.widths)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NetConfig:
+        return cls(**(data | {"widths": tuple(data["widths"])}))
+
+
+TIER_CONFIGS: dict[str, dict[str, Any]] = {
+    # Johnson et al. size: about 1.7 M parameters.
+    "quality": dict(widths=(32, 64, 128), res_blocks=5, in_kernel=9, out_kernel=9, stem_stride=1),
+    # Measured on 2 CPU cores through ONNX Runtime: see docs/realtime-design.md.
+    "realtime": dict(
+        widths=(16, 32, 64), res_blocks=5, in_kernel=3, out_kernel=3, stem_stride=2, separable=True
+    ),
+}
+
+
+def tier_config(tier: str, num_styles: int) -> NetConfig:
+    if tier not in TIER_CONFIGS:
+        raise ValueError(f"unknown tier {tier!r}; choose from {sorted(TIER_CONFIGS)}")
+    return NetConfig(num_styles=num_styles, **TIER_CONFIGS[tier])
+
+
+class CondInstanceNorm(nn.Module):
+    """Instance norm whose affine scale/shift is a weighted mix of per-style rows (Dumoulin et al.)."""
+
+    def __init__(self, channels: int, num_styles: int) -> None:
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.gamma = nn.Parameter(torch.ones(num_styles, channels))
+        self.beta = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # x [B,C,H,W], style_weights [B,S] -> [B,C,H,W]
+        gamma = (style_weights @ self.gamma)[:, :, None, None]
+        beta = (style_weights @ self.beta)[:, :, None, None]
+        return self.norm(x) * gamma + beta
+
+
+class ConvLayer(nn.Module):
+    """Reflection-padded convolution; depthwise + pointwise when ``separable``."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, separable: bool = False) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        if separable:
+            self.conv: nn.Module = nn.Sequential(
+                nn.Conv2d(c_in, c_in, kernel, stride, groups=c_in, bias=False),
+                nn.Conv2d(c_in, c_out, 1),
+            )
+        else:
+            self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B,c_in,H,W] -> [B,c_out,H/stride,W/stride]
+        return self.conv(self.pad(x))
+
+
+class ConvNormReLU(nn.Module):
+    """Optional nearest upsample, convolution, conditional instance norm, ReLU."""
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, num_styles: int, stride: int = 1,
+        upsample: bool = False, separable: bool = False,
+    ) -> None:
+        super().__init__()
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
+        self.conv = ConvLayer(c_in, c_out, kernel, stride, separable)
+        self.norm = CondInstanceNorm(c_out, num_styles)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # [B,c_in,H,W] -> [B,c_out,H*up/stride,W*up/stride]
+        return self.relu(self.norm(self.conv(self.upsample(x)), style_weights))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with conditional norm and an identity skip (He et al. 2016)."""
+
+    def __init__(self, channels: int, num_styles: int, separable: bool) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3, separable=separable)
+        self.norm1 = CondInstanceNorm(channels, num_styles)
+        self.relu = nn.ReLU()
+        self.conv2 = ConvLayer(channels, channels, 3, separable=separable)
+        self.norm2 = CondInstanceNorm(channels, num_styles)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # [B,C,H,W] -> [B,C,H,W]
+        y = self.relu(self.norm1(self.conv1(x), style_weights))
+        return x + self.norm2(self.conv2(y), style_weights)
+
+
+class OutputLayer(nn.Module):
+    """Last convolution to RGB; with a strided stem it runs at half resolution and pixel-shuffles up.
+
+    Convolving at full resolution costs more than the rest of the realtime network on a CPU, so the
+    conv predicts the 2x2 sub-pixels instead (Shi et al. 2016), initialised ICNR-style (Aitken et al.
+    2017) so that it starts out equal to nearest upsampling and shows no checkerboard.
+    """
+
+    def __init__(self, c_in: int, kernel: int, upscale: int) -> None:
+        super().__init__()
+        self.conv = ConvLayer(c_in, 3 * upscale * upscale, kernel)
+        self.shuffle = nn.PixelShuffle(upscale) if upscale > 1 else nn.Identity()
+        if upscale > 1:
+            conv = self.conv.conv
+            assert isinstance(conv, nn.Conv2d)
+            with torch.no_grad():
+                base = conv.weight[:3].clone()
+                conv.weight.copy_(base.repeat_interleave(upscale * upscale, dim=0))
+                conv.bias.copy_(conv.bias[:3].clone().repeat_interleave(upscale * upscale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B,C,H,W] -> [B,3,H*upscale,W*upscale]
+        return self.shuffle(self.conv(x))
+
+
+class StyleNet(nn.Module):
+    """Johnson-style transformer: strided convs down, residual blocks, nearest upsample + conv up."""
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        w, s, sep = config.widths, config.num_styles, config.separable
+        down = [ConvNormReLU(3, w[0], config.in_kernel, s, stride=config.stem_stride)]
+        down += [ConvNormReLU(w[i - 1], w[i], 3, s, stride=2) for i in range(1, len(w))]
+        self.down = nn.ModuleList(down)
+        self.res = nn.ModuleList(ResidualBlock(w[-1], s, sep) for _ in range(config.res_blocks))
+        self.up = nn.ModuleList(
+            ConvNormReLU(w[i], w[i - 1], 3, s, upsample=True, separable=sep) for i in range(len(w) - 1, 0, -1)
+        )
+        self.out = OutputLayer(w[0], config.out_kernel, config.stem_stride)
+        self.squash = nn.Sigmoid()
+
+    def forward(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # frame [B,3,H,W] in [0,1] with H,W multiples of size_multiple, style_weights [B,S] -> [B,3,H,W] in [0,1]
+        x = frame
+        for layer in [*self.down, *self.res, *self.up]:
+            x = layer(x, style_weights)
+        return self.squash(self.out(x))
+
+    def stylize_any_size(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        """Reflect-pad to the size multiple, run, crop back: any H, W works."""
+        h, w = frame.shape[-2:]
+        m = self.config.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        padded = F.pad(frame, (0, pw, 0, ph), mode=mode) if ph or pw else frame
+        return self(padded, style_weights)[..., :h, :w]
+
+    def norms(self) -> list[CondInstanceNorm]:
+        return [m for m in self.modules() if isinstance(m, CondInstanceNorm)]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,309 @@
+"""Train a multi-style network (all styles at once) or add styles to a trained one.
+
+Each step takes a batch of random content crops, gives each item one style (one-hot weights), and
+minimises content + style + total-variation losses measured by the VGG19 trunk.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from training import images
+from training.features import CONTENT_TAP, STYLE_TAPS, load_vgg
+from training.losses import content_loss, gram, per_item_style_loss, total_variation
+from training.networks import NetConfig, StyleNet, count_parameters, tier_config
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or from another architecture."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; built by the CLI, stored in the checkpoint."""
+
+    content_dir: Path
+    style_images: tuple[Path, ...]
+    out_dir: Path
+    tier: str = "realtime"
+    steps: int = 4000
+    batch_size: int = 4
+    crop_size: int = 128
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 3e-6
+    tv_weight: float = 1e2
+    style_size: int = 256
+    style_taps: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    content_tap: str = CONTENT_TAP
+    exclude: tuple[str, ...] = ()
+    checkpoint_every: int = 100
+    preview_every: int = 250
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    vgg_weights: Path | None = None
+    resume: Path | None = None
+    new_styles_only: bool = False  # add-style: train only the new styles' gamma/beta
+    preview_images: tuple[Path, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16:
+            raise ValueError("steps and batch size must be >= 1, crop size >= 16")
+        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+            raise ValueError("loss weights must be non-negative")
+        if not self.style_images:
+            raise ValueError("at least one style image is needed")
+        bad = [t for t in self.style_taps if t not in STYLE_TAPS]
+        if bad:
+            raise ValueError(f"unknown style layer(s) {bad}; choose from {STYLE_TAPS}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items()}
+
+
+def style_names_of(paths: tuple[Path, ...]) -> list[str]:
+    names = [Path(p).stem for p in paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"style names (file stems) must be unique: {names}")
+    return names
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint and check its format; the result holds config, styles, weights, step."""
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=False)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path}: no such checkpoint") from exc
+    except Exception as exc:  # torch raises many types for a non-checkpoint file
+        raise CheckpointError(f"{path}: not a livestyle checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "net_config" not in ckpt:
+        raise CheckpointError(f"{path}: not a livestyle checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def build_from_checkpoint(ckpt: dict[str, Any]) -> tuple[StyleNet, list[str]]:
+    """The network a checkpoint describes, with its weights loaded."""
+    net = StyleNet(NetConfig.from_json(ckpt["net_config"]))
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint weights do not fit its architecture: {str(exc)[:200]}") from exc
+    return net, list(ckpt["styles"])
+
+
+def save_checkpoint(path: Path, net: StyleNet, styles: list[str], step: int, cfg: TrainConfig,
+                    optimizer: torch.optim.Optimizer | None, metrics: dict[str, float]) -> None:
+    """Atomic save (temporary name, then rename); the optimizer state is optional."""
+    body = {
+        "format": CHECKPOINT_FORMAT, "net_config": net.config.to_json(), "styles": styles,
+        "state_dict": net.state_dict(), "step": step, "train_config": cfg.to_json(), "metrics": metrics,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "rng": torch.get_rng_state(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(body, tmp)
+    tmp.replace(path)
+
+
+class StyleTargets:
+    """Gram matrices of each style image at the style taps, computed once: {tap: [S,C,C]}."""
+
+    def __init__(self, vgg: nn.Module, style_images: tuple[Path, ...], taps: tuple[str, ...],
+                 size: int, device: torch.device) -> None:
+        grams: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
+        with torch.no_grad():
+            for path in style_images:
+                feats = vgg(images.load_image(path, short_side=size).to(device))
+                for t in taps:
+                    grams[t].append(gram(feats[t])[0])
+        self.grams = {t: torch.stack(g) for t, g in grams.items()}
+
+    def for_items(self, style_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {t: g[style_ids] for t, g in self.grams.items()}
+
+
+def extend_styles(net: StyleNet, extra: int) -> StyleNet:
+    """A copy of ``net`` with ``extra`` more styles; new gamma/beta rows start at the mean of the old."""
+    cfg = NetConfig.from_json(net.config.to_json() | {"num_styles": net.config.num_styles + extra})
+    bigger = StyleNet(cfg)
+    state = net.state_dict()
+    for name, value in bigger.state_dict().items():
+        old = state[name]
+        if name.endswith((".gamma", ".beta")):
+            value.copy_(torch.cat([old, old.mean(0, keepdim=True).repeat(extra, 1)]))
+        else:
+            value.copy_(old)
+    return bigger
+
+
+class Trainer:
+    """Owns the network, loss network, style targets, optimizer and data for one run."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = torch.device(cfg.device)
+        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        torch.manual_seed(cfg.seed + self.rank)
+        self.rng = random.Random(cfg.seed * 1000 + self.rank)
+        self.content_files = images.list_images(cfg.content_dir, cfg.exclude)
+        new_styles = style_names_of(cfg.style_images)
+        self.step = 0
+        self.optimizer_state = None
+        self.train_ids: list[int]
+        if cfg.resume is not None and Path(cfg.resume).exists():
+            ckpt = load_checkpoint(cfg.resume)
+            net, styles = build_from_checkpoint(ckpt)
+            if cfg.new_styles_only:
+                clash = set(styles) & set(new_styles)
+                if clash:
+                    raise ValueError(f"checkpoint already has style(s) {sorted(clash)}")
+                net = extend_styles(net, len(new_styles))
+                self.train_ids = list(range(len(styles), len(styles) + len(new_styles)))
+                styles = styles + new_styles
+            else:
+                if styles != new_styles:
+                    raise CheckpointError(f"checkpoint styles {styles} differ from the given styles {new_styles}")
+                self.step = int(ckpt["step"])
+                self.optimizer_state = ckpt.get("optimizer")
+                self.train_ids = list(range(len(styles)))
+        elif cfg.new_styles_only:
+            raise CheckpointError("add-style needs an existing checkpoint (--checkpoint)")
+        else:
+            net, styles = StyleNet(tier_config(cfg.tier, len(new_styles))), new_styles
+            self.train_ids = list(range(len(styles)))
+        self.styles = styles
+        self.net = net.to(self.device).train()
+        self.vgg = load_vgg((*cfg.style_taps, cfg.content_tap), cfg.vgg_weights).to(self.device)
+        self.targets = StyleTargets(self.vgg, cfg.style_images, cfg.style_taps, cfg.style_size, self.device)
+        self.target_offset = self.train_ids[0]
+        self.optimizer = self._make_optimizer()
+        self.model: nn.Module = self.net
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(self.net)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        if not self.cfg.new_styles_only:
+            opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+            if self.optimizer_state is not None:
+                opt.load_state_dict(self.optimizer_state)
+            return opt
+        # Only the new styles' rows of every gamma/beta learn; convolutions are frozen.
+        self.net.requires_grad_(False)
+        first_new = self.train_ids[0]
+        params = []
+        for norm in self.net.norms():
+            for p in (norm.gamma, norm.beta):
+                p.requires_grad_(True)
+                p.register_hook(lambda g, k=first_new: torch.cat([torch.zeros_like(g[:k]), g[k:]]))
+                params.append(p)
+        return torch.optim.Adam(params, lr=self.cfg.lr * 10)
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        crops = []
+        for _ in range(cfg.batch_size):
+            path = self.rng.choice(self.content_files)
+            try:
+                crops.append(images.random_crop(images.open_rgb(path), cfg.crop_size, self.rng))
+            except images.ImageInputError as exc:
+                log.warning("skipping %s", exc)
+        if not crops:
+            raise images.ImageInputError(f"{cfg.content_dir}: none of the sampled content images could be read")
+        ids = torch.tensor([self.rng.choice(self.train_ids) for _ in crops])
+        return torch.cat(crops).to(self.device), ids
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        content, ids = self.batch()
+        weights = torch.nn.functional.one_hot(ids, len(self.styles)).float().to(self.device)
+        output = self.model(content, weights)
+        feats = self.vgg(output)
+        with torch.no_grad():
+            target_content = self.vgg(content)[cfg.content_tap]
+        c_loss = content_loss(feats[cfg.content_tap], target_content)
+        targets = self.targets.for_items((ids - self.target_offset).to(self.device))
+        s_items = per_item_style_loss(feats, targets, cfg.style_taps)
+        s_loss = s_items.mean()
+        tv = total_variation(output)
+        total = cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"loss became {float(total)} at step {self.step}; lower --lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.step += 1
+        return {"content": c_loss.item(), "style": s_loss.item(), "tv": tv.item(), "total": total.item()}
+
+    def preview(self, path: Path) -> None:
+        """One row per preview photo: the photo, then each trained style, then a 50/50 blend."""
+        if not self.cfg.preview_images:
+            return
+        self.net.eval()
+        rows = []
+        with torch.no_grad():
+            for p in self.cfg.preview_images:
+                photo = images.load_image(p, short_side=256, square=True).to(self.device)
+                row = [images.to_image(photo)]
+                for i in self.train_ids:
+                    w = torch.nn.functional.one_hot(torch.tensor([i]), len(self.styles)).float().to(self.device)
+                    row.append(images.to_image(self.net.stylize_any_size(photo, w)))
+                if len(self.train_ids) >= 2:
+                    w = torch.zeros(1, len(self.styles), device=self.device)
+                    w[0, self.train_ids[0]] = w[0, self.train_ids[1]] = 0.5
+                    row.append(images.to_image(self.net.stylize_any_size(photo, w)))
+                rows.append(row)
+        self.net.train()
+        images.save_png(images.grid(rows, cell=160), path)
+
+    def run(self) -> dict[str, float]:
+        cfg = self.cfg
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt_path, log_path = cfg.out_dir / "checkpoint.pt", cfg.out_dir / "log.csv"
+        main = self.rank == 0
+        if main:
+            log.info("%s: %d parameters, styles %s, %d content images, from step %d",
+                     cfg.tier, count_parameters(self.net), self.styles, len(self.content_files), self.step)
+        fresh_log = not log_path.exists()
+        metrics: dict[str, float] = {}
+        ema: dict[str, float] = {}
+        with log_path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if fresh_log and main:
+                writer.writerow(["step", "seconds", "content", "style", "tv", "total"])
+            bar = tqdm(total=cfg.steps, initial=min(self.step, cfg.steps), disable=not main,
+                       desc=f"train {cfg.tier}", unit="step")
+            start = time.time()
+            while self.step < cfg.steps:
+                metrics = self.train_step()
+                ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
+                bar.update(1)
+                bar.set_postfix(content=f"{ema['content']:.3g}", style=f"{ema['style']:.3g}")
+                if main:
+                    writer.writerow([self.step, f"{time.time() - start:.1f}",
+                                     *(f"{metrics[k]:.6g}" for k in ("content", "style", "tv", "total"))])
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        handle.flush()
+                        save_checkpoint(ckpt_path, self.net, self.styles, self.step, cfg, self.optimizer, ema)
+                    if self.step % cfg.preview_every == 0 or self.step == cfg.steps:
+                        self.preview(cfg.out_dir / "preview.png")
+            bar.close()
+        return ema or metrics
