@@ -104,7 +104,8 @@ GRAB_FRAME = """() => {
   const v = document.getElementById('stylized');
   const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
   const g = c.getContext('2d'); g.drawImage(v, 0, 0);
-  return Array.from(g.getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 !== 3 && i % 97 === 0));
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  return Array.from(d.filter((_, i) => i % 4 !== 3 && i % 97 === 0));
 }"""
 
 SET_SLIDERS = """(weights) => {
@@ -129,9 +130,8 @@ def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None
     for _ in range(4):
         time.sleep(1.0)
         samples.append(page.evaluate("window.livestyle.fpsShown"))
-    print(
-        f"realtime model: frames shown per second {samples}, server {page.evaluate('window.livestyle.serverStats')}"
-    )
+    server_stats = page.evaluate("window.livestyle.serverStats")
+    print(f"realtime model: frames shown per second {samples}, server {server_stats}")
     assert statistics.median(samples) >= 15, f"frames shown per second: {samples}"
 
     before = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
