@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,7 +21,7 @@ CONTRACT_VERSION = 1
 INPUT_FRAME = "frame"
 INPUT_WEIGHTS = "style_weights"
 OUTPUT_STYLIZED = "stylized"
-OPSET = 17
+OPSET = 18
 TIERS = ("realtime", "quality")
 MANIFEST_NAME = "manifest.json"
 
@@ -60,7 +60,7 @@ def pad_frame(frame: np.ndarray, multiple: int) -> np.ndarray:
     if ph == 0 and pw == 0:
         return frame
     # reflect needs pad < size; tiny frames fall back to edge replication
-    mode = "reflect" if ph < frame.shape[2] and pw < frame.shape[3] else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if ph < frame.shape[2] and pw < frame.shape[3] else "edge"
     return np.pad(frame, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
 
 
@@ -187,7 +187,9 @@ def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
     tmp.replace(path)
 
 
-def check_io(inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, ...]], num_styles: int) -> None:
+def check_io(
+    inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, ...]], num_styles: int
+) -> None:
     """Check graph input/output names and ranks (dims may be symbolic strings) against the contract."""
     expected_in = {INPUT_FRAME, INPUT_WEIGHTS}
     if set(inputs) != expected_in:

@@ -96,6 +96,8 @@ class StylizedTrack(MediaStreamTrack):
                 self._source_ended = True
                 self._arrived.set()
                 return
+            if not isinstance(frame, VideoFrame):
+                continue
             if self._latest is not None:
                 self.stats.dropped += 1
             self._latest = frame
