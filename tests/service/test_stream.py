@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import av
 import httpx
 import numpy as np
 import pytest
@@ -14,7 +16,8 @@ from av import VideoFrame
 from conftest import LiveServer, reference_output
 
 from service import contract
-from service.client import ClientError, StyleClient
+from service.client import ClientError, ClientOptions, StyleClient
+from service.client import run as run_client
 from service.settings import Settings
 
 # VP8 round trips move colours by tens of levels at worst; the mean over a smooth frame moves little
@@ -112,3 +115,71 @@ def test_stream_is_stylized_and_follows_control_messages(one_peer_server: LiveSe
     while httpx.get(f"{one_peer_server.url}/api/health").json()["peers"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert httpx.get(f"{one_peer_server.url}/api/health").json()["peers"] == 0
+
+
+class StallingTrack(StillTrack):
+    """Sends ``frames`` frames, then nothing (a frozen or vanished camera)."""
+
+    def __init__(self, rgb: np.ndarray, frames: int) -> None:
+        super().__init__(rgb)
+        self.left = frames
+
+    async def recv(self) -> VideoFrame:
+        self.left -= 1
+        if self.left < 0:
+            await asyncio.sleep(3600)
+        return await super().recv()
+
+
+def test_idle_peer_is_closed(settings: Settings) -> None:
+    quick = settings.model_copy(update={"idle_timeout": 1.0, "stats_interval": 0.2})
+    with LiveServer(quick) as server:
+
+        async def scenario() -> int:
+            client = StyleClient(server.url)
+            await client.connect(StallingTrack(gradient(), frames=5))
+            peers_while_connected = httpx.get(f"{server.url}/api/health").json()["peers"]
+            deadline = time.monotonic() + 8
+            while httpx.get(f"{server.url}/api/health").json()["peers"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await client.close()
+            return int(peers_while_connected)
+
+        assert asyncio.run(scenario()) == 1
+        assert httpx.get(f"{server.url}/api/health").json()["peers"] == 0
+
+
+def write_clip(path: Path, rgb: np.ndarray, frames: int) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.height, stream.width = rgb.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = 4_000_000
+        for _ in range(frames):
+            container.mux(stream.encode(VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_example_client_records_stylized_video_and_switches_styles(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    source = gradient()
+    clip = write_clip(tmp_path / "in.mp4", source, frames=75)
+    output = tmp_path / "out.mp4"
+    options = ClientOptions(
+        url=live_server.url,
+        input=clip,
+        output=output,
+        weights=({"starry_night": 1.0}, {"the_scream": 1.0}),
+        switch_every=0.8,
+    )
+    asyncio.run(run_client(options))
+    assert output.is_file() and not list(tmp_path.glob("*.partial.*"))
+    with av.open(str(output)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) > 20
+    starry = reference_output(source, contract.one_hot(0, 3)).astype(np.float32)
+    scream = reference_output(source, contract.one_hot(1, 3)).astype(np.float32)
+    assert np.abs(frames[3] - starry).mean() < TOLERANCE
+    assert np.abs(frames[-1] - scream).mean() < TOLERANCE

@@ -1,0 +1,106 @@
+"""The stylizing track alone: newest frame wins under a slow engine; a failing frame passes through."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+
+from service.blend import Easing
+from service.tracks import Controls, StylizedTrack
+
+TIME_BASE = fractions.Fraction(1, 90_000)
+
+
+class Camera(MediaStreamTrack):
+    """``count`` frames, one every ``interval`` seconds; records when each pts was produced."""
+
+    kind = "video"
+
+    def __init__(self, count: int, interval: float) -> None:
+        super().__init__()
+        self.count, self.interval, self.sent = count, interval, 0
+        self.produced_at: dict[int, float] = {}
+
+    async def recv(self) -> VideoFrame:
+        if self.sent >= self.count:
+            raise MediaStreamError
+        await asyncio.sleep(self.interval)
+        frame = VideoFrame.from_ndarray(np.full((24, 32, 3), self.sent % 200, np.uint8), format="rgb24")
+        frame.pts, frame.time_base = self.sent * 3000, TIME_BASE
+        self.produced_at[frame.pts] = time.monotonic()
+        self.sent += 1
+        return frame
+
+
+class StubEngine:
+    """Inverts the picture after ``delay`` seconds, or raises while ``failing``."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay, self.failing = delay, False
+
+    def stylize(self, rgb: np.ndarray, weights: np.ndarray, **_: object) -> np.ndarray:
+        time.sleep(self.delay)
+        if self.failing:
+            raise RuntimeError("boom")
+        return 255 - rgb
+
+
+def make_track(camera: Camera, engine: StubEngine, executor: ThreadPoolExecutor) -> StylizedTrack:
+    controls = Controls(model="m", easing=Easing(np.ones((1, 1), np.float32), 0))
+    return StylizedTrack(camera, engine, controls, executor, max_side=640)  # type: ignore[arg-type]
+
+
+async def drain(track: StylizedTrack) -> list[tuple[VideoFrame, float]]:
+    received = []
+    while True:
+        try:
+            received.append((await track.recv(), time.monotonic()))
+        except MediaStreamError:
+            return received
+
+
+def test_slow_inference_drops_old_frames_and_keeps_timestamps() -> None:
+    camera = Camera(count=90, interval=0.01)
+    with ThreadPoolExecutor(1) as executor:
+        track = make_track(camera, StubEngine(delay=0.08), executor)
+        received = asyncio.run(drain(track))
+    assert track.stats.dropped > 40 and len(received) < 30
+    pts = [frame.pts for frame, _ in received]
+    assert pts == sorted(set(pts)) and set(pts) <= set(camera.produced_at)
+    ages = [at - camera.produced_at[frame.pts] for frame, at in received]
+    assert max(ages) < 0.3, f"a frame waited behind others: ages {ages}"  # 80 ms inference + one slot
+    assert all(frame.time_base == TIME_BASE for frame, _ in received)
+    assert int(received[0][0].to_ndarray(format="rgb24")[0, 0, 0]) == 255 - (received[0][0].pts // 3000) % 200
+
+
+def test_failing_frames_pass_through_and_are_logged_once_per_burst(caplog: pytest.LogCaptureFixture) -> None:
+    camera = Camera(count=12, interval=0.005)
+    engine = StubEngine()
+
+    async def scenario(track: StylizedTrack) -> list[VideoFrame]:
+        frames = []
+        engine.failing = True
+        for _ in range(5):
+            frames.append(await track.recv())
+        engine.failing = False
+        frames.append(await track.recv())
+        return frames
+
+    with ThreadPoolExecutor(1) as executor, caplog.at_level(logging.INFO, logger="service.tracks"):
+        track = make_track(camera, engine, executor)
+        frames = asyncio.run(scenario(track))
+    for frame in frames[:5]:  # the camera's own pixels
+        assert int(frame.to_ndarray(format="rgb24")[0, 0, 0]) == (frame.pts // 3000) % 200
+    assert int(frames[5].to_ndarray(format="rgb24")[0, 0, 0]) == 255 - (frames[5].pts // 3000) % 200
+    assert track.stats.failures == 5
+    assert sum("stylizing a frame failed" in r.getMessage() for r in caplog.records) == 1
+    assert any("recovered" in r.getMessage() for r in caplog.records)
