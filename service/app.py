@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -109,14 +110,20 @@ def main(argv: list[str] | None = None) -> None:
     overrides = parse_args(argv)
     level = str(overrides.pop("_log_level")).upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     try:
         settings = Settings(**overrides)
     except ValueError as exc:
-        raise SystemExit(f"livestyle-serve: invalid settings: {exc}") from None
+        _exit_usage(f"invalid settings: {exc}")
     manifest = settings.models_dir / "manifest.json"
     if not manifest.is_file():
-        raise SystemExit(f"livestyle-serve: {manifest} not found (set LIVESTYLE_MODELS_DIR or --models-dir)")
+        _exit_usage(f"{manifest} not found (set LIVESTYLE_MODELS_DIR or --models-dir)")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=level.lower())
+
+
+def _exit_usage(message: str) -> NoReturn:
+    sys.stderr.write(f"livestyle-serve: {message}\n")
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":
