@@ -50,8 +50,15 @@ def frame_to_image(frame: np.ndarray) -> np.ndarray:
 
 
 def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
-    """Rows and columns to add at the bottom and right to reach a multiple of ``multiple``."""
-    return (-height) % multiple, (-width) % multiple
+    """Rows and columns to add at the bottom and right to reach a multiple of ``multiple``.
+
+    Sizes are also raised to at least two multiples, so the network's deepest feature map is at
+    least 2x2 (its reflection padding needs that).
+    """
+    def extra(size: int) -> int:
+        return max(-(-size // multiple), 2) * multiple - size
+
+    return extra(height), extra(width)
 
 
 def pad_frame(frame: np.ndarray, multiple: int) -> np.ndarray:
