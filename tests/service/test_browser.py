@@ -127,7 +127,7 @@ def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None
 
     time.sleep(2.0)
     samples = []
-    for _ in range(4):
+    for _ in range(6):
         time.sleep(1.0)
         samples.append(page.evaluate("window.livestyle.fpsShown"))
     server_stats = page.evaluate("window.livestyle.serverStats")
