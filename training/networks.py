@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from service.contract import pad_amounts
+
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -188,8 +190,7 @@ class StyleNet(nn.Module):
     def stylize_any_size(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         """Reflect-pad to the size multiple, run, crop back: any H, W works."""
         h, w = frame.shape[-2:]
-        m = self.config.size_multiple
-        ph, pw = (-h) % m, (-w) % m
+        ph, pw = pad_amounts(h, w, self.config.size_multiple)
         mode = "reflect" if ph < h and pw < w else "replicate"
         padded = F.pad(frame, (0, pw, 0, ph), mode=mode) if ph or pw else frame
         return self(padded, style_weights)[..., :h, :w]

@@ -1,0 +1,65 @@
+"""ONNX export: contract names and dynamic sizes, parity with PyTorch, refusal of a wrong graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from service import contract
+from training.export import PARITY_TOLERANCE, ExportError, check_graph, check_parity, export_checkpoint
+from training.networks import StyleNet
+from training.train import TrainConfig, save_checkpoint
+
+
+def test_parity_within_tolerance(tiny_onnx: tuple[Path, float]) -> None:
+    _, parity = tiny_onnx
+    assert parity <= PARITY_TOLERANCE
+
+
+def test_graph_follows_the_contract(tiny_onnx: tuple[Path, float], tiny_net: StyleNet) -> None:
+    path, _ = tiny_onnx
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == [contract.INPUT_FRAME, contract.INPUT_WEIGHTS]
+    assert [o.name for o in session.get_outputs()] == [contract.OUTPUT_STYLIZED]
+    for h, w in ((16, 24), (40, 72)):  # two sizes, one graph
+        frame = np.random.default_rng(1).random((1, 3, h, w), dtype=np.float32)
+        (out,) = session.run(None, {"frame": frame, "style_weights": contract.one_hot(0, 3)})
+        with torch.no_grad():
+            ref = tiny_net(torch.from_numpy(frame), torch.tensor([[1.0, 0, 0]])).numpy()
+        np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def test_a_graph_with_wrong_names_is_refused(tmp_path: Path) -> None:
+    frame = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "h", "w"])
+    weights = helper.make_tensor_value_info("style_weights", TensorProto.FLOAT, [1, 3])
+    out = helper.make_tensor_value_info("stylized", TensorProto.FLOAT, [1, 3, "h", "w"])
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["stylized"])], "g", [frame, weights], [out])
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph), path)
+    with pytest.raises(ExportError, match="graph inputs"):
+        check_graph(path, 3)
+
+
+def test_parity_check_catches_a_different_network(tiny_onnx: tuple[Path, float], tiny_net: StyleNet) -> None:
+    path, _ = tiny_onnx
+    other = StyleNet(tiny_net.config).eval()
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        check_parity(other, path)
+
+
+def test_export_checkpoint_writes_model_and_manifest(tiny_net: StyleNet, tmp_path: Path) -> None:
+    cfg = TrainConfig(content_dir=tmp_path, style_images=(tmp_path / "a.jpg",), out_dir=tmp_path)
+    save_checkpoint(tmp_path / "ck.pt", tiny_net, ["a", "b", "starry_night"], 7, cfg, None, {"style": 1.0})
+    entry = export_checkpoint(tmp_path / "ck.pt", tmp_path / "models", tier="realtime")
+    manifest = contract.read_manifest(tmp_path / "models" / "manifest.json")
+    assert manifest == [entry]
+    assert entry.styles == ("a", "b", "starry_night") and entry.size_multiple == 4
+    assert entry.sha256 == contract.sha256_file(tmp_path / "models" / "realtime.onnx")
+    assert any("Vincent van Gogh" in c for c in entry.credits) and any("Simonyan" in c for c in entry.credits)
+    assert not list((tmp_path / "models").glob("*.tmp*"))

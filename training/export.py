@@ -1,0 +1,122 @@
+"""Export a trained checkpoint to ONNX under the service's contract and record it in the manifest.
+
+The exported graph is checked before it is kept: names, ranks and dynamic sizes must match
+``service/contract.py`` and ONNX Runtime must agree with PyTorch within 1e-4 at two sizes for a
+one-hot and a blended weight vector. A graph that fails is deleted, never written to the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from service import contract
+from training.networks import StyleNet
+from training.paintings import credits_for
+from training.train import build_from_checkpoint, load_checkpoint
+
+log = logging.getLogger(__name__)
+PARITY_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """The exported graph disagrees with the contract or with PyTorch."""
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> tuple[Any, ...]:
+    return tuple(d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim)
+
+
+def check_graph(path: Path, num_styles: int) -> None:
+    """Names, ranks, style count and dynamic H/W against the contract."""
+    graph = onnx.load(str(path)).graph
+    inputs = {i.name: _dims(i) for i in graph.input}
+    outputs = {o.name: _dims(o) for o in graph.output}
+    try:
+        contract.check_io(inputs, outputs, num_styles)
+    except contract.ContractError as exc:
+        raise ExportError(f"{path}: {exc}") from exc
+    if any(isinstance(d, int) for d in inputs[contract.INPUT_FRAME][2:]):
+        raise ExportError(f"{path}: frame height/width must be dynamic, graph says {inputs[contract.INPUT_FRAME]}")
+
+
+def check_parity(net: StyleNet, path: Path, sizes: tuple[tuple[int, int], ...] = ((64, 96), (136, 200))) -> float:
+    """Largest |ORT - PyTorch| over two sizes and two weight vectors; raises above tolerance."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    s, m = net.config.num_styles, net.config.size_multiple
+    blend = np.full((1, s), 1.0 / s, dtype=np.float32)
+    worst = 0.0
+    rng = np.random.default_rng(0)
+    for h, w in sizes:
+        frame = rng.random((1, 3, h - h % m, w - w % m), dtype=np.float32)
+        for weights in (contract.one_hot(s - 1, s), blend):
+            (onnx_out,) = session.run(None, {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: weights})
+            with torch.no_grad():
+                torch_out = net(torch.from_numpy(frame), torch.from_numpy(weights)).numpy()
+            worst = max(worst, float(np.abs(onnx_out - torch_out).max()))
+    if worst > PARITY_TOLERANCE:
+        raise ExportError(f"{path}: ONNX Runtime differs from PyTorch by {worst:.2e} (> {PARITY_TOLERANCE})")
+    return worst
+
+
+def export_network(net: StyleNet, path: Path) -> float:
+    """Write ``net`` as a contract graph at ``path`` (atomically); returns the parity error."""
+    net = net.eval()
+    s, m = net.config.num_styles, net.config.size_multiple
+    example = (torch.rand(1, 3, 4 * m, 6 * m), torch.full((1, s), 1.0 / s))
+    tmp = path.with_name(path.stem + ".tmp.onnx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net, example, str(tmp), dynamo=True, opset_version=contract.OPSET, external_data=False,
+                input_names=[contract.INPUT_FRAME, contract.INPUT_WEIGHTS],
+                output_names=[contract.OUTPUT_STYLIZED],
+                dynamic_axes={contract.INPUT_FRAME: {2: "height", 3: "width"},
+                              contract.OUTPUT_STYLIZED: {2: "height", 3: "width"}},
+            )
+        check_graph(tmp, s)
+        error = check_parity(net, tmp)
+        tmp.replace(path)
+        return error
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".data").unlink(missing_ok=True)
+
+
+def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = None,
+                      tier: str | None = None) -> contract.ModelEntry:
+    """Export a checkpoint to ``models_dir/<name>.onnx`` and add or replace its manifest entry."""
+    ckpt = load_checkpoint(checkpoint)
+    net, styles = build_from_checkpoint(ckpt)
+    train_cfg = ckpt.get("train_config", {})
+    tier = tier or train_cfg.get("tier")
+    if tier not in contract.TIERS:
+        raise ValueError(f"say which tier this checkpoint is (--tier {'|'.join(contract.TIERS)})")
+    name = name or tier
+    models_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = models_dir / f"{name}.onnx"
+    parity = export_network(net, onnx_path)
+    log.info("exported %s: parity with PyTorch %.1e", onnx_path, parity)
+    entry = contract.ModelEntry(
+        name=name, file=onnx_path.name, sha256=contract.sha256_file(onnx_path), tier=tier,
+        styles=tuple(styles), size_multiple=net.config.size_multiple, config=net.config.to_json(),
+        training={"steps": int(ckpt["step"]), "final_losses": ckpt.get("metrics", {}),
+                  "settings": {k: v for k, v in train_cfg.items()
+                               if k not in ("content_dir", "style_images", "out_dir", "resume", "preview_images")}},
+        credits=tuple(credits_for(styles)),
+    )
+    manifest = models_dir / contract.MANIFEST_NAME
+    entries = contract.read_manifest(manifest) if manifest.exists() else []
+    entries = [e for e in entries if e.name != name] + [entry]
+    entries.sort(key=lambda e: contract.TIERS.index(e.tier))
+    contract.write_manifest(manifest, entries)
+    return entry
