@@ -1,0 +1,98 @@
+"""Realtime-tier design study: ONNX Runtime CPU latency at 640x480 for candidate architectures.
+
+    python -m training.bench.design [--runs 15] [--threads 1 2] [--out docs/realtime-design.md]
+
+Random weights (speed does not depend on them). Candidates run interleaved, round-robin, so machine
+noise hits all alike; the table reports medians and the ratio to the chosen design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service import contract
+from training.export import export_network
+from training.networks import TIER_CONFIGS, NetConfig, StyleNet, count_parameters
+
+REALTIME = TIER_CONFIGS["realtime"]
+CANDIDATES: dict[str, dict[str, object]] = {
+    "chosen: stride-2 stem, 16/32/64, 5 separable blocks, shuffle out": REALTIME,
+    "same, 3 separable blocks": REALTIME | {"res_blocks": 3},
+    "same, widths 24/48/96": REALTIME | {"widths": (24, 48, 96)},
+    "same, 4 levels 16/32/64/128": REALTIME | {"widths": (16, 32, 64, 128)},
+    "full-res stem (stride 1), 3x3 ends, 16/32/64, separable": REALTIME | {"stem_stride": 1},
+    "half-width Johnson 16/32/64, 9x9 ends, full convs": TIER_CONFIGS["quality"] | {"widths": (16, 32, 64)},
+    "Johnson 32/64/128 (quality tier)": TIER_CONFIGS["quality"],
+}
+
+
+def make_session(path: Path, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--out", type=Path, help="also write the table as markdown here")
+    args = parser.parse_args()
+    frame = np.random.default_rng(0).random((1, 3, 480, 640), dtype=np.float32)
+    weights = contract.one_hot(0, 7)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions: dict[tuple[str, int], ort.InferenceSession] = {}
+        params = {}
+        for name, cfg in CANDIDATES.items():
+            net = StyleNet(NetConfig(num_styles=7, **cfg))  # type: ignore[arg-type]
+            path = Path(tmp) / f"{len(params)}.onnx"
+            export_network(net, path)
+            params[name] = count_parameters(net)
+            for t in args.threads:
+                sessions[(name, t)] = make_session(path, t)
+        times: dict[tuple[str, int], list[float]] = {k: [] for k in sessions}
+        feeds = {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: weights}
+        for s in sessions.values():  # warm-up
+            s.run(None, feeds)
+        for _ in range(args.runs):
+            for key, s in sessions.items():
+                start = time.perf_counter()
+                s.run(None, feeds)
+                times[key].append((time.perf_counter() - start) * 1000)
+    chosen = next(iter(CANDIDATES))
+    header = "| design | params | " + " | ".join(f"{t} thread{'s' * (t > 1)} (ms)" for t in args.threads)
+    header += " | ratio to chosen (1 thread) |"
+    lines = [header, "|" + "---|" * (3 + len(args.threads))]
+    base = statistics.median(times[(chosen, args.threads[0])])
+    for name in CANDIDATES:
+        med = [statistics.median(times[(name, t)]) for t in args.threads]
+        lines.append(f"| {name} | {params[name] / 1e3:.0f} k | " + " | ".join(f"{m:.1f}" for m in med)
+                     + f" | {med[0] / base:.2f} |")
+        rows.append(med)
+    meta = (f"{date.today()}, {platform.processor() or platform.machine()}, onnxruntime {ort.__version__}, "
+            f"640x480, median of {args.runs} interleaved runs, spinning off")
+    table = "\n".join(lines)
+    print(meta)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_out = args.out.with_name(args.out.name + ".tmp")
+        tmp_out.write_text(f"# Realtime tier design study\n\n{meta}\n\nCommand: `python -m training.bench.design "
+                           f"--out {args.out}`\n\n{table}\n")
+        tmp_out.replace(args.out)
+
+
+if __name__ == "__main__":
+    main()
