@@ -1,0 +1,136 @@
+"""The flicker metric of ../shared/QUALITY-METRIC.md, and ``python -m service.flicker`` to measure it.
+
+flicker(X) = mean over frame pairs of the mean |X_t - warp(X_{t-1})| over valid pixels and channels,
+with DIS (preset MEDIUM) flow computed on the INPUT frames; reported as flicker(output) /
+flicker(input), so 1.0 means "as steady as the source".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.engine import Engine
+from service.errors import ServiceError
+from service.flow import FlowEstimator, warp
+from service.schedule import Schedule
+from service.settings import Settings
+from service.stabilize import StabilizeOptions
+from service.video import (
+    DecodedFrame,
+    FrameReader,
+    FrameStylizer,
+    VideoOptions,
+    load_engine,
+    open_input,
+    output_size,
+)
+
+log = logging.getLogger(__name__)
+
+
+class FlickerMeter:
+    """Feed (input, output) frames in order; ``ratio`` is flicker(output) / flicker(input)."""
+
+    def __init__(self) -> None:
+        self._flow = FlowEstimator("medium")
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+        self.input_scores: list[float] = []
+        self.output_scores: list[float] = []
+
+    def add(self, input_rgb: np.ndarray, output_rgb: np.ndarray) -> None:
+        if self._previous is not None:
+            prev_in, prev_out = self._previous
+            pair = self._flow.pair(prev_in, input_rgb)
+            if pair.valid.any():
+                flow, valid = pair.backward, pair.valid
+                self.input_scores.append(_masked_error(input_rgb, warp(prev_in, flow), valid))
+                self.output_scores.append(_masked_error(output_rgb, warp(prev_out, flow), valid))
+        self._previous = (input_rgb, output_rgb)
+
+    @property
+    def input_flicker(self) -> float:
+        return float(np.mean(self.input_scores)) if self.input_scores else float("nan")
+
+    @property
+    def output_flicker(self) -> float:
+        return float(np.mean(self.output_scores)) if self.output_scores else float("nan")
+
+    @property
+    def ratio(self) -> float:
+        return self.output_flicker / self.input_flicker
+
+
+def _masked_error(current: np.ndarray, warped: np.ndarray, valid: np.ndarray) -> float:
+    diff = np.abs(current.astype(np.float32) - warped.astype(np.float32)) / 255.0
+    return float(diff[valid].mean())
+
+
+@dataclass(frozen=True)
+class Measurement:
+    frames: int
+    ratio: float
+    fps: float  # stylize (+ stabilize) only; decoding and the metric itself are not counted
+
+
+def measure(video: Path, engine: Engine, options: VideoOptions, frames: int) -> Measurement:
+    """Stylize the first ``frames`` frames in memory and score them."""
+    meter = FlickerMeter()
+    with contextlib.closing(open_input(video)) as container:
+        source = container.streams.video[0]
+        stylizer = FrameStylizer(engine, options, output_size(source.height, source.width, options.max_size))
+        busy = 0.0
+        count = 0
+        for item in FrameReader(container, with_audio=False).items():
+            if count == frames:
+                break
+            assert isinstance(item, DecodedFrame)
+            start = time.perf_counter()
+            rgb, out = stylizer.stylize(item)
+            out = stylizer.finish(rgb, out)
+            busy += time.perf_counter() - start
+            meter.add(rgb, out)
+            count += 1
+    return Measurement(count, meter.ratio, count / busy)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m service.flicker",
+        description="Flicker ratio and frames/s of per-frame vs stabilized stylization.",
+    )
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--styles", default="great_wave,the_scream", help="comma-separated, one run each")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--max-size", type=int)
+    parser.add_argument("--stabilize-blend", type=float, default=StabilizeOptions.blend)
+    parser.add_argument("--models-dir", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings(**({"models_dir": args.models_dir} if args.models_dir else {}))
+    print("| style | stabilize | frames | flicker ratio | frames/s |")
+    print("|---|---|---|---|---|")
+    try:
+        engine = load_engine(settings)
+        for style in args.styles.split(","):
+            for stabilize in (None, StabilizeOptions(blend=args.stabilize_blend)):
+                options = VideoOptions(
+                    schedule=Schedule.constant({style: 1.0}), max_size=args.max_size, stabilize=stabilize
+                )
+                m = measure(args.video, engine, options, args.frames)
+                mode = "on" if stabilize else "off"
+                print(f"| {style} | {mode} | {m.frames} | {m.ratio:.2f} | {m.fps:.1f} |")
+    except ServiceError as exc:
+        sys.stderr.write(f"flicker: {exc}\n")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
