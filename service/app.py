@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from service import api
+from service import api, jobs
 from service.engine import Engine, RuntimeOptions
 from service.errors import ModelLoadError, ServiceError
 from service.rtc import PeerRegistry, loopback_host_addresses
@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(api.router)
+    app.include_router(jobs.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

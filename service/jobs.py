@@ -1,0 +1,287 @@
+"""Video jobs over HTTP: upload a file, poll its progress, download the result, or cancel it.
+
+Jobs run on their own worker threads, off the request path, so a client may disconnect and come
+back; the queue is bounded and a full one answers 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from service.api import get_services, parse_weights_field
+from service.engine import Engine
+from service.errors import BadRequest, NotFound, PayloadTooLarge, ServiceBusy, ServiceError
+from service.schedule import Schedule, parse_schedule
+from service.stabilize import StabilizeOptions
+from service.video import Cancelled, VideoOptions, open_input, process_video
+
+log = logging.getLogger(__name__)
+
+
+class JobSettings(BaseSettings):
+    """Video job limits (``LIVESTYLE_JOBS_*``); a test may put its own in ``app.state.job_settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_JOBS_", frozen=True, extra="ignore")
+
+    workers: int = Field(1, ge=1, description="videos processed at once")
+    max_queued: int = Field(4, ge=1, description="jobs waiting to start; more answer 503")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    work_dir: Path | None = Field(None, description="uploads and results; default: a temporary folder")
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+@dataclass
+class Job:
+    id: str
+    folder: Path
+    source: Path
+    options: VideoOptions
+    state: JobState = JobState.queued
+    frames_done: int = 0
+    frames_total: int | None = None
+    error: str | None = None
+    warning: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result.mp4"
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: JobState
+    frames_done: int
+    frames_total: int | None
+    progress: float | None = Field(description="0..1 when the frame count is known")
+    error: str | None
+    warning: str | None = Field(description="e.g. where a damaged input stopped decoding")
+    result_url: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobStatus:
+        total = job.frames_total
+        return cls(
+            id=job.id,
+            state=job.state,
+            frames_done=job.frames_done,
+            frames_total=total,
+            progress=min(1.0, job.frames_done / total) if total else None,
+            error=job.error,
+            warning=job.warning,
+            result_url=f"/api/jobs/{job.id}/result" if job.state is JobState.done else None,
+        )
+
+
+class JobManager:
+    """Owns the job table, the worker threads and the files; thread-safe."""
+
+    def __init__(self, engine: Engine, settings: JobSettings, work_dir: Path) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.work_dir = work_dir
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="video-job")
+
+    def new_folder(self) -> tuple[str, Path]:
+        job_id = uuid.uuid4().hex
+        folder = self.work_dir / job_id
+        folder.mkdir(parents=True)
+        return job_id, folder
+
+    def submit(self, job_id: str, folder: Path, source: Path, options: VideoOptions) -> Job:
+        """Queue a job whose upload is already in ``folder``; ServiceBusy when the queue is full."""
+        with self._lock:
+            waiting = sum(j.state is JobState.queued for j in self._jobs.values())
+            if waiting >= self.settings.max_queued:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise ServiceBusy(f"{waiting} video jobs are waiting already; try again later")
+            job = self._jobs[job_id] = Job(job_id, folder, source, options)
+        self._pool.submit(self._run, job)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no video job {job_id!r}")
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        """Stop a queued or running job and delete its files; a finished job's files are deleted too."""
+        job = self.get(job_id)
+        job.cancel.set()
+        with self._lock:
+            if job.state in (JobState.queued, JobState.done, JobState.failed):
+                job.state = JobState.cancelled
+                shutil.rmtree(job.folder, ignore_errors=True)
+        return job
+
+    def close(self) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, job: Job) -> None:
+        with self._lock:
+            if job.state is not JobState.queued:
+                return
+            job.state = JobState.running
+
+        def progress(done: int, total: int | None) -> None:
+            job.frames_done, job.frames_total = done, total
+
+        try:
+            result = process_video(job.source, job.result, self.engine, job.options, progress, job.cancel)
+        except Cancelled:
+            self._finish(job, JobState.cancelled)
+        except ServiceError as exc:
+            self._finish(job, JobState.failed, error=str(exc))
+        except Exception as exc:  # a bug must not kill the worker thread
+            log.exception("video job %s failed", job.id)
+            self._finish(job, JobState.failed, error=f"internal error: {exc}")
+        else:
+            self._finish(job, JobState.done, warning=result.stopped)
+
+    def _finish(
+        self, job: Job, state: JobState, error: str | None = None, warning: str | None = None
+    ) -> None:
+        with self._lock:
+            job.error, job.warning = error, warning
+            job.state = JobState.cancelled if job.cancel.is_set() else state
+            job.source.unlink(missing_ok=True)
+            if job.state is JobState.cancelled:
+                shutil.rmtree(job.folder, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs inside the app's lifespan, after the engine has loaded."""
+    settings: JobSettings = getattr(app.state, "job_settings", None) or JobSettings()
+    with contextlib.ExitStack() as stack:
+        if settings.work_dir is None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livestyle-jobs-")))
+        else:
+            work_dir = settings.work_dir
+        manager = JobManager(app.state.services.engine, settings, work_dir)
+        app.state.jobs = manager
+        try:
+            yield
+        finally:
+            await run_in_threadpool(manager.close)
+
+
+def get_jobs(request: Request) -> JobManager:
+    jobs: JobManager = request.app.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[JobManager, Depends(get_jobs)]
+router = APIRouter(prefix="/api/jobs", tags=["video jobs"], lifespan=lifespan)
+
+
+@router.post("", status_code=202)
+async def create_job(
+    jobs: JobsDep,
+    request: Request,
+    video: Annotated[UploadFile, File(description="any video PyAV reads; audio is kept")],
+    weights: Annotated[str | None, Form(description='JSON {"style": w} or "style=w,other=w"')] = None,
+    schedule: Annotated[str | None, Form(description="keyframed blends, JSON or text (see docs)")] = None,
+    model: Annotated[str | None, Form()] = None,
+    strength: Annotated[float, Form()] = 1.0,
+    preserve_color: Annotated[bool, Form()] = False,
+    max_size: Annotated[int | None, Form(description="longer side of the result")] = None,
+    stabilize: Annotated[bool, Form(description="lower flicker with optical flow")] = False,
+) -> JobStatus:
+    """Upload a video; the result is an H.264 MP4 with the same timing and audio."""
+    options = VideoOptions(
+        schedule=job_schedule(weights, schedule),
+        model=model,
+        strength=strength,
+        preserve_color=preserve_color,
+        max_size=max_size,
+        stabilize=StabilizeOptions() if stabilize else None,
+    )
+    loaded = get_services(request).engine.model(model)
+    if options.schedule is not None:
+        options.schedule.for_styles(loaded.styles)
+    job_id, folder = jobs.new_folder()
+    try:
+        source = folder / f"input{Path(video.filename or '').suffix[:8]}"
+        await save_upload(video, source, jobs.settings.max_upload_bytes)
+        await run_in_threadpool(lambda: open_input(source).close())
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return JobStatus.of(jobs.submit(job_id, folder, source, options))
+
+
+@router.get("/{job_id}")
+async def job_status(job_id: str, jobs: JobsDep) -> JobStatus:
+    return JobStatus.of(jobs.get(job_id))
+
+
+@router.get("/{job_id}/result", response_class=FileResponse)
+async def job_result(job_id: str, jobs: JobsDep) -> FileResponse:
+    job = jobs.get(job_id)
+    if job.state is not JobState.done:
+        raise JobNotReady(f"job {job_id} is {job.state.value}; the result exists once it is done")
+    return FileResponse(job.result, media_type="video/mp4", filename=f"{job_id}.mp4")
+
+
+@router.delete("/{job_id}")
+async def cancel_job(job_id: str, jobs: JobsDep) -> JobStatus:
+    return JobStatus.of(jobs.cancel(job_id))
+
+
+class JobNotReady(ServiceError):
+    status_code = 409
+
+
+def job_schedule(weights: str | None, schedule: str | None) -> Schedule | None:
+    if weights and schedule:
+        raise BadRequest("give weights or schedule, not both")
+    if schedule:
+        return parse_schedule(schedule)
+    if weights:
+        parsed = parse_weights_field(weights)
+        if not isinstance(parsed, dict):
+            raise BadRequest("weights must be an object of style name -> number")
+        return Schedule.constant(parsed)
+    return None
+
+
+async def save_upload(upload: UploadFile, target: Path, limit: int) -> None:
+    """Stream the upload to ``target``; 413 beyond ``limit`` bytes."""
+    written = 0
+    with target.open("wb") as handle:
+        while block := await upload.read(1 << 20):
+            written += len(block)
+            if written > limit:
+                raise PayloadTooLarge(f"the video is larger than the limit of {limit} bytes")
+            handle.write(block)
