@@ -1,0 +1,204 @@
+"""livestyle-video end to end on tiny clips: timing and audio kept, frames stylized, clear errors."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import STYLES, reference_output
+
+from service import contract
+from service.engine import Engine, RuntimeOptions
+from service.schedule import parse_schedule
+from service.video import VideoOptions, main, process_video
+
+FPS, FRAMES, WIDTH, HEIGHT, GOP = 12, 24, 64, 48, 6
+SAMPLE_RATE = 16000
+
+
+def clip_frame(index: int) -> np.ndarray:
+    """A smooth gradient drifting right, with a square moving down: real motion for the flow."""
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
+    rgb = np.stack([(xs * 4 + index * 3) % 256, ys * 5, np.full_like(xs, 128)], axis=2).astype(np.uint8)
+    top = 4 + index
+    rgb[top : top + 10, 20:30] = (250, 240, 30)
+    return rgb
+
+
+def write_clip(path: Path, frames: int = FRAMES, audio: bool = True) -> Path:
+    """H.264 video (a keyframe every GOP frames) plus an AAC tone of the same length."""
+    with av.open(str(path), mode="w", options={"movflags": "faststart"}) as out:
+        video = out.add_stream("libx264", rate=FPS, options={"g": str(GOP), "keyint_min": str(GOP)})
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if audio else None
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        if sound is not None:
+            seconds = np.arange(int(SAMPLE_RATE * frames / FPS)) / SAMPLE_RATE
+            tone = (0.3 * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)[None]
+            for start in range(0, tone.shape[1], 1024):
+                samples = tone[:, start : start + 1024]
+                chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))
+        out.mux(video.encode(None))
+    return path
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+@pytest.fixture
+def run(models_dir: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run livestyle-video with the tiny models; returns (exit code, stderr)."""
+
+    def invoke(*args: str | Path) -> tuple[int, str]:
+        try:
+            main([*map(str, args), "--models-dir", str(models_dir), "--quiet"])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    return invoke
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(audio=0) if p.size]
+
+
+def test_keeps_frames_fps_duration_and_copies_audio(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out.mp4"
+    code, err = run(clip, out, "--style", "the_scream=1")
+    assert code == 0, err
+    with av.open(str(clip)) as src, av.open(str(out)) as dst:
+        a, b = src.streams.video[0], dst.streams.video[0]
+        assert (b.frames, b.average_rate, b.width, b.height) == (FRAMES, Fraction(FPS), WIDTH, HEIGHT)
+        assert b.duration * b.time_base == a.duration * a.time_base
+        assert dst.streams.video[0].codec_context.name == "h264"
+        assert dst.streams.audio[0].codec_context.name == "aac"
+    assert audio_packets(out) == audio_packets(clip)  # copied, not re-encoded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_frames_are_stylized(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out.mp4"
+    assert run(clip, out, "--style", "starry_night=1")[0] == 0
+    weights = contract.normalize_weights([1, 0, 0], len(STYLES))
+    for source, result in zip(read_frames(clip), read_frames(out), strict=True):
+        expected = reference_output(source, weights).astype(int)
+        assert np.abs(result.astype(int) - expected).mean() < 3  # H.264 noise only
+        assert np.abs(result.astype(int) - source).mean() > 40  # and far from the input
+
+
+def test_schedule_moves_the_blend_over_time(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    schedule = tmp_path / "journey.txt"
+    schedule.write_text("# from negative to grey\n0 starry_night=1\n1.5s great_wave=1\n")
+    out = tmp_path / "out.mp4"
+    assert run(clip, out, "--schedule", schedule)[0] == 0
+    source, result = read_frames(clip), read_frames(out)
+
+    def distance(index: int, weights: list[float]) -> float:
+        expected = reference_output(source[index], contract.normalize_weights(weights, 3))
+        return float(np.abs(result[index].astype(int) - expected).mean())
+
+    assert distance(0, [1, 0, 0]) < 3 < distance(0, [0, 0, 1])
+    assert distance(9, [0.5, 0, 0.5]) < 3  # 0.75 s: halfway
+    assert distance(FRAMES - 1, [0, 0, 1]) < 3 < distance(FRAMES - 1, [1, 0, 0])
+
+
+def test_json_schedule_parses_like_text() -> None:
+    text = parse_schedule("0 a=1\n2 b=1")
+    data = parse_schedule('[{"time": 0, "weights": {"a": 1}}, {"time": 2, "weights": {"b": 1}}]')
+    assert text == data
+    track = data.for_styles(("a", "b"))
+    np.testing.assert_allclose(track.at(0.5), [[0.75, 0.25]])
+    np.testing.assert_allclose(track.at(9), [[0, 1]])
+
+
+def test_truncated_file_reports_where_it_stopped(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken.mp4"
+    data = clip.read_bytes()
+    broken.write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "out.mp4"
+    code, err = run(broken, out, "--style", "the_scream=1")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    stopped_at = len(read_frames(out))
+    assert 0 < stopped_at < FRAMES
+    assert f"ends at frame {stopped_at} of {FRAMES}" in lines[0] and "broken.mp4" in lines[0]
+
+
+def write_zero_frames(clip: Path, path: Path) -> None:
+    """The clip's header (which promises frames) without any of its media data."""
+    data = clip.read_bytes()
+    path.write_bytes(data[: data.index(b"mdat") + 4])
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("not_a_video", "not a video file"),
+        ("zero_frames", "no video frames"),
+        ("unknown_style", "unknown styles ['picasso']"),
+        ("unwritable", "cannot write"),
+        ("both_style_and_schedule", "not both"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    case: str, message: str, clip: Path, tmp_path: Path, run  # type: ignore[no-untyped-def]
+) -> None:
+    src, out, extra = clip, tmp_path / "out.mp4", ["--style", "the_scream=1"]
+    if case == "not_a_video":
+        src = tmp_path / "notes.mp4"
+        src.write_text("these are not frames")
+    elif case == "zero_frames":
+        src = tmp_path / "empty.mp4"
+        write_zero_frames(clip, src)
+    elif case == "unknown_style":
+        extra = ["--style", "picasso=1"]
+    elif case == "unwritable":
+        out = tmp_path / "missing-folder" / "out.mp4"
+    else:
+        extra += ["--schedule", str(tmp_path / "x.txt")]
+    before = set(tmp_path.rglob("*"))
+    code, err = run(src, out, *extra)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_interrupt_leaves_no_partial_file(clip: Path, tmp_path: Path, models_dir: Path) -> None:
+    engine = Engine.load(models_dir, RuntimeOptions())
+    out = tmp_path / "out.mp4"
+
+    def interrupt(done: int, total: int | None) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        process_video(clip, out, engine, VideoOptions(), interrupt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_codec_and_container_and_stabilize(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out.mkv"
+    code, err = run(clip, out, "--codec", "ffv1", "--stabilize", "--max-size", "32")
+    assert code == 0, err
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("ffv1", 32, 24)
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES
