@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from training.features import FeatureWeightsError
 from training.images import ImageInputError, list_images
+from training.optimize_cli import add_subcommands
 from training.train import CheckpointError, TrainConfig, Trainer
 
 log = logging.getLogger("livestyle.train")
@@ -37,6 +39,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
     return TrainConfig(
         content_dir=Path(args.content), style_images=_style_paths(args), out_dir=out, tier=args.tier,
         steps=args.steps, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
+        norm_lr_scale=args.norm_lr_scale,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         style_size=args.style_size, exclude=tuple(args.exclude), checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
@@ -45,14 +48,32 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
     )
 
 
+def _distributed(device: str) -> tuple[int, int, str]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group; returns rank, world size, device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return dist.get_rank(), world, device
+
+
+def _train(args: argparse.Namespace, new_styles_only: bool) -> None:
+    rank, world, args.device = _distributed(args.device)
+    metrics = Trainer(_train_config(args, new_styles_only), rank, world).run()
+    if rank == 0:
+        log.info("done: %s", {k: f"{v:.4g}" for k, v in metrics.items()})
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    metrics = Trainer(_train_config(args, new_styles_only=False)).run()
-    log.info("done: %s", {k: f"{v:.4g}" for k, v in metrics.items()})
+    _train(args, new_styles_only=False)
 
 
 def cmd_add_style(args: argparse.Namespace) -> None:
-    metrics = Trainer(_train_config(args, new_styles_only=True)).run()
-    log.info("done: %s", {k: f"{v:.4g}" for k, v in metrics.items()})
+    _train(args, new_styles_only=True)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -60,6 +81,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     entry = export_checkpoint(Path(args.checkpoint), Path(args.models_dir), name=args.name, tier=args.tier)
     log.info("wrote %s (%s, styles %s)", Path(args.models_dir) / entry.file, entry.tier, ", ".join(entry.styles))
+
+
+def cmd_sheet(args: argparse.Namespace) -> None:
+    from training.sheet import write_contact_sheet
+
+    write_contact_sheet(Path(args.models_dir), args.model, [Path(p) for p in args.photos], Path(args.out), args.size)
+    log.info("wrote %s", args.out)
 
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
@@ -70,6 +98,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--crop-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--norm-lr-scale", type=float, default=10.0, help="lr multiplier of the per-style norms")
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=3e-6)
     p.add_argument("--tv-weight", type=float, default=1e2)
@@ -104,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name in the manifest (default: the tier)")
     p.add_argument("--tier", choices=["realtime", "quality"], help="default: from the checkpoint")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("sheet", help="contact sheet of a shipped model: every style and blends on photos")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--model", default="realtime")
+    p.add_argument("--photos", nargs="+", required=True, help="photos not used in training")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_sheet)
+    add_subcommands(sub)
     return parser
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ class TrainConfig:
     batch_size: int = 4
     crop_size: int = 128
     lr: float = 1e-3
+    norm_lr_scale: float = 10.0  # per-style gamma/beta learn faster: each sees only its style's items
     content_weight: float = 1.0
     style_weight: float = 3e-6
     tv_weight: float = 1e2
@@ -122,6 +122,18 @@ def save_checkpoint(path: Path, net: StyleNet, styles: list[str], step: int, cfg
     tmp.replace(path)
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows past ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(path)
+
+
 class StyleTargets:
     """Gram matrices of each style image at the style taps, computed once: {tap: [S,C,C]}."""
 
@@ -156,12 +168,13 @@ def extend_styles(net: StyleNet, extra: int) -> StyleNet:
 class Trainer:
     """Owns the network, loss network, style targets, optimizer and data for one run."""
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1) -> None:
+        """``rank``/``world_size`` > 1 when launched by torchrun (the process group is already set up)."""
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device(cfg.device)
-        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        self.rank, self.world = rank, world_size
         torch.manual_seed(cfg.seed + self.rank)
         self.rng = random.Random(cfg.seed * 1000 + self.rank)
         self.content_files = images.list_images(cfg.content_dir, cfg.exclude)
@@ -198,13 +211,20 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.model: nn.Module = self.net
         if self.world > 1:
-            self.model = nn.parallel.DistributedDataParallel(self.net)
+            self.model = nn.parallel.DistributedDataParallel(self.net, find_unused_parameters=cfg.new_styles_only)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         if not self.cfg.new_styles_only:
-            opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+            norm_params = [p for n in self.net.norms() for p in (n.gamma, n.beta)]
+            norm_ids = {id(p) for p in norm_params}
+            groups = [{"params": [p for p in self.net.parameters() if id(p) not in norm_ids], "lr": self.cfg.lr},
+                      {"params": norm_params, "lr": self.cfg.lr * self.cfg.norm_lr_scale}]
+            opt = torch.optim.Adam(groups)
             if self.optimizer_state is not None:
-                opt.load_state_dict(self.optimizer_state)
+                try:
+                    opt.load_state_dict(self.optimizer_state)
+                except ValueError:
+                    log.warning("optimizer state does not fit the parameter groups; starting Adam afresh")
             return opt
         # Only the new styles' rows of every gamma/beta learn; convolutions are frozen.
         self.net.requires_grad_(False)
@@ -215,7 +235,7 @@ class Trainer:
                 p.requires_grad_(True)
                 p.register_hook(lambda g, k=first_new: torch.cat([torch.zeros_like(g[:k]), g[k:]]))
                 params.append(p)
-        return torch.optim.Adam(params, lr=self.cfg.lr * 10)
+        return torch.optim.Adam(params, lr=self.cfg.lr * self.cfg.norm_lr_scale)
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
@@ -282,6 +302,8 @@ class Trainer:
         if main:
             log.info("%s: %d parameters, styles %s, %d content images, from step %d",
                      cfg.tier, count_parameters(self.net), self.styles, len(self.content_files), self.step)
+        if main:
+            _truncate_log(log_path, self.step)
         fresh_log = not log_path.exists()
         metrics: dict[str, float] = {}
         ema: dict[str, float] = {}

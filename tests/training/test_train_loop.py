@@ -98,3 +98,27 @@ def test_checkpoint_from_another_architecture_is_refused(picture_dirs: tuple[Pat
     torch.save(ckpt, out / "other.pt")
     assert run(["export", str(out / "other.pt"), "--models-dir", str(tmp_path / "m")]) == 2
     assert "do not fit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_gloo(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    content, styles = picture_dirs
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", "training.cli", "train", "--content", str(content),
+           "--styles", *map(str, styles), "--out", str(out), "--steps", "3", "--batch-size", "1",
+           "--crop-size", "32", "--style-size", "64", "--checkpoint-every", "3", "--threads", "1"]
+    env = os.environ | {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["step"] == 3
+    assert not any(k.startswith("module.") for k in ckpt["state_dict"])
