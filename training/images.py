@@ -28,6 +28,17 @@ def open_rgb(path: Path) -> Image.Image:
         raise ImageInputError(f"{path}: not a readable image ({exc})") from exc
 
 
+def picture_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError as exc:
+        raise ImageInputError(f"{path}: no such file") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageInputError(f"{path}: not a readable image ({exc})") from exc
+
+
 def resize_short_side(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     scale = size / min(w, h)
