@@ -36,13 +36,13 @@ class FlowEstimator:
     def __init__(self, preset: Preset = "medium") -> None:
         if preset not in _PRESETS:
             raise ValueError(f"flow preset must be one of {sorted(_PRESETS)}, got {preset!r}")
-        self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow.create(_PRESETS[preset])
 
     def pair(self, previous_rgb: np.ndarray, current_rgb: np.ndarray) -> FlowPair:
         prev_gray = cv2.cvtColor(previous_rgb, cv2.COLOR_RGB2GRAY)
         gray = cv2.cvtColor(current_rgb, cv2.COLOR_RGB2GRAY)
-        backward = self._dis.calc(gray, prev_gray, None)
-        forward = self._dis.calc(prev_gray, gray, None)
+        backward = self._dis.calc(gray, prev_gray, None)  # type: ignore[call-overload]
+        forward = self._dis.calc(prev_gray, gray, None)  # type: ignore[call-overload]
         return FlowPair(backward, consistent(backward, forward))
 
 

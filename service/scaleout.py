@@ -21,6 +21,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.stream import VideoStream
 
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
@@ -176,20 +177,27 @@ def join_segments(src: Path, dst: Path, segments: list[Segment], options: VideoO
         source = stack.enter_context(contextlib.closing(open_input(src)))
         tmp = stack.enter_context(staged_output(dst))
         output = open_output(str(tmp), options.container, str(dst))
-        writer = VideoWriter(output, output.add_stream_from_template(parts[0].streams.video[0]))
+        video = output.add_stream_from_template(parts[0].streams.video[0])
+        assert isinstance(video, VideoStream)
+        writer = VideoWriter(output, video)
         audio = source.streams.audio[0] if source.streams.audio else None
         if audio is not None:
             writer.add_audio(audio)
         streams = [_packets(part.demux(part.streams.video[0])) for part in parts]
         if audio is not None:
             streams.append(_packets(source.demux(audio)))
-        for packet in heapq.merge(*streams, key=lambda p: float(p.dts * p.time_base)):
+        for packet in heapq.merge(*streams, key=_seconds):
             if packet.stream.type == "video":
                 packet.stream = writer.video
                 output.mux(packet)
             else:
                 writer.write_audio(packet)
         writer.close()
+
+
+def _seconds(packet: av.Packet) -> float:
+    assert packet.dts is not None and packet.time_base is not None
+    return float(packet.dts * packet.time_base)
 
 
 def _packets(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:

@@ -46,7 +46,7 @@ class Stabilizer:
         stylized = stylized_rgb.astype(np.float32)
         previous = self._previous_output
         if previous is None or self._previous_input is None or previous.shape != stylized.shape:
-            output = stylized
+            output: np.ndarray = stylized
         else:
             pair = self._flow.pair(self._previous_input, input_rgb)
             mask = pair.valid.astype(np.float32)

@@ -142,6 +142,7 @@ class FrameReader:
                         yield packet
                     continue
                 for frame in packet.decode():
+                    assert isinstance(frame, av.VideoFrame)
                     pts = frame.pts if frame.pts is not None else origin + self.decoded
                     if self.end_pts is not None and pts >= self.end_pts:
                         return
@@ -158,7 +159,8 @@ class FrameReader:
             return
         expected = int(self.video.frames or 0)
         if expected and self.decoded < expected:
-            total = float(self.video.duration * self.video.time_base) if self.video.duration else None
+            duration, time_base = self.video.duration, self.video.time_base
+            total = float(duration * time_base) if duration and time_base else None
             of_total = f" of {total:.2f} s" if total else ""
             self.stopped = (
                 f"the stream ends at frame {self.decoded} of {expected} "
@@ -266,25 +268,31 @@ class VideoWriter:
             raise BadRequest(f"container {container.format.name!r} cannot hold codec {codec!r}")
         rate = source.average_rate or source.guessed_rate or Fraction(25)
         stream = container.add_stream(codec, rate=rate)
+        assert isinstance(stream, VideoStream)
         stream.height, stream.width = size
         formats = [f.name for f in stream.codec_context.codec.video_formats or ()]
         stream.pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
-        stream.codec_context.time_base = source.time_base
-        stream.time_base = source.time_base
+        if source.time_base is not None:
+            stream.codec_context.time_base = source.time_base
+            stream.time_base = source.time_base
         return cls(container, stream)
 
     def add_audio(self, source: AudioStream) -> None:
         """Copy the audio stream when the container allows its codec, else re-encode to its default."""
         name = source.codec_context.name
         if name in self.container.supported_codecs:
-            self.audio = self.container.add_stream_from_template(source)
+            copied = self.container.add_stream_from_template(source)
+            assert isinstance(copied, AudioStream)
+            self.audio = copied
             self._audio_copied = True
         else:
             codec = self.container.default_audio_codec
             log.warning(
                 "%s cannot hold %s audio; re-encoding to %s", self.container.format.name, name, codec
             )
-            self.audio = self.container.add_stream(codec, rate=source.codec_context.sample_rate)
+            stream = self.container.add_stream(codec, rate=source.codec_context.sample_rate)
+            assert isinstance(stream, AudioStream)
+            self.audio = stream
             self.audio.layout = source.codec_context.layout
             self._audio_copied = False
         self._audio_source = source
@@ -297,6 +305,7 @@ class VideoWriter:
             self.container.mux(packet)
             return
         for frame in packet.decode():
+            assert isinstance(frame, av.AudioFrame)
             frame.pts = None  # let the encoder lay samples out contiguously
             self.container.mux(self.audio.encode(frame))
 
