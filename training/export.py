@@ -92,6 +92,27 @@ def export_network(net: StyleNet, path: Path) -> float:
         Path(str(tmp) + ".data").unlink(missing_ok=True)
 
 
+THUMBNAIL_SIDE = 160
+
+
+def write_thumbnails(style_images: list[Path], folder: Path) -> list[str]:
+    """A small JPEG of each style painting (``<style>.jpg``) for the service's gallery; returns the names."""
+    from training.images import center_crop, open_rgb, resize_short_side
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in style_images:
+        if not path.is_file():
+            continue
+        thumb = center_crop(resize_short_side(open_rgb(path), THUMBNAIL_SIDE), THUMBNAIL_SIDE)
+        target = folder / f"{path.stem}.jpg"
+        tmp = folder / f"{path.stem}.tmp.jpg"
+        thumb.save(tmp, format="JPEG", quality=85)
+        tmp.replace(target)
+        written.append(path.stem)
+    return written
+
+
 def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = None,
                       tier: str | None = None) -> contract.ModelEntry:
     """Export a checkpoint to ``models_dir/<name>.onnx`` and add or replace its manifest entry."""
@@ -119,4 +140,8 @@ def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = Non
     entries = [e for e in entries if e.name != name] + [entry]
     entries.sort(key=lambda e: contract.TIERS.index(e.tier))
     contract.write_manifest(manifest, entries)
+    style_images = [Path(p) for p in train_cfg.get("style_images", [])]
+    made = write_thumbnails(style_images, models_dir / "thumbnails")
+    if made:
+        log.info("gallery thumbnails for %s in %s", ", ".join(made), models_dir / "thumbnails")
     return entry
