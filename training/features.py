@@ -96,7 +96,8 @@ class VGGFeatures(nn.Module):
     def prepare(self, image: torch.Tensor) -> torch.Tensor:
         """Contract image (RGB in [0,1]) -> what the weights were trained on."""
         x = image.flip(1) if self.bgr else image
-        return (x * self.scale - self.mean) / self.std
+        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        return (x * self.scale - mean) / std
 
     def forward(self, image: torch.Tensor) -> Taps:
         # image [B,3,H,W] RGB in [0,1] -> {tap: [B,C,H/2^k,W/2^k]}
@@ -169,6 +170,7 @@ def load_vgg(taps: tuple[str, ...] = (*STYLE_TAPS, CONTENT_TAP), weights: Path |
         if conv.weight.shape != weight.shape:
             raise FeatureWeightsError(f"weights for {arch} have shape {tuple(weight.shape)}, "
                                       f"expected {tuple(conv.weight.shape)}")
-        conv.weight.data.copy_(weight)
-        conv.bias.data.copy_(bias)
+        with torch.no_grad():
+            conv.weight.copy_(weight)
+            conv.bias.copy_(bias)  # type: ignore[union-attr]
     return model

@@ -152,7 +152,7 @@ class OutputLayer(nn.Module):
         self.shuffle = nn.PixelShuffle(upscale) if upscale > 1 else nn.Identity()
         if upscale > 1:
             conv = self.conv.conv
-            assert isinstance(conv, nn.Conv2d)
+            assert isinstance(conv, nn.Conv2d) and conv.bias is not None
             with torch.no_grad():
                 base = conv.weight[:3].clone()
                 conv.weight.copy_(base.repeat_interleave(upscale * upscale, dim=0))

@@ -54,7 +54,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sessions: dict[tuple[str, int], ort.InferenceSession] = {}
-        params = {}
+        params: dict[str, int] = {}
         for name, cfg in CANDIDATES.items():
             net = StyleNet(NetConfig(num_styles=7, **cfg))  # type: ignore[arg-type]
             path = Path(tmp) / f"{len(params)}.onnx"
