@@ -6,6 +6,7 @@ keep less of the picture: colours and exact positions go first, object parts sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +49,20 @@ def feature_objective(vgg: VGGFeatures, photo: torch.Tensor, layer: str) -> Obje
     return at
 
 
-def invert(cfg: InvertConfig, engine: OptimConfig,
-           vgg: VGGFeatures | None = None) -> tuple[torch.Tensor, list[OptimResult]]:
-    """The photo, and one reconstruction per layer (each from the same noise; TV weight from ``engine``)."""
+def invert(cfg: InvertConfig, engine: OptimConfig, vgg: VGGFeatures | None = None,
+           on_result: Callable[[str, OptimResult], None] | None = None,
+           ) -> tuple[torch.Tensor, list[OptimResult]]:
+    """The photo, and one reconstruction per layer (each from the same noise; TV weight from ``engine``).
+
+    ``on_result(layer, result)`` is called as each layer finishes, so a caller can save it at once.
+    """
     vgg = (vgg or load_vgg(cfg.layers, cfg.vgg_weights)).to(engine.device)
     ensure_fits(vgg, output_size(cfg.image, cfg.size), engine.device)
     photo = load_image(cfg.image, cfg.size).to(engine.device)
     init = noise_like(photo, engine.seed)
-    results = [optimize(feature_objective(vgg, photo, layer), init, engine.for_run(layer))
-               for layer in cfg.layers]
+    results = []
+    for layer in cfg.layers:
+        results.append(optimize(feature_objective(vgg, photo, layer), init, engine.for_run(layer)))
+        if on_result:
+            on_result(layer, results[-1])
     return photo.cpu(), results

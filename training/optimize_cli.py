@@ -21,7 +21,7 @@ from training.images import grid, save_png, to_image
 from training.invert import INVERT_TAPS, InvertConfig, invert
 from training.optimize import OptimConfig, OptimResult
 from training.quality import QualityScorer
-from training.texture import TextureConfig, growing, set_name, synthesize
+from training.texture import TextureConfig, growing, synthesize
 
 log = logging.getLogger("livestyle.optimize")
 
@@ -116,12 +116,13 @@ def cmd_texture(args: argparse.Namespace) -> None:
     sets = tuple(growing(args.layers)) if not args.single else (tuple(args.layers),)
     cfg = TextureConfig(texture=Path(args.texture), size=args.size, source_size=args.source_size or args.size,
                         layer_sets=sets, vgg_weights=_vgg_weights(args))
-    name = f"texture_{cfg.texture.stem}"
-    source, results = synthesize(cfg, _engine(args, name))
-    out = Path(args.out)
-    for layers, result in zip(cfg.layer_sets, results, strict=True):
-        _write(out, f"{name}_{set_name(layers)}", result.image)
-        _report(set_name(layers), result)
+    name, out = f"texture_{cfg.texture.stem}", Path(args.out)
+
+    def save(layers: str, result: OptimResult) -> None:
+        _write(out, f"{name}_{layers}", result.image)
+        _report(layers, result)
+
+    source, results = synthesize(cfg, _engine(args, name), on_result=save)
     _sheet(out, name, [source, *(r.image for r in results)])
     log.info("wrote %d textures and %s_sheet.png to %s", len(results), name, out)
 
@@ -129,12 +130,13 @@ def cmd_texture(args: argparse.Namespace) -> None:
 def cmd_invert(args: argparse.Namespace) -> None:
     cfg = InvertConfig(image=Path(args.image), size=args.size, layers=tuple(args.layers),
                        vgg_weights=_vgg_weights(args))
-    name = f"invert_{cfg.image.stem}"
-    photo, results = invert(cfg, _engine(args, name))
-    out = Path(args.out)
-    for layer, result in zip(cfg.layers, results, strict=True):
+    name, out = f"invert_{cfg.image.stem}", Path(args.out)
+
+    def save(layer: str, result: OptimResult) -> None:
         _write(out, f"{name}_{layer}", result.image)
         _report(layer, result)
+
+    photo, results = invert(cfg, _engine(args, name), on_result=save)
     _sheet(out, name, [photo, *(r.image for r in results)])
     log.info("wrote %d inversions and %s_sheet.png to %s", len(results), name, out)
 

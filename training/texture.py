@@ -6,7 +6,7 @@ Starting from noise, match the texture's Gram matrices at a set of layers. Growi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,16 +56,24 @@ def gram_objective(vgg: VGGFeatures, texture: torch.Tensor, layers: tuple[str, .
     return at
 
 
-def synthesize(cfg: TextureConfig, engine: OptimConfig,
-               vgg: VGGFeatures | None = None) -> tuple[torch.Tensor, list[OptimResult]]:
-    """The texture as the loss saw it, and one synthesis per layer set (each from the same noise)."""
+def synthesize(cfg: TextureConfig, engine: OptimConfig, vgg: VGGFeatures | None = None,
+               on_result: Callable[[str, OptimResult], None] | None = None,
+               ) -> tuple[torch.Tensor, list[OptimResult]]:
+    """The texture as the loss saw it, and one synthesis per layer set (each from the same noise).
+
+    ``on_result(set_name, result)`` is called as each set finishes, so a caller can save it at once.
+    """
     every = tuple(dict.fromkeys(layer for layers in cfg.layer_sets for layer in layers))
     vgg = (vgg or load_vgg(every, cfg.vgg_weights)).to(engine.device)
     ensure_fits(vgg, (cfg.size, cfg.size), engine.device)
     texture = load_image(cfg.texture, cfg.source_size).to(engine.device)
     init = noise_like(torch.empty(1, 3, cfg.size, cfg.size), engine.seed)
-    results = [optimize(gram_objective(vgg, texture, layers, cfg.size), init,
-                        engine.for_run(set_name(layers))) for layers in cfg.layer_sets]
+    results = []
+    for layers in cfg.layer_sets:
+        name = set_name(layers)
+        results.append(optimize(gram_objective(vgg, texture, layers, cfg.size), init, engine.for_run(name)))
+        if on_result:
+            on_result(name, results[-1])
     return texture.cpu(), results
 
 
