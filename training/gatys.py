@@ -70,6 +70,7 @@ class GatysConfig:
     styles: tuple[Path, ...]
     blend: tuple[float, ...] = ()  # one weight per style; empty: equal weights
     size: int = 512  # shorter side of the result
+    square: bool = False  # centre-crop the content to size x size (as the quality metric does)
     style_scale: float = 1.0  # style image's shorter side relative to the result's: the brush size
     content_weight: float = 1.0
     style_weight: float = 1e-4
@@ -148,8 +149,9 @@ class GatysObjective:
 def stylize(cfg: GatysConfig, engine: OptimConfig, vgg: VGGFeatures | None = None) -> GatysResult:
     """Optimise an image to have ``cfg.content``'s content and the blended styles' style."""
     vgg = (vgg or load_vgg(cfg.taps(), cfg.vgg_weights)).to(engine.device)
-    ensure_fits(vgg, output_size(cfg.content, cfg.size), engine.device)
-    content = load_image(cfg.content, cfg.size).to(engine.device)
+    size = (cfg.size, cfg.size) if cfg.square else output_size(cfg.content, cfg.size)
+    ensure_fits(vgg, size, engine.device)
+    content = load_image(cfg.content, cfg.size, square=cfg.square).to(engine.device)
     style_side = max(16, round(cfg.size * cfg.style_scale))
     styles = [load_image(p, style_side).to(engine.device) for p in cfg.styles]
     seen_content = content

@@ -97,7 +97,7 @@ def _sheet(out: Path, name: str, images: list[torch.Tensor], cell: int = 256) ->
 def cmd_gatys(args: argparse.Namespace) -> None:
     cfg = GatysConfig(
         content=Path(args.content), styles=tuple(Path(s) for s in args.styles), blend=tuple(args.blend or ()),
-        size=args.size, style_scale=args.style_scale, content_weight=args.content_weight,
+        size=args.size, square=args.square, style_scale=args.style_scale, content_weight=args.content_weight,
         style_weight=args.style_weight, content_layers=tuple(args.content_layers),
         style_layers=tuple(args.style_layers), init=args.init, colour=args.colour,
         dream_layers=tuple(args.dream_layer or ()), dream_weight=args.dream_weight,
@@ -172,6 +172,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--styles", nargs="+", required=True, help="one or more style images")
     p.add_argument("--blend", type=float, nargs="+", help="one weight per style (default: equal)")
     p.add_argument("--size", type=int, default=512, help="shorter side of the result")
+    p.add_argument("--square", action="store_true", help="centre-crop the content to SIZE x SIZE")
     p.add_argument("--style-scale", type=float, default=1.0, help="style image size relative to the result")
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=1e-4)

@@ -68,6 +68,10 @@ def test_each_tool_writes_pngs_and_a_contact_sheet(pictures: tuple[Path, Path], 
     assert not [w for w in written if w.endswith(".tmp")]
     with Image.open(tmp_path / "g" / "photo_0_stripes+stripes.png") as img:
         assert img.size == (38, 32)  # 96x80 photo, shorter side 32
+    assert run(["gatys", "--content", str(photo), "--styles", str(style), "--square", "--octaves", "1",
+                "--out", str(tmp_path / "sq"), *flags]) == 0
+    with Image.open(tmp_path / "sq" / "photo_0_stripes.png") as img:
+        assert img.size == (32, 32)
 
 
 @pytest.mark.slow

@@ -122,8 +122,8 @@ def test_multiscale_returns_the_requested_size(carry: str) -> None:
 
 
 def test_snapshots_and_gif_are_written(tmp_path: Path) -> None:
-    cfg = quiet(iterations=(6, 4), octaves=2, optimizer="adam", lr=0.02, snapshot_every=3, snapshot_dir=tmp_path / "snaps",
-                gif_path=tmp_path / "run.gif")
+    cfg = quiet(iterations=(6, 4), octaves=2, optimizer="adam", lr=0.02, snapshot_every=3,
+                snapshot_dir=tmp_path / "snaps", gif_path=tmp_path / "run.gif")
     result = optimize(lambda size: lambda image: {"f": torch.mean((image - 0.3) ** 2)}, noise(), cfg)
     names = sorted(p.name for p in (tmp_path / "snaps").iterdir())
     assert names == ["step_00003.png", "step_00006.png", "step_00009.png"]  # 3, 6 | 6+3
@@ -131,7 +131,7 @@ def test_snapshots_and_gif_are_written(tmp_path: Path) -> None:
     with Image.open(tmp_path / "snaps" / names[0]) as first:
         assert first.size == (32, 32)  # coarse octaves are shown at full size
     with Image.open(tmp_path / "run.gif") as gif:
-        assert gif.n_frames == 4  # three snapshots + the result
+        assert gif.n_frames == 4  # type: ignore[attr-defined]  # three snapshots + the result
     assert not list(tmp_path.glob("*.tmp"))
 
 

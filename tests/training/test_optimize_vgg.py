@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from training.dream import DreamConfig, dream, dream_objective
-from training.features import CONTENT_TAP, STYLE_TAPS, load_vgg
+from training.features import CONTENT_TAP, STYLE_TAPS, VGGFeatures, load_vgg
 from training.gatys import GatysConfig, blended_grams, dream_term, noise_like, stylize
 from training.images import load_image
 from training.losses import content_loss, style_loss
@@ -21,12 +21,12 @@ STARRY = ("styles", "starry_night.jpg")
 
 
 @pytest.fixture(scope="module")
-def vgg() -> torch.nn.Module:
+def vgg() -> VGGFeatures:
     return load_vgg((*STYLE_TAPS, CONTENT_TAP))
 
 
 @pytest.mark.slow
-def test_short_gatys_run_lowers_the_style_loss_and_keeps_the_content(vgg: torch.nn.Module) -> None:
+def test_short_gatys_run_lowers_the_style_loss_and_keeps_the_content(vgg: VGGFeatures) -> None:
     photo, starry = needs_data(*PHOTO), needs_data(*STARRY)
     cfg = GatysConfig(content=photo, styles=(starry,), size=128)
     result = stylize(cfg, OptimConfig(iterations=(6,), progress=False), vgg=vgg)
@@ -50,7 +50,7 @@ def test_short_gatys_run_lowers_the_style_loss_and_keeps_the_content(vgg: torch.
 
 
 @pytest.mark.slow
-def test_a_deepdream_step_raises_the_layer_activation(vgg: torch.nn.Module) -> None:
+def test_a_deepdream_step_raises_the_layer_activation(vgg: VGGFeatures) -> None:
     photo = needs_data(*PHOTO)
     start = load_image(photo, 96)
     cfg = OptimConfig(iterations=(3,), optimizer="sgd", lr=0.01, normalize_grad=True, jitter=8, progress=False)
@@ -64,7 +64,7 @@ def test_a_deepdream_step_raises_the_layer_activation(vgg: torch.nn.Module) -> N
 
 
 @pytest.mark.slow
-def test_quality_metric_orders_photo_noise_as_the_reference_table(vgg: torch.nn.Module) -> None:
+def test_quality_metric_orders_photo_noise_as_the_reference_table(vgg: VGGFeatures) -> None:
     photo, starry = needs_data(*PHOTO), needs_data(*STARRY)
     scorer = QualityScorer(vgg=vgg)
     itself = scorer.score_files(photo, photo, starry)
