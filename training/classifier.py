@@ -33,8 +33,8 @@ STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3)
 STEM, HEAD, CLASSES = 32, 1280, 1000
 
 
-class ClassifierWeightsError(RuntimeError):
-    """The classifier's weights are missing or do not fit the architecture."""
+class ClassifierWeightsError(ValueError):
+    """The classifier's weights are missing or do not fit the architecture (a user input error: CLI exit 2)."""
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -191,3 +191,37 @@ def top_k(model: nn.Module, image: torch.Tensor, k: int = 5) -> list[Prediction]
     classes = imagenet_classes()
     return [Prediction(int(i), classes[int(i)].label, float(p)) for p, i in zip(values, indices, strict=True)]
 
+
+
+def photo_class(path: Path) -> int | None:
+    """The class index named by an ``imagenet_<wnid>_<label>.jpg`` file name, else None."""
+    parts = Path(path).name.split("_")
+    if len(parts) < 3 or parts[0] != "imagenet":
+        return None
+    by_wnid = {c.wnid: c.index for c in imagenet_classes()}
+    return by_wnid.get(parts[1])
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    top1: float
+    top5: float
+    count: int
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, photos: list[Path], batch_size: int = 16) -> Accuracy:
+    """Top-1 / top-5 accuracy over photos whose names carry their class (``imagenet_<wnid>_*``)."""
+    labelled = [(p, photo_class(p)) for p in photos]
+    labelled = [(p, c) for p, c in labelled if c is not None]
+    if not labelled:
+        raise ValueError("no imagenet_<wnid>_<label> photos to score")
+    hits1 = hits5 = 0
+    for first in range(0, len(labelled), batch_size):
+        chunk = labelled[first : first + batch_size]
+        batch = torch.cat([classifier_input(p) for p, _ in chunk])
+        top5 = model(batch).topk(5, dim=1).indices
+        truth = torch.tensor([c for _, c in chunk])[:, None]
+        hits1 += int((top5[:, :1] == truth).sum())
+        hits5 += int((top5 == truth).any(dim=1).sum())
+    return Accuracy(hits1 / len(labelled), hits5 / len(labelled), len(labelled))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from training.features import FeatureWeightsError
 from training.images import ImageInputError, list_images
+from training.interpret import cli as interpret_cli
 from training.optimize_cli import add_subcommands
 from training.train import CheckpointError, TrainConfig, Trainer
 
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_sheet)
     add_subcommands(sub)
+    interpret_cli.add_subcommands(sub)
     return parser
 
 

@@ -1,0 +1,69 @@
+"""``livestyle-train classify|report``: the interpretability tools' flags, read here and nowhere else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("livestyle.interpret")
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    from training.classifier import classifier_input, load_classifier, top_k
+
+    image = classifier_input(Path(args.image))  # a bad picture fails before the weights load
+    model = load_classifier(_optional_path(args.classifier_weights))
+    predictions = [{"index": p.index, "label": p.label, "probability": round(p.probability, 4)}
+                   for p in top_k(model, image, args.top)]
+    print(json.dumps(predictions, indent=2))
+    sys.stdout.flush()
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    import torch
+
+    from training.interpret.report import ReportConfig, write_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    photos = args.photos or (Path(os.environ["LIVESTYLE_DATA"]) / "photos" if "LIVESTYLE_DATA" in os.environ
+                             else None)
+    cfg = ReportConfig(
+        out=Path(args.out), photos=_optional_path(str(photos) if photos else None), max_photos=args.max_photos,
+        checkpoint=_optional_path(args.checkpoint), classifier_weights=_optional_path(args.classifier_weights),
+        vgg_weights=_optional_path(args.vgg_weights), iterations=args.iterations, seed=args.seed,
+        progress=not args.quiet,
+    )
+    path = write_report(cfg)
+    log.info("wrote %s", path)
+
+
+def add_subcommands(sub: Any) -> None:
+    """Add ``classify`` and ``report`` to livestyle-train's subcommands."""
+    p = sub.add_parser("classify", help="top-5 ImageNet classes of a picture as JSON (EfficientNet-Lite0)")
+    p.add_argument("image")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--classifier-weights", help="EfficientNet-Lite0 state_dict instead of the bundled weights")
+    p.set_defaults(func=cmd_classify)
+    p = sub.add_parser("report", help="HTML report: interpretability figures for the classifier, VGG and style nets")
+    p.add_argument("--out", required=True, help="folder for index.html and its figures")
+    p.add_argument("--photos", help="folder with imagenet_<wnid>_<label>.jpg photos (default: $LIVESTYLE_DATA/photos)")
+    p.add_argument("--max-photos", type=int, default=200, help="photos used for accuracy, neighbours, maps, patches")
+    p.add_argument("--checkpoint", help="style network checkpoint (default: models/checkpoints/realtime.pt, "
+                                        "then runs/realtime/checkpoint.pt)")
+    p.add_argument("--classifier-weights", help="EfficientNet-Lite0 state_dict instead of the bundled weights")
+    p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
+    p.add_argument("--iterations", type=int, default=150, help="steps for class visualization and inversion")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_report)
