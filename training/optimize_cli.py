@@ -24,20 +24,21 @@ from training.quality import QualityScorer
 from training.texture import TextureConfig, growing, synthesize
 
 log = logging.getLogger("livestyle.optimize")
+SHOW_DEFAULTS = argparse.ArgumentDefaultsHelpFormatter
 
 
 def _engine_flags(p: argparse.ArgumentParser, **defaults: Any) -> None:
     """The shared engine's flags; each method sets its own defaults."""
     g = p.add_argument_group("optimisation (shared engine)")
     g.add_argument("--iterations", type=int, nargs="+", help="per octave, coarse to fine (one value: all)")
-    g.add_argument("--optimizer", choices=["lbfgs", "adam", "sgd"])
+    g.add_argument("--optimizer", choices=["lbfgs", "adam", "sgd"], help="optimizer")
     g.add_argument("--lr", type=float, help="step size (L-BFGS: 1)")
-    g.add_argument("--param", dest="parameterization", choices=["pixels", "sigmoid"])
+    g.add_argument("--param", dest="parameterization", choices=["pixels", "sigmoid"], help="image variables")
     g.add_argument("--tv-weight", type=float, help="total-variation regularizer")
     g.add_argument("--l2-weight", type=float, help="pull towards mid-grey")
     g.add_argument("--jitter", type=int, help="random shift in pixels before each step (adam/sgd)")
     g.add_argument("--blur-every", type=int, help="blur the image every N steps (0: never)")
-    g.add_argument("--blur-sigma", type=float)
+    g.add_argument("--blur-sigma", type=float, help="blur radius in pixels")
     g.add_argument("--no-clip", dest="clip", action="store_false", help="do not clip pixels to [0,1]")
     g.add_argument("--normalize-grad", action=argparse.BooleanOptionalAction,
                    help="divide the gradient by its mean absolute value (adam/sgd)")
@@ -45,7 +46,7 @@ def _engine_flags(p: argparse.ArgumentParser, **defaults: Any) -> None:
     g.add_argument("--octave-scale", type=float, help="size ratio between octaves")
     g.add_argument("--carry", choices=["image", "detail"], help="what moves up an octave")
     g.add_argument("--snapshot-every", type=int, help="save OUT/snapshots/*.png and an animated GIF")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=int, help="noise and jitter seed")
     g.add_argument("--device", help="cpu or cuda")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -165,9 +166,14 @@ def cmd_quality(args: argparse.Namespace) -> None:
     print(f"{'fast/gatys':8}{ratios[0]:>13.2f}x{ratios[1]:>13.2f}x")
 
 
+def _subcommand(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, formatter_class=SHOW_DEFAULTS)
+    return parser
+
+
 def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add gatys, texture, invert, dream and quality to ``livestyle-train``."""
-    p = sub.add_parser("gatys", help="style transfer by optimisation (Gatys et al. 2016)")
+    p = _subcommand(sub, "gatys", "style transfer by optimisation (Gatys et al. 2016)")
     p.add_argument("--content", required=True, help="content photo")
     p.add_argument("--styles", nargs="+", required=True, help="one or more style images")
     p.add_argument("--blend", type=float, nargs="+", help="one weight per style (default: equal)")
@@ -186,7 +192,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _engine_flags(p, iterations=[100, 30], octaves=2)
     p.set_defaults(func=cmd_gatys)
 
-    p = sub.add_parser("texture", help="texture synthesis by Gram matching, growing layer sets")
+    p = _subcommand(sub, "texture", "texture synthesis by Gram matching, growing layer sets")
     p.add_argument("--texture", required=True, help="texture (or painting) image")
     p.add_argument("--size", type=int, default=256, help="the result is SIZE x SIZE")
     p.add_argument("--source-size", type=int, help="texture image's shorter side (default: SIZE)")
@@ -195,14 +201,14 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _engine_flags(p, iterations=[100])
     p.set_defaults(func=cmd_texture)
 
-    p = sub.add_parser("invert", help="reconstruct an image from one layer's features, per layer")
+    p = _subcommand(sub, "invert", "reconstruct an image from one layer's features, per layer")
     p.add_argument("--image", required=True)
     p.add_argument("--size", type=int, default=256, help="shorter side")
     p.add_argument("--layers", nargs="+", default=list(INVERT_TAPS))
     _engine_flags(p, iterations=[150], tv_weight=0.5)
     p.set_defaults(func=cmd_invert)
 
-    p = sub.add_parser("dream", help="DeepDream: amplify what a layer sees")
+    p = _subcommand(sub, "dream", "DeepDream: amplify what a layer sees")
     p.add_argument("--image", help="start image (default: grey noise)")
     p.add_argument("--size", type=int, default=512, help="shorter side")
     p.add_argument("--layers", nargs="+", default=list(DREAM_TAPS))
@@ -210,7 +216,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                   octave_scale=1.4, carry="detail")
     p.set_defaults(func=cmd_dream)
 
-    p = sub.add_parser("quality", help="style and content loss of a fast output and a Gatys result")
+    p = _subcommand(sub, "quality", "style and content loss of a fast output and a Gatys result")
     p.add_argument("--fast", required=True, help="the fast network's output for CONTENT in STYLE")
     p.add_argument("--gatys", required=True, help="the Gatys result for the same content and style")
     p.add_argument("--content", required=True, help="the content photo")
