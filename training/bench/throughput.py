@@ -1,0 +1,71 @@
+"""Table 5: training throughput, steps per second for each tier (a real ``Trainer.train_step``)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from training.bench.report import Table
+from training.networks import TIER_CONFIGS
+from training.train import TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ThroughputPlan:
+    content_dir: Path
+    paintings: tuple[Path, ...]
+    crop_size: int = 256
+    batch_size: int = 4
+    warmup: int = 1
+    steps: int = 5
+    exclude: tuple[str, ...] = ("bsds_val_*",)
+
+
+def devices() -> list[str]:
+    return ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+def measure_throughput(plan: ThroughputPlan) -> dict[tuple[str, str], float]:
+    """{(tier, device): steps per second}."""
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in devices():
+            for tier in TIER_CONFIGS:
+                cfg = TrainConfig(content_dir=plan.content_dir, style_images=plan.paintings, out_dir=Path(tmp) / tier,
+                                  tier=tier, steps=plan.warmup + plan.steps, batch_size=plan.batch_size,
+                                  crop_size=plan.crop_size, exclude=plan.exclude, device=device)
+                trainer = Trainer(cfg)
+                for _ in range(plan.warmup):
+                    trainer.train_step()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(plan.steps):
+                    trainer.train_step()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                result[(tier, device)] = plan.steps / (time.perf_counter() - start)
+                log.info("throughput %s on %s done", tier, device)
+    return result
+
+
+def throughput_table(plan: ThroughputPlan, result: dict[tuple[str, str], float]) -> Table:
+    table = Table(
+        title="5. Training throughput",
+        header=["tier", "device", "steps/s", "s/step", "images/s", "steps per hour"],
+        setup=(f"`Trainer.train_step` (data loading, network, VGG19 forward/backward, Adam) on {len(plan.paintings)} "
+               f"styles, batch {plan.batch_size} of {plan.crop_size}x{plan.crop_size} crops; {plan.steps} timed "
+               f"steps after {plan.warmup} warm-up; torch threads: all cores."),
+        goal="none set; for planning training time (PERF-NOTES.md: about 1.2-1.3 s/step at 128 px, batch 4).",
+    )
+    for (tier, device), rate in result.items():
+        table.rows.append([tier, device, f"{rate:.3g}", f"{1 / rate:.3g}", f"{rate * plan.batch_size:.3g}",
+                           f"{rate * 3600:.0f}"])
+    return table
