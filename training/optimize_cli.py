@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image, ImageChops
 
 from training.dream import DREAM_TAPS, DreamConfig, dream
 from training.features import CONTENT_TAP, STYLE_TAPS
@@ -92,7 +93,11 @@ def _write(out: Path, name: str, image: torch.Tensor) -> Path:
 
 
 def _sheet(out: Path, name: str, images: list[torch.Tensor], cell: int = 256) -> None:
-    save_png(grid([[to_image(image) for image in images]], cell=cell), out / f"{name}_sheet.png")
+    sheet = grid([[to_image(image) for image in images]], cell=cell)
+    box = ImageChops.difference(sheet, Image.new("RGB", sheet.size, "white")).getbbox()
+    if box:  # wide pictures leave the square cells' lower part empty
+        sheet = sheet.crop((0, 0, min(sheet.width, box[2] + 4), min(sheet.height, box[3] + 4)))
+    save_png(sheet, out / f"{name}_sheet.png")
 
 
 def cmd_gatys(args: argparse.Namespace) -> None:
@@ -212,7 +217,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--image", help="start image (default: grey noise)")
     p.add_argument("--size", type=int, default=512, help="shorter side")
     p.add_argument("--layers", nargs="+", default=list(DREAM_TAPS))
-    _engine_flags(p, iterations=[10], optimizer="sgd", lr=0.01, jitter=32, normalize_grad=True, octaves=4,
+    _engine_flags(p, iterations=[10], optimizer="sgd", lr=0.006, jitter=32, normalize_grad=True, octaves=4,
                   octave_scale=1.4, carry="detail")
     p.set_defaults(func=cmd_dream)
 
