@@ -28,8 +28,8 @@ from training.bench.report import Table, document, write_document
 from training.bench.suite import TABLES, BenchConfig, run_suite
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = dict(runs=5, warmup=2, photos=3, styles=2, gatys_pairs=1, gatys_iterations=10, flicker_frames=12,
-             flicker_max_size=320, flicker_styles=1, train_batch=1, train_steps=2, browser=False,
+QUICK = dict(runs=5, warmup=2, photos=3, styles=2, gatys_pairs=1, gatys_iterations=5, flicker_frames=12,
+             flicker_max_size=320, flicker_styles=1, train_batch=1, train_steps=1, browser=False,
              browser_seconds=5.0, gpu_runs=5)
 
 
