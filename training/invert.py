@@ -56,13 +56,15 @@ def invert(cfg: InvertConfig, engine: OptimConfig, vgg: VGGFeatures | None = Non
 
     ``on_result(layer, result)`` is called as each layer finishes, so a caller can save it at once.
     """
-    vgg = (vgg or load_vgg(cfg.layers, cfg.vgg_weights)).to(engine.device)
-    ensure_fits(vgg, output_size(cfg.image, cfg.size), engine.device)
+    # a network cut after each layer: inverting relu2_1 costs a fraction of a full VGG19 pass
+    nets = {layer: (vgg or load_vgg((layer,), cfg.vgg_weights)).to(engine.device) for layer in cfg.layers}
+    ensure_fits(max(nets.values(), key=lambda net: len(net.names)), output_size(cfg.image, cfg.size),
+                engine.device)
     photo = load_image(cfg.image, cfg.size).to(engine.device)
     init = noise_like(photo, engine.seed)
     results = []
     for layer in cfg.layers:
-        results.append(optimize(feature_objective(vgg, photo, layer), init, engine.for_run(layer)))
+        results.append(optimize(feature_objective(nets[layer], photo, layer), init, engine.for_run(layer)))
         if on_result:
             on_result(layer, results[-1])
     return photo.cpu(), results

@@ -63,15 +63,15 @@ def synthesize(cfg: TextureConfig, engine: OptimConfig, vgg: VGGFeatures | None 
 
     ``on_result(set_name, result)`` is called as each set finishes, so a caller can save it at once.
     """
-    every = tuple(dict.fromkeys(layer for layers in cfg.layer_sets for layer in layers))
-    vgg = (vgg or load_vgg(every, cfg.vgg_weights)).to(engine.device)
-    ensure_fits(vgg, (cfg.size, cfg.size), engine.device)
+    # a network cut after each set's deepest layer: shallow sets cost a fraction of a full VGG19 pass
+    nets = {layers: (vgg or load_vgg(layers, cfg.vgg_weights)).to(engine.device) for layers in cfg.layer_sets}
+    ensure_fits(max(nets.values(), key=lambda net: len(net.names)), (cfg.size, cfg.size), engine.device)
     texture = load_image(cfg.texture, cfg.source_size).to(engine.device)
     init = noise_like(torch.empty(1, 3, cfg.size, cfg.size), engine.seed)
     results = []
     for layers in cfg.layer_sets:
         name = set_name(layers)
-        results.append(optimize(gram_objective(vgg, texture, layers, cfg.size), init, engine.for_run(name)))
+        results.append(optimize(gram_objective(nets[layers], texture, layers, cfg.size), init, engine.for_run(name)))
         if on_result:
             on_result(name, results[-1])
     return texture.cpu(), results
