@@ -28,6 +28,15 @@ def cmd_classify(args: argparse.Namespace) -> None:
     sys.stdout.flush()
 
 
+DEFAULT_CHECKPOINTS = (Path("models/checkpoints/realtime.pt"), Path("runs/realtime/checkpoint.pt"))
+
+
+def _checkpoint(value: str | None) -> Path | None:
+    if value:
+        return Path(value)
+    return next((p for p in DEFAULT_CHECKPOINTS if p.is_file()), None)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     import torch
 
@@ -39,7 +48,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                              else None)
     cfg = ReportConfig(
         out=Path(args.out), photos=_optional_path(str(photos) if photos else None), max_photos=args.max_photos,
-        checkpoint=_optional_path(args.checkpoint), classifier_weights=_optional_path(args.classifier_weights),
+        checkpoint=_checkpoint(args.checkpoint), classifier_weights=_optional_path(args.classifier_weights),
         vgg_weights=_optional_path(args.vgg_weights), iterations=args.iterations, seed=args.seed,
         progress=not args.quiet,
     )
