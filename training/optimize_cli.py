@@ -129,7 +129,7 @@ def cmd_texture(args: argparse.Namespace) -> None:
         _report(layers, result)
 
     source, results = synthesize(cfg, _engine(args, name), on_result=save)
-    _sheet(out, name, [source, *(r.image for r in results)])
+    _sheet(out, name, [source, *(r.image for r in results)], cell=min(256, max(128, cfg.size)))
     log.info("wrote %d textures and %s_sheet.png to %s", len(results), name, out)
 
 
