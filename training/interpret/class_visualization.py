@@ -13,8 +13,8 @@ from torch import nn
 from training.interpret.hooks import recording
 from training.optimize import Objective, ObjectiveAt, OptimConfig, OptimResult, optimize
 
-ENGINE = OptimConfig(iterations=(200,), optimizer="adam", lr=0.03, l2_weight=3.0, jitter=8, blur_every=4,
-                     blur_sigma=0.6, clip=True, progress=False)
+ENGINE = OptimConfig(iterations=(100,), optimizer="adam", lr=0.05, l2_weight=3.0, jitter=16, blur_every=4,
+                     blur_sigma=1.0, clip=True, progress=False)
 """Settings that give recognisable pictures from EfficientNet-Lite0 at 224 px."""
 
 

@@ -71,7 +71,7 @@ def add_subcommands(sub: Any) -> None:
                                         "then runs/realtime/checkpoint.pt)")
     p.add_argument("--classifier-weights", help="EfficientNet-Lite0 state_dict instead of the bundled weights")
     p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
-    p.add_argument("--iterations", type=int, default=150, help="steps for class visualization and inversion")
+    p.add_argument("--iterations", type=int, default=100, help="steps for class visualization and inversion")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -40,9 +40,10 @@ def overlay(image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.55) -> Ima
     return Image.blend(base, colormap(heat).resize(base.size, Image.Resampling.BILINEAR), alpha)
 
 
-def signed(values: torch.Tensor) -> torch.Tensor:
-    """[1,3,H,W] signed values -> [1,3,H,W] in [0,1], zero at mid-grey (guided backprop, differences)."""
-    return (0.5 + 0.5 * values / (values.abs().max() + 1e-12)).clamp(0, 1)
+def signed(values: torch.Tensor, quantile: float = 0.99) -> torch.Tensor:
+    """[1,3,H,W] signed values -> [1,3,H,W] in [0,1], zero at mid-grey, the top 1% of magnitudes clipped."""
+    scale = torch.quantile(values.abs().flatten().float(), quantile)
+    return (0.5 + 0.5 * values / (scale + 1e-12)).clamp(0, 1)
 
 
 def captioned_row(pictures: Sequence[Image.Image], captions: Sequence[str], cell: int = 192,

@@ -20,12 +20,30 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from training.classifier import (EfficientNetLite0, accuracy, classifier_input, imagenet_classes,
-                                 load_classifier, photo_class)
+from training.classifier import (
+    EfficientNetLite0,
+    accuracy,
+    classifier_input,
+    imagenet_classes,
+    load_classifier,
+    photo_class,
+)
 from training.features import VGGFeatures, load_vgg
 from training.images import list_images, save_png, to_image
-from training.interpret import (activations, adversarial, class_visualization, embedding, figures, filters,
-                                guided_backprop, neighbours, occlusion, patches, saliency, style_norms)
+from training.interpret import (
+    activations,
+    adversarial,
+    class_visualization,
+    embedding,
+    figures,
+    filters,
+    guided_backprop,
+    neighbours,
+    occlusion,
+    patches,
+    saliency,
+    style_norms,
+)
 from training.optimize import OptimConfig
 
 log = logging.getLogger(__name__)
@@ -46,7 +64,7 @@ class ReportConfig:
     checkpoint: Path | None = None  # style network checkpoint; its section is skipped without one
     classifier_weights: Path | None = None
     vgg_weights: Path | None = None
-    iterations: int = 150  # class visualization and feature inversion steps
+    iterations: int = 100  # class visualization and feature inversion steps
     seed: int = 0
     progress: bool = True
 
@@ -166,8 +184,9 @@ class Report:
         assert self.photos is not None
         q = self.query()
         image = self.photos.images[q : q + 1]
-        section = Section("Activation maps", f"Channels of one layer for one photo ({self.name(self.photos.truth[q] or 0)}"
-                                             "), each scaled to its own maximum: white = strongly active.")
+        label = self.name(self.photos.truth[q] or 0)
+        section = Section("Activation maps", f"Channels of one layer for one photo ({label}), each scaled to its "
+                                             "own maximum: white = strongly active.")
         section.figures.append(self.save("activation_input", to_image(image), "The input photo."))
         for tap in ("relu1_1", "relu3_1"):
             maps = activations.attribute(self.vgg, image, f"features.{self.vgg.names.index(tap)}")
@@ -236,7 +255,7 @@ class Report:
             maps = activations.attribute(self.model, images[:32], layer)  # pick channels that vary
             spread = maps.flatten(1).std(dim=1)
             channels = spread.topk(6).indices.tolist()
-            rows_rf, _ = patches.trace_receptive_field(self.model, layer, tuple(images.shape[-2:]))
+            rows_rf, _ = patches.trace_receptive_field(self.model, layer, (images.shape[-2], images.shape[-1]))
             found = patches.top_patches(self.model, layer, images, channels, k=8)
             rows = []
             for channel in channels:
@@ -290,7 +309,7 @@ class Report:
         captions.append(f"{layer} channel {channel}")
         return Section("Class visualization", f"Gradient ascent on the pixels from grey ({self.cfg.iterations} "
                        "Adam steps on the shared optimisation engine) with an L2 pull to grey, blur every 4 "
-                       "steps, 8 px jitter and clipping.",
+                       "steps (sigma 1 px), 16 px jitter and clipping.",
                        [self.save("class_visualization", figures.captioned_row(pictures, captions, 224),
                                   "Three class scores and one inner channel maximised; p is the classifier's "
                                   "own probability for the class on the result. Colours and repeated parts of "
