@@ -73,6 +73,8 @@ class ReportConfig:
             raise ValueError("--max-photos must be >= 10 (neighbours and t-SNE need a set)")
         if self.iterations < 1:
             raise ValueError("--iterations must be >= 1")
+        if self.photos is not None and not self.photos.is_dir():
+            raise ValueError(f"{self.photos}: photo folder not found")
 
 
 @dataclass
