@@ -220,7 +220,8 @@ class Report:
                        "(32x32 thumbnails, Euclidean) and in feature space (the 1280-d penultimate layer, cosine).",
                        [self.save("neighbours", figures.stack(rows),
                                   "Each pair of rows: pixel-space neighbours share colour and layout only; "
-                                  "feature-space neighbours share the object, whatever its colour or pose.")])
+                                  "feature-space neighbours are closer in meaning (a fish finds an eel, a rabbit "
+                                  "a grey fox). The set has one photo per class, so none can share the class.")])
 
     def label_of(self, i: int) -> str:
         assert self.photos is not None
@@ -244,7 +245,8 @@ class Report:
                                              f"{title} coloured by coarse group. "
                                              + ("PCA keeps the global spread (linear, 2 axes only)."
                                                 if method == "pca" else
-                                                "t-SNE keeps neighbourhoods: dogs, birds and food form clusters.")))
+                                                "t-SNE keeps neighbourhoods: animals gather with animals, objects "
+                                                "spread around them; one photo per class: loose groups.")))
         return section
 
     def top_patches(self) -> Section:
