@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.classifier import (EfficientNetLite0, accuracy, classifier_input, imagenet_classes, load_classifier,
-                                 photo_class, top_k)
+from training.classifier import (
+    EfficientNetLite0,
+    accuracy,
+    classifier_input,
+    imagenet_classes,
+    load_classifier,
+    photo_class,
+    top_k,
+)
 from training.cli import run
 from training.interpret import adversarial
 from training.interpret.patches import trace_receptive_field
