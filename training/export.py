@@ -141,6 +141,12 @@ def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = Non
     entries.sort(key=lambda e: contract.TIERS.index(e.tier))
     contract.write_manifest(manifest, entries)
     style_images = [Path(p) for p in train_cfg.get("style_images", [])]
+    release = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
+    release_path = models_dir / "checkpoints" / f"{name}.pt"
+    release_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(release, release_path.with_name(release_path.name + ".tmp"))
+    release_path.with_name(release_path.name + ".tmp").replace(release_path)
+    log.info("weights-only checkpoint (resume with --resume-from) in %s", release_path)
     made = write_thumbnails(style_images, models_dir / "thumbnails")
     if made:
         log.info("gallery thumbnails for %s in %s", ", ".join(made), models_dir / "thumbnails")
