@@ -101,7 +101,10 @@ def save_png(img: Image.Image, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, format="PNG")
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        img.save(tmp, format="JPEG", quality=85)
+    else:
+        img.save(tmp, format="PNG")
     tmp.replace(path)
 
 
