@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP_SERVE := $(VENV)/.stamp-serve
 STAMP_DEV := $(VENV)/.stamp-dev
 STAMP_APT := $(VENV)/.stamp-apt
-APT_PACKAGES := chromium chromium-driver iproute2 util-linux ffmpeg
+APT_PACKAGES := chromium chromium-driver iproute2 util-linux
 LIVESTYLE_HOST ?= 127.0.0.1
 LIVESTYLE_PORT ?= 8000
 export LIVESTYLE_HOST LIVESTYLE_PORT
