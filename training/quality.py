@@ -40,6 +40,15 @@ def as_8bit(image: torch.Tensor) -> torch.Tensor:
     return torch.round(image.clamp(0, 1) * 255) / 255
 
 
+@torch.no_grad()
+def score_against(vgg: VGGFeatures, output: torch.Tensor, style_grams: dict[str, torch.Tensor],
+                  content_features: torch.Tensor) -> Scores:
+    """The metric for ``output`` (quantised to 8 bits here) against precomputed targets."""
+    out = vgg(as_8bit(output))
+    return Scores(style=float(style_loss(out, style_grams, STYLE_TAPS)),
+                  content=float(content_loss(out[CONTENT_TAP], content_features)))
+
+
 class QualityScorer:
     """Scores outputs against one content photo and one style painting; load the VGG once, reuse."""
 
@@ -53,11 +62,9 @@ class QualityScorer:
         if output.shape != content.shape:
             raise ValueError(f"output is {tuple(output.shape[-2:])} but the content is "
                              f"{tuple(content.shape[-2:])}")
-        out = self.vgg(as_8bit(output).to(self.device))
         style_grams = {layer: gram(f) for layer, f in self.vgg(style.to(self.device)).items()}
-        content_feats = self.vgg(content.to(self.device))
-        return Scores(style=float(style_loss(out, style_grams, STYLE_TAPS)),
-                      content=float(content_loss(out[CONTENT_TAP], content_feats[CONTENT_TAP])))
+        content_feats = self.vgg(content.to(self.device))[CONTENT_TAP]
+        return score_against(self.vgg, output.to(self.device), style_grams, content_feats)
 
     def score_files(self, output: Path, content: Path, style: Path) -> Scores:
         """Score a saved output (brought to 256x256 like the content) against the photo and painting."""

@@ -22,9 +22,9 @@ from service.engine import Engine
 from training import images
 from training.bench.peer import ArbitraryStyle
 from training.bench.report import Table, fmt
-from training.features import CONTENT_TAP, STYLE_TAPS, VGGFeatures
-from training.losses import content_loss, gram, style_loss
-from training.quality import as_8bit
+from training.features import CONTENT_TAP, VGGFeatures
+from training.losses import gram
+from training.quality import score_against
 
 log = logging.getLogger(__name__)
 GATYS = "Gatys"
@@ -80,9 +80,8 @@ class Metric:
             self._grams[painting] = {t: gram(f) for t, f in self.vgg(self.painting(painting)).items()}
         if photo not in self._content:
             self._content[photo] = self.vgg(self.photo(photo))[CONTENT_TAP]
-        feats = self.vgg(as_8bit(output))
-        return (float(style_loss(feats, self._grams[painting], STYLE_TAPS)),
-                float(content_loss(feats[CONTENT_TAP], self._content[photo])))
+        scores = score_against(self.vgg, output, self._grams[painting], self._content[photo])
+        return scores.style, scores.content
 
 
 def gatys_function() -> Callable[[Path, Path, int, int, VGGFeatures], torch.Tensor] | None:
