@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import api, jobs
+from service.dream import Dreamer, DreamOptions
 from service.engine import Engine, RuntimeOptions
 from service.errors import ModelLoadError, ServiceError
 from service.rtc import PeerRegistry, loopback_host_addresses
@@ -51,7 +52,17 @@ def create_app(settings: Settings) -> FastAPI:
             executor = stack.enter_context(
                 ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
             )
-            peers = PeerRegistry(engine, settings, executor)
+            dreamer, dream_executor = None, None
+            if settings.dream:
+                dreamer = Dreamer(DreamOptions(
+                    device=settings.dream_device, max_side_cpu=settings.dream_max_side_cpu,
+                    max_side_gpu=settings.dream_max_side_gpu, threads=settings.dream_threads,
+                    vgg_weights=settings.vgg_weights,
+                ))
+                if dreamer.unavailable:
+                    log.info("live DeepDream mode unavailable: %s", dreamer.unavailable)
+                dream_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dream"))
+            peers = PeerRegistry(engine, settings, executor, dreamer, dream_executor)
             thumbnails = Thumbnails(settings.thumbnails_path, engine)
             app.state.services = api.Services(settings, engine, peers, thumbnails, executor)
             try:
@@ -99,6 +110,7 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser.add_argument("--intra-op-threads", type=int)
     parser.add_argument("--max-peers", type=int)
     parser.add_argument("--ice-loopback", action="store_true", default=None)
+    parser.add_argument("--dream-device", help="live DeepDream device: cpu or cuda (default: cuda if present)")
     parser.add_argument("--log-level", default="info")
     args = vars(parser.parse_args(argv))
     level = args.pop("log_level")

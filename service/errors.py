@@ -37,3 +37,9 @@ class ServiceBusy(ServiceError):
     """Too many peers; try again later."""
 
     status_code = 503
+
+
+class FeatureUnavailable(ServiceError):
+    """A mode needs an optional extra that is not installed here (the reply names it)."""
+
+    status_code = 501

@@ -20,15 +20,17 @@ from pydantic import BaseModel, Field
 
 from service import contract
 from service.blend import Easing, check_strength, weights_vector
+from service.dream import Dreamer
 from service.engine import Engine
-from service.errors import BadRequest, ServiceBusy, ServiceError
+from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError
 from service.settings import Settings
 from service.tracks import MODES, Controls, StylizedTrack
 
 log = logging.getLogger(__name__)
 
 CONTROL_LABEL = "control"
-CONTROL_KEYS = ("weights", "strength", "preserve_color", "model", "mode", "id")
+DREAM_KEYS = ("layer", "iterations", "octaves", "feedback", "intensity")
+CONTROL_KEYS = ("weights", "strength", "preserve_color", "model", "mode", *DREAM_KEYS, "id")
 
 
 class OfferRequest(BaseModel):
@@ -65,7 +67,7 @@ def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
 
 
-def apply_control(engine: Engine, controls: Controls, raw: object) -> dict[str, Any]:
+def apply_control(engine: Engine, controls: Controls, raw: object, dreamer: Dreamer | None = None) -> dict[str, Any]:
     """Validate one control message and apply all of it, or none of it; returns the reply."""
     try:
         message = json.loads(raw) if isinstance(raw, str | bytes) else raw
@@ -75,7 +77,7 @@ def apply_control(engine: Engine, controls: Controls, raw: object) -> dict[str, 
     if isinstance(message, dict) and "id" in message:
         reply["id"] = message["id"]
     try:
-        _apply(engine, controls, message)
+        _apply(engine, controls, message, dreamer)
     except ServiceError as exc:
         reply["error"] = str(exc)
         return reply
@@ -83,7 +85,7 @@ def apply_control(engine: Engine, controls: Controls, raw: object) -> dict[str, 
     return reply
 
 
-def _apply(engine: Engine, controls: Controls, message: object) -> None:
+def _apply(engine: Engine, controls: Controls, message: object, dreamer: Dreamer | None) -> None:
     if not isinstance(message, dict) or not set(message) - {"id"}:
         raise BadRequest(f"a control message is a JSON object with any of {list(CONTROL_KEYS[:-1])}")
     unknown = sorted(set(message) - set(CONTROL_KEYS))
@@ -101,13 +103,18 @@ def _apply(engine: Engine, controls: Controls, message: object) -> None:
     mode = message.get("mode", controls.mode)
     if mode not in MODES:
         raise BadRequest(f"mode must be one of {list(MODES)}, got {mode!r}")
+    dream = controls.dream.updated({k: message[k] for k in DREAM_KEYS if k in message})
+    if mode == "dream" and mode != controls.mode:
+        reason = "this server was started without dream mode" if dreamer is None else dreamer.unavailable
+        if reason:
+            raise FeatureUnavailable(reason)
     # everything is valid: apply
     if switching:
         controls.model = model.entry.name
         controls.easing.reset(weights if weights is not None else contract.one_hot(0, len(model.styles)))
     elif weights is not None:
         controls.easing.set_target(weights)
-    controls.strength, controls.keep_color, controls.mode = strength, keep_color, mode
+    controls.strength, controls.keep_color, controls.mode, controls.dream = strength, keep_color, mode, dream
 
 
 @dataclass
@@ -129,10 +136,14 @@ class Peer:
 class PeerRegistry:
     """The open peer connections: admits up to ``max_peers``, closes idle ones and all on shutdown."""
 
-    def __init__(self, engine: Engine, settings: Settings, executor: Executor) -> None:
+    def __init__(self, engine: Engine, settings: Settings, executor: Executor,
+                 dreamer: Dreamer | None = None, dream_executor: Executor | None = None) -> None:
+        """``dreamer`` (None: no dream mode) dreams in ``dream_executor`` so styled peers never wait on it."""
         self.engine = engine
         self.settings = settings
         self.executor = executor
+        self.dreamer = dreamer
+        self.dream_executor = dream_executor
         self.peers: dict[str, Peer] = {}
 
     def __len__(self) -> int:
@@ -179,7 +190,8 @@ class PeerRegistry:
             if track.kind != "video" or peer.track is not None:
                 return
             peer.track = StylizedTrack(
-                track, self.engine, peer.controls, self.executor, self.settings.max_frame_side
+                track, self.engine, peer.controls, self.executor, self.settings.max_frame_side,
+                self.dreamer, self.dream_executor,
             )
             pc.addTrack(peer.track)
 
@@ -192,7 +204,7 @@ class PeerRegistry:
             @channel.on("message")
             def on_message(raw: str | bytes) -> None:
                 peer.last_message_at = time.monotonic()
-                reply = apply_control(self.engine, peer.controls, raw)
+                reply = apply_control(self.engine, peer.controls, raw, self.dreamer)
                 if "error" in reply:
                     log.info("peer %s: rejected control message: %s", peer.peer_id, reply["error"])
                 channel.send(json.dumps(reply))

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     )
     ice_loopback: bool = Field(False, description="host candidates 127.0.0.1 only, no ICE servers (tests)")
 
+    # live DeepDream (mode "dream"): needs the dream extra (torch + VGG19 weights)
+    dream: bool = Field(True, description="offer the iterative dream mode when torch is installed")
+    dream_device: str | None = Field(None, description="cpu or cuda; default cuda when available")
+    dream_max_side_cpu: int = Field(256, ge=16, description="longer side dreamed on a CPU")
+    dream_max_side_gpu: int = Field(640, ge=16, description="longer side dreamed on a GPU")
+    dream_threads: int = Field(0, ge=0, description="torch CPU threads for dreaming (0: default)")
+    vgg_weights: Path | None = Field(None, description="torchvision VGG19 state_dict for dreaming")
+
     # REST
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_image_side: int = Field(1280, ge=16, description="longer side of /api/stylize results")

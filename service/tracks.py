@@ -16,11 +16,12 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
 from service.blend import Easing
+from service.dream import Dreamer, DreamParams
 from service.engine import Engine, resize_to_fit
 
 log = logging.getLogger(__name__)
 
-MODES = ("style", "passthrough")
+MODES = ("style", "dream", "passthrough")
 
 
 @dataclass
@@ -31,7 +32,8 @@ class Controls:
     easing: Easing
     strength: float = 1.0
     keep_color: bool = False
-    mode: str = "style"
+    mode: str = "style"  # style: the ONNX network; dream: iterative DeepDream; passthrough
+    dream: DreamParams = field(default_factory=DreamParams)
 
 
 @dataclass
@@ -73,7 +75,8 @@ class StylizedTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(
-        self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int
+        self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int,
+        dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -81,6 +84,9 @@ class StylizedTrack(MediaStreamTrack):
         self.controls = controls
         self.executor = executor
         self.max_side = max_side
+        self.dreamer = dreamer
+        self.dream_executor = dream_executor or executor
+        self._dreamed: np.ndarray | None = None  # the last dreamed frame, fed back into the next
         self.stats = TrackStats()
         self._latest: VideoFrame | None = None
         self._arrived = asyncio.Event()
@@ -124,20 +130,27 @@ class StylizedTrack(MediaStreamTrack):
     async def _process(self, frame: VideoFrame) -> VideoFrame:
         controls = self.controls
         weights = controls.easing.step()  # stepped on the loop, so the worker sees a fixed vector
+        if controls.mode != "dream":
+            self._dreamed = None
         if controls.mode == "passthrough":
             return frame
         rgb = resize_to_fit(frame.to_ndarray(format="rgb24"), self.max_side)
         started = time.perf_counter()
         try:
-            job = partial(
-                self.engine.stylize,
-                rgb,
-                weights,
-                model=controls.model,
-                strength=controls.strength,
-                keep_color=controls.keep_color,
-            )
-            image = await asyncio.get_running_loop().run_in_executor(self.executor, job)
+            if controls.mode == "dream" and self.dreamer is not None:
+                job = partial(self.dreamer.dream, rgb, self._dreamed, controls.dream, seed=self.stats.frames_out)
+                image = await asyncio.get_running_loop().run_in_executor(self.dream_executor, job)
+                self._dreamed = image
+            else:
+                job = partial(
+                    self.engine.stylize,
+                    rgb,
+                    weights,
+                    model=controls.model,
+                    strength=controls.strength,
+                    keep_color=controls.keep_color,
+                )
+                image = await asyncio.get_running_loop().run_in_executor(self.executor, job)
         except Exception:
             self.stats.failures += 1
             if not self._failing:

@@ -27,21 +27,23 @@ def _style_paths(args: argparse.Namespace) -> tuple[Path, ...]:
     for p in paths:
         if not p.is_file():
             raise ImageInputError(f"{p}: style image not found")
-    if not paths:
-        raise ValueError("zero styles given")
+    if not paths and not args.dream:
+        raise ValueError("zero styles given (--styles and/or --dream)")
     return tuple(paths)
 
 
 def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfig:
     out = Path(args.out)
-    resume = Path(args.checkpoint) if new_styles_only else (out / "checkpoint.pt" if args.resume else None)
-    if args.resume_from:
+    own = out / "checkpoint.pt"
+    resume = Path(args.checkpoint) if new_styles_only else (own if args.resume and own.exists() else None)
+    if args.resume_from and resume is None:  # --resume prefers the run's own checkpoint when it has one
         resume = Path(args.resume_from)
     return TrainConfig(
         content_dir=Path(args.content), style_images=_style_paths(args), out_dir=out, tier=args.tier,
         steps=args.steps, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
         norm_lr_scale=args.norm_lr_scale,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        dream_layers=tuple(args.dream), dream_weight=args.dream_weight,
         style_size=args.style_size, exclude=tuple(args.exclude), checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
         vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, resume=resume,
@@ -93,7 +95,10 @@ def cmd_sheet(args: argparse.Namespace) -> None:
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content", required=True, help="folder of content photos")
-    p.add_argument("--styles", nargs="+", required=True, help="style images or folders of them")
+    p.add_argument("--styles", nargs="*", default=[], help="style images or folders of them")
+    p.add_argument("--dream", nargs="*", default=[], metavar="LAYER",
+                   help="dream styles: amplify these VGG19 layers (e.g. relu3_3 relu5_2), named dream_<layer>")
+    p.add_argument("--dream-weight", type=float, default=3e5, help="weight of a dream's log activation gain")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
     p.add_argument("--steps", type=int, default=4000, help="total steps (resume continues to this)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -112,7 +117,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
-    p.add_argument("--resume-from", help="checkpoint to continue from")
+    p.add_argument("--resume-from", help="checkpoint to start from (with --resume: only while OUT has none)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,10 @@
 
 Each step takes a batch of random content crops, gives each item one style (one-hot weights), and
 minimises content + style + total-variation losses measured by the VGG19 trunk.
+
+A style is a painting (match its Gram matrices) or a dream (``dream_<layer>``: amplify that VGG19
+layer's activations, DeepDream's objective, as a feed-forward style). Both kinds are rows of the same
+conditional instance norms, so a dream blends with the paintings like any other style.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from torch import nn
 from tqdm import tqdm
 
 from training import images
-from training.features import CONTENT_TAP, STYLE_TAPS, load_vgg
+from training.features import CONTENT_TAP, STYLE_TAPS, layer_names, load_vgg
 from training.losses import content_loss, gram, per_item_style_loss, total_variation
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
+DREAM_PREFIX = "dream_"
 
 
 class CheckpointError(ValueError):
@@ -38,6 +43,7 @@ class TrainConfig:
     content_dir: Path
     style_images: tuple[Path, ...]
     out_dir: Path
+    dream_layers: tuple[str, ...] = ()  # one dream style per layer, after the paintings
     tier: str = "realtime"
     steps: int = 4000
     batch_size: int = 4
@@ -47,6 +53,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 3e-6
     tv_weight: float = 1e2
+    dream_weight: float = 3e5  # per unit of log activation gain; content and TV keep the photo
     style_size: int = 256
     style_taps: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     content_tap: str = CONTENT_TAP
@@ -64,24 +71,29 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16")
-        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.dream_weight) < 0:
             raise ValueError("loss weights must be non-negative")
-        if not self.style_images:
-            raise ValueError("at least one style image is needed")
+        if not self.style_images and not self.dream_layers:
+            raise ValueError("at least one style image or dream layer is needed")
         bad = [t for t in self.style_taps if t not in STYLE_TAPS]
         if bad:
             raise ValueError(f"unknown style layer(s) {bad}; choose from {STYLE_TAPS}")
+        relus = [n for n in layer_names() if n.startswith("relu")]
+        bad = [t for t in self.dream_layers if t not in relus]
+        if bad:
+            raise ValueError(f"unknown dream layer(s) {bad}; choose from {', '.join(relus)}")
+
+    @property
+    def style_names(self) -> list[str]:
+        """Names of the styles this config trains, in order: painting stems, then ``dream_<layer>``."""
+        names = [Path(p).stem for p in self.style_images] + [DREAM_PREFIX + t for t in self.dream_layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"style names (file stems) must be unique: {names}")
+        return names
 
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, tuple) else v)
                 for k, v in asdict(self).items()}
-
-
-def style_names_of(paths: tuple[Path, ...]) -> list[str]:
-    names = [Path(p).stem for p in paths]
-    if len(set(names)) != len(names):
-        raise ValueError(f"style names (file stems) must be unique: {names}")
-    return names
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -134,6 +146,16 @@ def _truncate_log(path: Path, step: int) -> None:
         tmp.replace(path)
 
 
+LOG_COLUMNS = ("content", "style", "tv", "dream", "total")
+
+
+def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Per item log(mean(out^2) / mean(source^2)) of one layer: [B,C,H,W] x2 -> [B] (0: no gain)."""
+    out_energy = output.pow(2).mean(dim=(1, 2, 3))
+    src_energy = source.pow(2).mean(dim=(1, 2, 3))
+    return torch.log(out_energy + 1e-8) - torch.log(src_energy + 1e-8)
+
+
 class StyleTargets:
     """Gram matrices of each style image at the style taps, computed once: {tap: [S,C,C]}."""
 
@@ -178,7 +200,7 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.rank)
         self.rng = random.Random(cfg.seed * 1000 + self.rank)
         self.content_files = images.list_images(cfg.content_dir, cfg.exclude)
-        new_styles = style_names_of(cfg.style_images)
+        new_styles = cfg.style_names
         self.step = 0
         self.optimizer_state = None
         self.train_ids: list[int]
@@ -193,10 +215,17 @@ class Trainer:
                 self.train_ids = list(range(len(styles), len(styles) + len(new_styles)))
                 styles = styles + new_styles
             else:
-                if styles != new_styles:
-                    raise CheckpointError(f"checkpoint styles {styles} differ from the given styles {new_styles}")
+                grows = len(new_styles) > len(styles) and new_styles[: len(styles)] == styles
+                if styles != new_styles and not grows:
+                    raise CheckpointError(f"checkpoint styles {styles} differ from the given styles {new_styles} "
+                                          "(give the same styles, or the same ones followed by new ones)")
+                if grows:  # new styles join and every weight keeps learning
+                    log.info("adding styles %s; all weights keep training", new_styles[len(styles):])
+                    net = extend_styles(net, len(new_styles) - len(styles))
+                    styles = new_styles
+                else:
+                    self.optimizer_state = ckpt.get("optimizer")
                 self.step = int(ckpt["step"])
-                self.optimizer_state = ckpt.get("optimizer")
                 self.train_ids = list(range(len(styles)))
         elif cfg.new_styles_only:
             raise CheckpointError("add-style needs an existing checkpoint (--checkpoint)")
@@ -205,9 +234,10 @@ class Trainer:
             self.train_ids = list(range(len(styles)))
         self.styles = styles
         self.net = net.to(self.device).train()
-        self.vgg = load_vgg((*cfg.style_taps, cfg.content_tap), cfg.vgg_weights).to(self.device)
+        taps = tuple(dict.fromkeys((*cfg.style_taps, cfg.content_tap, *cfg.dream_layers)))
+        self.vgg = load_vgg(taps, cfg.vgg_weights).to(self.device)
         self.targets = StyleTargets(self.vgg, cfg.style_images, cfg.style_taps, cfg.style_size, self.device)
-        self.target_offset = self.train_ids[0]
+        self.target_offset = self.train_ids[0]  # train id -> position in cfg.style_names
         self.optimizer = self._make_optimizer()
         self.model: nn.Module = self.net
         if self.world > 1:
@@ -259,19 +289,33 @@ class Trainer:
         feats = self.vgg(output)
         with torch.no_grad():
             target_content = self.vgg(content)[cfg.content_tap]
+            target_feats = self.vgg(content) if cfg.dream_layers else None
         c_loss = content_loss(feats[cfg.content_tap], target_content)
-        targets = self.targets.for_items((ids - self.target_offset).to(self.device))
-        s_items = per_item_style_loss(feats, targets, cfg.style_taps)
-        s_loss = s_items.mean()
+        pos = (ids - self.target_offset).to(self.device)
+        paint = pos < len(cfg.style_images)
+        s_loss = torch.zeros((), device=self.device)
+        if paint.any():
+            targets = self.targets.for_items(pos[paint])
+            s_items = per_item_style_loss({t: feats[t][paint] for t in cfg.style_taps}, targets, cfg.style_taps)
+            s_loss = s_items.sum() / len(ids)
+        gain = torch.zeros((), device=self.device)
+        if target_feats is not None:
+            for j, layer in enumerate(cfg.dream_layers):
+                chosen = pos == len(cfg.style_images) + j
+                if chosen.any():
+                    gain = gain + log_activation_gain(feats[layer][chosen], target_feats[layer][chosen]).sum()
+            gain = gain / len(ids)
         tv = total_variation(output)
-        total = cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
+        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
+                 - cfg.dream_weight * gain)
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {float(total)} at step {self.step}; lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.step += 1
-        return {"content": c_loss.item(), "style": s_loss.item(), "tv": tv.item(), "total": total.item()}
+        return {"content": c_loss.item(), "style": s_loss.item(), "tv": tv.item(), "dream": gain.item(),
+                "total": total.item()}
 
     def preview(self, path: Path) -> None:
         """One row per preview photo: the photo, then each trained style, then a 50/50 blend."""
@@ -286,9 +330,9 @@ class Trainer:
                 for i in self.train_ids:
                     w = torch.nn.functional.one_hot(torch.tensor([i]), len(self.styles)).float().to(self.device)
                     row.append(images.to_image(self.net.stylize_any_size(photo, w)))
-                if len(self.train_ids) >= 2:
+                if len(self.train_ids) >= 2:  # first and last style half and half: painting + dream if any
                     w = torch.zeros(1, len(self.styles), device=self.device)
-                    w[0, self.train_ids[0]] = w[0, self.train_ids[1]] = 0.5
+                    w[0, self.train_ids[0]] = w[0, self.train_ids[-1]] = 0.5
                     row.append(images.to_image(self.net.stylize_any_size(photo, w)))
                 rows.append(row)
         self.net.train()
@@ -304,13 +348,16 @@ class Trainer:
                      cfg.tier, count_parameters(self.net), self.styles, len(self.content_files), self.step)
         if main:
             _truncate_log(log_path, self.step)
+            header = ",".join(["step", "seconds", *LOG_COLUMNS])
+            if log_path.exists() and log_path.read_text().split("\n", 1)[0] != header:
+                log_path.replace(log_path.with_name("log.before.csv"))  # older columns: keep it aside
         fresh_log = not log_path.exists()
         metrics: dict[str, float] = {}
         ema: dict[str, float] = {}
         with log_path.open("a", newline="") as handle:
             writer = csv.writer(handle)
             if fresh_log and main:
-                writer.writerow(["step", "seconds", "content", "style", "tv", "total"])
+                writer.writerow(["step", "seconds", *LOG_COLUMNS])
             bar = tqdm(total=cfg.steps, initial=min(self.step, cfg.steps), disable=not main,
                        desc=f"train {cfg.tier}", unit="step")
             start = time.time()
@@ -321,7 +368,7 @@ class Trainer:
                 bar.set_postfix(content=f"{ema['content']:.3g}", style=f"{ema['style']:.3g}")
                 if main:
                     writer.writerow([self.step, f"{time.time() - start:.1f}",
-                                     *(f"{metrics[k]:.6g}" for k in ("content", "style", "tv", "total"))])
+                                     *(f"{metrics[k]:.6g}" for k in LOG_COLUMNS)])
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                         handle.flush()
                         save_checkpoint(ckpt_path, self.net, self.styles, self.step, cfg, self.optimizer, ema)
