@@ -107,6 +107,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+DREAM_PREFIX = "dream_"  # a style named dream_<VGG19 layer> amplifies that layer (DeepDream as a style)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One shipped model as recorded in models/manifest.json."""
@@ -121,6 +124,7 @@ class ModelEntry:
     config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     credits: tuple[str, ...] = ()
+    dreams: dict[str, dict[str, Any]] = field(default_factory=dict)  # dream style -> {"layer", "gain"}
 
     def __post_init__(self) -> None:
         if not self.name or not self.file:
@@ -133,6 +137,9 @@ class ModelEntry:
             raise ContractError(f"model {self.name!r}: style names must be unique")
         if self.size_multiple < 1:
             raise ContractError(f"model {self.name!r}: size_multiple must be >= 1")
+        stray = sorted(set(self.dreams) - set(self.styles))
+        if stray:
+            raise ContractError(f"model {self.name!r}: dreams {stray} are not among its styles")
         if self.contract_version != CONTRACT_VERSION:
             raise ContractError(
                 f"model {self.name!r}: contract version {self.contract_version}, "
@@ -153,6 +160,7 @@ class ModelEntry:
                 config=dict(data.get("config", {})),
                 training=dict(data.get("training", {})),
                 credits=tuple(str(c) for c in data.get("credits", ())),
+                dreams={str(k): dict(v) for k, v in data.get("dreams", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ContractError):

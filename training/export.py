@@ -18,6 +18,8 @@ import onnxruntime as ort
 import torch
 
 from service import contract
+from training.features import load_vgg
+from training.images import load_image
 from training.networks import StyleNet
 from training.paintings import credits_for
 from training.train import build_from_checkpoint, load_checkpoint
@@ -113,6 +115,30 @@ def write_thumbnails(style_images: list[Path], folder: Path) -> list[str]:
     return written
 
 
+def dream_gains(net: StyleNet, styles: list[str], photos: list[Path],
+                vgg_weights: Path | None = None) -> dict[str, dict[str, Any]]:
+    """For each dream style: its layer and the geometric-mean factor by which it raises that layer's
+    mean squared activation over the photos (the figure tests and the service show)."""
+    dreams = {s: s[len(contract.DREAM_PREFIX):] for s in styles if s.startswith(contract.DREAM_PREFIX)}
+    pictures = [load_image(p, short_side=256) for p in photos if Path(p).is_file()]
+    if not dreams:
+        return {}
+    vgg = load_vgg(tuple(dict.fromkeys(dreams.values())), vgg_weights)
+    out: dict[str, dict[str, Any]] = {}
+    net = net.eval()
+    with torch.no_grad():
+        for style, layer in dreams.items():
+            entry: dict[str, Any] = {"layer": layer}
+            weights = torch.nn.functional.one_hot(torch.tensor([styles.index(style)]), len(styles)).float()
+            logs = [float(torch.log(vgg(net.stylize_any_size(p, weights))[layer].pow(2).mean())
+                          - torch.log(vgg(p)[layer].pow(2).mean())) for p in pictures]
+            if logs:
+                entry["gain"] = round(float(np.exp(np.mean(logs))), 3)
+                entry["measured_on"] = [Path(p).name for p in photos if Path(p).is_file()]
+            out[style] = entry
+    return out
+
+
 def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = None,
                       tier: str | None = None) -> contract.ModelEntry:
     """Export a checkpoint to ``models_dir/<name>.onnx`` and add or replace its manifest entry."""
@@ -134,6 +160,8 @@ def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = Non
                   "settings": {k: v for k, v in train_cfg.items()
                                if k not in ("content_dir", "style_images", "out_dir", "resume", "preview_images")}},
         credits=tuple(credits_for(styles)),
+        dreams=dream_gains(net, styles, [Path(p) for p in train_cfg.get("preview_images", [])],
+                           Path(train_cfg["vgg_weights"]) if train_cfg.get("vgg_weights") else None),
     )
     manifest = models_dir / contract.MANIFEST_NAME
     entries = contract.read_manifest(manifest) if manifest.exists() else []

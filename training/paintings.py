@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from service.contract import DREAM_PREFIX
+
 PAINTINGS: dict[str, str] = {
     "starry_night": "The Starry Night (1889), Vincent van Gogh; public domain",
     "the_scream": "The Scream (1893), Edvard Munch; public domain",
@@ -21,6 +23,17 @@ METHOD_CREDITS = (
 )
 
 
+DREAM_CREDIT = ("DeepDream objective (Mordvintsev, Olah & Tyka, Inceptionism, 2015) on VGG19 {layer}, "
+                "learned as a feed-forward style")
+
+
+def credit_for(style: str) -> str:
+    """Where one style comes from: its painting, a dream objective, or a user-supplied image."""
+    if style.startswith(DREAM_PREFIX):
+        return DREAM_CREDIT.format(layer=style[len(DREAM_PREFIX):])
+    return PAINTINGS.get(style, "user-supplied style image")
+
+
 def credits_for(styles: list[str]) -> list[str]:
-    """Method credits plus one line per style (its painting, or 'user-supplied image')."""
-    return [*METHOD_CREDITS, *(f"{s}: {PAINTINGS.get(s, 'user-supplied style image')}" for s in styles)]
+    """Method credits plus one line per style."""
+    return [*METHOD_CREDITS, *(f"{s}: {credit_for(s)}" for s in styles)]

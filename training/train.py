@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from service.contract import DREAM_PREFIX
 from training import images
 from training.features import CONTENT_TAP, STYLE_TAPS, layer_names, load_vgg
 from training.losses import content_loss, gram, per_item_style_loss, total_variation
@@ -29,7 +30,6 @@ from training.networks import NetConfig, StyleNet, count_parameters, tier_config
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
-DREAM_PREFIX = "dream_"
 
 
 class CheckpointError(ValueError):
@@ -167,7 +167,7 @@ class StyleTargets:
                 feats = vgg(images.load_image(path, short_side=size).to(device))
                 for t in taps:
                     grams[t].append(gram(feats[t])[0])
-        self.grams = {t: torch.stack(g) for t, g in grams.items()}
+        self.grams = {t: torch.stack(g) for t, g in grams.items() if g}  # none when only dreams train
 
     def for_items(self, style_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         return {t: g[style_ids] for t, g in self.grams.items()}

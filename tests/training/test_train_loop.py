@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training.cli import run
-from training.train import TrainConfig, Trainer, load_checkpoint
+from training.train import CheckpointError, TrainConfig, Trainer, load_checkpoint
 
 
 def config(content: Path, styles: list[Path], out: Path, **kw: object) -> TrainConfig:
@@ -122,3 +122,64 @@ def test_two_process_ddp_on_gloo(picture_dirs: tuple[Path, list[Path]], tmp_path
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["step"] == 3
     assert not any(k.startswith("module.") for k in ckpt["state_dict"])
+
+
+def dream_values(out: Path) -> list[float]:
+    with (out / "log.csv").open() as handle:
+        return [float(row["dream"]) for row in csv.DictReader(handle) if float(row["dream"]) != 0.0]
+
+
+def test_dream_style_learns_to_amplify_its_layer(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    content, styles = picture_dirs
+    out = tmp_path / "dream"
+    # the dream objective alone (content and TV off): its log activation gain must climb
+    trainer = Trainer(config(content, [], out, dream_layers=("relu2_1",), steps=16, dream_weight=1.0,
+                             content_weight=0.0, tv_weight=0.0))
+    assert trainer.styles == ["dream_relu2_1"]
+    trainer.run()
+    gains = dream_values(out)
+    assert len(gains) == 16
+    assert sum(gains[-4:]) / 4 > sum(gains[:4]) / 4 + 0.3
+
+
+def test_dream_styles_join_a_trained_painting_network(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    content, styles = picture_dirs
+    base = tmp_path / "base"
+    Trainer(config(content, styles, base, steps=3)).run()
+    grown = tmp_path / "grown"
+    trainer = Trainer(config(content, styles, grown, steps=6, dream_layers=("relu3_1",),
+                             resume=base / "checkpoint.pt"))
+    assert trainer.step == 3 and trainer.styles == ["stripes", "checks", "dream_relu3_1"]
+    trainer.run()
+    ckpt = load_checkpoint(grown / "checkpoint.pt")
+    assert ckpt["step"] == 6 and ckpt["net_config"]["num_styles"] == 3
+    # a different list (not the old styles followed by new ones) is refused
+    with pytest.raises(CheckpointError, match="differ"):
+        Trainer(config(content, styles[1:], tmp_path / "x", dream_layers=("relu3_1",),
+                       resume=grown / "checkpoint.pt"))
+
+
+def test_export_records_each_dream_layer_and_its_gain(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    from service import contract
+    from training.export import export_checkpoint
+
+    content, styles = picture_dirs
+    out = tmp_path / "run"
+    previews = tuple(sorted(content.iterdir())[:2])
+    Trainer(config(content, styles[:1], out, steps=12, dream_layers=("relu2_1",), dream_weight=1e4,
+                   preview_images=previews)).run()
+    entry = export_checkpoint(out / "checkpoint.pt", tmp_path / "models")
+    assert entry.styles == ("stripes", "dream_relu2_1")
+    assert entry.dreams["dream_relu2_1"]["layer"] == "relu2_1"
+    assert entry.dreams["dream_relu2_1"]["gain"] > 0 and len(entry.dreams["dream_relu2_1"]["measured_on"]) == 2
+    assert any("DeepDream" in c for c in entry.credits)
+    (read,) = contract.read_manifest(tmp_path / "models" / contract.MANIFEST_NAME)
+    assert read.dreams == entry.dreams
+
+
+def test_unknown_dream_layer_is_one_line_exit_2(picture_dirs: tuple[Path, list[Path]], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    content, _ = picture_dirs
+    assert run(["train", "--content", str(content), "--dream", "fc7", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown dream layer" in err[0] and "relu3_3" in err[0]
