@@ -6,7 +6,7 @@ import io
 import json
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from service import contract
+from service import contract, dream
 from service.blend import check_strength, parse_weights_text, weights_vector
 from service.engine import Engine, resize_to_fit
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
@@ -48,6 +48,19 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 class StyleInfo(BaseModel):
     name: str
     thumbnail_url: str
+    kind: Literal["painting", "dream"] = "painting"
+    layer: str | None = None  # dream styles: the VGG19 layer they amplify
+    gain: float | None = None  # dream styles: measured factor on that layer's mean squared activation
+
+
+class DreamInfo(BaseModel):
+    """Whether the live iterative DeepDream mode runs here, and what a control message may ask."""
+
+    available: bool
+    reason: str | None
+    layers: list[str]
+    defaults: dict[str, Any]
+    ranges: dict[str, list[float]]
 
 
 class ModelInfo(BaseModel):
@@ -61,6 +74,16 @@ class ModelInfo(BaseModel):
 class StylesResponse(BaseModel):
     default_model: str
     models: list[ModelInfo]
+
+
+def _style_info(style: str, entry: contract.ModelEntry) -> StyleInfo:
+    url = f"/api/styles/{style}/thumbnail"
+    if style not in entry.dreams:
+        return StyleInfo(name=style, thumbnail_url=url)
+    info = entry.dreams[style]
+    gain = info.get("gain")
+    return StyleInfo(name=style, thumbnail_url=url, kind="dream", layer=info.get("layer"),
+                     gain=float(gain) if gain is not None else None)
 
 
 @router.get("/health")
@@ -81,7 +104,7 @@ async def styles(services: ServicesDep) -> StylesResponse:
         ModelInfo(
             name=m.entry.name,
             tier=m.entry.tier,
-            styles=[StyleInfo(name=s, thumbnail_url=f"/api/styles/{s}/thumbnail") for s in m.styles],
+            styles=[_style_info(s, m.entry) for s in m.styles],
             size_multiple=m.entry.size_multiple,
             credits=list(m.entry.credits),
         )
@@ -94,6 +117,19 @@ async def styles(services: ServicesDep) -> StylesResponse:
 async def thumbnail(style: str, services: ServicesDep) -> Response:
     body, media_type = await run_in_threadpool(services.thumbnails.get, style)
     return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/dream")
+async def dream_info(services: ServicesDep) -> DreamInfo:
+    """The iterative dream mode's availability, layers, defaults and allowed ranges."""
+    dreamer = services.peers.dreamer
+    reason = "this server was started without dream mode" if dreamer is None else dreamer.unavailable
+    defaults = dream.DreamParams()
+    return DreamInfo(
+        available=reason is None, reason=reason, layers=list(dream.LAYERS), defaults=dict(defaults.__dict__),
+        ranges={"iterations": list(dream.ITERATIONS), "octaves": list(dream.OCTAVES), "feedback": [0.0, 0.95],
+                "intensity": [0.0, 1.0]},
+    )
 
 
 @router.get("/rtc-config")

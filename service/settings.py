@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # live DeepDream (mode "dream"): needs the dream extra (torch + VGG19 weights)
     dream: bool = Field(True, description="offer the iterative dream mode when torch is installed")
     dream_device: str | None = Field(None, description="cpu or cuda; default cuda when available")
-    dream_max_side_cpu: int = Field(256, ge=16, description="longer side dreamed on a CPU")
+    dream_max_side_cpu: int = Field(160, ge=16, description="longer side dreamed on a CPU")
     dream_max_side_gpu: int = Field(640, ge=16, description="longer side dreamed on a GPU")
     dream_threads: int = Field(0, ge=0, description="torch CPU threads for dreaming (0: default)")
     vgg_weights: Path | None = Field(None, description="torchvision VGG19 state_dict for dreaming")

@@ -12,6 +12,8 @@ const state = {
   strength: 100,
   preserveColor: false,
   passthrough: false,
+  dream: { mode: "off", styleLayer: null, layer: null, intensity: 30, feedback: 60, iterations: 3 },
+  dreamInfo: null,        // GET /api/dream: whether live DeepDream runs here, its layers
   pc: null,
   channel: null,
   stream: null,
@@ -41,18 +43,30 @@ function toast(message) {
 
 function prettyName(style) { return style.replace(/_/g, " "); }
 function currentModel() { return state.catalog.models.find((m) => m.name === state.model); }
+function paintings(model) { return model.styles.filter((s) => s.kind !== "dream"); }
+function dreamStyles(model) { return model.styles.filter((s) => s.kind === "dream"); }
+const LAYER_LOOKS = {
+  relu3_1: "strokes", relu3_3: "swirls and edges", relu4_1: "textures", relu4_2: "patterns",
+  relu4_4: "eyes and scales", relu5_1: "creature parts", relu5_2: "eyes and faces", relu5_4: "objects",
+};
+function layerLabel(layer) { return LAYER_LOOKS[layer] ? `${layer} · ${LAYER_LOOKS[layer]}` : layer; }
 
 // ---------- catalog and controls ----------
 
 async function loadCatalog() {
-  const [styles, rtc] = await Promise.all([
+  const [styles, rtc, dream] = await Promise.all([
     fetch("/api/styles").then((r) => r.json()),
     fetch("/api/rtc-config").then((r) => r.json()),
+    fetch("/api/dream").then((r) => r.json()),
   ]);
   state.catalog = styles;
   state.iceServers = rtc.iceServers;
+  state.dreamInfo = dream;
+  state.dream.layer = dream.defaults.layer;
+  state.dream.iterations = dream.defaults.iterations;
+  state.dream.feedback = Math.round(100 * dream.defaults.feedback);
   for (const m of styles.models) {
-    state.weights[m.name] = Object.fromEntries(m.styles.map((s, i) => [s.name, i === 0 ? 100 : 0]));
+    state.weights[m.name] = Object.fromEntries(paintings(m).map((s, i) => [s.name, i === 0 ? 100 : 0]));
   }
   renderTiers();
   selectModel(styles.default_model, false);
@@ -75,13 +89,14 @@ function selectModel(name, send) {
   state.model = name;
   for (const radio of document.querySelectorAll('input[name="model"]')) radio.checked = radio.value === name;
   renderGallery();
+  renderDream();
   if (send) sendControl({ model: name, weights: blendFor(name) });
 }
 
 function renderGallery() {
   const list = $("gallery");
   list.replaceChildren();
-  for (const style of currentModel().styles) {
+  for (const style of paintings(currentModel())) {
     const item = document.createElement("li");
     item.className = "card";
     item.dataset.style = style.name;
@@ -122,10 +137,97 @@ function refreshCards() {
   $("blend-hint").hidden = total > 0;
 }
 
+// The paintings' blend, and with "Dream style" on, the chosen dream style mixed in at the intensity.
 function blendFor(model) {
   const out = {};
-  for (const [k, v] of Object.entries(state.weights[model])) out[k] = v / 100;
+  const paint = state.weights[model];
+  const total = Object.values(paint).reduce((a, b) => a + b, 0);
+  const dream = state.dream.mode === "blend" ? state.dream.styleLayer : null;
+  const share = dream ? state.dream.intensity / 100 : 0;
+  for (const [k, v] of Object.entries(paint)) out[k] = total > 0 ? ((1 - share) * v) / total : 0;
+  if (dream) out[dream] = share;
   return out;
+}
+
+function streamMode() {
+  if (state.passthrough) return "passthrough";
+  return state.dream.mode === "iterative" ? "dream" : "style";
+}
+
+function dreamMessage() {
+  return {
+    layer: state.dream.layer, intensity: state.dream.intensity / 100,
+    feedback: state.dream.feedback / 100, iterations: state.dream.iterations,
+  };
+}
+
+// ---------- dream ----------
+
+function renderDream() {
+  const model = currentModel();
+  const dreams = dreamStyles(model);
+  const info = state.dreamInfo;
+  const radios = Object.fromEntries([...document.querySelectorAll('input[name="dream-mode"]')].map((r) => [r.value, r]));
+  radios.blend.disabled = dreams.length === 0;
+  radios.blend.parentElement.title = dreams.length ? "a dream style trained into this model: as fast as a painting"
+    : `the ${model.name} model has no dream styles`;
+  radios.iterative.disabled = !info.available;
+  radios.iterative.parentElement.title = info.available ? "real DeepDream on every frame: GPU quality, CPU best effort"
+    : info.reason;
+  if ((state.dream.mode === "blend" && !dreams.length) || (state.dream.mode === "iterative" && !info.available)) {
+    state.dream.mode = "off";
+  }
+  if (!dreams.some((d) => d.name === state.dream.styleLayer)) state.dream.styleLayer = dreams.length ? dreams[0].name : null;
+  radios[state.dream.mode].checked = true;
+  const select = $("dream-layer");
+  select.replaceChildren();
+  const options = state.dream.mode === "blend"
+    ? dreams.map((d) => [d.name, layerLabel(d.layer) + (d.gain ? ` (×${d.gain.toFixed(1)})` : "")])
+    : info.layers.map((l) => [l, layerLabel(l)]);
+  for (const [value, text] of options) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = text;
+    select.appendChild(option);
+  }
+  select.value = state.dream.mode === "blend" ? state.dream.styleLayer : state.dream.layer;
+  $("dream-options").hidden = state.dream.mode === "off";
+  $("dream-iterative-only").hidden = state.dream.mode !== "iterative";
+  $("dream-intensity").value = state.dream.intensity;
+  $("dream-intensity-value").textContent = `${state.dream.intensity}%`;
+  $("dream-feedback").value = state.dream.feedback;
+  $("dream-feedback-value").textContent = `${state.dream.feedback}%`;
+  $("dream-iterations").value = state.dream.iterations;
+  $("dream-iterations-value").textContent = String(state.dream.iterations);
+  $("dream-note").textContent = state.dream.mode === "iterative"
+    ? "Live DeepDream runs the optimisation on every frame: smooth on a GPU, a few frames a second on a CPU."
+    : state.dream.mode === "blend" ? "The dream is one more style in the network, blended with your paintings." : "";
+}
+
+function dreamChanged() {
+  renderDream();
+  const message = { mode: streamMode(), weights: blendFor(state.model) };
+  if (state.dream.mode === "iterative") Object.assign(message, dreamMessage());
+  sendControl(message);
+}
+
+function wireDream() {
+  for (const radio of document.querySelectorAll('input[name="dream-mode"]')) {
+    radio.addEventListener("change", () => { state.dream.mode = radio.value; dreamChanged(); });
+  }
+  $("dream-layer").addEventListener("change", (e) => {
+    if (state.dream.mode === "blend") state.dream.styleLayer = e.target.value;
+    else state.dream.layer = e.target.value;
+    dreamChanged();
+  });
+  for (const key of ["intensity", "feedback", "iterations"]) {
+    $(`dream-${key}`).addEventListener("input", (e) => {
+      state.dream[key] = Number(e.target.value);
+      $(`dream-${key}-value`).textContent = key === "iterations" ? e.target.value : `${e.target.value}%`;
+      if (state.dream.mode === "blend") weightsChanged();
+      else if (state.dream.mode === "iterative") sendControl(dreamMessage());
+    });
+  }
 }
 
 // Slider input fires far faster than frames arrive; send the newest blend once per animation frame.
@@ -157,7 +259,7 @@ function wireControls() {
   });
   $("passthrough").addEventListener("change", (e) => {
     state.passthrough = e.target.checked;
-    sendControl({ mode: state.passthrough ? "passthrough" : "style" });
+    sendControl({ mode: streamMode() });
   });
   $("start").addEventListener("click", start);
   $("stop").addEventListener("click", stop);
@@ -204,7 +306,8 @@ async function start() {
     channel.onopen = () => sendControl({
       strength: state.strength / 100,
       preserve_color: state.preserveColor,
-      mode: state.passthrough ? "passthrough" : "style",
+      mode: streamMode(),
+      ...(state.dream.mode === "iterative" ? dreamMessage() : {}),
     });
     pc.ontrack = (event) => {
       $("stylized").srcObject = new MediaStream([event.track]);
@@ -314,4 +417,5 @@ async function pollStats() {
 }
 
 wireControls();
+wireDream();
 loadCatalog().catch((err) => { toast(`cannot load styles: ${err.message}`); setStatus("error", "server unreachable"); });

@@ -24,7 +24,8 @@ from service.app import create_app
 from service.contract import ModelEntry
 from service.settings import Settings
 
-STYLES = ("starry_night", "the_scream", "great_wave")
+STYLES = ("starry_night", "the_scream", "dream_relu3_3")  # the fast model marks the third as a dream style
+DREAMS = {"dream_relu3_3": {"layer": "relu3_3", "gain": 2.5}}
 FAST, SLOW = "tiny_realtime", "tiny_quality"
 SLOW_KERNEL, SLOW_REPEATS = 15, 2
 
@@ -100,7 +101,8 @@ def write_models(folder: Path) -> Path:
     build_model(folder / f"{SLOW}.onnx", len(STYLES), SLOW_KERNEL, SLOW_REPEATS)
     entries = [
         ModelEntry(
-            FAST, f"{FAST}.onnx", contract.sha256_file(folder / f"{FAST}.onnx"), "realtime", STYLES, 4
+            FAST, f"{FAST}.onnx", contract.sha256_file(folder / f"{FAST}.onnx"), "realtime", STYLES, 4,
+            dreams=DREAMS,
         ),
         ModelEntry(SLOW, f"{SLOW}.onnx", contract.sha256_file(folder / f"{SLOW}.onnx"), "quality", STYLES, 8),
     ]

@@ -48,6 +48,18 @@ def test_styles_lists_models_styles_in_order_and_thumbnails(client: TestClient) 
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.content)).size == (160, 160)
     assert client.get("/api/styles/nope/thumbnail").status_code == 404
+    kinds = {s["name"]: (s["kind"], s["layer"], s["gain"]) for s in model["styles"]}
+    assert kinds == {"starry_night": ("painting", None, None), "the_scream": ("painting", None, None),
+                     "dream_relu3_3": ("dream", "relu3_3", 2.5)}
+
+
+def test_dream_endpoint_says_what_live_dreaming_allows(client: TestClient) -> None:
+    from service import dream
+
+    body = client.get("/api/dream").json()
+    assert body["available"] == (dream.missing_requirement() is None)
+    assert body["layers"] == list(dream.LAYERS) and body["defaults"]["layer"] in body["layers"]
+    assert body["ranges"]["iterations"] == list(dream.ITERATIONS)
 
 
 def test_the_page_is_served(client: TestClient) -> None:
@@ -60,7 +72,7 @@ def test_stylize_returns_the_blended_png(client: TestClient, picture: np.ndarray
     response = client.post(
         "/api/stylize",
         files={"image": ("in.png", png_bytes(picture), "image/png")},
-        data={"weights": json.dumps({"the_scream": 1, "great_wave": 1}), "model": SLOW},
+        data={"weights": json.dumps({"the_scream": 1, "dream_relu3_3": 1}), "model": SLOW},
     )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"

@@ -76,7 +76,7 @@ def browser(camera: Path) -> Iterator[object]:
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[LiveServer]:
-    with LiveServer(settings.model_copy(update={"ease_frames": 3})) as live:
+    with LiveServer(settings.model_copy(update={"ease_frames": 3, "dream_max_side_cpu": 96})) as live:
         yield live
 
 
@@ -160,4 +160,48 @@ def test_slow_model_drops_frames_and_latency_stays_under_a_second(
     )
     assert p90 < 1000, f"latency grew: median {median:.0f} ms, p90 {p90:.0f} ms"
     assert stats["dropped"] > 0 and stats["infer_ms_p50"] > 100, stats
+    page.click("#stop")
+
+
+def test_dream_controls_blend_the_dream_style_and_switch_to_live_deepdream(
+    browser: object, server: LiveServer
+) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    start_streaming(page, server.url)
+    # dream styles are not painting cards; they come in through the dream control
+    cards = page.evaluate("[...document.querySelectorAll('.card')].map((c) => c.dataset.style)")
+    assert cards == ["starry_night", "the_scream"]
+    time.sleep(1.0)
+    painted = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
+    page.click("input[name=dream-mode][value=blend] + span")
+    assert page.evaluate("document.getElementById('dream-layer').value") == "dream_relu3_3"
+    page.evaluate("""() => { const s = document.getElementById('dream-intensity');
+      s.value = '100'; s.dispatchEvent(new Event('input', {bubbles: true})); }""")
+    time.sleep(1.5)
+    dreamed = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
+    state = page.evaluate("[window.livestyle.dream, window.livestyle.errors, window.livestyle.replies]")
+    assert np.abs(dreamed - painted).mean() > 40, f"the dream style did not change the picture: {state}"
+
+    available = page.evaluate("window.livestyle.dreamInfo.available")
+    iterative = page.locator("input[name=dream-mode][value=iterative]")
+    assert iterative.is_disabled() == (not available)
+    if available:
+        page.click("input[name=dream-mode][value=iterative] + span")
+        page.select_option("#dream-layer", "relu3_1")
+        page.evaluate("""() => { const s = document.getElementById('dream-iterations');
+          s.value = '1'; s.dispatchEvent(new Event('input', {bubbles: true})); }""")
+        deadline = time.monotonic() + 40  # torch and the VGG19 trunk load on the first dreamed frame
+        change = 0.0
+        while change <= 10 and time.monotonic() < deadline:
+            time.sleep(1.0)
+            change = float(np.abs(np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32) - dreamed).mean())
+        assert change > 10, "live DeepDream did not replace the dream style"
+        shown, served = [], []
+        for _ in range(5):
+            time.sleep(1.0)
+            shown.append(page.evaluate("window.livestyle.fpsShown"))
+            served.append(page.evaluate("window.livestyle.serverStats.fps_out"))
+        print(f"live DeepDream: frames shown per second {shown}, served {served}")
+        assert sum(shown) >= 1 and sum(served) > 0, (shown, served)
+    assert page.evaluate("window.livestyle.errors") == []
     page.click("#stop")

@@ -107,7 +107,7 @@ def test_frames_are_stylized(clip: Path, tmp_path: Path, run) -> None:  # type: 
 
 def test_schedule_moves_the_blend_over_time(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     schedule = tmp_path / "journey.txt"
-    schedule.write_text("# from negative to grey\n0 starry_night=1\n1.5s great_wave=1\n")
+    schedule.write_text("# from negative to grey\n0 starry_night=1\n1.5s dream_relu3_3=1\n")
     out = tmp_path / "out.mp4"
     assert run(clip, out, "--schedule", schedule)[0] == 0
     source, result = read_frames(clip), read_frames(out)
