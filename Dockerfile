@@ -1,21 +1,23 @@
-# livestyle service image (CPU). Serves the bundled ONNX models; torch is not installed.
+# livestyle service image (CPU). Serves the bundled ONNX models; torch is not installed unless asked.
 #   docker build -t livestyle .
 #   docker run -p 8000:8000 livestyle
 # GPU: docker build --build-arg ORT_PACKAGE=onnxruntime-gpu==1.32.0 -t livestyle:gpu .
 #      docker run --gpus all -p 8000:8000 livestyle:gpu
+# Live DeepDream mode (adds torch + VGG19 weights): docker build --build-arg EXTRAS="[dream]" ...
 # WebRTC media flows over UDP between the browser and the container: on a remote host run with
 # --network host or configure a TURN server (LIVESTYLE_ICE_SERVERS).
 FROM python:3.11-slim
 
 ARG ORT_PACKAGE=""
+ARG EXTRAS=""
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LIVESTYLE_HOST=0.0.0.0 LIVESTYLE_PORT=8000 LIVESTYLE_MODELS_DIR=/app/models
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
-COPY training/__init__.py ./training/__init__.py
-RUN pip install . \
+COPY training ./training
+RUN pip install ".$EXTRAS" \
     && if [ -n "$ORT_PACKAGE" ]; then pip uninstall -y onnxruntime && pip install "$ORT_PACKAGE"; fi
 COPY models ./models
 

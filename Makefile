@@ -24,7 +24,7 @@ $(STAMP_SERVE): pyproject.toml | $(PY)
 
 # Training and test extras; torch==2.13.0 is the CPU build (pinned in pyproject.toml).
 $(STAMP_DEV): pyproject.toml | $(PY)
-	$(PIP) install -e '.[train,dev,video-ray]'
+	$(PIP) install -e '.[train,dream,dev,video-ray]'
 	touch $@ $(STAMP_SERVE)
 
 # Browser tests need Debian's Chromium (never `playwright install`) and a loopback-only namespace.

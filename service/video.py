@@ -29,8 +29,10 @@ from av.video.stream import VideoStream
 
 from service import contract
 from service.blend import check_strength, parse_weights_text
+from service.dream import LAYERS as DREAM_LAYERS
+from service.dream import Dreamer, DreamOptions, DreamParams
 from service.engine import Engine, RuntimeOptions
-from service.errors import BadRequest, ServiceError, UnsupportedMedia
+from service.errors import BadRequest, FeatureUnavailable, ServiceError, UnsupportedMedia
 from service.schedule import BlendTrack, Schedule, read_schedule
 from service.settings import Settings
 from service.stabilize import StabilizeOptions, Stabilizer
@@ -59,6 +61,8 @@ class VideoOptions:
     codec: str = "libx264"
     container: str | None = None  # PyAV format name; None guesses from the output's suffix
     workers: int = 1  # frames stylized concurrently (each ONNX Runtime run stays single-threaded)
+    dream: DreamParams | None = None  # iterative DeepDream instead of the style network (frames in order)
+    dream_options: DreamOptions = DreamOptions(max_side_cpu=320, max_side_gpu=1280)
 
     def __post_init__(self) -> None:
         check_strength(self.strength)
@@ -190,12 +194,22 @@ class FrameStylizer:
         self.track: BlendTrack = schedule.for_styles(loaded.styles)
         self.size = size
         self._stabilizer = Stabilizer(options.stabilize) if options.stabilize else None
+        self._frames_done = 0
+        self._dreamer: Dreamer | None = None
+        self._dreamed: np.ndarray | None = None
+        if options.dream is not None:
+            self._dreamer = Dreamer(options.dream_options)
+            if self._dreamer.unavailable:
+                raise FeatureUnavailable(self._dreamer.unavailable)
+            self._dreamer.warm(options.dream.layer)
 
     def stylize(self, frame: DecodedFrame) -> tuple[np.ndarray, np.ndarray]:
         """(resized input, its stylization); thread-safe."""
         rgb = frame.rgb
         if rgb.shape[:2] != self.size:
             rgb = cv2.resize(rgb, self.size[::-1], interpolation=cv2.INTER_AREA)
+        if self._dreamer is not None:
+            return rgb, rgb  # dreaming feeds each frame into the next, so it happens in order in finish()
         out = self.engine.stylize(
             rgb,
             self.track.at(frame.seconds),
@@ -206,7 +220,11 @@ class FrameStylizer:
         return rgb, out
 
     def finish(self, rgb: np.ndarray, stylized: np.ndarray) -> np.ndarray:
-        """Stabilize (when asked); must see frames in order."""
+        """Dream (in dream mode) and stabilize (when asked); must see frames in order."""
+        if self._dreamer is not None and self.options.dream is not None:
+            stylized = self._dreamer.dream(rgb, self._dreamed, self.options.dream, seed=self._frames_done)
+            self._dreamed = stylized
+        self._frames_done += 1
         return self._stabilizer.step(rgb, stylized) if self._stabilizer else stylized
 
 
@@ -432,6 +450,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     parser.add_argument("--chunks", type=int, help="Ray: number of chunks (default: 2 per CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    dream = parser.add_argument_group("iterative DeepDream (--mode dream; needs the dream extra)")
+    dream.add_argument("--mode", choices=("style", "dream"), default="style",
+                       help="style: the ONNX network (dream styles included); dream: DeepDream on every frame")
+    defaults = DreamParams()
+    dream.add_argument("--dream-layer", default=defaults.layer, help=f"one of {', '.join(DREAM_LAYERS)}")
+    dream.add_argument("--dream-iterations", type=int, default=4, help="gradient steps per frame and octave")
+    dream.add_argument("--dream-octaves", type=int, default=2)
+    dream.add_argument("--dream-feedback", type=float, default=defaults.feedback,
+                       help="share of the previous dreamed frame in the next (0 = dream each frame afresh)")
+    dream.add_argument("--dream-intensity", type=float, default=defaults.intensity, help="step size, (0, 1]")
+    dream.add_argument("--dream-size", type=int, default=320, help="longer side dreamed (result scaled to output)")
+    dream.add_argument("--dream-device", help="cpu or cuda (default: cuda when available)")
     return parser.parse_args(argv)
 
 
@@ -447,7 +477,20 @@ def options_from_args(args: argparse.Namespace) -> VideoOptions:
         stabilize = StabilizeOptions(blend=args.stabilize_blend) if args.stabilize else None
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    dream = None
+    if args.mode == "dream":
+        if args.style or args.schedule:
+            raise BadRequest("--mode dream does not use --style or --schedule (dream styles go with --mode style)")
+        if args.engine == "ray":
+            raise BadRequest("--mode dream feeds each frame into the next, so it runs in order: use --engine local")
+        dream = DreamParams(layer=args.dream_layer, iterations=args.dream_iterations, octaves=args.dream_octaves,
+                            feedback=args.dream_feedback, intensity=args.dream_intensity)
+        if args.dream_size < 16:
+            raise BadRequest(f"--dream-size must be at least 16 px, got {args.dream_size}")
     return VideoOptions(
+        dream=dream,
+        dream_options=DreamOptions(device=args.dream_device, max_side_cpu=args.dream_size,
+                                   max_side_gpu=args.dream_size),
         schedule=schedule,
         model=args.model,
         strength=args.strength,

@@ -11,6 +11,7 @@ import pytest
 from conftest import STYLES, reference_output
 
 from service import contract
+from service.dream import missing_requirement
 from service.engine import Engine, RuntimeOptions
 from service.schedule import parse_schedule
 from service.video import VideoOptions, main, process_video
@@ -202,3 +203,40 @@ def test_other_codec_and_container_and_stabilize(clip: Path, tmp_path: Path, run
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.width, stream.height) == ("ffv1", 32, 24)
         assert sum(1 for _ in container.decode(video=0)) == FRAMES
+
+
+@pytest.mark.skipif(missing_requirement() is not None, reason="the dream extra is not installed")
+def test_dream_mode_dreams_every_frame_with_feedback(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "dream.mp4"
+    code, err = run(clip, out, "--mode", "dream", "--dream-layer", "relu3_1", "--dream-iterations", "2",
+                    "--dream-octaves", "1", "--dream-size", "64", "--dream-feedback", "0.8", "--dream-device", "cpu")
+    assert code == 0, err
+    sources, dreamed = read_frames(clip), read_frames(out)
+    assert len(dreamed) == len(sources) and dreamed[0].shape == sources[0].shape
+    change = [float(np.abs(d.astype(int) - s).mean()) for s, d in zip(sources, dreamed, strict=True)]
+    assert min(change) > 3  # every frame dreamed
+    assert change[-1] > change[0]  # feedback: the dream deepens over the clip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dream.mp4"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--mode", "dream", "--dream-layer", "fc7"], "allowed"),
+    (["--mode", "dream", "--dream-iterations", "0"], "iterations"),
+    (["--mode", "dream", "--style", "the_scream=1"], "does not use --style"),
+    (["--mode", "dream", "--engine", "ray"], "--engine local"),
+])
+def test_bad_dream_options_exit_2_with_one_line(extra: list[str], message: str, clip: Path, tmp_path: Path,
+                                                run) -> None:  # type: ignore[no-untyped-def]
+    code, err = run(clip, tmp_path / "out.mp4", *extra)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dream_mode_without_the_extra_names_it(clip: Path, tmp_path: Path, run,  # type: ignore[no-untyped-def]
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import dream
+
+    monkeypatch.setattr(dream.importlib.util, "find_spec", lambda name: None if name == "torch" else object())
+    code, err = run(clip, tmp_path / "out.mp4", "--mode", "dream")
+    assert code == 2 and "livestyle[dream]" in err, err
+    assert list(tmp_path.iterdir()) == []
