@@ -127,9 +127,9 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
           "--train-size", "32", "--train-steps", "1"])
     printed = capsys.readouterr().out
     text = out.read_text()
-    for n in range(1, 7):
+    for n in range(1, 8):
         assert f"## {n}." in text and f"## {n}." in printed
-    assert text.count("GPU:") >= 6 and "command: `python -m training.bench --quick" in text
+    assert text.count("GPU:") >= 7 and "command: `python -m training.bench --quick" in text
 
     latency = table(text, 1)
     assert [r[0] for r in latency] == ["tiny_realtime", "tiny_quality", "peer"]
@@ -144,7 +144,7 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     for cell in quality[-1][1:]:  # realtime, quality, peer, Gatys: all scored
         style, content = (number(v) for v in cell.split(" / "))
         assert style > 0 and content >= 0
-    assert (out.parent / "benchmarks" / "contact-sheet.png").stat().st_size > 1000
+    assert (out.parent / "docs" / "benchmarks" / "contact-sheet.png").stat().st_size > 1000
 
     flicker = table(text, 3)
     assert {r[0] for r in flicker} == {"tiny_realtime", "tiny_quality", "peer (peer)"}
@@ -155,3 +155,14 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     training = table(text, 5)
     assert {r[0] for r in training} == {"realtime", "quality"} and all(number(r[2]) > 0 for r in training)
     assert "MISSES" in text or "meets" in text
+
+    dream = table(text, 7)  # the tiny models have no dream styles: iterative DeepDream only
+    assert [r[0] for r in dream] == ["iterative relu4_2, 2 it x 1 oct at 96 px"]
+    assert number(dream[0][2]) > 0 and number(dream[0][4]) > 0 and number(dream[0][5]) > 0
+    assert (out.parent / "docs" / "benchmarks" / "dream-sheet.jpg").stat().st_size > 1000
+
+    # a later run of some tables keeps the others
+    main(["--quick", "--only", "latency", "--data", str(tmp_path / "data"), "--models-dir", str(models),
+          "--peer-dir", str(tmp_path / "peer"), "--out", str(out), "--sizes", "64x48", "--runs", "2"])
+    again = out.read_text()
+    assert all(f"## {n}." in again for n in range(1, 8)) and table(again, 7) == dream

@@ -61,8 +61,33 @@ def document(tables: list[Table], context: str, title: str = "Benchmarks") -> st
     return preface + "\n" + "\n".join(t.markdown(context) for t in tables)
 
 
+def sections(text: str) -> dict[str, str]:
+    """A BENCHMARKS.md split into its tables: {"## title" line: whole section}."""
+    found: dict[str, str] = {}
+    parts = text.split("\n## ")
+    for part in parts[1:]:
+        title = "## " + part.split("\n", 1)[0]
+        found[title] = "## " + part.rstrip("\n") + "\n"
+    return found
+
+
+def _number(title: str) -> float:
+    head = title[3:].split(".", 1)[0]
+    return float(head) if head.isdigit() else math.inf
+
+
+def merged(old: str, new: str) -> str:
+    """``new``'s preface and tables, plus the tables of ``old`` that this run did not measure, by number."""
+    kept = sections(old)
+    kept.update(sections(new))
+    preface = new.split("\n## ", 1)[0].rstrip("\n") + "\n"
+    return preface + "\n" + "\n".join(kept[t] for t in sorted(kept, key=_number))
+
+
 def write_document(path: Path, text: str) -> None:
-    """Atomic write: temporary name, then rename."""
+    """Atomic write (temporary name, then rename), keeping the tables of earlier runs this one left out."""
+    if path.exists():
+        text = merged(path.read_text(), text)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

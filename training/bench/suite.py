@@ -17,11 +17,11 @@ from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.settings import Settings
 from training import images
-from training.bench import browser, flicker, gpu, latency, peer, quality, throughput
+from training.bench import browser, dream, flicker, gpu, latency, peer, quality, throughput
 from training.bench.report import Table
 
 log = logging.getLogger(__name__)
-TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu")
+TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.flicker; else the model's first styles
@@ -54,6 +54,9 @@ class BenchConfig:
     browser: bool = True
     browser_seconds: float = 10.0
     gpu_runs: int = 25
+    dream_photos: int = 5
+    dream_sides: tuple[int, ...] = (160, 320)  # longer sides iterative DeepDream is measured at
+    dream_feedback_frames: int = 6
     intra_op_threads: int = 1
     spinning: bool = False
 
@@ -121,7 +124,7 @@ class Suite:
 
     def run(self, on_table: Callable[[Table], None]) -> list[Table]:
         steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
-                 "browser": self.browser, "training": self.training, "gpu": self.gpu}
+                 "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream}
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -152,7 +155,7 @@ class Suite:
         arbitrary = peer.ArbitraryStyle.load(self.peer_models) if self.peer_models else None
         vgg = load_vgg((*STYLE_TAPS, CONTENT_TAP))
         scores, pictures = quality.measure_quality(plan, self.engine, [e.name for e in self.ours], arbitrary, vgg)
-        sheet_path = cfg.out.parent / "benchmarks" / "contact-sheet.png"
+        sheet_path = cfg.out.parent / "docs" / "benchmarks" / "contact-sheet.png"
         methods = [*(e.name for e in self.ours), quality.GATYS, quality.PEER]
         images.save_png(quality.contact_sheet(pictures, methods), sheet_path)
         return quality.quality_table(scores, plan, {e.name: e.tier for e in self.ours}, sheet_path)
@@ -205,6 +208,17 @@ class Suite:
         scratch.mkdir()
         result = gpu.gpu_latency(self.models_dir, self.entries, cfg.gpu_runs, cfg.warmup, scratch)
         return gpu.gpu_table(self.entries, result, cfg.gpu_runs, self.peer)
+
+
+    def dream(self) -> Table:
+        cfg = self.cfg
+        plan = dream.DreamPlan(photos=held_out_photos(cfg.data, cfg.dream_photos),
+                               sheet=cfg.out.parent / "docs" / "benchmarks" / "dream-sheet.jpg", runs=min(cfg.runs, 3),
+                               feedback_frames=cfg.dream_feedback_frames, sides=cfg.dream_sides)
+        if not plan.photos:
+            return Table(title="7. DeepDream two ways: dream styles vs iterative DeepDream", header=[],
+                         skipped=f"no bsds_val_* photos under {cfg.data}")
+        return dream.dream_table(plan, dream.measure_dream(plan, self.engine, self.ours))
 
 
 def run_suite(cfg: BenchConfig, on_table: Callable[[Table], None]) -> list[Table]:
