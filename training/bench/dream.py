@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,7 @@ def measure_dream(plan: DreamPlan, engine: Engine, entries: list[contract.ModelE
     for entry, style, layer in styles:
         weights = contract.one_hot(entry.styles.index(style), len(entry.styles))
         outs = [engine.stylize(f, weights, model=entry.name) for f in frames]
-        ms = timed(lambda w=weights, m=entry.name: engine.stylize(frames[0], w, model=m), plan.runs)
+        ms = timed(partial(engine.stylize, frames[0], weights, model=entry.name), plan.runs)
         gain = geomean([energy.gain(f, o, layer) for f, o in zip(frames, outs, strict=True)])
         rows.append(DreamRow(f"{entry.name}: {style} (feed-forward)", layer, ms, gain))
         for row, out in zip(sheet_rows, outs, strict=False):
@@ -142,7 +143,7 @@ def measure_dream(plan: DreamPlan, engine: Engine, entries: list[contract.ModelE
             params = DreamParams(layer=layer, iterations=iterations, octaves=octaves)
             dreamer.warm(layer)
             single = [dreamer.dream(f, None, params.updated({"feedback": 0.0})) for f in frames]
-            ms = timed(lambda d=dreamer, p=params: d.dream(frames[0], frames[0], p), plan.runs)
+            ms = timed(partial(dreamer.dream, frames[0], frames[0], params), plan.runs)
             stills = []
             for f in frames[: len(sheet_rows)]:  # a still camera dreamed frame after frame, as live
                 state = None
