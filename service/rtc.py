@@ -24,7 +24,7 @@ from service.dream import Dreamer
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError
 from service.settings import Settings
-from service.tracks import MODES, Controls, StylizedTrack
+from service.tracks import MODES, Controls, ResolutionGovernor, StylizedTrack
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +189,12 @@ class PeerRegistry:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind != "video" or peer.track is not None:
                 return
+            settings = self.settings
+            governor = ResolutionGovernor(settings.max_frame_side, settings.min_frame_side, settings.target_fps,
+                                          enabled=settings.adaptive_resolution)
             peer.track = StylizedTrack(
-                track, self.engine, peer.controls, self.executor, self.settings.max_frame_side,
-                self.dreamer, self.dream_executor,
+                track, self.engine, peer.controls, self.executor, settings.max_frame_side,
+                self.dreamer, self.dream_executor, governor,
             )
             pc.addTrack(peer.track)
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_peers: int = Field(4, ge=1)
     max_frame_side: int = Field(640, ge=16, description="longer frame side fed to the network")
     ease_frames: int = Field(6, ge=0, description="frames over which a new blend is eased in")
+    adaptive_resolution: bool = Field(True, description="stylize smaller when inference overruns target_fps")
+    target_fps: float = Field(20.0, gt=0, le=120, description="frame rate adaptive resolution aims for")
+    min_frame_side: int = Field(320, ge=16, description="adaptive resolution never goes below this")
     idle_timeout: float = Field(30.0, gt=0, description="seconds without frames or messages")
     stats_interval: float = Field(1.0, gt=0)
     ice_servers: Annotated[list[str], NoDecode] = Field(

@@ -10,6 +10,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 
+import cv2
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -37,6 +38,55 @@ class Controls:
 
 
 @dataclass
+class ResolutionGovernor:
+    """Picks the longer side frames are stylized at so inference fits the frame budget of ``target_fps``.
+
+    Network cost grows with the pixel count, so when the recent inference time (an exponential
+    average) runs over budget the side shrinks by the square root of the overrun, down to
+    ``min_side``; with ample headroom it grows back a step at a time, up to ``max_side``. Decisions
+    wait ``settle`` frames after each change so one slow frame never makes the picture jump.
+    """
+
+    max_side: int
+    min_side: int
+    target_fps: float
+    enabled: bool = True
+    settle: int = 8
+    step: int = 32
+    side: int = 0
+    _ema_ms: float = 0.0
+    _since_change: int = 0
+
+    def __post_init__(self) -> None:
+        self.min_side = min(self.min_side, self.max_side)
+        self.side = self.side or self.max_side
+
+    @property
+    def budget_ms(self) -> float:
+        return 1000.0 / self.target_fps
+
+    def observe(self, infer_ms: float) -> int:
+        """Record one frame's inference time; returns the side to stylize the next frame at."""
+        if not self.enabled:
+            return self.side
+        self._ema_ms = infer_ms if self._ema_ms == 0.0 else 0.8 * self._ema_ms + 0.2 * infer_ms
+        self._since_change += 1
+        if self._since_change < self.settle:
+            return self.side
+        if self._ema_ms > self.budget_ms and self.side > self.min_side:
+            scaled = self.side * (self.budget_ms / self._ema_ms) ** 0.5
+            self._change(max(self.min_side, int(scaled) // self.step * self.step))
+        elif self._ema_ms < 0.6 * self.budget_ms and self.side < self.max_side:
+            self._change(min(self.max_side, self.side + self.step))
+        return self.side
+
+    def _change(self, side: int) -> None:
+        if side != self.side:
+            log.debug("stylizing at %d px (inference %.0f ms, budget %.0f ms)", side, self._ema_ms, self.budget_ms)
+            self.side, self._since_change, self._ema_ms = side, 0, 0.0  # measure the new size afresh
+
+
+@dataclass
 class TrackStats:
     """Counters of one stylizing track; ``snapshot`` turns them into rates since the last call."""
 
@@ -46,6 +96,7 @@ class TrackStats:
     failures: int = 0
     last_frame_at: float = field(default_factory=time.monotonic)
     infer_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    side: int = 0  # longer side frames are stylized at now (adaptive resolution)
     _mark: tuple[float, int, int] = field(default_factory=lambda: (time.monotonic(), 0, 0))
 
     def snapshot(self) -> dict[str, float | int]:
@@ -62,6 +113,7 @@ class TrackStats:
             "failures": self.failures,
             "infer_ms_p50": round(float(p50), 1),
             "infer_ms_p90": round(float(p90), 1),
+            "side": self.side,
         }
 
 
@@ -77,6 +129,7 @@ class StylizedTrack(MediaStreamTrack):
     def __init__(
         self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int,
         dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
+        governor: ResolutionGovernor | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -87,7 +140,8 @@ class StylizedTrack(MediaStreamTrack):
         self.dreamer = dreamer
         self.dream_executor = dream_executor or executor
         self._dreamed: np.ndarray | None = None  # the last dreamed frame, fed back into the next
-        self.stats = TrackStats()
+        self.governor = governor or ResolutionGovernor(max_side, max_side, 30.0, enabled=False)
+        self.stats = TrackStats(side=self.governor.side)
         self._latest: VideoFrame | None = None
         self._arrived = asyncio.Event()
         self._source_ended = False
@@ -135,21 +189,16 @@ class StylizedTrack(MediaStreamTrack):
         if controls.mode == "passthrough":
             return frame
         rgb = resize_to_fit(frame.to_ndarray(format="rgb24"), self.max_side)
+        dreamer = self.dreamer if controls.mode == "dream" else None
+        dreaming = dreamer is not None
         started = time.perf_counter()
         try:
-            if controls.mode == "dream" and self.dreamer is not None:
-                job = partial(self.dreamer.dream, rgb, self._dreamed, controls.dream, seed=self.stats.frames_out)
+            if dreamer is not None:
+                job = partial(dreamer.dream, rgb, self._dreamed, controls.dream, seed=self.stats.frames_out)
                 image = await asyncio.get_running_loop().run_in_executor(self.dream_executor, job)
                 self._dreamed = image
             else:
-                job = partial(
-                    self.engine.stylize,
-                    rgb,
-                    weights,
-                    model=controls.model,
-                    strength=controls.strength,
-                    keep_color=controls.keep_color,
-                )
+                job = partial(self._stylize_at, rgb, weights, self.governor.side, controls)
                 image = await asyncio.get_running_loop().run_in_executor(self.executor, job)
         except Exception:
             self.stats.failures += 1
@@ -160,9 +209,21 @@ class StylizedTrack(MediaStreamTrack):
         if self._failing:
             log.info("stylizing recovered after %d failed frames", self.stats.failures)
             self._failing = False
-        self.stats.infer_ms.append((time.perf_counter() - started) * 1000.0)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        self.stats.infer_ms.append(elapsed_ms)
+        if not dreaming:
+            self.stats.side = self.governor.observe(elapsed_ms)
         out = VideoFrame.from_ndarray(image, format="rgb24")
         out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+    def _stylize_at(self, rgb: np.ndarray, weights: np.ndarray, side: int, controls: Controls) -> np.ndarray:
+        """Stylize at most ``side`` px on the longer side, then scale back: the stream keeps its size."""
+        small = resize_to_fit(rgb, side)
+        out = self.engine.stylize(small, weights, model=controls.model, strength=controls.strength,
+                                  keep_color=controls.keep_color)
+        if out.shape[:2] != rgb.shape[:2]:
+            out = cv2.resize(out, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         return out
 
     def stop(self) -> None:

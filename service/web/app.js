@@ -363,7 +363,8 @@ function onControlMessage(event) {
     state.serverStats = message.stats;
     const s = message.stats;
     $("server-fps").textContent = `${s.fps_out.toFixed(0)}/${s.fps_in.toFixed(0)} fps`;
-    $("infer").textContent = `${s.infer_ms_p50.toFixed(0)} ms (p90 ${s.infer_ms_p90.toFixed(0)})`;
+    const at = s.side ? ` @ ${s.side} px` : "";
+    $("infer").textContent = `${s.infer_ms_p50.toFixed(0)} ms (p90 ${s.infer_ms_p90.toFixed(0)})${at}`;
     $("dropped").textContent = String(s.dropped);
   } else if (message.error) {
     state.errors.push(message.error);

@@ -137,9 +137,17 @@ def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None
 # table 4 of BENCHMARKS.md measure latency the same way; the tiny model's styles keep the strip readable.
 
 
+@pytest.fixture
+def fixed_size_server(settings: Settings) -> Iterator[LiveServer]:
+    """Adaptive resolution off: the slow model stays slow, so frames must be dropped."""
+    with LiveServer(settings.model_copy(update={"ease_frames": 3, "adaptive_resolution": False})) as live:
+        yield live
+
+
 def test_slow_model_drops_frames_and_latency_stays_under_a_second(
-    browser: object, server: LiveServer
+    browser: object, fixed_size_server: LiveServer
 ) -> None:
+    server = fixed_size_server
     page = browser.new_page()  # type: ignore[attr-defined]
     page.add_init_script(CANVAS_CAMERA)
     page.goto(server.url)

@@ -15,7 +15,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
 from service.blend import Easing
-from service.tracks import Controls, StylizedTrack
+from service.tracks import Controls, ResolutionGovernor, StylizedTrack
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 
@@ -25,16 +25,16 @@ class Camera(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, count: int, interval: float) -> None:
+    def __init__(self, count: int, interval: float, size: tuple[int, int] = (24, 32)) -> None:
         super().__init__()
-        self.count, self.interval, self.sent = count, interval, 0
+        self.count, self.interval, self.sent, self.size = count, interval, 0, size
         self.produced_at: dict[int, float] = {}
 
     async def recv(self) -> VideoFrame:
         if self.sent >= self.count:
             raise MediaStreamError
         await asyncio.sleep(self.interval)
-        frame = VideoFrame.from_ndarray(np.full((24, 32, 3), self.sent % 200, np.uint8), format="rgb24")
+        frame = VideoFrame.from_ndarray(np.full((*self.size, 3), self.sent % 200, np.uint8), format="rgb24")
         frame.pts, frame.time_base = self.sent * 3000, TIME_BASE
         self.produced_at[frame.pts] = time.monotonic()
         self.sent += 1
@@ -104,3 +104,49 @@ def test_failing_frames_pass_through_and_are_logged_once_per_burst(caplog: pytes
     assert track.stats.failures == 5
     assert sum("stylizing a frame failed" in r.getMessage() for r in caplog.records) == 1
     assert any("recovered" in r.getMessage() for r in caplog.records)
+
+
+def test_governor_shrinks_to_the_budget_and_grows_back_with_headroom() -> None:
+    governor = ResolutionGovernor(max_side=640, min_side=320, target_fps=20, settle=4)  # 50 ms budget
+
+    def cost(side: int) -> float:  # inference time grows with the pixel count: 80 ms at 640
+        return 80.0 * (side / 640) ** 2
+
+    sides = [governor.observe(cost(governor.side)) for _ in range(60)]
+    assert sides[:3] == [640, 640, 640]  # one decision per settle period, not per frame
+    assert 448 <= sides[-1] <= 512 and cost(sides[-1]) <= 50  # fits the budget, and not far below it
+    assert len(set(sides[-20:])) == 1  # settled: no oscillation
+    for _ in range(200):  # the load goes away
+        governor.observe(5.0)
+    assert governor.side == 640
+    for _ in range(200):  # a hopeless overrun stops at the floor
+        governor.observe(1000.0)
+    assert governor.side == 320
+    off = ResolutionGovernor(max_side=640, min_side=320, target_fps=20, enabled=False)
+    assert {off.observe(1000.0) for _ in range(50)} == {640}
+
+
+class SizeCostEngine(StubEngine):
+    """Inverts the picture; takes longer the more pixels it gets (like a real network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def stylize(self, rgb: np.ndarray, weights: np.ndarray, **_: object) -> np.ndarray:
+        self.sizes.append(rgb.shape[:2])
+        time.sleep(0.06 * rgb.shape[0] * rgb.shape[1] / (240 * 320))
+        return 255 - rgb
+
+
+def test_adaptive_resolution_keeps_the_stream_size_and_the_frame_rate() -> None:
+    camera = Camera(count=150, interval=0.01, size=(240, 320))
+    engine = SizeCostEngine()
+    governor = ResolutionGovernor(max_side=320, min_side=96, target_fps=40, settle=3)  # 25 ms budget
+    with ThreadPoolExecutor(1) as executor:
+        controls = Controls(model="m", easing=Easing(np.ones((1, 1), np.float32), 0))
+        track = StylizedTrack(camera, engine, controls, executor, 320, governor=governor)  # type: ignore[arg-type]
+        received = asyncio.run(drain(track))
+    assert {f.to_ndarray(format="rgb24").shape for f, _ in received} == {(240, 320, 3)}  # size kept
+    assert engine.sizes[0] == (240, 320) and max(engine.sizes[-5:])[1] < 320  # stylized smaller later
+    assert track.stats.snapshot()["side"] == governor.side < 320

@@ -139,6 +139,7 @@ class BrowserResult:
     latency_p90: float | None
     decoded: int
     server: dict[str, Any]
+    server_cpu: float  # percent of one core used by the server process (200 = both cores of this machine)
 
 
 def _one_model(browser: Any, url: str, model: str, seconds: float) -> BrowserResult:
@@ -155,10 +156,12 @@ def _one_model(browser: Any, url: str, model: str, seconds: float) -> BrowserRes
         time.sleep(2.0)  # start-up
         page.evaluate("window.__latency.length = 0")
         fps = []
-        end = time.monotonic() + seconds
+        cpu_start, wall_start = time.process_time(), time.monotonic()  # the server runs in this process
+        end = wall_start + seconds
         while time.monotonic() < end:
             time.sleep(1.0)
             fps.append(float(page.evaluate("window.livestyle.fpsShown")))
+        server_cpu = 100.0 * (time.process_time() - cpu_start) / (time.monotonic() - wall_start)
         latency = [float(x) for x in page.evaluate("window.__latency")]
         stats = dict(page.evaluate("window.livestyle.serverStats") or {})
         page.click("#stop")
@@ -168,7 +171,7 @@ def _one_model(browser: Any, url: str, model: str, seconds: float) -> BrowserRes
     return BrowserResult(fps=statistics.median(fps) if fps else float("nan"),
                          latency_median=float(np.median(latency)) if enough else None,
                          latency_p90=float(np.percentile(latency, 90)) if enough else None,
-                         decoded=len(latency), server=stats)
+                         decoded=len(latency), server=stats, server_cpu=server_cpu)
 
 
 def measure_browser(settings: Settings, models: list[str], seconds: float) -> dict[str, BrowserResult]:
@@ -191,10 +194,12 @@ def browser_table(results: dict[str, BrowserResult] | None, seconds: float, skip
     table = Table(
         title="4. End to end in headless Chromium (WebRTC, 640x480)",
         header=["model", "frames shown/s (median)", "latency median ms", "latency p90 ms", "frames decoded",
-                "server infer p50 / p90 ms", "server dropped"],
+                "server infer p50 / p90 ms", "stylized at px", "server CPU % of one core", "server dropped"],
         setup=(f"Canvas camera at 30 fps through the service page; {seconds:.0f} s per model after 2 s start-up; "
                "latency from a frame-id strip decoded in the page (n/a: the style made it unreadable); browser "
-               "and server share the machine."),
+               "and server share the machine. Server CPU is the server process's CPU time over the wall time "
+               "(Chromium's own decoding, encoding and drawing not included); 'stylized at' is the longer side "
+               "adaptive resolution settled on (output is 640x480 either way)."),
         goal=f">= {GOAL_FPS:.0f} frames shown per second for the realtime tier (the browser test's floor).",
         skipped=skipped,
     )
@@ -203,5 +208,5 @@ def browser_table(results: dict[str, BrowserResult] | None, seconds: float, skip
         table.rows.append([model + (" (peer)" if model == peer else ""), f"{r.fps:.1f}", fmt(r.latency_median),
                            fmt(r.latency_p90), str(r.decoded),
                            f"{s.get('infer_ms_p50', 'n/a')} / {s.get('infer_ms_p90', 'n/a')}",
-                           str(s.get("dropped", "n/a"))])
+                           str(s.get("side", "n/a")), f"{r.server_cpu:.0f}", str(s.get("dropped", "n/a"))])
     return table
