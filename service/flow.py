@@ -9,6 +9,7 @@ warped forward flow cancel out (Sundaram et al., ECCV 2010) and its source lies 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import cv2
@@ -46,11 +47,26 @@ class FlowEstimator:
         return FlowPair(backward, consistent(backward, forward))
 
 
+@lru_cache(maxsize=8)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    xs.flags.writeable = ys.flags.writeable = False
+    return xs, ys
+
+
 def source_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Where each pixel of frame t comes from in frame t-1 (x and y maps for cv2.remap)."""
-    height, width = flow.shape[:2]
-    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    xs, ys = _pixel_grid(*flow.shape[:2])
     return xs + flow[..., 0], ys + flow[..., 1]
+
+
+def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A flow field computed on a smaller grid, resampled to HxW with its vectors scaled to match."""
+    small_h, small_w = flow.shape[:2]
+    out = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= width / small_w
+    out[..., 1] *= height / small_h
+    return out
 
 
 def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
@@ -62,10 +78,12 @@ def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
 def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     """|w + warp(f_fw)| <= 0.01 (|w|^2 + |warp(f_fw)|^2) + 0.5 px, with the source inside the image."""
     height, width = backward.shape[:2]
-    forward_at_source = warp(forward, backward)
-    round_trip = np.sum((backward + forward_at_source) ** 2, axis=2)
-    magnitudes = np.sum(backward**2, axis=2) + np.sum(forward_at_source**2, axis=2)
-    agree = np.sqrt(round_trip) <= 0.01 * magnitudes + 0.5
     map_x, map_y = source_grid(backward)
+    forward_at_source = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    total = backward + forward_at_source
+    round_trip = cv2.magnitude(total[..., 0], total[..., 1])
+    magnitudes = (np.square(cv2.magnitude(backward[..., 0], backward[..., 1]))
+                  + np.square(cv2.magnitude(forward_at_source[..., 0], forward_at_source[..., 1])))
+    agree = round_trip <= 0.01 * magnitudes + 0.5
     inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
     return agree & inside
