@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP_SERVE := $(VENV)/.stamp-serve
 STAMP_DEV := $(VENV)/.stamp-dev
 STAMP_APT := $(VENV)/.stamp-apt
-APT_PACKAGES := chromium chromium-driver iproute2 util-linux
+APT_PACKAGES := chromium chromium-driver firefox-esr iproute2 util-linux
 LIVESTYLE_HOST ?= 127.0.0.1
 LIVESTYLE_PORT ?= 8000
 export LIVESTYLE_HOST LIVESTYLE_PORT
@@ -27,8 +27,9 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 	$(PIP) install -e '.[train,dream,dev,video-ray]'
 	touch $@ $(STAMP_SERVE)
 
-# Browser tests need Debian's Chromium (never `playwright install`) and a loopback-only namespace.
-$(STAMP_APT): | $(PY)
+# Browser tests need Debian's Chromium and Firefox ESR (never `playwright install`) and a loopback-only namespace;
+# re-checked when this Makefile (APT_PACKAGES) changes.
+$(STAMP_APT): Makefile | $(PY)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing apt packages:$$missing"; \
