@@ -143,6 +143,10 @@ class Dreamer:
         """Load the trunk for ``layer`` now (the first dreamed frame otherwise pays for it)."""
         self._trunk(layer)
 
+    def ready(self, layer: str) -> bool:
+        """Whether ``layer``'s trunk is loaded (dreaming it will not stall on torch and the weights)."""
+        return layer in self._trunks
+
     def dream(self, rgb: np.ndarray, previous: np.ndarray | None, params: DreamParams, seed: int = 0) -> np.ndarray:
         """HxWx3 uint8 camera frame (+ the last dreamed frame, any size) -> dreamed HxWx3 uint8."""
         import torch

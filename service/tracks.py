@@ -140,6 +140,7 @@ class StylizedTrack(MediaStreamTrack):
         self.dreamer = dreamer
         self.dream_executor = dream_executor or executor
         self._dreamed: np.ndarray | None = None  # the last dreamed frame, fed back into the next
+        self._warming: asyncio.Future[None] | None = None
         self.governor = governor or ResolutionGovernor(max_side, max_side, 30.0, enabled=False)
         self.stats = TrackStats(side=self.governor.side)
         self._latest: VideoFrame | None = None
@@ -190,6 +191,9 @@ class StylizedTrack(MediaStreamTrack):
             return frame
         rgb = resize_to_fit(frame.to_ndarray(format="rgb24"), self.max_side)
         dreamer = self.dreamer if controls.mode == "dream" else None
+        if dreamer is not None and not dreamer.ready(controls.dream.layer):
+            self._start_warming(dreamer, controls.dream.layer)
+            dreamer = None  # painted frames keep flowing while torch and VGG19 load
         dreaming = dreamer is not None
         started = time.perf_counter()
         try:
@@ -216,6 +220,16 @@ class StylizedTrack(MediaStreamTrack):
         out = VideoFrame.from_ndarray(image, format="rgb24")
         out.pts, out.time_base = frame.pts, frame.time_base
         return out
+
+    def _start_warming(self, dreamer: Dreamer, layer: str) -> None:
+        if self._warming is None or self._warming.done():
+            self._warming = asyncio.get_running_loop().run_in_executor(self.dream_executor, dreamer.warm, layer)
+            self._warming.add_done_callback(self._warmed)
+
+    @staticmethod
+    def _warmed(future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("live DeepDream could not load: %s", future.exception())
 
     def _stylize_at(self, rgb: np.ndarray, weights: np.ndarray, side: int, controls: Controls) -> np.ndarray:
         """Stylize at most ``side`` px on the longer side, then scale back: the stream keeps its size."""

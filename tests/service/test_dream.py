@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import LiveServer
+from conftest import LiveServer, reference_output
 from test_stream import TOLERANCE, StillTrack, gradient
 
 from service import dream as dream_module
@@ -140,6 +140,7 @@ def dream_server(settings: Settings) -> Iterator[LiveServer]:
 @needs_torch
 def test_iterative_dream_over_webrtc_keeps_up_by_dropping_frames(dream_server: LiveServer) -> None:
     source = gradient()
+    painted = reference_output(source, np.eye(1, 3, dtype=np.float32)).astype(np.float32)  # style 0
 
     async def scenario() -> None:
         client = StyleClient(dream_server.url)
@@ -149,11 +150,14 @@ def test_iterative_dream_over_webrtc_keeps_up_by_dropping_frames(dream_server: L
             reply = await client.send({"mode": "dream", "layer": "relu4_2", "iterations": 6, "octaves": 2,
                                        "feedback": 0.5, "intensity": 1.0})
             assert reply == {"ok": True}
-            dreamed = []
-            for _ in range(60):
+            dreamed, arrivals, painted_meanwhile = [], [], 0
+            for _ in range(120):
                 frame = (await remote.recv()).to_ndarray(format="rgb24").astype(np.float32)
-                if np.abs(frame - source).mean() > 2 * TOLERANCE:
+                if np.abs(frame - painted).mean() < TOLERANCE:
+                    painted_meanwhile += 1  # torch and VGG19 still loading: the painting keeps flowing
+                elif np.abs(frame - source).mean() > 2 * TOLERANCE:
                     dreamed.append(frame)
+                    arrivals.append(time.monotonic())
                 if len(dreamed) >= 4:
                     break
             assert len(dreamed) >= 4, "no dreamed frames came back"
@@ -162,7 +166,7 @@ def test_iterative_dream_over_webrtc_keeps_up_by_dropping_frames(dream_server: L
             stats = client.stats
             assert stats["dropped"] > 0 and stats["infer_ms_p90"] > 0
             # newest frame wins: leaving dream mode shows the camera within about one dream, not a backlog
-            bound = 2 * stats["infer_ms_p90"] / 1000 + 1.0
+            bound = 2 * max(np.diff(arrivals)) + 1.0
             assert await client.send({"mode": "passthrough"}) == {"ok": True}
             started = time.monotonic()
             while np.abs((await remote.recv()).to_ndarray(format="rgb24").astype(np.float32) - source).mean() \
