@@ -43,7 +43,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         steps=args.steps, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
         norm_lr_scale=args.norm_lr_scale,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        dream_layers=tuple(args.dream), dream_weight=args.dream_weight,
+        dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight),
         style_size=args.style_size, exclude=tuple(args.exclude), checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
         vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, resume=resume,
@@ -98,7 +98,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--styles", nargs="*", default=[], help="style images or folders of them")
     p.add_argument("--dream", nargs="*", default=[], metavar="LAYER",
                    help="dream styles: amplify these VGG19 layers (e.g. relu3_3 relu5_2), named dream_<layer>")
-    p.add_argument("--dream-weight", type=float, default=3e5, help="weight of a dream's log activation gain")
+    p.add_argument("--dream-weight", type=float, nargs="+", default=[3e5],
+                   help="weight of a dream's log activation gain: one for all, or one per --dream layer")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
     p.add_argument("--steps", type=int, default=4000, help="total steps (resume continues to this)")
     p.add_argument("--batch-size", type=int, default=4)

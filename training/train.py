@@ -53,7 +53,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 3e-6
     tv_weight: float = 1e2
-    dream_weight: float = 3e5  # per unit of log activation gain; content and TV keep the photo
+    dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256
     style_taps: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     content_tap: str = CONTENT_TAP
@@ -71,8 +71,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16")
-        if min(self.content_weight, self.style_weight, self.tv_weight, self.dream_weight) < 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
+        if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
+            raise ValueError(f"give one dream weight, or one per dream layer ({len(self.dream_layers)})")
         if not self.style_images and not self.dream_layers:
             raise ValueError("at least one style image or dream layer is needed")
         bad = [t for t in self.style_taps if t not in STYLE_TAPS]
@@ -298,16 +300,17 @@ class Trainer:
             targets = self.targets.for_items(pos[paint])
             s_items = per_item_style_loss({t: feats[t][paint] for t in cfg.style_taps}, targets, cfg.style_taps)
             s_loss = s_items.sum() / len(ids)
-        gain = torch.zeros((), device=self.device)
+        gain = torch.zeros((), device=self.device)  # summed log gains of the dream items, per batch item
+        weighted_gain = torch.zeros((), device=self.device)
         if target_feats is not None:
             for j, layer in enumerate(cfg.dream_layers):
                 chosen = pos == len(cfg.style_images) + j
                 if chosen.any():
-                    gain = gain + log_activation_gain(feats[layer][chosen], target_feats[layer][chosen]).sum()
-            gain = gain / len(ids)
+                    item_gain = log_activation_gain(feats[layer][chosen], target_feats[layer][chosen]).sum() / len(ids)
+                    gain = gain + item_gain
+                    weighted_gain = weighted_gain + cfg.dream_weights[min(j, len(cfg.dream_weights) - 1)] * item_gain
         tv = total_variation(output)
-        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
-                 - cfg.dream_weight * gain)
+        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv - weighted_gain)
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {float(total)} at step {self.step}; lower --lr")
         self.optimizer.zero_grad(set_to_none=True)

@@ -133,7 +133,7 @@ def test_dream_style_learns_to_amplify_its_layer(picture_dirs: tuple[Path, list[
     content, styles = picture_dirs
     out = tmp_path / "dream"
     # the dream objective alone (content and TV off): its log activation gain must climb
-    trainer = Trainer(config(content, [], out, dream_layers=("relu2_1",), steps=16, dream_weight=1.0,
+    trainer = Trainer(config(content, [], out, dream_layers=("relu2_1",), steps=16, dream_weights=(1.0,),
                              content_weight=0.0, tv_weight=0.0))
     assert trainer.styles == ["dream_relu2_1"]
     trainer.run()
@@ -166,7 +166,7 @@ def test_export_records_each_dream_layer_and_its_gain(picture_dirs: tuple[Path, 
     content, styles = picture_dirs
     out = tmp_path / "run"
     previews = tuple(sorted(content.iterdir())[:2])
-    Trainer(config(content, styles[:1], out, steps=12, dream_layers=("relu2_1",), dream_weight=1e4,
+    Trainer(config(content, styles[:1], out, steps=12, dream_layers=("relu2_1",), dream_weights=(1e4,),
                    preview_images=previews)).run()
     entry = export_checkpoint(out / "checkpoint.pt", tmp_path / "models")
     assert entry.styles == ("stripes", "dream_relu2_1")
