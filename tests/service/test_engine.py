@@ -63,6 +63,10 @@ def test_a_graph_that_breaks_the_contract_is_refused(models_dir: Path, tmp_path:
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["models"][0]["styles"] = ["only_one"]  # graph expects 3 style weights
     (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="dreams .'dream_relu3_3'. are not among its styles"):
+        Engine.load(copy, RuntimeOptions())  # the manifest is checked first
+    manifest["models"][0]["dreams"] = {}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError, match=rf"{FAST}\.onnx: input 'style_weights'"):
         Engine.load(copy, RuntimeOptions())
 
