@@ -296,8 +296,9 @@ class Report:
                                   "edges; occlusion is coarse but measures what really changes the output.")])
 
     def class_pictures(self) -> Section:
-        engine = OptimConfig(**{**class_visualization.ENGINE.__dict__, "iterations": (self.cfg.iterations,),
-                                "seed": self.cfg.seed})
+        base = class_visualization.ENGINE
+        iterations = class_visualization.split_iterations(self.cfg.iterations, base.octaves)
+        engine = OptimConfig(**{**base.__dict__, "iterations": iterations, "seed": self.cfg.seed})
         pictures, captions = [], []
         for target in VIS_CLASSES:
             result = class_visualization.visualize(class_visualization.class_objective(self.model, target),
