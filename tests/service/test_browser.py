@@ -5,7 +5,6 @@ Run inside a network namespace that holds only ``lo``: tests/service/run_browser
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -17,17 +16,20 @@ import pytest
 from conftest import SLOW, LiveServer
 
 from service.settings import Settings
-from training.bench.browser import CANVAS_CAMERA, FLAGS, READ_IDS
+from training.bench.browser import (
+    CANVAS_CAMERA,
+    FLAGS,
+    READ_IDS,
+    SET_SLIDERS,
+    loopback_only,
+    shown_fps_samples,
+)
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 SIZE = (640, 480)
 CHROMIUM_FLAGS = FLAGS
-
-
-def loopback_only() -> bool:
-    return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
 if not CHROMIUM.exists():
@@ -98,13 +100,6 @@ GRAB_FRAME = """() => {
   return Array.from(d.filter((_, i) => i % 4 !== 3 && i % 97 === 0));
 }"""
 
-SET_SLIDERS = """(weights) => {
-  for (const [style, value] of Object.entries(weights)) {
-    const slider = document.querySelector(`input[type=range][data-style="${style}"]`);
-    slider.value = String(value);
-    slider.dispatchEvent(new Event('input', {bubbles: true}));
-  }
-}"""
 
 
 def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None:
@@ -116,10 +111,7 @@ def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None
     assert tuple(size) == SIZE
 
     time.sleep(2.0)
-    samples = []
-    for _ in range(6):
-        time.sleep(1.0)
-        samples.append(page.evaluate("window.livestyle.fpsShown"))
+    samples = shown_fps_samples(page.evaluate, 6)
     server_stats = page.evaluate("window.livestyle.serverStats")
     print(f"realtime model: frames shown per second {samples}, server {server_stats}")
     assert statistics.median(samples) >= 15, f"frames shown per second: {samples}"

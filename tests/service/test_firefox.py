@@ -11,7 +11,6 @@ Run inside a network namespace that holds only ``lo``: tests/service/run_browser
 from __future__ import annotations
 
 import shutil
-import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -23,15 +22,12 @@ from conftest import STYLES, LiveServer, reference_output
 from firefox_bidi import TEST_PREFS, Firefox
 
 from service.settings import Settings
+from training.bench.browser import SET_SLIDERS, loopback_only, shown_fps_samples
 
 pytestmark = pytest.mark.browser
 
 FIREFOX = shutil.which("firefox-esr")
 TOLERANCE = 30  # mean abs error per channel: two VP8 trips plus the hue drift over the round trip
-
-
-def loopback_only() -> bool:
-    return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
 if FIREFOX is None:
@@ -70,13 +66,6 @@ GRAB_PAIR = """(step) => ['original', 'stylized'].map((id) => {
   return out;
 })"""
 
-SET_SLIDERS = """(weights) => {
-  for (const [style, value] of Object.entries(weights)) {
-    const slider = document.querySelector(`input[type=range][data-style="${style}"]`);
-    slider.value = String(value);
-    slider.dispatchEvent(new Event('input', {bubbles: true}));
-  }
-}"""
 
 
 def grab_pair(firefox: Firefox) -> tuple[np.ndarray, np.ndarray]:
@@ -117,10 +106,7 @@ def test_firefox_streams_stylized_video_and_sliders_change_it(firefox: Firefox, 
     assert size == camera_size and size[0] > 0 and size[1] > 0, (size, camera_size)
 
     time.sleep(2.0)
-    samples = []
-    for _ in range(5):
-        time.sleep(1.0)
-        samples.append(firefox.evaluate("window.livestyle.fpsShown"))
+    samples = shown_fps_samples(firefox.evaluate, 5)
     stats = firefox.evaluate("window.livestyle.serverStats")
     print(f"firefox: {size[0]}x{size[1]}, frames shown per second {samples}, server {stats}")
     assert statistics.median(samples) >= 10, f"frames shown per second: {samples}, server {stats}"

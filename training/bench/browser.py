@@ -14,6 +14,7 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,30 @@ READ_IDS = """() => {
 }"""
 
 
+SET_SLIDERS = """(weights) => {
+  for (const [style, value] of Object.entries(weights)) {
+    const slider = document.querySelector(`input[type=range][data-style="${style}"]`);
+    slider.value = String(value);
+    slider.dispatchEvent(new Event('input', {bubbles: true}));
+  }
+}"""
+"""Page function: move the style sliders as a person would (``{style: 0..100}``)."""
+
+
+def loopback_only() -> bool:
+    """Whether this process sees only the loopback interface (``unshare -n`` with lo up)."""
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+def shown_fps_samples(evaluate: Callable[[str], Any], count: int) -> list[float]:
+    """The page's frames-shown-per-second counter, read once a second ``count`` times (any browser driver)."""
+    samples = []
+    for _ in range(count):
+        time.sleep(1.0)
+        samples.append(float(evaluate("window.livestyle.fpsShown")))
+    return samples
+
+
 def unavailable_reason() -> str | None:
     """Why the browser table cannot run here, or None."""
     if not CHROMIUM.exists():
@@ -96,7 +121,7 @@ def unavailable_reason() -> str | None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "playwright is not installed"
-    if [name for _, name in socket.if_nameindex()] != ["lo"]:
+    if not loopback_only():
         return "not in a loopback-only network namespace (run under `unshare -n`, as `make bench` does)"
     return None
 
@@ -155,12 +180,8 @@ def _one_model(browser: Any, url: str, model: str, seconds: float) -> BrowserRes
         page.evaluate(READ_IDS)
         time.sleep(2.0)  # start-up
         page.evaluate("window.__latency.length = 0")
-        fps = []
         cpu_start, wall_start = time.process_time(), time.monotonic()  # the server runs in this process
-        end = wall_start + seconds
-        while time.monotonic() < end:
-            time.sleep(1.0)
-            fps.append(float(page.evaluate("window.livestyle.fpsShown")))
+        fps = shown_fps_samples(page.evaluate, max(1, round(seconds)))
         server_cpu = 100.0 * (time.process_time() - cpu_start) / (time.monotonic() - wall_start)
         latency = [float(x) for x in page.evaluate("window.__latency")]
         stats = dict(page.evaluate("window.livestyle.serverStats") or {})
