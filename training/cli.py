@@ -79,6 +79,22 @@ def cmd_add_style(args: argparse.Namespace) -> None:
     _train(args, new_styles_only=True)
 
 
+def cmd_distill(args: argparse.Namespace) -> None:
+    from training.distill import DistillConfig, Distiller
+
+    cfg = DistillConfig(
+        teacher=Path(args.teacher), content_dir=Path(args.content), out_dir=Path(args.out), tier=args.tier,
+        steps=args.steps, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
+        norm_lr_scale=args.norm_lr_scale, pixel_weight=args.pixel_weight, feature_weight=args.feature_weight,
+        feature_tap=args.feature_layer, blend_fraction=args.blend_fraction, exclude=tuple(args.exclude),
+        checkpoint_every=args.checkpoint_every, preview_every=args.preview_every, seed=args.seed,
+        device=args.device, threads=args.threads, vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None,
+        resume=args.resume, preview_images=tuple(Path(p) for p in args.preview),
+    )
+    metrics = Distiller(cfg).run()
+    log.info("done: %s", {k: f"{v:.4g}" for k, v in metrics.items()})
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from training.export import export_checkpoint
 
@@ -134,6 +150,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p)
     p.add_argument("--checkpoint", required=True, help="trained checkpoint to extend")
     p.set_defaults(func=cmd_add_style, tier="added", resume=False)
+    p = sub.add_parser("distill", help="teach a cheaper network (the tier's current design) a trained one's styles")
+    p.add_argument("--teacher", required=True, help="trained checkpoint whose styles and blends to copy")
+    p.add_argument("--content", required=True, help="folder of content photos")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
+    p.add_argument("--tier", choices=["realtime", "quality"], default="realtime", help="student design")
+    p.add_argument("--steps", type=int, default=3000, help="total steps (--resume continues to this)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--norm-lr-scale", type=float, default=10.0, help="lr multiplier of the per-style norms")
+    p.add_argument("--pixel-weight", type=float, default=1.0, help="weight of the L1 RGB difference")
+    p.add_argument("--feature-weight", type=float, default=0.5, help="weight of the relative VGG19 feature error")
+    p.add_argument("--feature-layer", default="relu2_2", help="VGG19 layer of the feature term")
+    p.add_argument("--blend-fraction", type=float, default=0.3, help="share of items given a two-style mix")
+    p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
+    p.add_argument("--preview", nargs="*", default=[], help="photos for the teacher/student preview grid")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--preview-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    p.set_defaults(func=cmd_distill)
     p = sub.add_parser("export", help="export a checkpoint to ONNX and update the manifest")
     p.add_argument("checkpoint")
     p.add_argument("--models-dir", default="models")

@@ -16,6 +16,10 @@ from torch import nn
 
 from service.contract import pad_amounts
 
+PADDINGS = ("reflect", "edges")
+DECODERS = ("upsample_first", "project_first")
+OUTPUTS = ("conv", "transposed")
+
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -28,6 +32,18 @@ class NetConfig:
     out_kernel: int = 9
     stem_stride: int = 1  # 2 moves the first convolution off full resolution (realtime tier)
     separable: bool = False  # depthwise-separable residual and decoder convolutions
+    # "reflect" everywhere (Johnson), or "edges": reflect only where the picture's border shows
+    # (the first and last convolutions) and zero padding inside, which ONNX Runtime fuses into the conv.
+    padding: str = "reflect"
+    # Decoder step: "upsample_first" (nearest upsample, then conv) or "project_first" (1x1 projection
+    # at the low resolution, then upsample and a depthwise 3x3: a 1x1 conv commutes with nearest
+    # upsampling, so the projection costs a quarter; needs separable).
+    decoder: str = "upsample_first"
+    # Last layer: "conv" (a kernel x kernel conv; with a stride-2 stem it predicts the 2x2 sub-pixels and
+    # pixel-shuffles them) or "transposed" (a 2x2 stride-2 transposed conv straight to RGB: the same
+    # sub-pixel prediction from a 1x1 footprint, 4x cheaper on a CPU than conv + DepthToSpace; needs
+    # a stride-2 stem).
+    output: str = "conv"
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -38,6 +54,16 @@ class NetConfig:
             raise ValueError("stem_stride must be 1 or 2")
         if self.in_kernel % 2 == 0 or self.out_kernel % 2 == 0:
             raise ValueError("kernel sizes must be odd")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.output == "transposed" and self.stem_stride != 2:
+            raise ValueError("output 'transposed' needs stem_stride 2")
+        if self.decoder == "project_first" and not self.separable:
+            raise ValueError("decoder 'project_first' needs separable convolutions")
 
     @property
     def size_multiple(self) -> int:
@@ -57,7 +83,8 @@ TIER_CONFIGS: dict[str, dict[str, Any]] = {
     "quality": dict(widths=(32, 64, 128), res_blocks=5, in_kernel=9, out_kernel=9, stem_stride=1),
     # Measured on 2 CPU cores through ONNX Runtime: see docs/realtime-design.md.
     "realtime": dict(
-        widths=(16, 32, 64), res_blocks=5, in_kernel=3, out_kernel=3, stem_stride=2, separable=True
+        widths=(16, 32, 64), res_blocks=5, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,
+        padding="edges", decoder="project_first", output="transposed",
     ),
 }
 
@@ -87,16 +114,19 @@ class CondInstanceNorm(nn.Module):
 class ConvLayer(nn.Module):
     """Reflection-padded convolution; depthwise + pointwise when ``separable``."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, separable: bool = False) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, separable: bool = False, reflect: bool = True
+    ) -> None:
         super().__init__()
-        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.pad = nn.ReflectionPad2d(kernel // 2) if reflect else nn.Identity()
+        zeros = 0 if reflect else kernel // 2
         if separable:
             self.conv: nn.Module = nn.Sequential(
-                nn.Conv2d(c_in, c_in, kernel, stride, groups=c_in, bias=False),
+                nn.Conv2d(c_in, c_in, kernel, stride, zeros, groups=c_in, bias=False),
                 nn.Conv2d(c_in, c_out, 1),
             )
         else:
-            self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+            self.conv = nn.Conv2d(c_in, c_out, kernel, stride, zeros)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B,c_in,H,W] -> [B,c_out,H/stride,W/stride]
@@ -108,11 +138,11 @@ class ConvNormReLU(nn.Module):
 
     def __init__(
         self, c_in: int, c_out: int, kernel: int, num_styles: int, stride: int = 1,
-        upsample: bool = False, separable: bool = False,
+        upsample: bool = False, separable: bool = False, reflect: bool = True,
     ) -> None:
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
-        self.conv = ConvLayer(c_in, c_out, kernel, stride, separable)
+        self.conv = ConvLayer(c_in, c_out, kernel, stride, separable, reflect)
         self.norm = CondInstanceNorm(c_out, num_styles)
         self.relu = nn.ReLU()
 
@@ -121,15 +151,33 @@ class ConvNormReLU(nn.Module):
         return self.relu(self.norm(self.conv(self.upsample(x)), style_weights))
 
 
+class ProjectUpsampleNormReLU(nn.Module):
+    """1x1 projection at the low resolution, nearest upsample, depthwise 3x3, conditional norm, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, num_styles: int, reflect: bool) -> None:
+        super().__init__()
+        self.project = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.pad = nn.ReflectionPad2d(1) if reflect else nn.Identity()
+        self.depthwise = nn.Conv2d(c_out, c_out, 3, padding=0 if reflect else 1, groups=c_out)
+        self.norm = CondInstanceNorm(c_out, num_styles)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # [B,c_in,H,W] -> [B,c_out,2H,2W]
+        y = self.depthwise(self.pad(self.upsample(self.project(x))))
+        return self.relu(self.norm(y, style_weights))
+
+
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with conditional norm and an identity skip (He et al. 2016)."""
 
-    def __init__(self, channels: int, num_styles: int, separable: bool) -> None:
+    def __init__(self, channels: int, num_styles: int, separable: bool, reflect: bool = True) -> None:
         super().__init__()
-        self.conv1 = ConvLayer(channels, channels, 3, separable=separable)
+        self.conv1 = ConvLayer(channels, channels, 3, separable=separable, reflect=reflect)
         self.norm1 = CondInstanceNorm(channels, num_styles)
         self.relu = nn.ReLU()
-        self.conv2 = ConvLayer(channels, channels, 3, separable=separable)
+        self.conv2 = ConvLayer(channels, channels, 3, separable=separable, reflect=reflect)
         self.norm2 = CondInstanceNorm(channels, num_styles)
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
@@ -163,6 +211,24 @@ class OutputLayer(nn.Module):
         return self.shuffle(self.conv(x))
 
 
+class TransposedOutput(nn.Module):
+    """2x2 stride-2 transposed convolution to RGB: each input pixel paints its own 2x2 output block.
+
+    The blocks do not overlap, so there is no uneven-overlap checkerboard (Odena et al. 2016); the four
+    sub-pixel kernels start equal (ICNR-style), i.e. as nearest upsampling of a 1x1 convolution.
+    """
+
+    def __init__(self, c_in: int) -> None:
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(c_in, 3, 2, 2)
+        with torch.no_grad():
+            self.conv.weight.copy_(self.conv.weight[:, :, :1, :1].expand_as(self.conv.weight))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B,C,H,W] -> [B,3,2H,2W]
+        return self.conv(x)
+
+
 class StyleNet(nn.Module):
     """Johnson-style transformer: strided convs down, residual blocks, nearest upsample + conv up."""
 
@@ -170,14 +236,23 @@ class StyleNet(nn.Module):
         super().__init__()
         self.config = config
         w, s, sep = config.widths, config.num_styles, config.separable
+        inner = config.padding == "reflect"  # reflect inside too, or only at the first and last convs
         down = [ConvNormReLU(3, w[0], config.in_kernel, s, stride=config.stem_stride)]
-        down += [ConvNormReLU(w[i - 1], w[i], 3, s, stride=2) for i in range(1, len(w))]
+        down += [ConvNormReLU(w[i - 1], w[i], 3, s, stride=2, reflect=inner) for i in range(1, len(w))]
         self.down = nn.ModuleList(down)
-        self.res = nn.ModuleList(ResidualBlock(w[-1], s, sep) for _ in range(config.res_blocks))
-        self.up = nn.ModuleList(
-            ConvNormReLU(w[i], w[i - 1], 3, s, upsample=True, separable=sep) for i in range(len(w) - 1, 0, -1)
-        )
-        self.out = OutputLayer(w[0], config.out_kernel, config.stem_stride)
+        self.res = nn.ModuleList(ResidualBlock(w[-1], s, sep, inner) for _ in range(config.res_blocks))
+        up: list[nn.Module] = []
+        for i in range(len(w) - 1, 0, -1):
+            if config.decoder == "project_first":
+                up.append(ProjectUpsampleNormReLU(w[i], w[i - 1], s, reflect=inner))
+            else:
+                up.append(ConvNormReLU(w[i], w[i - 1], 3, s, upsample=True, separable=sep, reflect=inner))
+        self.up = nn.ModuleList(up)
+        self.out: nn.Module
+        if config.output == "transposed":
+            self.out = TransposedOutput(w[0])
+        else:
+            self.out = OutputLayer(w[0], config.out_kernel, config.stem_stride)
         self.squash = nn.Sigmoid()
 
     def forward(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -121,7 +121,13 @@ def build_from_checkpoint(ckpt: dict[str, Any]) -> tuple[StyleNet, list[str]]:
     return net, list(ckpt["styles"])
 
 
-def save_checkpoint(path: Path, net: StyleNet, styles: list[str], step: int, cfg: TrainConfig,
+class Recordable(Protocol):
+    """A run's settings as stored in its checkpoint."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def save_checkpoint(path: Path, net: StyleNet, styles: list[str], step: int, cfg: Recordable,
                     optimizer: torch.optim.Optimizer | None, metrics: dict[str, float]) -> None:
     """Atomic save (temporary name, then rename); the optimizer state is optional."""
     body = {
@@ -136,7 +142,7 @@ def save_checkpoint(path: Path, net: StyleNet, styles: list[str], step: int, cfg
     tmp.replace(path)
 
 
-def _truncate_log(path: Path, step: int) -> None:
+def truncate_log(path: Path, step: int) -> None:
     """Drop log rows past ``step`` (written after the checkpoint a resumed run starts from)."""
     if not path.exists():
         return
@@ -350,7 +356,7 @@ class Trainer:
             log.info("%s: %d parameters, styles %s, %d content images, from step %d",
                      cfg.tier, count_parameters(self.net), self.styles, len(self.content_files), self.step)
         if main:
-            _truncate_log(log_path, self.step)
+            truncate_log(log_path, self.step)
             header = ",".join(["step", "seconds", *LOG_COLUMNS])
             if log_path.exists() and log_path.read_text().split("\n", 1)[0] != header:
                 log_path.replace(log_path.with_name("log.before.csv"))  # older columns: keep it aside

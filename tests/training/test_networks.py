@@ -82,3 +82,64 @@ def test_pixel_shuffle_output_starts_without_checkerboard() -> None:
         out = net(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]))
     # ICNR: the four sub-pixels of each 2x2 cell start out identical
     torch.testing.assert_close(out[..., ::2, ::2], out[..., 1::2, 1::2])
+
+
+FAST = NetConfig(num_styles=3, widths=(4, 8), res_blocks=1, in_kernel=3, out_kernel=3, stem_stride=2,
+                 separable=True, padding="edges", decoder="project_first", output="transposed")
+
+
+@pytest.mark.parametrize("size", [(31, 45), (64, 64), (17, 100)])
+def test_realtime_design_keeps_any_size_and_range(size: tuple[int, int]) -> None:
+    net = perturbed(StyleNet(FAST))
+    frame = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        out = net.stylize_any_size(frame, torch.tensor([[0.2, 0.5, 0.3]]))
+    assert out.shape == frame.shape
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_transposed_output_starts_without_checkerboard() -> None:
+    net = perturbed(StyleNet(FAST))
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 32, 32), torch.tensor([[0.0, 1.0, 0.0]]))
+    torch.testing.assert_close(out[..., ::2, ::2], out[..., 1::2, 1::2])
+    torch.testing.assert_close(out[..., ::2, ::2], out[..., 1::2, ::2])
+
+
+def test_edges_padding_reflects_only_at_the_first_convolution() -> None:
+    net = StyleNet(FAST)
+    reflects = [name for name, m in net.named_modules() if isinstance(m, torch.nn.ReflectionPad2d)]
+    assert reflects == ["down.0.conv.pad"]
+    assert StyleNet(TINY).config.padding == "reflect"
+    assert sum(isinstance(m, torch.nn.ReflectionPad2d) for m in StyleNet(TINY).modules()) > 3
+
+
+def test_project_first_decoder_projects_at_the_low_resolution() -> None:
+    net = StyleNet(FAST)
+    seen: dict[str, tuple[int, ...]] = {}
+    hooks = [m.register_forward_hook(lambda _m, i, _o, n=n: seen.__setitem__(n, tuple(i[0].shape)))
+             for n, m in net.named_modules() if n in ("up.0.project", "up.0.depthwise")]
+    try:
+        net(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen["up.0.project"] == (1, 8, 8, 8)  # 8 channels at 1/4 size: before the upsample
+    assert seen["up.0.depthwise"] == (1, 4, 16, 16)  # projected to 4, then upsampled
+
+
+def test_checkpoints_of_the_earlier_design_keep_their_layout() -> None:
+    old = {"num_styles": 2, "widths": [16, 32, 64], "res_blocks": 5, "in_kernel": 3, "out_kernel": 3,
+           "stem_stride": 2, "separable": True}
+    cfg = NetConfig.from_json(old)
+    assert (cfg.padding, cfg.decoder, cfg.output) == ("reflect", "upsample_first", "conv")
+    assert NetConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_new_options_reject_bad_combinations() -> None:
+    with pytest.raises(ValueError, match="padding"):
+        NetConfig(num_styles=1, padding="zeros")
+    with pytest.raises(ValueError, match="separable"):
+        NetConfig(num_styles=1, decoder="project_first")
+    with pytest.raises(ValueError, match="stem_stride 2"):
+        NetConfig(num_styles=1, output="transposed")

@@ -24,15 +24,41 @@ from training.export import export_network
 from training.networks import TIER_CONFIGS, NetConfig, StyleNet, count_parameters
 
 REALTIME = TIER_CONFIGS["realtime"]
+PREVIOUS = REALTIME | {"padding": "reflect", "decoder": "upsample_first", "output": "conv"}
 CANDIDATES: dict[str, dict[str, object]] = {
-    "chosen: stride-2 stem, 16/32/64, 5 separable blocks, shuffle out": REALTIME,
-    "same, 3 separable blocks": REALTIME | {"res_blocks": 3},
+    "chosen: stride-2 stem, 16/32/64, 5 separable blocks, zero pad inside, project-first decoder, "
+    "transposed out": REALTIME,
+    "same, 3 blocks": REALTIME | {"res_blocks": 3},
+    "same, 3x3 conv + pixel-shuffle out": REALTIME | {"output": "conv"},
+    "same, upsample-first decoder": REALTIME | {"decoder": "upsample_first"},
+    "same, reflect padding everywhere": REALTIME | {"padding": "reflect"},
     "same, widths 24/48/96": REALTIME | {"widths": (24, 48, 96)},
     "same, 4 levels 16/32/64/128": REALTIME | {"widths": (16, 32, 64, 128)},
-    "full-res stem (stride 1), 3x3 ends, 16/32/64, separable": REALTIME | {"stem_stride": 1},
+    "previous realtime (to 2026-11): reflect everywhere, upsample-first, pixel-shuffle out": PREVIOUS,
+    "previous, 3 blocks": PREVIOUS | {"res_blocks": 3},
+    "full-res stem (stride 1), 3x3 ends, 16/32/64, separable": PREVIOUS | {"stem_stride": 1},
     "half-width Johnson 16/32/64, 9x9 ends, full convs": TIER_CONFIGS["quality"] | {"widths": (16, 32, 64)},
     "Johnson 32/64/128 (quality tier)": TIER_CONFIGS["quality"],
 }
+
+
+WHY = """What the profile (ONNX Runtime's per-node profiler at 640x480, 1 thread) showed, and what changed:
+
+- The convolutions were a third of the time. Reflection `Pad` nodes (15%) and the NCHWc layout
+  conversions ONNX Runtime inserts around nodes that cannot take its blocked layout (`ReorderInput` /
+  `ReorderOutput`, 19%) cost as much. Zero padding inside the network is folded into the convolution;
+  reflection stays at the first convolution, where the picture's border is.
+- The decoder upsampled first and then convolved at the larger size. A 1x1 convolution commutes with
+  nearest upsampling, so projecting to the narrower width first costs a quarter, and the depthwise 3x3
+  after the upsample runs on half the channels.
+- The output layer (3x3 conv to 12 channels + `DepthToSpace` at 640x480) was the largest single cost.
+  A 2x2 stride-2 transposed convolution predicts the same 2x2 sub-pixels from each half-resolution
+  position, 4x cheaper, and its blocks do not overlap (no checkerboard).
+- Residual blocks at 1/8 resolution are cheap once the rest is: 3 blocks instead of 5 saves little,
+  so the chosen design keeps 5 for capacity.
+
+The new layout is trained by distillation from the previous realtime model (`livestyle-train distill`):
+the student copies the teacher's encoder, blocks and per-style norms, then learns its outputs."""
 
 
 def make_session(path: Path, threads: int) -> ort.InferenceSession:
@@ -90,7 +116,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = args.out.with_name(args.out.name + ".tmp")
         tmp_out.write_text(f"# Realtime tier design study\n\n{meta}\n\nCommand: `python -m training.bench.design "
-                           f"--out {args.out}`\n\n{table}\n")
+                           f"--out {args.out}`\n\n{table}\n\n{WHY}\n")
         tmp_out.replace(args.out)
 
 

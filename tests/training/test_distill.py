@@ -1,0 +1,112 @@
+"""Distillation: the student starts from the teacher's shared weights, learns its outputs, resumes, exports."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from service import contract
+from training.cli import run
+from training.distill import DistillConfig, Distiller, copy_matching
+from training.export import export_checkpoint
+from training.networks import NetConfig, StyleNet, tier_config
+from training.train import load_checkpoint, save_checkpoint
+
+from .conftest import perturbed
+
+STYLES = ["stripes", "checks", "dream_relu2_2"]
+# The realtime tier's earlier layout: reflect padding everywhere, upsample-first decoder, pixel shuffle.
+EARLIER = NetConfig(num_styles=3, widths=(16, 32, 64), res_blocks=5, in_kernel=3, out_kernel=3, stem_stride=2,
+                    separable=True)
+
+
+class Record:
+    def __init__(self, body: dict[str, object]) -> None:
+        self.body = body
+
+    def to_json(self) -> dict[str, object]:
+        return self.body
+
+
+@pytest.fixture
+def teacher(tmp_path: Path) -> Path:
+    torch.manual_seed(1)
+    path = tmp_path / "teacher.pt"
+    record = Record({"tier": "realtime", "style_images": ["s/stripes.png", "s/checks.png"],
+                     "dream_layers": ["relu2_2"]})
+    save_checkpoint(path, perturbed(StyleNet(EARLIER), seed=3), STYLES, 1234, record, None, {})
+    return path
+
+
+def config(teacher: Path, content: Path, out: Path, **kw: object) -> DistillConfig:
+    base: dict[str, object] = dict(teacher=teacher, content_dir=content, out_dir=out, steps=30, batch_size=4,
+                                   crop_size=32, lr=1e-2, checkpoint_every=5, preview_every=1000)
+    return DistillConfig(**(base | kw))  # type: ignore[arg-type]
+
+
+def column(out: Path, name: str) -> list[float]:
+    with (out / "log.csv").open() as handle:
+        return [float(row[name]) for row in csv.DictReader(handle)]
+
+
+def test_student_starts_with_the_teachers_encoder_blocks_and_norms() -> None:
+    teacher = perturbed(StyleNet(EARLIER), seed=3)
+    student = StyleNet(tier_config("realtime", 3))
+    copied = copy_matching(student, teacher)
+    assert "down.0.conv.conv.weight" in copied and "res.4.conv2.conv.1.weight" in copied
+    assert "up.1.norm.gamma" in copied  # the per-style scale of every norm comes along
+    assert not any(k.startswith("out.") for k in copied)  # the output layer differs in shape
+    torch.testing.assert_close(student.res[2].norm1.beta, teacher.res[2].norm1.beta)
+
+
+def test_distillation_moves_the_student_towards_the_teacher(picture_dirs: tuple[Path, list[Path]], teacher: Path,
+                                                           tmp_path: Path) -> None:
+    content, _ = picture_dirs
+    Distiller(config(teacher, content, tmp_path / "run")).run()
+    pixel = column(tmp_path / "run", "pixel")
+    assert len(pixel) == 30
+    assert sum(pixel[-5:]) / 5 < 0.8 * sum(pixel[:5]) / 5
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["styles"] == STYLES and ckpt["step"] == 30
+    assert ckpt["net_config"]["output"] == "transposed"
+    assert ckpt["train_config"]["distilled_from"]["config"]["decoder"] == "upsample_first"
+    assert ckpt["train_config"]["dream_layers"] == ["relu2_2"]  # inherited: export and training see the styles
+
+
+def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Path]], teacher: Path,
+                                              tmp_path: Path) -> None:
+    content, _ = picture_dirs
+    out = tmp_path / "run"
+    Distiller(config(teacher, content, out, steps=10)).run()
+    again = Distiller(config(teacher, content, out, steps=15, resume=True))
+    assert again.step == 10
+    again.run()
+    steps = column(out, "total")
+    assert len(steps) == 15
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 15
+
+
+def test_a_distilled_checkpoint_exports_under_the_contract(picture_dirs: tuple[Path, list[Path]], teacher: Path,
+                                                           tmp_path: Path) -> None:
+    content, _ = picture_dirs
+    Distiller(config(teacher, content, tmp_path / "run", steps=5)).run()
+    entry = export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "models")
+    assert entry.tier == "realtime" and list(entry.styles) == STYLES
+    assert entry.config["decoder"] == "project_first"
+    assert contract.read_manifest(tmp_path / "models" / contract.MANIFEST_NAME)[0].name == "realtime"
+
+
+def test_cli_bad_teacher_is_one_line_and_exit_2(picture_dirs: tuple[Path, list[Path]], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    content, _ = picture_dirs
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("not a checkpoint")
+    code = run(["distill", "--teacher", str(bogus), "--content", str(content), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("livestyle-train: error:") and "\n" not in err
+    code = run(["distill", "--teacher", str(bogus), "--content", str(content), "--out", str(tmp_path / "o"),
+                "--blend-fraction", "1.5"])
+    assert code == 2 and "blend fraction" in capsys.readouterr().err
