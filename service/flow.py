@@ -39,6 +39,10 @@ class FlowEstimator:
             raise ValueError(f"flow preset must be one of {sorted(_PRESETS)}, got {preset!r}")
         self._dis = cv2.DISOpticalFlow.create(_PRESETS[preset])
 
+    def backward(self, grey: np.ndarray, previous_grey: np.ndarray) -> np.ndarray:
+        """Flow t -> t-1 (HxWx2 float32, pixels) between two uint8 grey frames."""
+        return self._dis.calc(grey, previous_grey, None)  # type: ignore[call-overload,no-any-return]
+
     def pair(self, previous_rgb: np.ndarray, current_rgb: np.ndarray) -> FlowPair:
         prev_gray = cv2.cvtColor(previous_rgb, cv2.COLOR_RGB2GRAY)
         gray = cv2.cvtColor(current_rgb, cv2.COLOR_RGB2GRAY)

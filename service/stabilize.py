@@ -10,11 +10,14 @@ fresh stylization stands. Memory decays geometrically, so a few frames of overla
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
 
-from service.flow import FlowEstimator, Preset, resize_flow, warp
+from service.flow import FlowEstimator, Preset, resize_flow, source_grid, warp
+
+Consistency = Literal["photometric", "flow"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,11 @@ class StabilizeOptions:
     preset: Preset = "fast"
     feather: int = 5  # px of Gaussian softening on the mask's edges, so occlusions leave no seams
     flow_scale: float = 0.5  # flow and its consistency check run at this scale (a quarter of the pixels)
+    # Which pixels to trust: "photometric" (one flow; the warped previous input must match the new one
+    # within ``photometric_tolerance`` grey levels) or "flow" (forward and backward flow must cancel:
+    # the metric's own check, twice the flow cost).
+    consistency: Consistency = "photometric"
+    photometric_tolerance: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.blend < 1.0:
@@ -33,6 +41,10 @@ class StabilizeOptions:
             raise ValueError(f"flow scale must be in [0.1, 1], got {self.flow_scale}")
         if self.feather < 0:
             raise ValueError(f"feather must be >= 0, got {self.feather}")
+        if self.consistency not in ("photometric", "flow"):
+            raise ValueError(f"consistency must be 'photometric' or 'flow', got {self.consistency!r}")
+        if not self.photometric_tolerance > 0:
+            raise ValueError(f"photometric tolerance must be > 0, got {self.photometric_tolerance}")
 
 
 class Stabilizer:
@@ -45,28 +57,45 @@ class Stabilizer:
         self._previous_output: np.ndarray | None = None
 
     def step(self, input_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 input and its stylization -> stabilized HxWx3 uint8."""
-        stylized = stylized_rgb.astype(np.float32)
-        height, width = stylized.shape[:2]
+        """HxWx3 uint8 input and its stylization -> stabilized HxWx3 uint8.
+
+        Everything at full resolution stays uint8 (warp, then a per-pixel weighted sum in one OpenCV
+        call); only the small flow grid is float.
+        """
+        height, width = stylized_rgb.shape[:2]
         small = self._for_flow(input_rgb)
         previous = self._previous_output
-        if previous is None or self._previous_input is None or previous.shape != stylized.shape:
-            output: np.ndarray = stylized
+        if previous is None or self._previous_input is None or previous.shape != stylized_rgb.shape:
+            output = np.ascontiguousarray(stylized_rgb, dtype=np.uint8)
         else:
-            pair = self._flow.pair(self._previous_input, small)
-            mask: np.ndarray = pair.valid.astype(np.float32)
+            backward, valid = self._trusted_flow(self._previous_input, small)
+            mask: np.ndarray = valid.astype(np.float32)
             if self.options.feather:
                 radius = max(1, round(self.options.feather * self.options.flow_scale))
                 mask = cv2.GaussianBlur(mask, (2 * radius + 1, 2 * radius + 1), 0) * mask
-            backward = pair.backward
             if mask.shape != (height, width):
                 mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
                 backward = resize_flow(backward, height, width)
-            weight = (self.options.blend * mask)[..., None]
-            output = stylized + weight * (warp(previous, backward) - stylized)
+            keep = self.options.blend * mask  # weight of the warped previous output
+            output = cv2.blendLinear(warp(previous, backward), np.ascontiguousarray(stylized_rgb, dtype=np.uint8),
+                                     keep, 1.0 - keep)
         self._previous_input = small
         self._previous_output = output
-        return np.clip(output + 0.5, 0, 255).astype(np.uint8)
+        return output
+
+    def _trusted_flow(self, previous_rgb: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Backward flow (t -> t-1) on the flow grid and where it can be trusted."""
+        if self.options.consistency == "flow":
+            pair = self._flow.pair(previous_rgb, rgb)
+            return pair.backward, pair.valid
+        previous_grey = cv2.cvtColor(previous_rgb, cv2.COLOR_RGB2GRAY)
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        backward = self._flow.backward(grey, previous_grey)
+        map_x, map_y = source_grid(backward)
+        arrived = cv2.remap(previous_grey, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        h, w = grey.shape
+        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+        return backward, (cv2.absdiff(arrived, grey) <= self.options.photometric_tolerance) & inside
 
     def _for_flow(self, rgb: np.ndarray) -> np.ndarray:
         scale = self.options.flow_scale

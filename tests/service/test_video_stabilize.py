@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from test_video_cli import clip_frame
 
 from service.flicker import FlickerMeter
@@ -34,3 +35,34 @@ def test_stabilization_lowers_flicker() -> None:
         plain.add(frame, stylized)
         steady.add(frame, stabilizer.step(frame, stylized))
     assert steady.ratio < 0.6 * plain.ratio
+
+
+def test_both_consistency_checks_lower_flicker() -> None:
+    for consistency in ("photometric", "flow"):
+        plain, steady = FlickerMeter(), FlickerMeter()
+        stabilizer = Stabilizer(StabilizeOptions(blend=0.8, consistency=consistency))  # type: ignore[arg-type]
+        for i in range(12):
+            frame = clip_frame(i)
+            stylized = noisy_stylization(i, frame)
+            plain.add(frame, stylized)
+            steady.add(frame, stabilizer.step(frame, stylized))
+        assert steady.ratio < 0.6 * plain.ratio, consistency
+
+
+def test_photometric_check_distrusts_what_suddenly_changed() -> None:
+    """A patch that changes colour between frames is not pulled toward the old output there."""
+    stabilizer = Stabilizer(StabilizeOptions(blend=0.9, feather=0, flow_scale=1.0))
+    first = np.full((64, 64, 3), 100, np.uint8)
+    stabilizer.step(first, np.zeros_like(first))  # previous output: black
+    second = first.copy()
+    second[20:40, 20:40] = 250  # an object appears
+    out = stabilizer.step(second, np.full_like(first, 200)).astype(int)
+    assert abs(out[30, 30] - 200).max() <= 1  # changed: the fresh stylization stands
+    assert abs(out[5, 5] - 20).max() <= 1  # unchanged: 0.9 of the warped black + 0.1 of 200
+
+
+def test_stabilize_options_reject_bad_values() -> None:
+    with pytest.raises(ValueError, match="consistency"):
+        StabilizeOptions(consistency="magic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tolerance"):
+        StabilizeOptions(photometric_tolerance=0)
