@@ -65,6 +65,7 @@ class Stabilizer:
         height, width = stylized_rgb.shape[:2]
         small = self._for_flow(input_rgb)
         previous = self._previous_output
+        output: np.ndarray
         if previous is None or self._previous_input is None or previous.shape != stylized_rgb.shape:
             output = np.ascontiguousarray(stylized_rgb, dtype=np.uint8)
         else:
