@@ -47,7 +47,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         style_size=args.style_size, exclude=tuple(args.exclude), checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
         vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, resume=resume,
-        new_styles_only=new_styles_only, preview_images=tuple(Path(p) for p in args.preview),
+        new_styles_only=new_styles_only, preview_images=tuple(Path(p) for p in args.preview), minutes=args.minutes,
     )
 
 
@@ -118,6 +118,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="weight of a dream's log activation gain: one for all, or one per --dream layer")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
     p.add_argument("--steps", type=int, default=4000, help="total steps (resume continues to this)")
+    p.add_argument("--minutes", type=float, default=0.0, help="stop and save after this much training time (0: off)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--crop-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)

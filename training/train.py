@@ -66,11 +66,14 @@ class TrainConfig:
     vgg_weights: Path | None = None
     resume: Path | None = None
     new_styles_only: bool = False  # add-style: train only the new styles' gamma/beta
+    minutes: float = 0.0  # stop (and save) after this much training time, before ``steps`` if need be; 0: no limit
     preview_images: tuple[Path, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16")
+        if not self.minutes >= 0:
+            raise ValueError(f"minutes must be >= 0, got {self.minutes}")
         if min(self.content_weight, self.style_weight, self.tv_weight, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
@@ -372,16 +375,20 @@ class Trainer:
             start = time.time()
             while self.step < cfg.steps:
                 metrics = self.train_step()
+                out_of_time = bool(cfg.minutes) and time.time() - start >= 60 * cfg.minutes
                 ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
                 bar.update(1)
                 bar.set_postfix(content=f"{ema['content']:.3g}", style=f"{ema['style']:.3g}")
                 if main:
                     writer.writerow([self.step, f"{time.time() - start:.1f}",
                                      *(f"{metrics[k]:.6g}" for k in LOG_COLUMNS)])
-                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
                         handle.flush()
                         save_checkpoint(ckpt_path, self.net, self.styles, self.step, cfg, self.optimizer, ema)
-                    if self.step % cfg.preview_every == 0 or self.step == cfg.steps:
+                    if self.step % cfg.preview_every == 0 or self.step == cfg.steps or out_of_time:
                         self.preview(cfg.out_dir / "preview.png")
+                if out_of_time:
+                    log.info("stopping at step %d: the %g-minute limit is reached", self.step, cfg.minutes)
+                    break
             bar.close()
         return ema or metrics

@@ -19,6 +19,8 @@ from PIL import Image
 
 from service import contract
 from training.bench.__main__ import main
+from training.networks import StyleNet
+from training.train import save_checkpoint
 
 from .conftest import TINY
 
@@ -67,14 +69,21 @@ def fake_peer(folder: Path) -> Path:
     return folder
 
 
+class _Record:
+    def to_json(self) -> dict[str, object]:
+        return {"tier": "realtime"}
+
+
 def tiny_models(folder: Path, onnx_file: Path) -> Path:
-    """One model per tier, both the tiny exported net (speed and quality are not what is tested)."""
+    """One model per tier, both the tiny exported net (speed and quality are not what is tested), and the
+    realtime one's checkpoint (for adding a style and timing distillation)."""
     folder.mkdir()
+    styles = (*STYLES, "extra")[: TINY.num_styles]
+    save_checkpoint(folder / "checkpoints" / "tiny_realtime.pt", StyleNet(TINY), list(styles), 10, _Record(), None, {})
     entries = []
     for tier in contract.TIERS:
         path = folder / f"tiny_{tier}.onnx"
         shutil.copyfile(onnx_file, path)
-        styles = (*STYLES, "extra")[: TINY.num_styles]
         entries.append(contract.ModelEntry(f"tiny_{tier}", path.name, contract.sha256_file(path), tier, styles, 4))
     contract.write_manifest(folder / contract.MANIFEST_NAME, entries)
     return folder
@@ -127,9 +136,9 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
           "--train-size", "32", "--train-steps", "1"])
     printed = capsys.readouterr().out
     text = out.read_text()
-    for n in range(1, 8):
+    for n in range(1, 9):
         assert f"## {n}." in text and f"## {n}." in printed
-    assert text.count("GPU:") >= 7 and "command: `python -m training.bench --quick" in text
+    assert text.count("GPU:") >= 8 and "command: `python -m training.bench --quick" in text
 
     latency = table(text, 1)
     assert [r[0] for r in latency] == ["tiny_realtime", "tiny_quality", "peer"]
@@ -153,7 +162,8 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
 
     assert "Not measured: not asked for (--browser)" in text.split("## 4.", 1)[1].split("## 5.")[0]
     training = table(text, 5)
-    assert {r[0] for r in training} == {"realtime", "quality"} and all(number(r[2]) > 0 for r in training)
+    assert {r[0] for r in training} == {"realtime", "quality", "realtime, distilled (`distill`)"}
+    assert all(number(r[2]) > 0 for r in training)
     assert "MISSES" in text or "meets" in text
 
     dream = table(text, 7)  # the tiny models have no dream styles: iterative DeepDream only
@@ -161,8 +171,15 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     assert number(dream[0][2]) > 0 and number(dream[0][4]) > 0 and number(dream[0][5]) > 0
     assert (out.parent / "docs" / "benchmarks" / "dream-sheet.jpg").stat().st_size > 1000
 
+    added = table(text, 8)  # the painting "stripes" added again to the tiny realtime checkpoint
+    assert [r[0].split(" ")[0] for r in added] == ["stripes", "stripes_added", "stripes_added"]
+    assert all(number(r[1]) > 0 and r[3].endswith("x") for r in added)
+    assert number(added[0][3]) == pytest.approx(1.0)
+    assert "the goal" in text.split("## 8.", 1)[1]
+    assert (out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg").stat().st_size > 1000
+
     # a later run of some tables keeps the others
     main(["--quick", "--only", "latency", "--data", str(tmp_path / "data"), "--models-dir", str(models),
           "--peer-dir", str(tmp_path / "peer"), "--out", str(out), "--sizes", "64x48", "--runs", "2"])
     again = out.read_text()
-    assert all(f"## {n}." in again for n in range(1, 8)) and table(again, 7) == dream
+    assert all(f"## {n}." in again for n in range(1, 9)) and table(again, 7) == dream

@@ -183,3 +183,14 @@ def test_unknown_dream_layer_is_one_line_exit_2(picture_dirs: tuple[Path, list[P
     assert run(["train", "--content", str(content), "--dream", "fc7", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown dream layer" in err[0] and "relu3_3" in err[0]
+
+
+def test_minutes_stop_training_early_and_save(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    content, styles = picture_dirs
+    trainer = Trainer(config(content, styles[:1], tmp_path / "run", steps=100_000, minutes=1e-4,
+                             checkpoint_every=100_000))
+    trainer.run()
+    assert 1 <= trainer.step < 100_000
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == trainer.step
+    with pytest.raises(ValueError, match="minutes"):
+        config(content, styles[:1], tmp_path / "x", minutes=-1.0)

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 QUICK = dict(runs=5, warmup=2, photos=3, styles=2, gatys_pairs=1, gatys_iterations=5, flicker_frames=12,
              flicker_max_size=320, flicker_styles=1, train_batch=1, train_steps=1, browser=False,
              browser_seconds=5.0, gpu_runs=5, dream_photos=2,
-             dream_sides=(96,), dream_feedback_frames=2)
+             dream_sides=(96,), dream_feedback_frames=2, add_style_minutes=0.05, add_style_photos=1)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--browser", action=argparse.BooleanOptionalAction, help="table 4 (full: on, quick: off)")
     p.add_argument("--browser-seconds", type=float)
     p.add_argument("--dream-photos", type=int, help="held-out photos for table 7 (full: 5)")
+    p.add_argument("--add-style-minutes", type=float, help="training time of table 8 (full: 10)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -94,7 +95,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     flags = {k: getattr(args, k) for k in ("runs", "warmup", "sizes", "photos", "styles", "metric_size", "gatys_pairs",
                                             "gatys_iterations", "flicker_frames", "flicker_max_size", "train_size",
                                             "train_batch", "train_steps", "browser", "browser_seconds",
-                                            "dream_photos")}
+                                            "dream_photos", "add_style_minutes")}
     return replace(cfg, **{k: v for k, v in flags.items() if v is not None})
 
 

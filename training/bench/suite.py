@@ -17,11 +17,11 @@ from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.settings import Settings
 from training import images
-from training.bench import browser, dream, flicker, gpu, latency, peer, quality, throughput
+from training.bench import add_style, browser, dream, flicker, gpu, latency, peer, quality, throughput
 from training.bench.report import Table
 
 log = logging.getLogger(__name__)
-TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream")
+TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.flicker; else the model's first styles
@@ -57,6 +57,8 @@ class BenchConfig:
     dream_photos: int = 5
     dream_sides: tuple[int, ...] = (160, 320)  # longer sides iterative DeepDream is measured at
     dream_feedback_frames: int = 6
+    add_style_minutes: float = add_style.GOAL_MINUTES
+    add_style_photos: int = 5
     intra_op_threads: int = 1
     spinning: bool = False
 
@@ -124,7 +126,8 @@ class Suite:
 
     def run(self, on_table: Callable[[Table], None]) -> list[Table]:
         steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
-                 "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream}
+                 "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
+                 "add_style": self.add_style}
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -196,8 +199,11 @@ class Suite:
     def training(self) -> Table:
         cfg = self.cfg
         paintings = tuple(paintings_for(cfg.data, self.ours[0].styles, 0).values())
+        realtime = next((e for e in self.ours if e.tier == "realtime"), None)
+        teacher = cfg.models_dir / "checkpoints" / f"{realtime.name}.pt" if realtime else None
         plan = throughput.ThroughputPlan(content_dir=cfg.data / "photos", paintings=paintings,
-                                         crop_size=cfg.train_size, batch_size=cfg.train_batch, steps=cfg.train_steps)
+                                         crop_size=cfg.train_size, batch_size=cfg.train_batch, steps=cfg.train_steps,
+                                         teacher=teacher if teacher and teacher.is_file() else None)
         return throughput.throughput_table(plan, throughput.measure_throughput(plan))
 
     def gpu(self) -> Table:
@@ -219,6 +225,26 @@ class Suite:
             return Table(title="7. DeepDream two ways: dream styles vs iterative DeepDream", header=[],
                          skipped=f"no bsds_val_* photos under {cfg.data}")
         return dream.dream_table(plan, dream.measure_dream(plan, self.engine, self.ours))
+
+
+    def add_style(self) -> Table:
+        cfg = self.cfg
+        title = "8. Adding a style in minutes"
+        realtime = next((e for e in self.ours if e.tier == "realtime"), None)
+        if realtime is None:
+            return Table(title=title, header=[], skipped="no realtime model in the manifest")
+        checkpoint = cfg.models_dir / "checkpoints" / f"{realtime.name}.pt"
+        paintings = paintings_for(cfg.data, realtime.styles, 0)
+        photos = held_out_photos(cfg.data, cfg.add_style_photos)
+        if not checkpoint.is_file() or not paintings or not photos:
+            return Table(title=title, header=[], skipped=f"needs {checkpoint}, a painting of one of its styles and "
+                                                         f"bsds_val_* photos under {cfg.data}")
+        preferred = [s for s in FLICKER_STYLES if s in paintings] or list(paintings)
+        plan = add_style.AddStylePlan(checkpoint=checkpoint, painting=paintings[preferred[0]],
+                                      content_dir=cfg.data / "photos", photos=photos, minutes=cfg.add_style_minutes,
+                                      size=cfg.metric_size,
+                                      sheet=cfg.out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg")
+        return add_style.add_style_table(plan, add_style.measure_add_style(plan))
 
 
 def run_suite(cfg: BenchConfig, on_table: Callable[[Table], None]) -> list[Table]:

@@ -26,6 +26,7 @@ class ThroughputPlan:
     warmup: int = 1
     steps: int = 5
     exclude: tuple[str, ...] = ("bsds_val_*",)
+    teacher: Path | None = None  # a trained checkpoint: also time a distillation step into the realtime design
 
 
 def devices() -> list[str]:
@@ -53,7 +54,31 @@ def measure_throughput(plan: ThroughputPlan) -> dict[tuple[str, str], float]:
                     torch.cuda.synchronize()
                 result[(tier, device)] = plan.steps / (time.perf_counter() - start)
                 log.info("throughput %s on %s done", tier, device)
+            if plan.teacher is not None:
+                result[(DISTILL, device)] = _distill_rate(plan, Path(tmp) / "distill", device)
     return result
+
+
+DISTILL = "realtime, distilled (`distill`)"
+
+
+def _distill_rate(plan: ThroughputPlan, out: Path, device: str) -> float:
+    from training.distill import DistillConfig, Distiller
+
+    assert plan.teacher is not None
+    distiller = Distiller(DistillConfig(teacher=plan.teacher, content_dir=plan.content_dir, out_dir=out,
+                                        batch_size=plan.batch_size, crop_size=plan.crop_size, exclude=plan.exclude,
+                                        device=device))
+    for _ in range(plan.warmup):
+        distiller.train_step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(plan.steps):
+        distiller.train_step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return plan.steps / (time.perf_counter() - start)
 
 
 def throughput_table(plan: ThroughputPlan, result: dict[tuple[str, str], float]) -> Table:
@@ -62,7 +87,9 @@ def throughput_table(plan: ThroughputPlan, result: dict[tuple[str, str], float])
         header=["tier", "device", "steps/s", "s/step", "images/s", "steps per hour"],
         setup=(f"`Trainer.train_step` (data loading, network, VGG19 forward/backward, Adam) on {len(plan.paintings)} "
                f"styles, batch {plan.batch_size} of {plan.crop_size}x{plan.crop_size} crops; {plan.steps} timed "
-               f"steps after {plan.warmup} warm-up; torch threads: all cores."),
+               f"steps after {plan.warmup} warm-up; torch threads: all cores. The distilled row times "
+               f"`Distiller.train_step` (teacher forward, student forward/backward, VGG19 to relu2_2) at the same "
+               f"batch and crop."),
         goal="none set; for planning training time (PERF-NOTES.md: about 1.2-1.3 s/step at 128 px, batch 4).",
     )
     for (tier, device), rate in result.items():
