@@ -81,8 +81,9 @@ def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Pat
     content, _ = picture_dirs
     out = tmp_path / "run"
     Distiller(config(teacher, content, out, steps=10)).run()
-    again = Distiller(config(teacher, content, out, steps=15, resume=True))
+    again = Distiller(config(teacher, content, out, steps=15, resume=True, lr=1e-3))
     assert again.step == 10
+    assert [g["lr"] for g in again.optimizer.param_groups] == pytest.approx([1e-3, 1e-2])  # this run's rate
     again.run()
     steps = column(out, "total")
     assert len(steps) == 15
