@@ -101,6 +101,7 @@ class Distiller:
         teacher, self.styles = build_from_checkpoint(teacher_ckpt)
         self.teacher = teacher.to(self.device).eval().requires_grad_(False)
         self.teacher_config = teacher_ckpt.get("train_config", {})
+        self.teacher_step = int(teacher_ckpt.get("step", 0))
         own = cfg.out_dir / "checkpoint.pt"
         self.step = 0
         optimizer_state = None
@@ -193,7 +194,8 @@ class Distiller:
         inherited = {k: self.teacher_config[k] for k in ("style_images", "dream_layers", "style_size", "vgg_weights")
                      if k in self.teacher_config}
         return self.cfg.to_json() | inherited | {
-            "distilled_from": {"path": str(self.cfg.teacher), "config": self.teacher.config.to_json()}}
+            "distilled_from": {"path": str(self.cfg.teacher), "config": self.teacher.config.to_json(),
+                               "step": self.teacher_step, "training": self.teacher_config}}
 
     def run(self) -> dict[str, float]:
         cfg = self.cfg
