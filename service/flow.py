@@ -73,6 +73,22 @@ def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def upscaled_source_maps(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    """cv2.remap maps (HxWx2) for an HxW image from a flow field computed on a smaller grid.
+
+    The source position is linear in the pixel position, so resizing the small grid's source map
+    (in full-resolution pixel units, pixel centres aligned) gives the same maps as resizing the flow
+    and adding the full-resolution grid, with one full-size pass instead of four.
+    """
+    small_h, small_w = flow.shape[:2]
+    sx, sy = width / small_w, height / small_h
+    xs, ys = _pixel_grid(small_h, small_w)
+    small = np.empty((small_h, small_w, 2), np.float32)
+    small[..., 0] = (xs + flow[..., 0] + 0.5) * sx - 0.5
+    small[..., 1] = (ys + flow[..., 1] + 0.5) * sy - 0.5
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
     """Remap frame t-1 (HxW or HxWxC) onto frame t's grid with the backward flow."""
     map_x, map_y = source_grid(backward)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from test_video_cli import clip_frame
@@ -66,3 +67,17 @@ def test_stabilize_options_reject_bad_values() -> None:
         StabilizeOptions(consistency="magic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tolerance"):
         StabilizeOptions(photometric_tolerance=0)
+
+
+def test_upscaled_source_maps_match_resizing_the_flow() -> None:
+    from service.flow import resize_flow, source_grid, upscaled_source_maps
+
+    rng = np.random.default_rng(0)
+    small = cv2.GaussianBlur(rng.normal(0, 3, (24, 32, 2)).astype(np.float32), (9, 9), 0)
+    maps = upscaled_source_maps(small, 48, 64)
+    map_x, map_y = source_grid(resize_flow(small, 48, 64))
+    inner = (slice(1, -1), slice(1, -1))
+    np.testing.assert_allclose(maps[..., 0][inner], map_x[inner], atol=1e-3)
+    np.testing.assert_allclose(maps[..., 1][inner], map_y[inner], atol=1e-3)
+    # the outermost pixels clamp to the small grid's edge instead of extrapolating: half a pixel at most
+    assert np.abs(maps[..., 0] - map_x).max() <= 0.5 + 1e-3 and np.abs(maps[..., 1] - map_y).max() <= 0.5 + 1e-3
