@@ -77,7 +77,7 @@ class Stabilizer:
             if mask.shape != (height, width):
                 mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
                 maps = upscaled_source_maps(backward, height, width)
-                warped = cv2.remap(previous, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                warped = cv2.remap(previous, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
             else:
                 warped = warp(previous, backward)
             keep = self.options.blend * mask  # weight of the warped previous output
