@@ -14,21 +14,18 @@ The result is an ordinary checkpoint: export it, or keep training it with ``trai
 
 from __future__ import annotations
 
-import csv
 import logging
 import random
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from training import images
 from training.features import layer_names, load_vgg
 from training.networks import StyleNet, count_parameters, tier_config
-from training.train import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint, truncate_log
+from training.train import CheckpointError, LoopPlan, build_from_checkpoint, load_checkpoint, run_steps, save_checkpoint
 
 log = logging.getLogger(__name__)
 LOG_COLUMNS = ("pixel", "feature", "total")
@@ -199,35 +196,15 @@ class Distiller:
 
     def run(self) -> dict[str, float]:
         cfg = self.cfg
-        cfg.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_path, log_path = cfg.out_dir / "checkpoint.pt", cfg.out_dir / "log.csv"
         log.info("distilling %s (%d parameters) into %s (%d parameters), styles %s, %d content images, "
                  "from step %d", cfg.teacher, count_parameters(self.teacher), cfg.tier, count_parameters(self.net),
                  self.styles, len(self.content_files), self.step)
-        truncate_log(log_path, self.step)
-        fresh_log = not log_path.exists()
         record = _Recorded(self.checkpoint_config())
-        metrics: dict[str, float] = {}
-        ema: dict[str, float] = {}
-        with log_path.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            if fresh_log:
-                writer.writerow(["step", "seconds", *LOG_COLUMNS])
-            bar = tqdm(total=cfg.steps, initial=min(self.step, cfg.steps), desc=f"distill {cfg.tier}", unit="step")
-            start = time.time()
-            while self.step < cfg.steps:
-                metrics = self.train_step()
-                ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
-                bar.update(1)
-                bar.set_postfix(pixel=f"{ema['pixel']:.3g}", feature=f"{ema['feature']:.3g}")
-                writer.writerow([self.step, f"{time.time() - start:.1f}", *(f"{metrics[k]:.6g}" for k in LOG_COLUMNS)])
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                    handle.flush()
-                    save_checkpoint(ckpt_path, self.net, self.styles, self.step, record, self.optimizer, ema)
-                if self.step % cfg.preview_every == 0 or self.step == cfg.steps:
-                    self.preview(cfg.out_dir / "preview.png")
-            bar.close()
-        return ema or metrics
+        loop = LoopPlan(out_dir=cfg.out_dir, steps=cfg.steps, columns=LOG_COLUMNS, shown=("pixel", "feature"),
+                        desc=f"distill {cfg.tier}", checkpoint_every=cfg.checkpoint_every,
+                        preview_every=cfg.preview_every)
+        return run_steps(loop, self, lambda ema: save_checkpoint(
+            cfg.out_dir / "checkpoint.pt", self.net, self.styles, self.step, record, self.optimizer, ema))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import csv
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -158,6 +159,72 @@ def truncate_log(path: Path, step: int) -> None:
 
 
 LOG_COLUMNS = ("content", "style", "tv", "dream", "total")
+
+
+class Stepper(Protocol):
+    """What :func:`run_steps` drives: one optimisation step at a time, and a preview picture."""
+
+    step: int
+
+    def train_step(self) -> dict[str, float]: ...
+
+    def preview(self, path: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """How a run of steps is logged, checkpointed, previewed and stopped."""
+
+    out_dir: Path
+    steps: int
+    columns: tuple[str, ...]  # log.csv columns after step and seconds
+    shown: tuple[str, ...]  # losses on the progress bar
+    desc: str
+    checkpoint_every: int
+    preview_every: int
+    minutes: float = 0.0  # 0: no time limit
+    main: bool = True  # rank 0 writes the log, checkpoints and previews
+
+
+def run_steps(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]], None]) -> dict[str, float]:
+    """Step until ``plan.steps`` (or the time limit): progress bar, log.csv (rows past a resumed
+    checkpoint dropped, a log with other columns kept aside), ``save(ema)`` and previews on schedule."""
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = plan.out_dir / "log.csv"
+    header = ["step", "seconds", *plan.columns]
+    if plan.main:
+        truncate_log(log_path, stepper.step)
+        if log_path.exists() and log_path.read_text().split("\n", 1)[0] != ",".join(header):
+            log_path.replace(log_path.with_name("log.before.csv"))  # older columns: keep it aside
+    fresh_log = not log_path.exists()
+    metrics: dict[str, float] = {}
+    ema: dict[str, float] = {}
+    with log_path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if fresh_log and plan.main:
+            writer.writerow(header)
+        bar = tqdm(total=plan.steps, initial=min(stepper.step, plan.steps), disable=not plan.main, desc=plan.desc,
+                   unit="step")
+        start = time.time()
+        while stepper.step < plan.steps:
+            metrics = stepper.train_step()
+            out_of_time = bool(plan.minutes) and time.time() - start >= 60 * plan.minutes
+            ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
+            bar.update(1)
+            bar.set_postfix({k: f"{ema[k]:.3g}" for k in plan.shown})
+            step = stepper.step
+            if plan.main:
+                writer.writerow([step, f"{time.time() - start:.1f}", *(f"{metrics[k]:.6g}" for k in plan.columns)])
+                if step % plan.checkpoint_every == 0 or step == plan.steps or out_of_time:
+                    handle.flush()
+                    save(ema)
+                if step % plan.preview_every == 0 or step == plan.steps or out_of_time:
+                    stepper.preview(plan.out_dir / "preview.png")
+            if out_of_time:
+                log.info("stopping at step %d: the %g-minute limit is reached", step, plan.minutes)
+                break
+        bar.close()
+    return ema or metrics
 
 
 def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -352,43 +419,11 @@ class Trainer:
 
     def run(self) -> dict[str, float]:
         cfg = self.cfg
-        cfg.out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_path, log_path = cfg.out_dir / "checkpoint.pt", cfg.out_dir / "log.csv"
-        main = self.rank == 0
-        if main:
+        if self.rank == 0:
             log.info("%s: %d parameters, styles %s, %d content images, from step %d",
                      cfg.tier, count_parameters(self.net), self.styles, len(self.content_files), self.step)
-        if main:
-            truncate_log(log_path, self.step)
-            header = ",".join(["step", "seconds", *LOG_COLUMNS])
-            if log_path.exists() and log_path.read_text().split("\n", 1)[0] != header:
-                log_path.replace(log_path.with_name("log.before.csv"))  # older columns: keep it aside
-        fresh_log = not log_path.exists()
-        metrics: dict[str, float] = {}
-        ema: dict[str, float] = {}
-        with log_path.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            if fresh_log and main:
-                writer.writerow(["step", "seconds", *LOG_COLUMNS])
-            bar = tqdm(total=cfg.steps, initial=min(self.step, cfg.steps), disable=not main,
-                       desc=f"train {cfg.tier}", unit="step")
-            start = time.time()
-            while self.step < cfg.steps:
-                metrics = self.train_step()
-                out_of_time = bool(cfg.minutes) and time.time() - start >= 60 * cfg.minutes
-                ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
-                bar.update(1)
-                bar.set_postfix(content=f"{ema['content']:.3g}", style=f"{ema['style']:.3g}")
-                if main:
-                    writer.writerow([self.step, f"{time.time() - start:.1f}",
-                                     *(f"{metrics[k]:.6g}" for k in LOG_COLUMNS)])
-                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
-                        handle.flush()
-                        save_checkpoint(ckpt_path, self.net, self.styles, self.step, cfg, self.optimizer, ema)
-                    if self.step % cfg.preview_every == 0 or self.step == cfg.steps or out_of_time:
-                        self.preview(cfg.out_dir / "preview.png")
-                if out_of_time:
-                    log.info("stopping at step %d: the %g-minute limit is reached", self.step, cfg.minutes)
-                    break
-            bar.close()
-        return ema or metrics
+        loop = LoopPlan(out_dir=cfg.out_dir, steps=cfg.steps, columns=LOG_COLUMNS, shown=("content", "style"),
+                        desc=f"train {cfg.tier}", checkpoint_every=cfg.checkpoint_every,
+                        preview_every=cfg.preview_every, minutes=cfg.minutes, main=self.rank == 0)
+        return run_steps(loop, self, lambda ema: save_checkpoint(
+            cfg.out_dir / "checkpoint.pt", self.net, self.styles, self.step, cfg, self.optimizer, ema))
