@@ -153,7 +153,7 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     for cell in quality[-1][1:]:  # realtime, quality, peer, Gatys: all scored
         style, content = (number(v) for v in cell.split(" / "))
         assert style > 0 and content >= 0
-    assert (out.parent / "docs" / "benchmarks" / "contact-sheet.png").stat().st_size > 1000
+    assert (out.parent / "docs" / "benchmarks" / "contact-sheet.jpg").stat().st_size > 1000
 
     flicker = table(text, 3)
     assert {r[0] for r in flicker} == {"tiny_realtime", "tiny_quality", "peer (peer)"}

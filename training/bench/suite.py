@@ -158,7 +158,7 @@ class Suite:
         arbitrary = peer.ArbitraryStyle.load(self.peer_models) if self.peer_models else None
         vgg = load_vgg((*STYLE_TAPS, CONTENT_TAP))
         scores, pictures = quality.measure_quality(plan, self.engine, [e.name for e in self.ours], arbitrary, vgg)
-        sheet_path = cfg.out.parent / "docs" / "benchmarks" / "contact-sheet.png"
+        sheet_path = cfg.out.parent / "docs" / "benchmarks" / "contact-sheet.jpg"
         methods = [*(e.name for e in self.ours), quality.GATYS, quality.PEER]
         images.save_png(quality.contact_sheet(pictures, methods), sheet_path)
         return quality.quality_table(scores, plan, {e.name: e.tier for e in self.ours}, sheet_path)
