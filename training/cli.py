@@ -109,6 +109,16 @@ def cmd_sheet(args: argparse.Namespace) -> None:
     log.info("wrote %s", args.out)
 
 
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """Flags every optimisation run shares (train, add-style, distill)."""
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--preview-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
+
+
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content", required=True, help="folder of content photos")
     p.add_argument("--styles", nargs="*", default=[], help="style images or folders of them")
@@ -129,12 +139,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
     p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
     p.add_argument("--preview", nargs="*", default=[], help="photos for the preview grid")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--preview-every", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
+    _add_run_flags(p)
     p.add_argument("--resume-from", help="checkpoint to start from (with --resume: only while OUT has none)")
 
 
@@ -167,12 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blend-fraction", type=float, default=0.3, help="share of items given a two-style mix")
     p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
     p.add_argument("--preview", nargs="*", default=[], help="photos for the teacher/student preview grid")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--preview-every", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
+    _add_run_flags(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     p.set_defaults(func=cmd_distill)
     p = sub.add_parser("export", help="export a checkpoint to ONNX and update the manifest")

@@ -128,15 +128,7 @@ class Distiller:
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Random crops [B,3,c,c] and their style weights [B,S]: one-hot, or a mix of two styles."""
         cfg, n = self.cfg, len(self.styles)
-        crops = []
-        for _ in range(cfg.batch_size):
-            path = self.rng.choice(self.content_files)
-            try:
-                crops.append(images.random_crop(images.open_rgb(path), cfg.crop_size, self.rng))
-            except images.ImageInputError as exc:
-                log.warning("skipping %s", exc)
-        if not crops:
-            raise images.ImageInputError(f"{cfg.content_dir}: none of the sampled content images could be read")
+        crops = images.sample_crops(self.content_files, cfg.batch_size, cfg.crop_size, self.rng, cfg.content_dir)
         weights = torch.zeros(len(crops), n)
         for row in weights:
             a = self.rng.randrange(n)
@@ -146,7 +138,7 @@ class Distiller:
                 row[a], row[b] = t, 1 - t
             else:
                 row[a] = 1.0
-        return torch.cat(crops).to(self.device), weights.to(self.device)
+        return crops.to(self.device), weights.to(self.device)
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg

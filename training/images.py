@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from service.contract import frame_to_image, image_to_frame
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -94,6 +97,21 @@ def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return to_tensor(img)
+
+
+def sample_crops(files: list[Path], count: int, size: int, rng: random.Random, folder: Path) -> torch.Tensor:
+    """``count`` random crops [N,3,size,size] from randomly chosen files; unreadable ones are skipped
+    with a warning, and none readable at all is an error naming ``folder``."""
+    crops = []
+    for _ in range(count):
+        path = rng.choice(files)
+        try:
+            crops.append(random_crop(open_rgb(path), size, rng))
+        except ImageInputError as exc:
+            log.warning("skipping %s", exc)
+    if not crops:
+        raise ImageInputError(f"{folder}: none of the sampled content images could be read")
+    return torch.cat(crops)
 
 
 def save_png(img: Image.Image, path: Path) -> None:

@@ -347,17 +347,9 @@ class Trainer:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        crops = []
-        for _ in range(cfg.batch_size):
-            path = self.rng.choice(self.content_files)
-            try:
-                crops.append(images.random_crop(images.open_rgb(path), cfg.crop_size, self.rng))
-            except images.ImageInputError as exc:
-                log.warning("skipping %s", exc)
-        if not crops:
-            raise images.ImageInputError(f"{cfg.content_dir}: none of the sampled content images could be read")
-        ids = torch.tensor([self.rng.choice(self.train_ids) for _ in crops])
-        return torch.cat(crops).to(self.device), ids
+        crops = images.sample_crops(self.content_files, cfg.batch_size, cfg.crop_size, self.rng, cfg.content_dir)
+        ids = torch.tensor([self.rng.choice(self.train_ids) for _ in range(len(crops))])
+        return crops.to(self.device), ids
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg

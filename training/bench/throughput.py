@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,17 +43,7 @@ def measure_throughput(plan: ThroughputPlan) -> dict[tuple[str, str], float]:
                 cfg = TrainConfig(content_dir=plan.content_dir, style_images=plan.paintings, out_dir=Path(tmp) / tier,
                                   tier=tier, steps=plan.warmup + plan.steps, batch_size=plan.batch_size,
                                   crop_size=plan.crop_size, exclude=plan.exclude, device=device)
-                trainer = Trainer(cfg)
-                for _ in range(plan.warmup):
-                    trainer.train_step()
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                for _ in range(plan.steps):
-                    trainer.train_step()
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                result[(tier, device)] = plan.steps / (time.perf_counter() - start)
+                result[(tier, device)] = _rate(Trainer(cfg).train_step, plan, device)
                 log.info("throughput %s on %s done", tier, device)
             if plan.teacher is not None:
                 result[(DISTILL, device)] = _distill_rate(plan, Path(tmp) / "distill", device)
@@ -62,6 +53,20 @@ def measure_throughput(plan: ThroughputPlan) -> dict[tuple[str, str], float]:
 DISTILL = "realtime, distilled (`distill`)"
 
 
+def _rate(step: Callable[[], object], plan: ThroughputPlan, device: str) -> float:
+    """Steps per second of ``step`` after the plan's warm-up (CUDA work waited for)."""
+    for _ in range(plan.warmup):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(plan.steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return plan.steps / (time.perf_counter() - start)
+
+
 def _distill_rate(plan: ThroughputPlan, out: Path, device: str) -> float:
     from training.distill import DistillConfig, Distiller
 
@@ -69,16 +74,7 @@ def _distill_rate(plan: ThroughputPlan, out: Path, device: str) -> float:
     distiller = Distiller(DistillConfig(teacher=plan.teacher, content_dir=plan.content_dir, out_dir=out,
                                         batch_size=plan.batch_size, crop_size=plan.crop_size, exclude=plan.exclude,
                                         device=device))
-    for _ in range(plan.warmup):
-        distiller.train_step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(plan.steps):
-        distiller.train_step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return plan.steps / (time.perf_counter() - start)
+    return _rate(distiller.train_step, plan, device)
 
 
 def throughput_table(plan: ThroughputPlan, result: dict[tuple[str, str], float]) -> Table:
