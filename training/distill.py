@@ -25,7 +25,16 @@ import torch
 from training import images
 from training.features import layer_names, load_vgg
 from training.networks import StyleNet, count_parameters, tier_config
-from training.train import CheckpointError, LoopPlan, build_from_checkpoint, load_checkpoint, run_steps, save_checkpoint
+from training.train import (
+    CheckpointError,
+    LoopPlan,
+    bf16_autocast,
+    build_from_checkpoint,
+    check_precision,
+    load_checkpoint,
+    run_steps,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 LOG_COLUMNS = ("pixel", "feature", "total")
@@ -56,6 +65,7 @@ class DistillConfig:
     threads: int = 0
     vgg_weights: Path | None = None
     resume: bool = False
+    precision: str = "fp32"  # training.train.PRECISIONS
     preview_images: tuple[Path, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -65,6 +75,7 @@ class DistillConfig:
             raise ValueError("pixel and feature weights must be non-negative and not both zero")
         if not 0 <= self.blend_fraction <= 1:
             raise ValueError("blend fraction must be in [0, 1]")
+        check_precision(self.precision)
         relus = [n for n in layer_names() if n.startswith("relu")]
         if self.feature_tap not in relus:
             raise ValueError(f"unknown feature layer {self.feature_tap!r}; choose from {', '.join(relus)}")
@@ -143,12 +154,18 @@ class Distiller:
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
         content, weights = self.batch()
+        bf16_net, bf16_loss = cfg.precision == "bf16", cfg.precision != "fp32"
         with torch.no_grad():
-            target = self.teacher(content, weights)
-            target_feat = self.vgg(target)[cfg.feature_tap]
-        output = self.net(content, weights)
+            with bf16_autocast(self.device, bf16_net):
+                target = self.teacher(content, weights).float()
+            with bf16_autocast(self.device, bf16_loss):
+                target_feat = self.vgg(target)[cfg.feature_tap].float()
+        with bf16_autocast(self.device, bf16_net):
+            output = self.net(content, weights).float()
         pixel = (output - target).abs().mean()
-        error = (self.vgg(output)[cfg.feature_tap] - target_feat) ** 2
+        with bf16_autocast(self.device, bf16_loss):
+            feat = self.vgg(output)[cfg.feature_tap].float()
+        error = (feat - target_feat) ** 2
         feature = error.mean() / target_feat.pow(2).mean().clamp_min(1e-8)  # relative: scale-free
         total = cfg.pixel_weight * pixel + cfg.feature_weight * feature
         if not torch.isfinite(total):

@@ -10,6 +10,7 @@ conditional instance norms, so a dream blends with the paintings like any other 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import random
@@ -31,6 +32,23 @@ from training.networks import NetConfig, StyleNet, count_parameters, tier_config
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
+# fp32: everything in float32. bf16-loss: the frozen VGG19 runs in bfloat16 (best for small style nets).
+# bf16: the style net too. Grams and losses stay float32; weights and Adam state stay float32 either way.
+PRECISIONS = ("fp32", "bf16-loss", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+
+
+def bf16_autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on ``device`` when enabled (fast on CPUs with AMX or AVX512-BF16, and on GPUs)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def as_float(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in features.items()}
 
 
 class CheckpointError(ValueError):
@@ -68,6 +86,7 @@ class TrainConfig:
     resume: Path | None = None
     new_styles_only: bool = False  # add-style: train only the new styles' gamma/beta
     minutes: float = 0.0  # stop (and save) after this much training time, before ``steps`` if need be; 0: no limit
+    precision: str = "fp32"  # one of PRECISIONS
     preview_images: tuple[Path, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -75,6 +94,7 @@ class TrainConfig:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16")
         if not self.minutes >= 0:
             raise ValueError(f"minutes must be >= 0, got {self.minutes}")
+        check_precision(self.precision)
         if min(self.content_weight, self.style_weight, self.tv_weight, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
@@ -355,11 +375,15 @@ class Trainer:
         cfg = self.cfg
         content, ids = self.batch()
         weights = torch.nn.functional.one_hot(ids, len(self.styles)).float().to(self.device)
-        output = self.model(content, weights)
-        feats = self.vgg(output)
-        with torch.no_grad():
-            target_content = self.vgg(content)[cfg.content_tap]
-            target_feats = self.vgg(content) if cfg.dream_layers else None
+        with bf16_autocast(self.device, cfg.precision == "bf16"):
+            output = self.model(content, weights).float()
+        with bf16_autocast(self.device, cfg.precision != "fp32"):
+            feats = self.vgg(output)
+            with torch.no_grad():
+                source_feats = self.vgg(content)
+        feats, source_feats = as_float(feats), as_float(source_feats)
+        target_content = source_feats[cfg.content_tap]
+        target_feats = source_feats if cfg.dream_layers else None
         c_loss = content_loss(feats[cfg.content_tap], target_content)
         pos = (ids - self.target_offset).to(self.device)
         paint = pos < len(cfg.style_images)

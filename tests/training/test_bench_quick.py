@@ -163,7 +163,9 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     assert "Not measured: not asked for (--browser)" in text.split("## 4.", 1)[1].split("## 5.")[0]
     training = table(text, 5)
     assert {r[0] for r in training} == {"realtime", "quality", "realtime, distilled (`distill`)"}
-    assert all(number(r[2]) > 0 for r in training)
+    assert {r[2] for r in training} == {"fp32", "bf16-loss", "bf16"} and len(training) == 9
+    assert all(number(r[3]) > 0 for r in training)
+    assert all(r[7] == "1.00x" for r in training if r[2] == "fp32")
     assert "MISSES" in text or "meets" in text
 
     dream = table(text, 7)  # the tiny models have no dream styles: iterative DeepDream only

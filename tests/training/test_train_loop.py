@@ -194,3 +194,21 @@ def test_minutes_stop_training_early_and_save(picture_dirs: tuple[Path, list[Pat
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == trainer.step
     with pytest.raises(ValueError, match="minutes"):
         config(content, styles[:1], tmp_path / "x", minutes=-1.0)
+
+
+def test_bf16_steps_track_fp32_and_keep_float32_weights(picture_dirs: tuple[Path, list[Path]],
+                                                        tmp_path: Path) -> None:
+    content, styles = picture_dirs
+    first = {}
+    for precision in ("fp32", "bf16-loss", "bf16"):
+        torch.manual_seed(0)
+        trainer = Trainer(config(content, styles[:2], tmp_path / precision, precision=precision))
+        first[precision] = trainer.train_step()  # same seed: the same crops, styles and initial weights
+        assert all(p.dtype == torch.float32 for p in trainer.net.parameters())
+        assert all(torch.isfinite(torch.tensor(v)) for v in first[precision].values())
+    for precision in ("bf16-loss", "bf16"):
+        for key in ("content", "style"):
+            assert first[precision][key] == pytest.approx(first["fp32"][key], rel=0.05), (precision, key)
+    assert first["bf16"]["content"] != first["fp32"]["content"]  # bfloat16 really ran
+    with pytest.raises(ValueError, match="precision"):
+        config(content, styles[:1], tmp_path / "x", precision="fp16")
