@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 CONTROL_LABEL = "control"
 DREAM_KEYS = ("layer", "iterations", "octaves", "feedback", "intensity")
-CONTROL_KEYS = ("weights", "strength", "preserve_color", "model", "mode", *DREAM_KEYS, "id")
+CONTROL_KEYS = ("weights", "strength", "preserve_color", "stabilize", "model", "mode", *DREAM_KEYS, "id")
 
 
 class OfferRequest(BaseModel):
@@ -100,6 +100,9 @@ def _apply(engine: Engine, controls: Controls, message: object, dreamer: Dreamer
     keep_color = message.get("preserve_color", controls.keep_color)
     if not isinstance(keep_color, bool):
         raise BadRequest(f"preserve_color must be true or false, got {keep_color!r}")
+    stabilize = message.get("stabilize", controls.stabilize)
+    if not isinstance(stabilize, bool):
+        raise BadRequest(f"stabilize must be true or false, got {stabilize!r}")
     mode = message.get("mode", controls.mode)
     if mode not in MODES:
         raise BadRequest(f"mode must be one of {list(MODES)}, got {mode!r}")
@@ -115,6 +118,7 @@ def _apply(engine: Engine, controls: Controls, message: object, dreamer: Dreamer
     elif weights is not None:
         controls.easing.set_target(weights)
     controls.strength, controls.keep_color, controls.mode, controls.dream = strength, keep_color, mode, dream
+    controls.stabilize = stabilize
 
 
 @dataclass

@@ -19,6 +19,7 @@ from av import VideoFrame
 from service.blend import Easing
 from service.dream import Dreamer, DreamParams
 from service.engine import Engine, resize_to_fit
+from service.stabilize import StabilizeOptions, Stabilizer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Controls:
     keep_color: bool = False
     mode: str = "style"  # style: the ONNX network; dream: iterative DeepDream; passthrough
     dream: DreamParams = field(default_factory=DreamParams)
+    stabilize: bool = False  # steady: pull each stylized frame toward the flow-warped previous one
 
 
 @dataclass
@@ -97,6 +99,7 @@ class TrackStats:
     last_frame_at: float = field(default_factory=time.monotonic)
     infer_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
     side: int = 0  # longer side frames are stylized at now (adaptive resolution)
+    stabilized: bool = False  # the last frame was stabilized
     _mark: tuple[float, int, int] = field(default_factory=lambda: (time.monotonic(), 0, 0))
 
     def snapshot(self) -> dict[str, float | int]:
@@ -114,6 +117,7 @@ class TrackStats:
             "infer_ms_p50": round(float(p50), 1),
             "infer_ms_p90": round(float(p90), 1),
             "side": self.side,
+            "stabilized": self.stabilized,
         }
 
 
@@ -129,7 +133,7 @@ class StylizedTrack(MediaStreamTrack):
     def __init__(
         self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int,
         dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
-        governor: ResolutionGovernor | None = None,
+        governor: ResolutionGovernor | None = None, stabilize_options: StabilizeOptions | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -148,6 +152,9 @@ class StylizedTrack(MediaStreamTrack):
         self._source_ended = False
         self._reader: asyncio.Task[None] | None = None
         self._failing = False
+        self.stabilize_options = stabilize_options or StabilizeOptions()
+        self._stabilizer: Stabilizer | None = None  # used only in the executor, one frame at a time
+        self._look: tuple[object, ...] = ()  # model, strength, colour and weights of the last frame
 
     async def _read(self) -> None:
         while True:
@@ -187,6 +194,10 @@ class StylizedTrack(MediaStreamTrack):
         weights = controls.easing.step()  # stepped on the loop, so the worker sees a fixed vector
         if controls.mode != "dream":
             self._dreamed = None
+        look = (controls.mode, controls.model, controls.strength, controls.keep_color, weights.tobytes())
+        if look != self._look:  # a new look shows at once: no memory of the old one to pull toward
+            self._stabilizer = None  # (no job of this track is running: frames are processed one by one)
+            self._look = look
         if controls.mode == "passthrough":
             return frame
         rgb = resize_to_fit(frame.to_ndarray(format="rgb24"), self.max_side)
@@ -232,10 +243,17 @@ class StylizedTrack(MediaStreamTrack):
             log.error("live DeepDream could not load: %s", future.exception())
 
     def _stylize_at(self, rgb: np.ndarray, weights: np.ndarray, side: int, controls: Controls) -> np.ndarray:
-        """Stylize at most ``side`` px on the longer side, then scale back: the stream keeps its size."""
+        """Stylize at most ``side`` px on the longer side (stabilized there when asked), then scale back:
+        the stream keeps its size."""
         small = resize_to_fit(rgb, side)
         out = self.engine.stylize(small, weights, model=controls.model, strength=controls.strength,
                                   keep_color=controls.keep_color)
+        if controls.stabilize:  # a new size (adaptive resolution) starts the stabilizer's memory afresh
+            self._stabilizer = self._stabilizer or Stabilizer(self.stabilize_options)
+            out = self._stabilizer.step(small, out)
+        else:
+            self._stabilizer = None
+        self.stats.stabilized = controls.stabilize
         if out.shape[:2] != rgb.shape[:2]:
             out = cv2.resize(out, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         return out

@@ -11,6 +11,7 @@ const state = {
   weights: {},            // model name -> {style: 0..100}
   strength: 100,
   preserveColor: false,
+  stabilize: false,
   passthrough: false,
   dream: { mode: "off", styleLayer: null, layer: null, intensity: 30, feedback: 60, iterations: 3 },
   dreamInfo: null,        // GET /api/dream: whether live DeepDream runs here, its layers
@@ -257,6 +258,10 @@ function wireControls() {
     state.preserveColor = e.target.checked;
     sendControl({ preserve_color: state.preserveColor });
   });
+  $("stabilize").addEventListener("change", (e) => {
+    state.stabilize = e.target.checked;
+    sendControl({ stabilize: state.stabilize });
+  });
   $("passthrough").addEventListener("change", (e) => {
     state.passthrough = e.target.checked;
     sendControl({ mode: streamMode() });
@@ -306,6 +311,7 @@ async function start() {
     channel.onopen = () => sendControl({
       strength: state.strength / 100,
       preserve_color: state.preserveColor,
+      stabilize: state.stabilize,
       mode: streamMode(),
       ...(state.dream.mode === "iterative" ? dreamMessage() : {}),
     });

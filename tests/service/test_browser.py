@@ -121,6 +121,12 @@ def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None
     time.sleep(1.5)
     after = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
     assert np.abs(after - before).mean() > 40, "moving the sliders did not change the picture"
+
+    page.check("#stabilize")  # steady: the server stabilizes each frame with optical flow
+    deadline = time.monotonic() + 5
+    while not (page.evaluate("window.livestyle.serverStats") or {}).get("stabilized") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert page.evaluate("window.livestyle.serverStats")["stabilized"] is True
     assert page.evaluate("window.livestyle.errors") == []
     page.click("#stop")
 

@@ -87,12 +87,20 @@ def test_stream_is_stylized_and_follows_control_messages(one_peer_server: LiveSe
                 ({"strength": 3}, "strength"),
                 ({"model": "nope"}, "unknown model"),
                 ({"mode": "sepia"}, "mode"),
+                ({"stabilize": "yes"}, "stabilize must be true or false"),
                 ({"colour": 1}, "unknown control keys"),
                 ("not json", "JSON"),
             ]:
                 reply = await client.send(bad)
                 assert fragment in reply.get("error", ""), (bad, reply)
             await wait_for_match(remote, scream, 10)  # the stream continues, blend unchanged
+
+            assert await client.send({"stabilize": True}) == {"ok": True}
+            await wait_for_match(remote, scream, 20)  # a still camera: steady frames are the same picture
+            deadline = time.monotonic() + 3
+            while not client.stats.get("stabilized") and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert client.stats.get("stabilized") is True, client.stats
 
             assert (await client.send({"mode": "passthrough", "id": 7})) == {"id": 7, "ok": True}
             await wait_for_match(remote, source, 20)

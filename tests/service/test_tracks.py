@@ -150,3 +150,29 @@ def test_adaptive_resolution_keeps_the_stream_size_and_the_frame_rate() -> None:
     assert {f.to_ndarray(format="rgb24").shape for f, _ in received} == {(240, 320, 3)}  # size kept
     assert engine.sizes[0] == (240, 320) and max(engine.sizes[-5:])[1] < 320  # stylized smaller later
     assert track.stats.snapshot()["side"] == governor.side < 320
+
+
+def test_steady_frames_lean_on_the_previous_output_until_the_look_changes() -> None:
+    camera = Camera(count=40, interval=0.03, size=(48, 64))  # grey level k on frame k: no motion
+    engine = StubEngine()
+
+    async def scenario(track: StylizedTrack) -> list[VideoFrame]:
+        frames = [await track.recv() for _ in range(4)]
+        track.controls.strength = 0.5  # a new look: shown at once, not blended with the old one
+        frames.append(await track.recv())
+        track.controls.stabilize = False
+        frames.append(await track.recv())
+        return frames
+
+    with ThreadPoolExecutor(1) as executor:
+        track = make_track(camera, engine, executor)
+        track.controls.stabilize = True
+        frames = asyncio.run(scenario(track))
+    values = [int(f.to_ndarray(format="rgb24")[24, 32, 0]) for f in frames]
+    fresh = [255 - (f.pts // 3000) % 200 for f in frames]  # what the stub engine makes of each frame
+    assert values[0] == fresh[0]  # nothing to lean on yet
+    for i in (1, 2, 3):  # 0.9 of the warped previous output + 0.1 of the new stylization
+        expected = 0.9 * values[i - 1] + 0.1 * fresh[i]
+        assert abs(values[i] - expected) <= 1.5 and values[i] != fresh[i], (values, fresh)
+    assert values[4] == fresh[4]  # strength changed; (the stub ignores strength) the memory was dropped
+    assert values[5] == fresh[5] and track.stats.snapshot()["stabilized"] is False
