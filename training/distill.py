@@ -34,6 +34,7 @@ from training.train import (
     load_checkpoint,
     run_steps,
     save_checkpoint,
+    warn_if_slow_bf16,
 )
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Distiller:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device(cfg.device)
+        warn_if_slow_bf16(self.device, cfg.precision)
         torch.manual_seed(cfg.seed)
         self.rng = random.Random(cfg.seed)
         self.content_files = images.list_images(cfg.content_dir, cfg.exclude)

@@ -42,6 +42,17 @@ def check_precision(precision: str) -> None:
         raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
 
 
+def warn_if_slow_bf16(device: torch.device, precision: str) -> None:
+    """bfloat16 on a CPU without AMX or AVX512-BF16 is emulated and slower than float32: say so once."""
+    if precision == "fp32" or device.type != "cpu":
+        return
+    cpu = getattr(torch, "cpu", None)
+    fast = [getattr(cpu, name, lambda: False)() for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if not any(fast):
+        log.warning("--precision %s: this CPU has neither AMX nor AVX512-BF16, so bfloat16 is likely slower "
+                    "than fp32 here", precision)
+
+
 def bf16_autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
     """bfloat16 autocast on ``device`` when enabled (fast on CPUs with AMX or AVX512-BF16, and on GPUs)."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
@@ -294,6 +305,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device(cfg.device)
+        warn_if_slow_bf16(self.device, cfg.precision)
         self.rank, self.world = rank, world_size
         torch.manual_seed(cfg.seed + self.rank)
         self.rng = random.Random(cfg.seed * 1000 + self.rank)

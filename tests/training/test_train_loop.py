@@ -212,3 +212,15 @@ def test_bf16_steps_track_fp32_and_keep_float32_weights(picture_dirs: tuple[Path
     assert first["bf16"]["content"] != first["fp32"]["content"]  # bfloat16 really ran
     with pytest.raises(ValueError, match="precision"):
         config(content, styles[:1], tmp_path / "x", precision="fp16")
+
+
+def test_bf16_on_a_cpu_without_bf16_hardware_warns(monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from training.train import warn_if_slow_bf16
+
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    warn_if_slow_bf16(torch.device("cpu"), "fp32")
+    assert not caplog.records
+    warn_if_slow_bf16(torch.device("cpu"), "bf16")
+    assert len(caplog.records) == 1 and "slower than fp32" in caplog.records[0].getMessage()
