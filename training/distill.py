@@ -34,6 +34,7 @@ from training.train import (
     load_checkpoint,
     run_steps,
     save_checkpoint,
+    set_rates,
     warn_if_slow_bf16,
 )
 
@@ -135,8 +136,7 @@ class Distiller:
         ])
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
-            for group, lr in zip(self.optimizer.param_groups, (cfg.lr, cfg.lr * cfg.norm_lr_scale), strict=True):
-                group["lr"] = lr  # the moments carry over; the rate is this run's (resume with a lower --lr to anneal)
+            set_rates(self.optimizer, cfg.lr, cfg.norm_lr_scale)
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Random crops [B,3,c,c] and their style weights [B,S]: one-hot, or a mix of two styles."""

@@ -58,6 +58,13 @@ def bf16_autocast(device: torch.device, enabled: bool) -> contextlib.AbstractCon
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
+def set_rates(optimizer: torch.optim.Optimizer, lr: float, norm_lr_scale: float) -> None:
+    """This run's rates on a resumed optimizer (convolutions, then norms): the Adam moments carry over, so
+    resuming with a lower ``--lr`` anneals."""
+    for group, rate in zip(optimizer.param_groups, (lr, lr * norm_lr_scale), strict=True):
+        group["lr"] = rate
+
+
 def as_float(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in features.items()}
 
@@ -365,6 +372,7 @@ class Trainer:
                     opt.load_state_dict(self.optimizer_state)
                 except ValueError:
                     log.warning("optimizer state does not fit the parameter groups; starting Adam afresh")
+                set_rates(opt, self.cfg.lr, self.cfg.norm_lr_scale)
             return opt
         # Only the new styles' rows of every gamma/beta learn; convolutions are frozen.
         self.net.requires_grad_(False)

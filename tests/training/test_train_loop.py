@@ -37,8 +37,9 @@ def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Pat
     out = tmp_path / "run"
     Trainer(config(content, styles, out, steps=5)).run()
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 5
-    trainer = Trainer(config(content, styles, out, steps=8, resume=out / "checkpoint.pt"))
+    trainer = Trainer(config(content, styles, out, steps=8, resume=out / "checkpoint.pt", lr=2e-3))
     assert trainer.step == 5
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([2e-3, 2e-2])  # this run's rate
     trainer.run()
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["step"] == 8 and ckpt["optimizer"] is not None
