@@ -99,7 +99,7 @@ def test_stream_is_stylized_and_follows_control_messages(one_peer_server: LiveSe
             await wait_for_match(remote, scream, 20)  # a still camera: steady frames are the same picture
             deadline = time.monotonic() + 3
             while not client.stats.get("stabilized") and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+                await remote.recv()  # keep the stream drained (no stale frames queue up) until the stats come
             assert client.stats.get("stabilized") is True, client.stats
 
             assert (await client.send({"mode": "passthrough", "id": 7})) == {"id": 7, "ok": True}
