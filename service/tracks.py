@@ -133,7 +133,7 @@ class StylizedTrack(MediaStreamTrack):
     def __init__(
         self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int,
         dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
-        governor: ResolutionGovernor | None = None, stabilize_options: StabilizeOptions | None = None,
+        governor: ResolutionGovernor | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -152,9 +152,8 @@ class StylizedTrack(MediaStreamTrack):
         self._source_ended = False
         self._reader: asyncio.Task[None] | None = None
         self._failing = False
-        self.stabilize_options = stabilize_options or StabilizeOptions()
         self._stabilizer: Stabilizer | None = None  # used only in the executor, one frame at a time
-        self._look: tuple[object, ...] = ()  # model, strength, colour and weights of the last frame
+        self._look: tuple[object, ...] = ()  # mode, model, strength, colour, steadiness and weights of the last frame
 
     async def _read(self) -> None:
         while True:
@@ -194,7 +193,8 @@ class StylizedTrack(MediaStreamTrack):
         weights = controls.easing.step()  # stepped on the loop, so the worker sees a fixed vector
         if controls.mode != "dream":
             self._dreamed = None
-        look = (controls.mode, controls.model, controls.strength, controls.keep_color, weights.tobytes())
+        look = (controls.mode, controls.model, controls.strength, controls.keep_color, controls.stabilize,
+                weights.tobytes())
         if look != self._look:  # a new look shows at once: no memory of the old one to pull toward
             self._stabilizer = None  # (no job of this track is running: frames are processed one by one)
             self._look = look
@@ -249,10 +249,8 @@ class StylizedTrack(MediaStreamTrack):
         out = self.engine.stylize(small, weights, model=controls.model, strength=controls.strength,
                                   keep_color=controls.keep_color)
         if controls.stabilize:  # a new size (adaptive resolution) starts the stabilizer's memory afresh
-            self._stabilizer = self._stabilizer or Stabilizer(self.stabilize_options)
+            self._stabilizer = self._stabilizer or Stabilizer(StabilizeOptions())
             out = self._stabilizer.step(small, out)
-        else:
-            self._stabilizer = None
         self.stats.stabilized = controls.stabilize
         if out.shape[:2] != rgb.shape[:2]:
             out = cv2.resize(out, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -28,7 +28,7 @@ from training.networks import StyleNet, count_parameters, tier_config
 from training.train import (
     CheckpointError,
     LoopPlan,
-    bf16_autocast,
+    autocast_for,
     build_from_checkpoint,
     check_precision,
     load_checkpoint,
@@ -156,16 +156,15 @@ class Distiller:
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
         content, weights = self.batch()
-        bf16_net, bf16_loss = cfg.precision == "bf16", cfg.precision != "fp32"
         with torch.no_grad():
-            with bf16_autocast(self.device, bf16_net):
+            with autocast_for(self.device, cfg.precision, "net"):
                 target = self.teacher(content, weights).float()
-            with bf16_autocast(self.device, bf16_loss):
+            with autocast_for(self.device, cfg.precision, "loss"):
                 target_feat = self.vgg(target)[cfg.feature_tap].float()
-        with bf16_autocast(self.device, bf16_net):
+        with autocast_for(self.device, cfg.precision, "net"):
             output = self.net(content, weights).float()
         pixel = (output - target).abs().mean()
-        with bf16_autocast(self.device, bf16_loss):
+        with autocast_for(self.device, cfg.precision, "loss"):
             feat = self.vgg(output)[cfg.feature_tap].float()
         error = (feat - target_feat) ** 2
         feature = error.mean() / target_feat.pow(2).mean().clamp_min(1e-8)  # relative: scale-free

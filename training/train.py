@@ -46,15 +46,16 @@ def warn_if_slow_bf16(device: torch.device, precision: str) -> None:
     """bfloat16 on a CPU without AMX or AVX512-BF16 is emulated and slower than float32: say so once."""
     if precision == "fp32" or device.type != "cpu":
         return
-    cpu = getattr(torch, "cpu", None)
-    fast = [getattr(cpu, name, lambda: False)() for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    if not any(fast):
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    if not any(getattr(torch.cpu, name, lambda: False)() for name in probes):
         log.warning("--precision %s: this CPU has neither AMX nor AVX512-BF16, so bfloat16 is likely slower "
                     "than fp32 here", precision)
 
 
-def bf16_autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    """bfloat16 autocast on ``device`` when enabled (fast on CPUs with AMX or AVX512-BF16, and on GPUs)."""
+def autocast_for(device: torch.device, precision: str, part: str) -> contextlib.AbstractContextManager[Any]:
+    """The autocast a ``part`` ("net": the style networks, "loss": VGG19) runs under at ``precision``:
+    bfloat16 where the precision asks for it (fast on CPUs with AMX or AVX512-BF16, and on GPUs)."""
+    enabled = precision == "bf16" if part == "net" else precision != "fp32"
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
@@ -395,9 +396,9 @@ class Trainer:
         cfg = self.cfg
         content, ids = self.batch()
         weights = torch.nn.functional.one_hot(ids, len(self.styles)).float().to(self.device)
-        with bf16_autocast(self.device, cfg.precision == "bf16"):
+        with autocast_for(self.device, cfg.precision, "net"):
             output = self.model(content, weights).float()
-        with bf16_autocast(self.device, cfg.precision != "fp32"):
+        with autocast_for(self.device, cfg.precision, "loss"):
             feats = self.vgg(output)
             with torch.no_grad():
                 source_feats = self.vgg(content)
