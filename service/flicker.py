@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,13 @@ class Measurement:
 
 
 def measure(video: Path, engine: Engine, options: VideoOptions, frames: int) -> Measurement:
-    """Stylize the first ``frames`` frames in memory and score them."""
+    """Stylize the first ``frames`` frames in memory and score them.
+
+    One frame at a time, as the live service runs: the network on a worker thread while this one
+    finds the stabilization motion, then the blend.
+    """
     meter = FlickerMeter()
-    with contextlib.closing(open_input(video)) as container:
+    with contextlib.closing(open_input(video)) as container, ThreadPoolExecutor(1) as network:
         source = container.streams.video[0]
         stylizer = FrameStylizer(engine, options, output_size(source.height, source.width, options.max_size))
         busy = 0.0
@@ -93,8 +98,10 @@ def measure(video: Path, engine: Engine, options: VideoOptions, frames: int) -> 
                 break
             assert isinstance(item, DecodedFrame)
             start = time.perf_counter()
-            rgb, out = stylizer.stylize(item)
-            out = stylizer.finish(rgb, out)
+            rgb = stylizer.resized(item)
+            stylized = network.submit(stylizer.stylize, rgb, item.seconds)
+            motion = stylizer.motion(rgb)
+            out = stylizer.finish(rgb, stylized.result(), motion)
             busy += time.perf_counter() - start
             meter.add(rgb, out)
             count += 1

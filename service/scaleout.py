@@ -117,8 +117,9 @@ def render_chunk(src: str, models_dir: str, options: VideoOptions, chunk: Chunk)
 def _stylized(
     frames: Iterator[DecodedFrame], stylizer: FrameStylizer
 ) -> Iterator[tuple[DecodedFrame, np.ndarray]]:
-    for frame in frames:
-        yield frame, stylizer.finish(*stylizer.stylize(frame))
+    for frame in frames:  # one chunk per core: its frames run one after another
+        rgb = stylizer.resized(frame)
+        yield frame, stylizer.finish(rgb, stylizer.stylize(rgb, frame.seconds))
 
 
 def encode_segment(

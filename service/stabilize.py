@@ -9,6 +9,8 @@ fresh stylization stands. Memory decays geometrically, so a few frames of overla
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,8 +49,23 @@ class StabilizeOptions:
             raise ValueError(f"photometric tolerance must be > 0, got {self.photometric_tolerance}")
 
 
+@dataclass(frozen=True)
+class Motion:
+    """What stabilizing one frame needs besides its stylization; it depends only on the input frames and
+    the previous output, so it can be found while the network still runs (``Stabilizer.motion``)."""
+
+    small: np.ndarray  # this input at flow scale: the next frame's flow starts from it
+    warped: np.ndarray | None  # the previous output on this frame's grid (None: nothing to pull toward)
+    keep: np.ndarray | None  # HxW float32 weight of ``warped``: blend on trusted pixels, 0 elsewhere
+
+
 class Stabilizer:
-    """Feed frames in order; ``step`` returns the stabilized output of each. One per sequence."""
+    """Feed frames in order; ``step`` returns the stabilized output of each. One per sequence.
+
+    ``step`` is ``blend(motion(input), stylized)``. The two halves let the flow and the warp (most of
+    the cost) overlap the network: call ``motion`` for frame t on another thread while frame t is
+    stylized, after frame t-1's ``blend``; ``overlapped`` does exactly that.
+    """
 
     def __init__(self, options: StabilizeOptions) -> None:
         self.options = options
@@ -57,32 +74,52 @@ class Stabilizer:
         self._previous_output: np.ndarray | None = None
 
     def step(self, input_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 input and its stylization -> stabilized HxWx3 uint8.
+        """HxWx3 uint8 input and its stylization (same size) -> stabilized HxWx3 uint8."""
+        return self.blend(self.motion(input_rgb), stylized_rgb)
 
-        Everything at full resolution stays uint8 (warp, then a per-pixel weighted sum in one OpenCV
-        call); only the small flow grid is float.
+    def overlapped(self, input_rgb: np.ndarray, stylize: Callable[[], np.ndarray], pool: Executor) -> np.ndarray:
+        """``step(input_rgb, stylize())`` with the motion found in ``pool`` while ``stylize`` runs here:
+        with ONNX Runtime on one core, the flow and the warp take another instead of adding to the frame."""
+        motion = pool.submit(self.motion, input_rgb)
+        try:
+            stylized = stylize()
+        finally:
+            found = motion.result()  # waited for even when stylizing failed: never two frames in flight
+        return self.blend(found, stylized)
+
+    def motion(self, input_rgb: np.ndarray) -> Motion:
+        """Flow from the previous input, where it is trusted, and the previous output warped along it.
+
+        Everything at full resolution stays uint8 (the warp); only the small flow grid and the
+        weights are float. Reads the stabilizer's memory without changing it.
         """
-        height, width = stylized_rgb.shape[:2]
+        height, width = input_rgb.shape[:2]
         small = self._for_flow(input_rgb)
-        previous = self._previous_output
-        output: np.ndarray
-        if previous is None or self._previous_input is None or previous.shape != stylized_rgb.shape:
-            output = np.ascontiguousarray(stylized_rgb, dtype=np.uint8)
+        previous, previous_input = self._previous_output, self._previous_input
+        if previous is None or previous_input is None or previous.shape[:2] != (height, width):
+            return Motion(small, None, None)
+        backward, valid = self._trusted_flow(previous_input, small)
+        mask: np.ndarray = valid.astype(np.float32)
+        if self.options.feather:
+            radius = max(1, round(self.options.feather * self.options.flow_scale))
+            mask = cv2.GaussianBlur(mask, (2 * radius + 1, 2 * radius + 1), 0) * mask
+        if mask.shape != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+            maps = upscaled_source_maps(backward, height, width)
+            warped = cv2.remap(previous, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
         else:
-            backward, valid = self._trusted_flow(self._previous_input, small)
-            mask: np.ndarray = valid.astype(np.float32)
-            if self.options.feather:
-                radius = max(1, round(self.options.feather * self.options.flow_scale))
-                mask = cv2.GaussianBlur(mask, (2 * radius + 1, 2 * radius + 1), 0) * mask
-            if mask.shape != (height, width):
-                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-                maps = upscaled_source_maps(backward, height, width)
-                warped = cv2.remap(previous, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
-            else:
-                warped = warp(previous, backward)
-            keep = self.options.blend * mask  # weight of the warped previous output
-            output = cv2.blendLinear(warped, np.ascontiguousarray(stylized_rgb, dtype=np.uint8), keep, 1.0 - keep)
-        self._previous_input = small
+            warped = warp(previous, backward)
+        return Motion(small, warped, self.options.blend * mask)
+
+    def blend(self, motion: Motion, stylized_rgb: np.ndarray) -> np.ndarray:
+        """The stylization pulled toward the warped previous output where the motion trusts it (one
+        OpenCV per-pixel weighted sum); remembers the result for the next frame."""
+        stylized = np.ascontiguousarray(stylized_rgb, dtype=np.uint8)
+        if motion.warped is None or motion.keep is None or motion.warped.shape != stylized.shape:
+            output = stylized
+        else:
+            output = cv2.blendLinear(motion.warped, stylized, motion.keep, 1.0 - motion.keep)
+        self._previous_input = motion.small
         self._previous_output = output
         return output
 

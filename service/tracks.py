@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -153,6 +153,7 @@ class StylizedTrack(MediaStreamTrack):
         self._reader: asyncio.Task[None] | None = None
         self._failing = False
         self._stabilizer: Stabilizer | None = None  # used only in the executor, one frame at a time
+        self._steady_pool: ThreadPoolExecutor | None = None  # finds the motion while the network runs
         self._look: tuple[object, ...] = ()  # mode, model, strength, colour, steadiness and weights of the last frame
 
     async def _read(self) -> None:
@@ -246,11 +247,15 @@ class StylizedTrack(MediaStreamTrack):
         """Stylize at most ``side`` px on the longer side (stabilized there when asked), then scale back:
         the stream keeps its size."""
         small = resize_to_fit(rgb, side)
-        out = self.engine.stylize(small, weights, model=controls.model, strength=controls.strength,
-                                  keep_color=controls.keep_color)
+        stylize = partial(self.engine.stylize, small, weights, model=controls.model, strength=controls.strength,
+                          keep_color=controls.keep_color)
         if controls.stabilize:  # a new size (adaptive resolution) starts the stabilizer's memory afresh
             self._stabilizer = self._stabilizer or Stabilizer(StabilizeOptions())
-            out = self._stabilizer.step(small, out)
+            if self._steady_pool is None:
+                self._steady_pool = ThreadPoolExecutor(1, thread_name_prefix="steady")
+            out = self._stabilizer.overlapped(small, stylize, self._steady_pool)
+        else:
+            out = stylize()
         self.stats.stabilized = controls.stabilize
         if out.shape[:2] != rgb.shape[:2]:
             out = cv2.resize(out, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -259,4 +264,6 @@ class StylizedTrack(MediaStreamTrack):
     def stop(self) -> None:
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
+        if self._steady_pool is not None:
+            self._steady_pool.shutdown(wait=False)  # a frame still in flight finishes; nothing new starts
         super().stop()

@@ -35,7 +35,7 @@ from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest, FeatureUnavailable, ServiceError, UnsupportedMedia
 from service.schedule import BlendTrack, Schedule, read_schedule
 from service.settings import Settings
-from service.stabilize import StabilizeOptions, Stabilizer
+from service.stabilize import Motion, StabilizeOptions, Stabilizer
 
 log = logging.getLogger(__name__)
 
@@ -203,29 +203,40 @@ class FrameStylizer:
                 raise FeatureUnavailable(self._dreamer.unavailable)
             self._dreamer.warm(options.dream.layer)
 
-    def stylize(self, frame: DecodedFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(resized input, its stylization); thread-safe."""
+    def resized(self, frame: DecodedFrame) -> np.ndarray:
+        """The frame at the output size."""
         rgb = frame.rgb
         if rgb.shape[:2] != self.size:
             rgb = cv2.resize(rgb, self.size[::-1], interpolation=cv2.INTER_AREA)
+        return rgb
+
+    def stylize(self, rgb: np.ndarray, seconds: float) -> np.ndarray:
+        """The stylization of a resized frame with the blend of its time; thread-safe."""
         if self._dreamer is not None:
-            return rgb, rgb  # dreaming feeds each frame into the next, so it happens in order in finish()
-        out = self.engine.stylize(
+            return rgb  # dreaming feeds each frame into the next, so it happens in order in finish()
+        return self.engine.stylize(
             rgb,
-            self.track.at(frame.seconds),
+            self.track.at(seconds),
             model=self.model,
             strength=self.options.strength,
             keep_color=self.options.preserve_color,
         )
-        return rgb, out
 
-    def finish(self, rgb: np.ndarray, stylized: np.ndarray) -> np.ndarray:
-        """Dream (in dream mode) and stabilize (when asked); must see frames in order."""
+    def motion(self, rgb: np.ndarray) -> Motion | None:
+        """What stabilizing this frame needs from the frames before it (None: not stabilizing). Call it
+        in order, after the previous frame's ``finish``, while this frame is being stylized elsewhere."""
+        return self._stabilizer.motion(rgb) if self._stabilizer else None
+
+    def finish(self, rgb: np.ndarray, stylized: np.ndarray, motion: Motion | None = None) -> np.ndarray:
+        """Dream (in dream mode) and stabilize (when asked, with ``motion`` if it was found already);
+        must see frames in order."""
         if self._dreamer is not None and self.options.dream is not None:
             stylized = self._dreamer.dream(rgb, self._dreamed, self.options.dream, seed=self._frames_done)
             self._dreamed = stylized
         self._frames_done += 1
-        return self._stabilizer.step(rgb, stylized) if self._stabilizer else stylized
+        if self._stabilizer is None:
+            return stylized
+        return self._stabilizer.blend(motion or self._stabilizer.motion(rgb), stylized)
 
 
 def stylized_frames(
@@ -233,24 +244,29 @@ def stylized_frames(
     stylizer: FrameStylizer,
     on_packet: Callable[[av.Packet], None],
 ) -> Iterator[tuple[DecodedFrame, np.ndarray]]:
-    """Frames in order with their final output; ``workers`` frames are stylized at once."""
+    """Frames in order with their final output; ``workers`` frames are stylized at once while this
+    thread decodes, encodes and finds each frame's stabilization motion."""
     window = stylizer.options.workers + 1  # one more than workers keeps them busy while we encode
-    pending: deque[tuple[DecodedFrame, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
+    pending: deque[tuple[DecodedFrame, np.ndarray, Future[np.ndarray]]] = deque()
+
+    def done(frame: DecodedFrame, rgb: np.ndarray, future: Future[np.ndarray]) -> tuple[DecodedFrame, np.ndarray]:
+        motion = stylizer.motion(rgb)  # the previous frame is finished; this one may still be stylizing
+        return frame, stylizer.finish(rgb, future.result(), motion)
+
     with ThreadPoolExecutor(stylizer.options.workers, thread_name_prefix="video-stylize") as pool:
         try:
             for item in frames:
                 if isinstance(item, av.Packet):
                     on_packet(item)
                     continue
-                pending.append((item, pool.submit(stylizer.stylize, item)))
+                rgb = stylizer.resized(item)
+                pending.append((item, rgb, pool.submit(stylizer.stylize, rgb, item.seconds)))
                 while len(pending) >= window:
-                    frame, future = pending.popleft()
-                    yield frame, stylizer.finish(*future.result())
+                    yield done(*pending.popleft())
             while pending:
-                frame, future = pending.popleft()
-                yield frame, stylizer.finish(*future.result())
+                yield done(*pending.popleft())
         finally:
-            for _, future in pending:
+            for _, _, future in pending:
                 future.cancel()
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from test_video_cli import clip_frame
 
+from service.engine import Engine, RuntimeOptions
 from service.flicker import FlickerMeter
 from service.stabilize import StabilizeOptions, Stabilizer
+from service.video import DecodedFrame, FrameStylizer, VideoOptions, stylized_frames
 
 
 def noisy_stylization(index: int, rgb: np.ndarray) -> np.ndarray:
@@ -81,3 +87,65 @@ def test_upscaled_source_maps_match_resizing_the_flow() -> None:
     np.testing.assert_allclose(maps[..., 1][inner], map_y[inner], atol=1e-3)
     # the outermost pixels clamp to the small grid's edge instead of extrapolating: half a pixel at most
     assert np.abs(maps[..., 0] - map_x).max() <= 0.5 + 1e-3 and np.abs(maps[..., 1] - map_y).max() <= 0.5 + 1e-3
+
+
+def test_overlapped_finds_the_motion_while_the_network_runs_and_matches_step() -> None:
+    """The flow and the warp run on the pool's thread during ``stylize``; the frames are the same as ``step``'s."""
+    serial = Stabilizer(StabilizeOptions())
+    overlapped = Stabilizer(StabilizeOptions())
+    found = threading.Event()
+    motion = overlapped.motion
+
+    def watched_motion(rgb: np.ndarray):  # type: ignore[no-untyped-def]
+        try:
+            return motion(rgb)
+        finally:
+            found.set()
+
+    overlapped.motion = watched_motion  # type: ignore[method-assign]
+    seen_during_stylize = []
+    with ThreadPoolExecutor(1) as pool:
+        for i in range(8):
+            frame, stylized = clip_frame(i), noisy_stylization(i, clip_frame(i))
+            found.clear()
+
+            def stylize() -> np.ndarray:
+                seen_during_stylize.append(found.wait(10))  # would time out if the motion waited for us
+                return stylized
+
+            np.testing.assert_array_equal(overlapped.overlapped(frame, stylize, pool), serial.step(frame, stylized))
+    assert seen_during_stylize == [True] * 8
+
+
+def test_a_failed_stylization_leaves_the_memory_as_it_was() -> None:
+    reference, failing = Stabilizer(StabilizeOptions()), Stabilizer(StabilizeOptions())
+
+    def broken() -> np.ndarray:
+        raise RuntimeError("inference failed")
+
+    with ThreadPoolExecutor(1) as pool:
+        for i in range(6):
+            frame, stylized = clip_frame(i), noisy_stylization(i, clip_frame(i))
+            if i == 3:
+                with pytest.raises(RuntimeError, match="inference failed"):
+                    failing.overlapped(frame, broken, pool)
+                continue
+            expected = reference.step(frame, stylized)
+            np.testing.assert_array_equal(failing.overlapped(frame, lambda s=stylized: s, pool), expected)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_video_pipeline_stabilizes_like_one_frame_at_a_time(models_dir: Path, workers: int) -> None:
+    """stylized_frames finds each motion while the workers stylize: same frames as the plain loop."""
+    engine = Engine.load(models_dir, RuntimeOptions())
+    options = VideoOptions(stabilize=StabilizeOptions(), workers=workers)
+    frames = [DecodedFrame(i, i / 10, clip_frame(i)) for i in range(8)]
+    size = frames[0].rgb.shape[:2]
+    piped = [out for _, out in stylized_frames(iter(frames), FrameStylizer(engine, options, size), print)]
+    one_by_one = FrameStylizer(engine, options, size)
+    plain = [one_by_one.finish(f.rgb, one_by_one.stylize(f.rgb, f.seconds)) for f in frames]
+    assert len(piped) == len(plain) == 8
+    for got, expected in zip(piped, plain, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    naive = FrameStylizer(engine, VideoOptions(), size)
+    assert not np.array_equal(plain[-1], naive.stylize(frames[-1].rgb, frames[-1].seconds))  # it did stabilize

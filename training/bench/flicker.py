@@ -49,7 +49,9 @@ def flicker_table(plan: FlickerPlan, results: dict[tuple[str, str, bool], Measur
         setup=(f"{plan.video.name}, first {plan.frames} frames"
                + (f", longer side {plan.max_size} px" if plan.max_size else ", full size")
                + "; flicker = flicker(output) / flicker(input), DIS flow on the input frames (QUALITY-METRIC.md); "
-               f"stabilization: service defaults {StabilizeOptions()}; frames/s counts stylize (+ stabilize) only."),
+               f"stabilization: service defaults {StabilizeOptions()}; frames one at a time as the live service "
+               "runs them (the network on one thread while the stabilizer's flow and warp run on another); "
+               "frames/s counts stylize (+ stabilize) only."),
         goal=f"stabilized flicker <= {GOAL_RATIO}x naive at <= {GOAL_COST:.0%} extra cost.",
     )
     for model, style in plan.runs:
