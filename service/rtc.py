@@ -198,7 +198,7 @@ class PeerRegistry:
                                           enabled=settings.adaptive_resolution)
             peer.track = StylizedTrack(
                 track, self.engine, peer.controls, self.executor, settings.max_frame_side,
-                self.dreamer, self.dream_executor, governor,
+                self.dreamer, self.dream_executor, governor, pipelined=settings.pipeline_frames,
             )
             pc.addTrack(peer.track)
 

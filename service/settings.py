@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     adaptive_resolution: bool = Field(True, description="stylize smaller when inference overruns target_fps")
     target_fps: float = Field(20.0, gt=0, le=120, description="frame rate adaptive resolution aims for")
     min_frame_side: int = Field(320, ge=16, description="adaptive resolution never goes below this")
+    pipeline_frames: bool = Field(
+        True, description="stylize the next frame while the last one is encoded (a new control shows a frame later)"
+    )
     idle_timeout: float = Field(30.0, gt=0, description="seconds without frames or messages")
     stats_interval: float = Field(1.0, gt=0)
     ice_servers: Annotated[list[str], NoDecode] = Field(

@@ -133,8 +133,10 @@ class StylizedTrack(MediaStreamTrack):
     def __init__(
         self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int,
         dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
-        governor: ResolutionGovernor | None = None,
+        governor: ResolutionGovernor | None = None, pipelined: bool = True,
     ) -> None:
+        """``pipelined``: stylize the next frame while the sender encodes this one (aiortc asks for a frame
+        only after encoding the last): inference and encoding overlap; a new control shows a frame later."""
         super().__init__()
         self.source = source
         self.engine = engine
@@ -152,6 +154,8 @@ class StylizedTrack(MediaStreamTrack):
         self._source_ended = False
         self._reader: asyncio.Task[None] | None = None
         self._failing = False
+        self.pipelined = pipelined
+        self._upcoming: asyncio.Task[VideoFrame] | None = None  # the next output, started before it is asked for
         self._stabilizer: Stabilizer | None = None  # used only in the executor, one frame at a time
         self._steady_pool: ThreadPoolExecutor | None = None  # finds the motion while the network runs
         self._look: tuple[object, ...] = ()  # mode, model, strength, colour, steadiness and weights of the last frame
@@ -178,16 +182,26 @@ class StylizedTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._reader is None:
             self._reader = asyncio.ensure_future(self._read())
+        upcoming, self._upcoming = self._upcoming or asyncio.ensure_future(self._next_output()), None
+        try:
+            out = await upcoming
+        except MediaStreamError:
+            self.stop()
+            raise
+        self.stats.frames_out += 1
+        if self.pipelined:
+            self._upcoming = asyncio.ensure_future(self._next_output())
+        return out
+
+    async def _next_output(self) -> VideoFrame:
+        """The newest camera frame (waiting for one if need be), processed."""
         while self._latest is None:
             if self._source_ended:
-                self.stop()
                 raise MediaStreamError
             self._arrived.clear()
             await self._arrived.wait()
         frame, self._latest = self._latest, None
-        out = await self._process(frame)
-        self.stats.frames_out += 1
-        return out
+        return await self._process(frame)
 
     async def _process(self, frame: VideoFrame) -> VideoFrame:
         controls = self.controls
@@ -264,6 +278,11 @@ class StylizedTrack(MediaStreamTrack):
     def stop(self) -> None:
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
+        if self._upcoming is not None:
+            if self._upcoming.done() and not self._upcoming.cancelled():
+                self._upcoming.exception()  # retrieved: the camera ended while nobody was asking
+            self._upcoming.cancel()
+            self._upcoming = None
         if self._steady_pool is not None:
             self._steady_pool.shutdown(wait=False)  # a frame still in flight finishes; nothing new starts
         super().stop()

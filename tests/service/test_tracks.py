@@ -176,3 +176,28 @@ def test_steady_frames_lean_on_the_previous_output_until_the_look_changes() -> N
         assert abs(values[i] - expected) <= 1.5 and values[i] != fresh[i], (values, fresh)
     assert values[4] == fresh[4]  # strength changed; (the stub ignores strength) the memory was dropped
     assert values[5] == fresh[5] and track.stats.snapshot()["stabilized"] is False
+
+
+@pytest.mark.parametrize("pipelined", [True, False])
+def test_pipelined_track_stylizes_the_next_frame_before_it_is_asked_for(pipelined: bool) -> None:
+    """aiortc asks for a frame only after encoding the last: the next one should already be under way."""
+    camera = Camera(count=40, interval=0.01)
+    engine = SizeCostEngine()
+
+    async def scenario(track: StylizedTrack) -> tuple[int, int, list[VideoFrame]]:
+        first = await track.recv()
+        await asyncio.sleep(0.3)  # the sender encodes the first frame
+        started = len(engine.sizes)
+        frames = [first] + [await track.recv() for _ in range(3)]
+        track.stop()
+        return started, len(engine.sizes), frames
+
+    with ThreadPoolExecutor(1) as executor:
+        controls = Controls(model="m", easing=Easing(np.ones((1, 1), np.float32), 0))
+        track = StylizedTrack(camera, engine, controls, executor, 320, pipelined=pipelined)  # type: ignore[arg-type]
+        started, total, frames = asyncio.run(scenario(track))
+    assert started == (2 if pipelined else 1)  # one more frame is stylized than was asked for, no more
+    pts = [f.pts for f in frames]
+    assert pts == sorted(set(pts)) and total == 4  # stopping cancels the one started ahead, before it runs
+    for frame in frames:  # each output is its own frame, stylized
+        assert int(frame.to_ndarray(format="rgb24")[0, 0, 0]) == 255 - (frame.pts // 3000) % 200
