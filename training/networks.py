@@ -98,17 +98,23 @@ def tier_config(tier: str, num_styles: int) -> NetConfig:
 class CondInstanceNorm(nn.Module):
     """Instance norm whose affine scale/shift is a weighted mix of per-style rows (Dumoulin et al.)."""
 
+    eps = 1e-5
+
     def __init__(self, channels: int, num_styles: int) -> None:
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.gamma = nn.Parameter(torch.ones(num_styles, channels))
         self.beta = nn.Parameter(torch.zeros(num_styles, channels))
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         # x [B,C,H,W], style_weights [B,S] -> [B,C,H,W]
-        gamma = (style_weights @ self.gamma)[:, :, None, None]
-        beta = (style_weights @ self.beta)[:, :, None, None]
-        return self.norm(x) * gamma + beta
+        # The mixed scale/shift is the norm's own affine, so the export is one InstanceNormalization node
+        # (no separate full-size multiply and add: 15% of a realtime frame on CPU). Each (sample, channel)
+        # plane is normalized alone, so folding the batch into the channels changes nothing.
+        b, c = x.shape[:2]
+        gamma = (style_weights @ self.gamma).reshape(b * c)
+        beta = (style_weights @ self.beta).reshape(b * c)
+        y = F.instance_norm(x.reshape(1, b * c, *x.shape[2:]), weight=gamma, bias=beta, eps=self.eps)
+        return y.reshape(x.shape)
 
 
 class ConvLayer(nn.Module):

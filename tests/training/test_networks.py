@@ -50,6 +50,20 @@ def test_blend_mixes_gamma_and_beta_linearly() -> None:
     torch.testing.assert_close(norm(x, w), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_each_sample_of_a_batch_gets_its_own_blend() -> None:
+    """The norm folds the batch into the channels for one affine instance norm: each sample keeps its mix."""
+    torch.manual_seed(2)
+    norm = CondInstanceNorm(4, 3)
+    with torch.no_grad():
+        norm.gamma.normal_()
+        norm.beta.normal_()
+    x = torch.randn(3, 4, 5, 6)
+    w = torch.softmax(torch.randn(3, 3), dim=1)
+    for i in range(3):
+        alone = norm(x[i : i + 1], w[i : i + 1])
+        torch.testing.assert_close(norm(x, w)[i : i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("size", [(17, 23), (31, 45), (8, 8), (3, 5)])
 def test_any_input_size_returns_the_same_size(tiny_net: StyleNet, size: tuple[int, int]) -> None:
     frame = torch.rand(1, 3, *size)
