@@ -35,12 +35,17 @@ def test_styles_differ(tiny_net: StyleNet) -> None:
     assert (a - b).abs().max() > 1e-2
 
 
-def test_blend_mixes_gamma_and_beta_linearly() -> None:
-    torch.manual_seed(1)
-    norm = CondInstanceNorm(5, 3)
+def random_norm(channels: int, styles: int, seed: int) -> CondInstanceNorm:
+    torch.manual_seed(seed)
+    norm = CondInstanceNorm(channels, styles)
     with torch.no_grad():
         norm.gamma.normal_()
         norm.beta.normal_()
+    return norm
+
+
+def test_blend_mixes_gamma_and_beta_linearly() -> None:
+    norm = random_norm(5, 3, seed=1)
     x = torch.randn(1, 5, 6, 7)
     w = torch.tensor([[0.2, 0.5, 0.3]])
     gamma = 0.2 * norm.gamma[0] + 0.5 * norm.gamma[1] + 0.3 * norm.gamma[2]
@@ -52,11 +57,7 @@ def test_blend_mixes_gamma_and_beta_linearly() -> None:
 
 def test_each_sample_of_a_batch_gets_its_own_blend() -> None:
     """The norm folds the batch into the channels for one affine instance norm: each sample keeps its mix."""
-    torch.manual_seed(2)
-    norm = CondInstanceNorm(4, 3)
-    with torch.no_grad():
-        norm.gamma.normal_()
-        norm.beta.normal_()
+    norm = random_norm(4, 3, seed=2)
     x = torch.randn(3, 4, 5, 6)
     w = torch.softmax(torch.randn(3, 3), dim=1)
     for i in range(3):
