@@ -83,7 +83,7 @@ TIER_CONFIGS: dict[str, dict[str, Any]] = {
     "quality": dict(widths=(32, 64, 128), res_blocks=5, in_kernel=9, out_kernel=9, stem_stride=1),
     # Measured on 2 CPU cores through ONNX Runtime: see docs/realtime-design.md.
     "realtime": dict(
-        widths=(16, 32, 64), res_blocks=5, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,
+        widths=(16, 32, 64), res_blocks=3, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,
         padding="edges", decoder="project_first", output="transposed",
     ),
 }

@@ -24,17 +24,17 @@ from training.export import export_network
 from training.networks import TIER_CONFIGS, NetConfig, StyleNet, count_parameters
 
 REALTIME = TIER_CONFIGS["realtime"]
-PREVIOUS = REALTIME | {"padding": "reflect", "decoder": "upsample_first", "output": "conv"}
+PREVIOUS = REALTIME | {"padding": "reflect", "decoder": "upsample_first", "output": "conv", "res_blocks": 5}
 CANDIDATES: dict[str, dict[str, object]] = {
-    "chosen: stride-2 stem, 16/32/64, 5 separable blocks, zero pad inside, project-first decoder, "
+    "chosen: stride-2 stem, 16/32/64, 3 separable blocks, zero pad inside, project-first decoder, "
     "transposed out": REALTIME,
-    "same, 3 blocks": REALTIME | {"res_blocks": 3},
+    "same, 5 blocks (chosen until 2026-12-01)": REALTIME | {"res_blocks": 5},
     "same, 3x3 conv + pixel-shuffle out": REALTIME | {"output": "conv"},
     "same, upsample-first decoder": REALTIME | {"decoder": "upsample_first"},
     "same, reflect padding everywhere": REALTIME | {"padding": "reflect"},
     "same, widths 24/48/96": REALTIME | {"widths": (24, 48, 96)},
     "same, 4 levels 16/32/64/128": REALTIME | {"widths": (16, 32, 64, 128)},
-    "previous realtime (to 2026-11): reflect everywhere, upsample-first, pixel-shuffle out": PREVIOUS,
+    "previous realtime (to 2026-11): reflect everywhere, upsample-first, pixel-shuffle out, 5 blocks": PREVIOUS,
     "previous, 3 blocks": PREVIOUS | {"res_blocks": 3},
     "full-res stem (stride 1), 3x3 ends, 16/32/64, separable": PREVIOUS | {"stem_stride": 1},
     "half-width Johnson 16/32/64, 9x9 ends, full convs": TIER_CONFIGS["quality"] | {"widths": (16, 32, 64)},
@@ -54,12 +54,22 @@ WHY = """What the profile (ONNX Runtime's per-node profiler at 640x480, 1 thread
 - The output layer (3x3 conv to 12 channels + `DepthToSpace` at 640x480) was the largest single cost.
   A 2x2 stride-2 transposed convolution predicts the same 2x2 sub-pixels from each half-resolution
   position, 4x cheaper, and its blocks do not overlap (no checkerboard).
-- The residual blocks at 1/8 resolution are now a smaller share: 3 blocks instead of 5 save about 17%,
-  a fourth level (blocks at 1/16) about 12%. The chosen design keeps 5 blocks at 1/8 because the
-  teacher has them: the student copies them and starts close (the next candidates to distil into).
+- The residual blocks at 1/8 resolution are a small share: 3 blocks instead of 5 save about 17%, a
+  fourth level (blocks at 1/16) about 12%. The design chose 5 blocks at first because the teacher had
+  them; since 2026-12-01 it has 3 (below).
+- Conditional instance norm was exported as InstanceNormalization with unit scale, then a full-size
+  Mul and Add with the style's mixed scale and shift (11 of 64 ms in a profile taken under load). The
+  network now hands the mixed scale and shift to the norm itself (the batch folded into the channels,
+  so each sample keeps its own mix): one node, the same numbers (8e-7 apart), 0.87x the frame time at
+  1 thread. Every row of the table above has it.
+- Not adopted: int8 static quantization of the convolutions (onnxruntime.quantization, QDQ and
+  QOperator, per-channel) ran 1.16x slower than float32 here: the depthwise convolutions and the
+  quantize/dequantize pairs around every float norm cost more than the int8 arithmetic saves.
 
-The new layout is trained by distillation from the previous realtime model (`livestyle-train distill`):
-the student copies the teacher's encoder, blocks and per-style norms, then learns its outputs."""
+The 16/32/64 layout was first trained by distillation from the previous realtime model (`livestyle-train
+distill`): the student copies the teacher's encoder, blocks and per-style norms, then learns its
+outputs. The 3-block model was distilled the same way from the 5-block one (it copies all of its
+tensors: the first three blocks and everything around them)"""
 
 
 def make_session(path: Path, threads: int) -> ort.InferenceSession:
