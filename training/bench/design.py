@@ -54,9 +54,9 @@ WHY = """What the profile (ONNX Runtime's per-node profiler at 640x480, 1 thread
 - The output layer (3x3 conv to 12 channels + `DepthToSpace` at 640x480) was the largest single cost.
   A 2x2 stride-2 transposed convolution predicts the same 2x2 sub-pixels from each half-resolution
   position, 4x cheaper, and its blocks do not overlap (no checkerboard).
-- The residual blocks at 1/8 resolution are a small share: 3 blocks instead of 5 save about 17%, a
-  fourth level (blocks at 1/16) about 12%. The design chose 5 blocks at first because the teacher had
-  them; since 2026-12-01 it has 3 (below).
+- The residual blocks at 1/8 resolution are a small share: 3 blocks instead of 5 save about 16%; a
+  fourth level (blocks at 1/16) saved about 12% of the 5-block design but nothing of the 3-block one.
+  The design kept 5 blocks at first because the teacher had them; since 2026-12-01 it has 3 (below).
 - Conditional instance norm was exported as InstanceNormalization with unit scale, then a full-size
   Mul and Add with the style's mixed scale and shift (11 of 64 ms in a profile taken under load). The
   network now hands the mixed scale and shift to the norm itself (the batch folded into the channels,
