@@ -48,7 +48,8 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
         vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, resume=resume,
         new_styles_only=new_styles_only, preview_images=tuple(Path(p) for p in args.preview), minutes=args.minutes,
-        precision=args.precision,
+        precision=args.precision, scene_size=args.scene_size,
+        init_from=Path(args.init_from) if getattr(args, "init_from", None) else None,
     )
 
 
@@ -141,6 +142,9 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-weight", type=float, default=3e-6)
     p.add_argument("--tv-weight", type=float, default=1e2)
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
+    p.add_argument("--scene-size", type=int, default=0,
+                   help="scale photos to this short side before cropping (480: strokes sized for a 640x480 frame, "
+                        "with --style-size 480); 0: by the crop size")
     p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
     p.add_argument("--preview", nargs="*", default=[], help="photos for the preview grid")
     _add_run_flags(p)
@@ -155,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p)
     p.add_argument("--tier", choices=["realtime", "quality"], default="realtime")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    p.add_argument("--init-from", help="start a fresh network of the tier's design with every tensor of this "
+                                       "checkpoint that fits (a new decoder keeps the trained encoder and norms)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("add-style", help="add styles to a trained checkpoint (only their norms learn)")
     _add_training_flags(p)

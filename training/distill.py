@@ -31,6 +31,7 @@ from training.train import (
     autocast_for,
     build_from_checkpoint,
     check_precision,
+    copy_matching,
     load_checkpoint,
     run_steps,
     save_checkpoint,
@@ -85,15 +86,6 @@ class DistillConfig:
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, tuple) else v)
                 for k, v in asdict(self).items()}
-
-
-def copy_matching(student: StyleNet, teacher: StyleNet) -> list[str]:
-    """Copy every teacher tensor whose name and shape the student shares; returns the names copied."""
-    theirs = teacher.state_dict()
-    mine = student.state_dict()
-    copied = [k for k, v in mine.items() if k in theirs and theirs[k].shape == v.shape]
-    student.load_state_dict({**mine, **{k: theirs[k] for k in copied}})
-    return copied
 
 
 class Distiller:

@@ -88,9 +88,12 @@ def list_images(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
     return files
 
 
-def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float = 1.5) -> torch.Tensor:
-    """Resize the short side to size*[1, max_zoom], random square crop, random horizontal flip."""
-    img = resize_short_side(img, round(size * rng.uniform(1.0, max_zoom)))
+def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float = 1.5,
+                scene: int = 0) -> torch.Tensor:
+    """Resize the short side to size*[1, max_zoom] (or, with ``scene``, to scene*[1, max_zoom]: the photo at
+    the scale of a frame that size, never below the crop), random square crop, random horizontal flip."""
+    base = max(scene, size)
+    img = resize_short_side(img, round(base * rng.uniform(1.0, max_zoom)))
     w, h = img.size
     left, top = rng.randint(0, w - size), rng.randint(0, h - size)
     img = img.crop((left, top, left + size, top + size))
@@ -99,14 +102,16 @@ def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float
     return to_tensor(img)
 
 
-def sample_crops(files: list[Path], count: int, size: int, rng: random.Random, folder: Path) -> torch.Tensor:
-    """``count`` random crops [N,3,size,size] from randomly chosen files; unreadable ones are skipped
-    with a warning, and none readable at all is an error naming ``folder``."""
+def sample_crops(files: list[Path], count: int, size: int, rng: random.Random, folder: Path,
+                 scene: int = 0) -> torch.Tensor:
+    """``count`` random crops [N,3,size,size] from randomly chosen files (each photo first scaled to a
+    ``scene``-pixel short side when given); unreadable ones are skipped with a warning, and none readable
+    at all is an error naming ``folder``."""
     crops = []
     for _ in range(count):
         path = rng.choice(files)
         try:
-            crops.append(random_crop(open_rgb(path), size, rng))
+            crops.append(random_crop(open_rgb(path), size, rng, max_zoom=1.25 if scene else 1.5, scene=scene))
         except ImageInputError as exc:
             log.warning("skipping %s", exc)
     if not crops:

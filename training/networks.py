@@ -18,7 +18,8 @@ from service.contract import pad_amounts
 
 PADDINGS = ("reflect", "edges")
 DECODERS = ("upsample_first", "project_first")
-OUTPUTS = ("conv", "transposed")
+OUTPUTS = ("conv", "transposed", "upsampled", "bilinear")
+UPSAMPLES = ("nearest", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,13 @@ class NetConfig:
     # pixel-shuffles them) or "transposed" (a 2x2 stride-2 transposed conv straight to RGB: the same
     # sub-pixel prediction from a 1x1 footprint, 4x cheaper on a CPU than conv + DepthToSpace; needs
     # a stride-2 stem).
+    # "upsampled": a 3x3 conv to RGB at the half resolution, bilinear 2x, then a 3x3 conv at full resolution;
+    # "bilinear": the same without the full-resolution conv. Every learned weight acts the same at each
+    # output pixel, so neither can paint a sub-pixel mesh (both need a stride-2 stem).
     output: str = "conv"
+    # Decoder upsampling: "nearest" (Johnson) or "bilinear": a fixed, symmetric interpolation that the
+    # convolutions after it cannot turn into a 2- or 4-pixel mesh (Odena et al. 2016, resize-convolution).
+    upsample: str = "nearest"
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -60,8 +67,10 @@ class NetConfig:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
-        if self.output == "transposed" and self.stem_stride != 2:
-            raise ValueError("output 'transposed' needs stem_stride 2")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
+        if self.output in ("transposed", "upsampled", "bilinear") and self.stem_stride != 2:
+            raise ValueError(f"output {self.output!r} needs stem_stride 2")
         if self.decoder == "project_first" and not self.separable:
             raise ValueError("decoder 'project_first' needs separable convolutions")
 
@@ -75,6 +84,7 @@ class NetConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NetConfig:
+        """Checkpoints and manifests from before a field existed get its default."""
         return cls(**(data | {"widths": tuple(data["widths"])}))
 
 
@@ -117,6 +127,11 @@ class CondInstanceNorm(nn.Module):
         return y.reshape(x.shape)
 
 
+def upsampler(mode: str) -> nn.Module:
+    """2x upsampling; bilinear uses half-pixel centres (ONNX Resize 'linear', 'half_pixel')."""
+    return nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
+
+
 class ConvLayer(nn.Module):
     """Reflection-padded convolution; depthwise + pointwise when ``separable``."""
 
@@ -144,10 +159,10 @@ class ConvNormReLU(nn.Module):
 
     def __init__(
         self, c_in: int, c_out: int, kernel: int, num_styles: int, stride: int = 1,
-        upsample: bool = False, separable: bool = False, reflect: bool = True,
+        upsample: bool = False, separable: bool = False, reflect: bool = True, mode: str = "nearest",
     ) -> None:
         super().__init__()
-        self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
+        self.upsample = upsampler(mode) if upsample else nn.Identity()
         self.conv = ConvLayer(c_in, c_out, kernel, stride, separable, reflect)
         self.norm = CondInstanceNorm(c_out, num_styles)
         self.relu = nn.ReLU()
@@ -160,10 +175,10 @@ class ConvNormReLU(nn.Module):
 class ProjectUpsampleNormReLU(nn.Module):
     """1x1 projection at the low resolution, nearest upsample, depthwise 3x3, conditional norm, ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, num_styles: int, reflect: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, num_styles: int, reflect: bool, mode: str = "nearest") -> None:
         super().__init__()
-        self.project = nn.Conv2d(c_in, c_out, 1, bias=False)
-        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.project = nn.Conv2d(c_in, c_out, 1, bias=False)  # commutes with either upsampling: both are linear
+        self.upsample = upsampler(mode)
         self.pad = nn.ReflectionPad2d(1) if reflect else nn.Identity()
         self.depthwise = nn.Conv2d(c_out, c_out, 3, padding=0 if reflect else 1, groups=c_out)
         self.norm = CondInstanceNorm(c_out, num_styles)
@@ -235,6 +250,31 @@ class TransposedOutput(nn.Module):
         return self.conv(x)
 
 
+class UpsampledOutput(nn.Module):
+    """RGB at half resolution, bilinear 2x, then a 3x3 conv at full resolution (resize-convolution).
+
+    Unlike a transposed or sub-pixel output, no weight belongs to one sub-pixel position, so a flat
+    area cannot turn into a 2-pixel mesh; the full-resolution conv restores edges the bilinear step softens.
+    """
+
+    def __init__(self, c_in: int, sharpen: bool = True) -> None:
+        super().__init__()
+        self.low = nn.Conv2d(c_in, 3, 3, padding=1)
+        self.upsample = upsampler("bilinear")
+        self.high: nn.Module = nn.Identity()
+        if sharpen:  # starts as the identity: the network begins as a bilinear upsampling of its RGB
+            high = nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate")
+            with torch.no_grad():
+                high.weight.zero_()
+                high.bias.zero_()
+                high.weight[range(3), range(3), 1, 1] = 1.0
+            self.high = high
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B,C,H,W] -> [B,3,2H,2W]
+        return self.high(self.upsample(self.low(x)))
+
+
 class StyleNet(nn.Module):
     """Johnson-style transformer: strided convs down, residual blocks, nearest upsample + conv up."""
 
@@ -250,13 +290,16 @@ class StyleNet(nn.Module):
         up: list[nn.Module] = []
         for i in range(len(w) - 1, 0, -1):
             if config.decoder == "project_first":
-                up.append(ProjectUpsampleNormReLU(w[i], w[i - 1], s, reflect=inner))
+                up.append(ProjectUpsampleNormReLU(w[i], w[i - 1], s, reflect=inner, mode=config.upsample))
             else:
-                up.append(ConvNormReLU(w[i], w[i - 1], 3, s, upsample=True, separable=sep, reflect=inner))
+                up.append(ConvNormReLU(w[i], w[i - 1], 3, s, upsample=True, separable=sep, reflect=inner,
+                                       mode=config.upsample))
         self.up = nn.ModuleList(up)
         self.out: nn.Module
         if config.output == "transposed":
             self.out = TransposedOutput(w[0])
+        elif config.output in ("upsampled", "bilinear"):
+            self.out = UpsampledOutput(w[0], sharpen=config.output == "upsampled")
         else:
             self.out = OutputLayer(w[0], config.out_kernel, config.stem_stride)
         self.squash = nn.Sigmoid()

@@ -93,6 +93,9 @@ class TrainConfig:
     tv_weight: float = 1e2
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256
+    # Photos scaled so their short side is this (x[1, 1.25]) before cropping: 480 trains strokes for the
+    # 640x480 frame people watch, with the painting at the same scale (style_size 480). 0: crop_size-based.
+    scene_size: int = 0
     style_taps: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     content_tap: str = CONTENT_TAP
     exclude: tuple[str, ...] = ()
@@ -103,6 +106,9 @@ class TrainConfig:
     threads: int = 0
     vgg_weights: Path | None = None
     resume: Path | None = None
+    # A fresh network of this tier's design that starts with every tensor of this checkpoint that fits
+    # (same name and shape): a new decoder keeps the trained encoder, blocks and per-style norms.
+    init_from: Path | None = None
     new_styles_only: bool = False  # add-style: train only the new styles' gamma/beta
     minutes: float = 0.0  # stop (and save) after this much training time, before ``steps`` if need be; 0: no limit
     precision: str = "fp32"  # one of PRECISIONS
@@ -111,6 +117,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16")
+        if self.scene_size < 0:
+            raise ValueError(f"scene size must be >= 0, got {self.scene_size}")
         if not self.minutes >= 0:
             raise ValueError(f"minutes must be >= 0, got {self.minutes}")
         check_precision(self.precision)
@@ -290,6 +298,15 @@ class StyleTargets:
         return {t: g[style_ids] for t, g in self.grams.items()}
 
 
+def copy_matching(student: StyleNet, teacher: StyleNet) -> list[str]:
+    """Copy every teacher tensor whose name and shape the student shares; returns the names copied."""
+    theirs = teacher.state_dict()
+    mine = student.state_dict()
+    copied = [k for k, v in mine.items() if k in theirs and theirs[k].shape == v.shape]
+    student.load_state_dict({**mine, **{k: theirs[k] for k in copied}})
+    return copied
+
+
 def extend_styles(net: StyleNet, extra: int) -> StyleNet:
     """A copy of ``net`` with ``extra`` more styles; new gamma/beta rows start at the mean of the old."""
     cfg = NetConfig.from_json(net.config.to_json() | {"num_styles": net.config.num_styles + extra})
@@ -307,8 +324,10 @@ def extend_styles(net: StyleNet, extra: int) -> StyleNet:
 class Trainer:
     """Owns the network, loss network, style targets, optimizer and data for one run."""
 
-    def __init__(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1) -> None:
-        """``rank``/``world_size`` > 1 when launched by torchrun (the process group is already set up)."""
+    def __init__(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1,
+                 design: NetConfig | None = None) -> None:
+        """``rank``/``world_size`` > 1 when launched by torchrun (the process group is already set up);
+        ``design``: a fresh network of this architecture instead of the tier's (the design study)."""
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -348,7 +367,13 @@ class Trainer:
         elif cfg.new_styles_only:
             raise CheckpointError("add-style needs an existing checkpoint (--checkpoint)")
         else:
-            net, styles = StyleNet(tier_config(cfg.tier, len(new_styles))), new_styles
+            net, styles = StyleNet(design or tier_config(cfg.tier, len(new_styles))), new_styles
+            if cfg.init_from is not None:
+                source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))
+                if source_styles != styles:
+                    raise CheckpointError(f"{cfg.init_from}: styles {source_styles} differ from the given {styles}")
+                copied = copy_matching(net, source)
+                log.info("starting with %d of %d tensors from %s", len(copied), len(net.state_dict()), cfg.init_from)
             self.train_ids = list(range(len(styles)))
         self.styles = styles
         self.net = net.to(self.device).train()
@@ -388,7 +413,8 @@ class Trainer:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        crops = images.sample_crops(self.content_files, cfg.batch_size, cfg.crop_size, self.rng, cfg.content_dir)
+        crops = images.sample_crops(self.content_files, cfg.batch_size, cfg.crop_size, self.rng, cfg.content_dir,
+                                    scene=cfg.scene_size)
         ids = torch.tensor([self.rng.choice(self.train_ids) for _ in range(len(crops))])
         return crops.to(self.device), ids
 

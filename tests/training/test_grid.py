@@ -1,0 +1,110 @@
+"""The grid score (QUALITY-METRIC.md): a mesh at a 2- or 4-pixel period scores high, smooth pictures low."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.bench.grid import bin_ratios, geometric_mean, grid_bins, grid_score, spectrum
+from training.networks import NetConfig, StyleNet
+
+H, W = 480, 640
+
+
+def gradient() -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W] / np.array([H, W])[:, None, None]
+    return np.stack([x, y, 0.5 * (x + y)], axis=-1)
+
+
+def photo() -> np.ndarray:
+    data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    img = Image.fromarray(data.coffee()).resize((W, H), Image.Resampling.LANCZOS)
+    return np.asarray(img).astype(np.float64) / 255
+
+
+def test_fifteen_bins_at_quarters_of_each_side() -> None:
+    bins = grid_bins(H, W)
+    assert len(bins) == 15 and (0, 0) not in bins
+    assert (H // 2, W // 2) in bins and (3 * H // 4, W // 4) in bins
+
+
+def pattern(kind: str) -> np.ndarray:
+    """[H,W,3] zero-mean patterns: a checkerboard of 2-pixel squares (period 4), a random 4x4 tile (a mesh
+    with every harmonic of periods 2 and 4, as a sub-pixel decoder paints it), 1-pixel squares (period 2)."""
+    y, x = np.indices((H, W))
+    if kind == "checkerboard":
+        base = (y // 2 + x // 2) % 2 - 0.5
+    elif kind == "mesh":
+        base = np.tile(np.random.default_rng(1).random((4, 4)) - 0.5, (H // 4, W // 4))
+    else:
+        base = (y + x) % 2 - 0.5
+    return np.repeat(base[..., None], 3, axis=-1)
+
+
+def test_a_checkerboard_and_a_mesh_score_high() -> None:
+    floor = np.random.default_rng(0).normal(0, 0.01, (H, W, 1))  # a grey wall with sensor noise
+    assert grid_score(0.5 + floor + 0.2 * pattern("checkerboard")) > 20
+    assert grid_score(0.5 + floor + 0.2 * pattern("mesh")) > 1000
+    assert grid_score(np.clip(photo() + 0.05 * pattern("checkerboard"), 0, 1)) > 10
+
+
+def test_smooth_pictures_score_about_one_or_less() -> None:
+    assert grid_score(gradient()) < 2
+    assert grid_score(photo()) < 2
+    noise = np.random.default_rng(0).random((H, W, 3))
+    assert 0.3 < grid_score(noise) < 3  # white noise: every bin like its neighbours
+
+
+def test_a_faint_mesh_on_a_photo_is_found() -> None:
+    assert grid_score(np.clip(photo() + 0.02 * pattern("mesh"), 0, 1)) > 50 * grid_score(photo())
+
+
+def test_a_one_pixel_checkerboard_lights_one_bin_of_fifteen() -> None:
+    """Period 2 in both directions is the single bin (H/2, W/2): it counts with weight 1/15."""
+    ratios = bin_ratios(spectrum(np.clip(photo() + 0.04 * pattern("pixels"), 0, 1)))
+    bins = grid_bins(H, W)
+    assert ratios[bins.index((H // 2, W // 2))] > 1000
+    assert grid_score(np.clip(photo() + 0.04 * pattern("pixels"), 0, 1)) > 1.5 * grid_score(photo())
+
+
+def test_uint8_and_float_frames_agree() -> None:
+    frame = photo()
+    as_bytes = np.round(frame * 255).astype(np.uint8)
+    assert grid_score(as_bytes) == pytest.approx(grid_score(as_bytes / 255.0), rel=1e-9)
+
+
+def test_bad_shapes_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="multiples of 4"):
+        grid_score(np.zeros((482, 640, 3)))
+    with pytest.raises(ValueError, match="RGB"):
+        spectrum(np.zeros((480, 640)))
+    with pytest.raises(ValueError):
+        geometric_mean([])
+
+
+def test_ratios_are_one_per_bin() -> None:
+    assert bin_ratios(spectrum(gradient())).shape == (15,)
+
+
+@pytest.mark.parametrize("output", ["transposed", "upsampled"])
+def test_untrained_decoders_on_a_flat_frame(output: str) -> None:
+    """A sub-pixel (transposed) output whose four kernels differ paints a mesh over a flat, faintly noisy
+    area; the resize-convolution output cannot, whatever its weights."""
+    torch.manual_seed(0)
+    cfg = NetConfig(num_styles=1, widths=(8, 16, 32), res_blocks=1, in_kernel=3, out_kernel=3, stem_stride=2,
+                    separable=True, padding="edges", decoder="project_first", output=output,
+                    upsample="bilinear" if output == "upsampled" else "nearest")
+    net = StyleNet(cfg).eval()
+    with torch.no_grad():
+        for p in net.out.parameters():
+            p.normal_(0, 0.5)
+        flat = 0.5 + 0.01 * torch.rand(1, 3, H, W)
+        out = net(flat, torch.ones(1, 1))[0].permute(1, 2, 0).numpy()
+    score = grid_score(out)
+    if output == "transposed":
+        assert score > 10
+    else:
+        assert score < 2
