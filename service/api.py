@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import contract, dream
 from service.blend import check_strength, parse_weights_text, weights_vector
+from service.brush import BRUSH_MAX, BRUSH_MIN, check_brush
 from service.engine import Engine, resize_to_fit
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
 from service.rtc import OfferAnswer, OfferRequest, PeerRegistry
@@ -146,6 +147,8 @@ async def stylize(
     strength: Annotated[float, Form(description="0 = original, 1 = fully stylized")] = 1.0,
     preserve_color: Annotated[bool, Form()] = False,
     model: Annotated[str | None, Form(description="model name; default: the realtime one")] = None,
+    brush: Annotated[float, Form(description=f"stroke scale in [{BRUSH_MIN}, {BRUSH_MAX}]; 2 = strokes twice as "
+                                             "large, the picture as sharp")] = 1.0,
 ) -> Response:
     """Stylize one image and return it as PNG (longer side capped at ``max_image_side``)."""
     limit = services.settings.max_upload_bytes
@@ -163,6 +166,7 @@ async def stylize(
         model=loaded.entry.name,
         strength=check_strength(strength),
         keep_color=preserve_color,
+        brush=check_brush(brush),
     )
     ok, png = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     assert ok

@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service import contract
+from service.brush import brush_size, guided_upsample, shrink
 from service.contract import ContractError, ModelEntry
 from service.errors import BadRequest, ModelLoadError
 
@@ -136,16 +137,34 @@ class Engine:
         model: str | None = None,
         strength: float = 1.0,
         keep_color: bool = False,
+        brush: float = 1.0,
     ) -> np.ndarray:
-        """HxWx3 uint8 RGB -> stylized HxWx3 uint8 RGB; ``weights`` is a normalized float32 [1, S]."""
+        """HxWx3 uint8 RGB -> stylized HxWx3 uint8 RGB; ``weights`` is a normalized float32 [1, S].
+
+        ``brush`` scales the strokes (service/brush.py): above 1 a smaller copy is stylized and upsampled
+        guided by the frame, below 1 a larger one is stylized and shrunk.
+        """
         loaded = self.model(model)
         frame = contract.image_to_frame(rgb)
+        if brush == 1.0:
+            out = self._run(loaded, frame, weights)
+        else:
+            height, width = frame.shape[2:]
+            full = frame[0].transpose(1, 2, 0)
+            small = shrink(full, *brush_size(height, width, brush))
+            styled = self._run(loaded, contract.image_to_frame(small), weights)[0].transpose(1, 2, 0)
+            big = guided_upsample(full, small, styled) if brush > 1 else shrink(styled, height, width)
+            out = contract.image_to_frame(big)
+        if keep_color:
+            out = contract.preserve_color(frame, out)
+        return contract.frame_to_image(contract.mix_strength(frame, out, strength))
+
+    @staticmethod
+    def _run(loaded: LoadedModel, frame: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """One network pass: [1,3,H,W] -> [1,3,H,W], padded to the model's size multiple and cropped back."""
         height, width = frame.shape[2:]
         padded = contract.pad_frame(frame, loaded.entry.size_multiple)
         (out,) = loaded.session.run(
             [contract.OUTPUT_STYLIZED], {contract.INPUT_FRAME: padded, contract.INPUT_WEIGHTS: weights}
         )
-        out = contract.crop_frame(out, height, width)
-        if keep_color:
-            out = contract.preserve_color(frame, out)
-        return contract.frame_to_image(contract.mix_strength(frame, out, strength))
+        return contract.crop_frame(out, height, width)

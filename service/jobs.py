@@ -217,6 +217,7 @@ async def create_job(
     preserve_color: Annotated[bool, Form()] = False,
     max_size: Annotated[int | None, Form(description="longer side of the result")] = None,
     stabilize: Annotated[bool, Form(description="lower flicker with optical flow")] = False,
+    brush: Annotated[float, Form(description="stroke scale in [0.5, 4]; 2 = strokes twice as large")] = 1.0,
 ) -> JobStatus:
     """Upload a video; the result is an H.264 MP4 with the same timing and audio."""
     options = VideoOptions(
@@ -224,6 +225,7 @@ async def create_job(
         model=model,
         strength=strength,
         preserve_color=preserve_color,
+        brush=brush,
         max_size=max_size,
         stabilize=StabilizeOptions() if stabilize else None,
     )

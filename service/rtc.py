@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from service import contract
 from service.blend import Easing, check_strength, weights_vector
+from service.brush import check_brush
 from service.dream import Dreamer
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CONTROL_LABEL = "control"
 DREAM_KEYS = ("layer", "iterations", "octaves", "feedback", "intensity")
-CONTROL_KEYS = ("weights", "strength", "preserve_color", "stabilize", "model", "mode", *DREAM_KEYS, "id")
+CONTROL_KEYS = ("weights", "strength", "preserve_color", "stabilize", "brush", "model", "mode", *DREAM_KEYS, "id")
 
 
 class OfferRequest(BaseModel):
@@ -97,6 +98,7 @@ def _apply(engine: Engine, controls: Controls, message: object, dreamer: Dreamer
     switching = model.entry.name != controls.model
     weights = weights_vector(model.styles, message["weights"]) if "weights" in message else None
     strength = check_strength(message["strength"]) if "strength" in message else controls.strength
+    brush = check_brush(message["brush"]) if "brush" in message else controls.brush
     keep_color = message.get("preserve_color", controls.keep_color)
     if not isinstance(keep_color, bool):
         raise BadRequest(f"preserve_color must be true or false, got {keep_color!r}")
@@ -118,7 +120,7 @@ def _apply(engine: Engine, controls: Controls, message: object, dreamer: Dreamer
     elif weights is not None:
         controls.easing.set_target(weights)
     controls.strength, controls.keep_color, controls.mode, controls.dream = strength, keep_color, mode, dream
-    controls.stabilize = stabilize
+    controls.stabilize, controls.brush = stabilize, brush
 
 
 @dataclass

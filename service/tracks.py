@@ -37,6 +37,7 @@ class Controls:
     mode: str = "style"  # style: the ONNX network; dream: iterative DeepDream; passthrough
     dream: DreamParams = field(default_factory=DreamParams)
     stabilize: bool = False  # steady: pull each stylized frame toward the flow-warped previous one
+    brush: float = 1.0  # stroke scale (service/brush.py): 2 paints strokes twice as large
 
 
 @dataclass
@@ -209,7 +210,7 @@ class StylizedTrack(MediaStreamTrack):
         if controls.mode != "dream":
             self._dreamed = None
         look = (controls.mode, controls.model, controls.strength, controls.keep_color, controls.stabilize,
-                weights.tobytes())
+                controls.brush, weights.tobytes())
         if look != self._look:  # a new look shows at once: no memory of the old one to pull toward
             self._stabilizer = None  # (no job of this track is running: frames are processed one by one)
             self._look = look
@@ -262,7 +263,7 @@ class StylizedTrack(MediaStreamTrack):
         the stream keeps its size."""
         small = resize_to_fit(rgb, side)
         stylize = partial(self.engine.stylize, small, weights, model=controls.model, strength=controls.strength,
-                          keep_color=controls.keep_color)
+                          keep_color=controls.keep_color, brush=controls.brush)
         if controls.stabilize:  # a new size (adaptive resolution) starts the stabilizer's memory afresh
             self._stabilizer = self._stabilizer or Stabilizer(StabilizeOptions())
             if self._steady_pool is None:

@@ -29,6 +29,7 @@ from av.video.stream import VideoStream
 
 from service import contract
 from service.blend import check_strength, parse_weights_text
+from service.brush import BRUSH_MAX, BRUSH_MIN, check_brush
 from service.dream import LAYERS as DREAM_LAYERS
 from service.dream import Dreamer, DreamOptions, DreamParams
 from service.engine import Engine, RuntimeOptions
@@ -56,6 +57,7 @@ class VideoOptions:
     model: str | None = None
     strength: float = 1.0
     preserve_color: bool = False
+    brush: float = 1.0  # stroke scale (service/brush.py)
     max_size: int | None = None  # longer side of the output; None keeps the input size
     stabilize: StabilizeOptions | None = None
     codec: str = "libx264"
@@ -66,6 +68,7 @@ class VideoOptions:
 
     def __post_init__(self) -> None:
         check_strength(self.strength)
+        check_brush(self.brush)
         if self.max_size is not None and self.max_size < 16:
             raise BadRequest(f"max size must be at least 16 px, got {self.max_size}")
         if self.workers < 1:
@@ -220,6 +223,7 @@ class FrameStylizer:
             model=self.model,
             strength=self.options.strength,
             keep_color=self.options.preserve_color,
+            brush=self.options.brush,
         )
 
     def motion(self, rgb: np.ndarray) -> Motion | None:
@@ -455,6 +459,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="model name from the manifest (default: the realtime one)")
     parser.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = fully stylized")
     parser.add_argument("--preserve-color", action="store_true")
+    parser.add_argument("--brush", type=float, default=1.0,
+                        help=f"stroke scale in [{BRUSH_MIN}, {BRUSH_MAX}] (2: strokes twice as large, as sharp)")
     parser.add_argument("--max-size", type=int, help="longer side of the output in pixels")
     parser.add_argument("--stabilize", action="store_true", help="reduce flicker with optical flow")
     parser.add_argument("--stabilize-blend", type=float, default=StabilizeOptions.blend)
@@ -510,6 +516,7 @@ def options_from_args(args: argparse.Namespace) -> VideoOptions:
         schedule=schedule,
         model=args.model,
         strength=args.strength,
+        brush=args.brush,
         preserve_color=args.preserve_color,
         max_size=args.max_size,
         stabilize=stabilize,

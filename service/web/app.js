@@ -10,6 +10,7 @@ const state = {
   model: null,            // current model name
   weights: {},            // model name -> {style: 0..100}
   strength: 100,
+  brush: 1,               // stroke scale, 0.5..4
   preserveColor: false,
   stabilize: false,
   passthrough: false,
@@ -254,6 +255,11 @@ function wireControls() {
     $("strength-value").textContent = `${state.strength}%`;
     sendControl({ strength: state.strength / 100 });
   });
+  $("brush").addEventListener("input", (e) => {
+    state.brush = Number(e.target.value);
+    $("brush-value").textContent = `${state.brush.toFixed(2).replace(/0$/, "")}x`;
+    sendControl({ brush: state.brush });
+  });
   $("preserve-color").addEventListener("change", (e) => {
     state.preserveColor = e.target.checked;
     sendControl({ preserve_color: state.preserveColor });
@@ -310,6 +316,7 @@ async function start() {
     channel.onmessage = onControlMessage;
     channel.onopen = () => sendControl({
       strength: state.strength / 100,
+      brush: state.brush,
       preserve_color: state.preserveColor,
       stabilize: state.stabilize,
       mode: streamMode(),
