@@ -17,11 +17,11 @@ from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.settings import Settings
 from training import images
-from training.bench import add_style, browser, dream, flicker, gpu, latency, peer, quality, throughput
+from training.bench import add_style, browser, dream, flicker, gpu, latency, live, peer, quality, throughput
 from training.bench.report import Table
 
 log = logging.getLogger(__name__)
-TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style")
+TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.flicker; else the model's first styles
@@ -59,6 +59,7 @@ class BenchConfig:
     dream_feedback_frames: int = 6
     add_style_minutes: float = add_style.GOAL_MINUTES
     add_style_photos: int = 5
+    live_photos: int = 6
     intra_op_threads: int = 1
     spinning: bool = False
 
@@ -127,7 +128,7 @@ class Suite:
     def run(self, on_table: Callable[[Table], None]) -> list[Table]:
         steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
                  "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
-                 "add_style": self.add_style}
+                 "add_style": self.add_style, "live": self.live}
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -245,6 +246,29 @@ class Suite:
                                       size=cfg.metric_size,
                                       sheet=cfg.out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg")
         return add_style.add_style_table(plan, add_style.measure_add_style(plan))
+
+
+    def live(self) -> Table:
+        cfg = self.cfg
+        realtime_first = sorted(self.ours, key=lambda e: e.tier != "realtime")
+        common = [s for s in realtime_first[0].styles if all(s in e.styles for e in self.ours)]
+        paintings = paintings_for(cfg.data, tuple(common), cfg.styles)
+        photos = held_out_photos(cfg.data, cfg.live_photos)
+        if not photos or not paintings:
+            return Table(title="9. The look at 640x480", header=[],
+                         skipped=f"no bsds_val_* photos or no paintings under {cfg.data}")
+        videos = tuple(v for v in (cfg.data / "video" / "vtest.avi", cfg.data / "video" / "tree.avi") if v.is_file())
+        sheet = cfg.out.parent / "docs" / "benchmarks" / "live-sheet.jpg"
+        plan = live.LivePlan(photos=photos, paintings=paintings, videos=videos, sheet=sheet)
+        arbitrary = peer.ArbitraryStyle.load(self.peer_models) if self.peer_models else None
+        names = [e.name for e in realtime_first]
+        scores = live.measure_live(plan, self.engine, names, arbitrary, live.LiveScorer())
+        if videos:
+            images.save_png(live.video_sheet(plan, self.engine, names, arbitrary), sheet)
+            images.save_png(live.crop_sheet(plan, self.engine, names, arbitrary),
+                            sheet.with_name(f"{sheet.stem}-crop.png"))
+        return live.live_table(plan, scores, {e.name: e.tier for e in realtime_first}, sheet if videos else None,
+                               {e.name: e.sha256 for e in self.ours})
 
 
 def run_suite(cfg: BenchConfig, on_table: Callable[[Table], None]) -> list[Table]:

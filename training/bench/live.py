@@ -1,0 +1,211 @@
+"""Table 9: the look at the size people watch (640x480): grid score, live-size loss, brush cost, video sheet.
+
+Held-out photos (bsds_val_*, never trained on) become 640x480 frames; every painting style of each of our
+models and the peer's arbitrary mode (given the same painting) paints them. Each output is scored as the
+8-bit frame it would be: the grid score (training/bench/grid.py) and the live-size style and content loss
+(training/quality.py, painting at the frame's height), both defined in ../shared/QUALITY-METRIC.md. The brush
+rows time ``Engine.stylize`` (network, resizes and guided upsampling) at each brush on one ORT thread.
+The contact sheet shows real video frames (vtest.avi, tree.avi) at 640x480, each tier beside the peer.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+from service import contract
+from service.engine import Engine
+from training import images
+from training.bench.grid import geometric_mean, grid_score
+from training.bench.peer import ArbitraryStyle
+from training.bench.report import Table, fmt
+from training.quality import LIVE_HEIGHT, LIVE_WIDTH, LiveScorer, live_frame
+
+__all__ = ["LiveScorer", "LivePlan", "measure_live", "live_table", "video_sheet", "crop_sheet"]
+
+log = logging.getLogger(__name__)
+PEER = "peer arbitrary"
+GRID_GOAL = 2.0
+RT_STYLE_VS_PEER, RT_CONTENT_VS_PEER = 0.5, 1.1
+QUALITY_STYLE_VS_RT = 0.6
+BRUSHES = (0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    photos: tuple[Path, ...]
+    paintings: dict[str, Path]  # style name -> painting file
+    videos: tuple[Path, ...] = ()  # frames for the contact sheet
+    sheet: Path | None = None
+    sheet_styles: int = 2
+    brush_runs: int = 7
+
+
+@dataclass
+class LiveScores:
+    """Per method: grid scores and (style, content) losses over photos x paintings; brush timings."""
+
+    grid: dict[str, list[float]] = field(default_factory=dict)
+    loss: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    brush_ms: dict[float, float] = field(default_factory=dict)
+    brush_grid: dict[float, float] = field(default_factory=dict)
+
+    def add(self, method: str, frame: np.ndarray, out: np.ndarray, painting: Path, scorer: LiveScorer) -> None:
+        self.grid.setdefault(method, []).append(grid_score(out))
+        s = scorer.score(out, frame, painting)
+        self.loss.setdefault(method, []).append((s.style, s.content))
+
+    def mean_loss(self, method: str) -> tuple[float, float]:
+        items = self.loss.get(method, [])
+        if not items:
+            return float("nan"), float("nan")
+        return statistics.fmean(i[0] for i in items), statistics.fmean(i[1] for i in items)
+
+
+def paint(engine: Engine, model: str, frame: np.ndarray, style: str, brush: float = 1.0) -> np.ndarray:
+    styles = engine.model(model).styles
+    return engine.stylize(frame, contract.one_hot(styles.index(style), len(styles)), model=model, brush=brush)
+
+
+def peer_paint(arbitrary: ArbitraryStyle, vector: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    return np.asarray(arbitrary.stylize(Image.fromarray(frame), vector))
+
+
+def measure_live(plan: LivePlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None,
+                 scorer: LiveScorer) -> LiveScores:
+    scores = LiveScores()
+    vectors = {s: arbitrary.style_vector(images.open_rgb(p)) for s, p in plan.paintings.items()} if arbitrary else {}
+    for index, photo in enumerate(plan.photos):
+        frame = live_frame(photo)
+        scores.grid.setdefault("photo", []).append(grid_score(frame))
+        for style, painting in plan.paintings.items():
+            for name in models:
+                scores.add(name, frame, paint(engine, name, frame, style), painting, scorer)
+            if arbitrary is not None:
+                scores.add(PEER, frame, peer_paint(arbitrary, vectors[style], frame), painting, scorer)
+        log.info("live size: photo %d/%d", index + 1, len(plan.photos))
+    realtime = models[0]
+    frame = live_frame(plan.photos[0])
+    style = next(iter(plan.paintings))
+    for brush in BRUSHES:
+        times = []
+        for _ in range(plan.brush_runs):
+            start = time.perf_counter()
+            out = paint(engine, realtime, frame, style, brush)
+            times.append((time.perf_counter() - start) * 1000)
+        scores.brush_ms[brush] = statistics.median(times)
+        scores.brush_grid[brush] = grid_score(out)
+    return scores
+
+
+def video_frames(path: Path, count: int = 2) -> list[np.ndarray]:
+    """``count`` frames spread over a video, as 640x480 RGB (scaled to cover, centre crop)."""
+    capture = cv2.VideoCapture(str(path))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
+    frames = []
+    for k in range(count):
+        capture.set(cv2.CAP_PROP_POS_FRAMES, (k + 1) * total // (count + 1))
+        ok, bgr = capture.read()
+        if not ok:
+            continue
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        h, w = rgb.shape[:2]
+        scale = max(LIVE_HEIGHT / h, LIVE_WIDTH / w)
+        rgb = cv2.resize(rgb, (max(LIVE_WIDTH, round(w * scale)), max(LIVE_HEIGHT, round(h * scale))),
+                         interpolation=cv2.INTER_LANCZOS4 if scale > 1 else cv2.INTER_AREA)
+        top, left = (rgb.shape[0] - LIVE_HEIGHT) // 2, (rgb.shape[1] - LIVE_WIDTH) // 2
+        frames.append(np.ascontiguousarray(rgb[top : top + LIVE_HEIGHT, left : left + LIVE_WIDTH]))
+    capture.release()
+    return frames
+
+
+def video_sheet(plan: LivePlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None) -> Image.Image:
+    """Rows: (video frame, style); columns: the frame, each of our models, the peer; full 640x480 cells
+    shown at half size so the mesh (or its absence) is visible."""
+    styles = list(plan.paintings)[: plan.sheet_styles]
+    frames = [f for v in plan.videos for f in video_frames(v, 1)]
+    columns = ["frame", *models, *([PEER] if arbitrary else [])]
+    vectors = {s: arbitrary.style_vector(images.open_rgb(plan.paintings[s])) for s in styles} if arbitrary else {}
+    cw, ch, pad, label = LIVE_WIDTH // 2, LIVE_HEIGHT // 2, 4, 16
+    rows = [(f, s) for f in frames for s in styles]
+    sheet = Image.new("RGB", (len(columns) * (cw + pad) + pad, label + len(rows) * (ch + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, name in enumerate(columns):
+        draw.text((pad + c * (cw + pad) + 2, 2), name, fill="black")
+    for r, (frame, style) in enumerate(rows):
+        cells = [frame, *(paint(engine, m, frame, style) for m in models)]
+        if arbitrary is not None:
+            cells.append(peer_paint(arbitrary, vectors[style], frame))
+        for c, cell in enumerate(cells):
+            picture = Image.fromarray(cell).resize((cw, ch), Image.Resampling.BOX)
+            sheet.paste(picture, (pad + c * (cw + pad), label + pad + r * (ch + pad)))
+        draw.text((pad + 2, label + pad + r * (ch + pad) + ch - 12), style, fill="white")
+    return sheet
+
+
+def crop_sheet(plan: LivePlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None) -> Image.Image:
+    """A 1:1 crop (no scaling: the mesh shows as it does on screen) of one video frame per model and the peer."""
+    frames = [f for v in plan.videos for f in video_frames(v, 1)]
+    style = next(iter(plan.paintings))
+    frame = frames[0]
+    cells = [frame, *(paint(engine, m, frame, style) for m in models)]
+    if arbitrary is not None:
+        cells.append(peer_paint(arbitrary, arbitrary.style_vector(images.open_rgb(plan.paintings[style])), frame))
+    crops = [Image.fromarray(c[120:360, 160:480]) for c in cells]
+    out = Image.new("RGB", (len(crops) * 324 + 4, 244), "white")
+    for i, crop in enumerate(crops):
+        out.paste(crop, (4 + i * 324, 4))
+    return out
+
+
+def live_table(plan: LivePlan, scores: LiveScores, models: dict[str, str], sheet: Path | None,
+               hashes: dict[str, str]) -> Table:
+    """``models``: our model name -> tier, realtime first; ``hashes``: model name -> sha256."""
+    methods = [*models, *([PEER] if PEER in scores.loss else [])]
+    table = Table(
+        title="9. The look at 640x480: grid score and live-size loss",
+        header=["method", "grid score (geo. mean)", "worst frame", "live-size style", "live-size content"],
+        setup=(f"{len(plan.photos)} held-out photos (bsds_val_*) as 640x480 frames x {len(plan.paintings)} paintings; "
+               "outputs scored as 8-bit frames. Grid score and live-size loss as defined in QUALITY-METRIC.md "
+               "(painting at 480 px, the frame's height). Models: "
+               + ", ".join(f"{m} sha256 {hashes[m][:12]}" for m in models if m in hashes) + "."),
+        goal=(f"grid score <= {GRID_GOAL} for both tiers; realtime live-size style <= {RT_STYLE_VS_PEER}x the peer's "
+              f"at <= {RT_CONTENT_VS_PEER}x its content; quality style <= {QUALITY_STYLE_VS_RT}x the realtime "
+              "tier's at <= its content."),
+    )
+    table.rows.append(["the photos", f"{geometric_mean(scores.grid['photo']):.2f}",
+                       f"{max(scores.grid['photo']):.1f}", "-", "-"])
+    for m in methods:
+        s, c = scores.mean_loss(m)
+        g = scores.grid[m]
+        table.rows.append([m, f"{geometric_mean(g):.2f}", f"{max(g):.1f}", fmt(s), fmt(c)])
+    for b in BRUSHES:
+        realtime = next(iter(models))
+        table.rows.append([f"{realtime}, brush {b:g}: {scores.brush_ms[b]:.1f} ms per frame (1 thread)",
+                           f"{scores.brush_grid[b]:.2f}", "", "", ""])
+    tiers = {t: m for m, t in reversed(models.items())}
+    for m in models:
+        grid = geometric_mean(scores.grid[m])
+        table.verdicts.append(f"{m}: grid score {grid:.2f} {'meets' if grid <= GRID_GOAL else 'MISSES'} "
+                              f"the goal (<= {GRID_GOAL}).")
+    if "realtime" in tiers and PEER in scores.loss:
+        (s, c), (ps, pc) = scores.mean_loss(tiers["realtime"]), scores.mean_loss(PEER)
+        met = s <= RT_STYLE_VS_PEER * ps and c <= RT_CONTENT_VS_PEER * pc
+        table.verdicts.append(f"{tiers['realtime']}: live-size style {s / ps:.2f}x the peer's at {c / pc:.2f}x its "
+                              f"content: {'meets' if met else 'MISSES'} the goal.")
+    if "realtime" in tiers and "quality" in tiers:
+        (s, c), (rs, rc) = scores.mean_loss(tiers["quality"]), scores.mean_loss(tiers["realtime"])
+        met = s <= QUALITY_STYLE_VS_RT * rs and c <= rc
+        table.verdicts.append(f"{tiers['quality']}: live-size style {s / rs:.2f}x the realtime tier's at {c / rc:.2f}x "
+                              f"its content: {'meets' if met else 'MISSES'} the goal.")
+    if sheet is not None:
+        table.notes.append(f"Pictures: {sheet.name} (video frames at 640x480 shown at half size: frame, "
+                           f"{', '.join(methods)}) and {sheet.stem}-crop.png (the centre at 1:1).")
+    return table
