@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"bench: {exc}\n")
         raise SystemExit(2) from None
     command = "python -m training.bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    context = Machine.describe(REPO).line(command.strip())
+    context = Machine.describe(REPO, cfg.models_dir).line(command.strip())
     print(context + "\n", flush=True)
 
     def show(table: Table) -> None:

@@ -50,6 +50,18 @@ def git_commit(repo: Path) -> str:
         return "unknown"
 
 
+def model_hashes(models_dir: Path) -> str:
+    """'realtime sha256 f15f38cb39f4, quality sha256 ...' from the manifest (its recorded sha256, which the
+    engine checks against the files at load)."""
+    from service.contract import MANIFEST_NAME, ContractError, read_manifest
+
+    try:
+        entries = read_manifest(models_dir / MANIFEST_NAME)
+    except (ContractError, OSError):
+        return "unreadable manifest"
+    return ", ".join(f"{e.name} sha256 {e.sha256[:12]}" for e in entries)
+
+
 @dataclass(frozen=True)
 class Machine:
     when: str
@@ -58,15 +70,18 @@ class Machine:
     gpu: str
     versions: str
     commit: str
+    models: str = ""  # the measured models and their sha256 (short), from the manifest
 
     @classmethod
-    def describe(cls, repo: Path) -> Machine:
+    def describe(cls, repo: Path, models_dir: Path | None = None) -> Machine:
         versions = ", ".join(f"{p} {version(p)}" for p in VERSIONED)
         return cls(when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), cpu=cpu_model(),
                    cores=os.cpu_count() or 0, gpu=gpu_name(),
-                   versions=f"Python {platform.python_version()}, {versions}", commit=git_commit(repo))
+                   versions=f"Python {platform.python_version()}, {versions}", commit=git_commit(repo),
+                   models=model_hashes(models_dir) if models_dir is not None else "")
 
     def line(self, command: str) -> str:
         """The context every table carries."""
+        models = f"; models {self.models}" if self.models else ""
         return (f"{self.when}; {self.cpu}, {self.cores} cores, GPU: {self.gpu}; {self.versions}; "
-                f"livestyle {self.commit}; command: `{command}`")
+                f"livestyle {self.commit}{models}; command: `{command}`")
