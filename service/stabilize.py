@@ -118,7 +118,7 @@ class Stabilizer:
         if motion.warped is None or motion.keep is None or motion.warped.shape != stylized.shape:
             output = stylized
         else:
-            output = cv2.blendLinear(motion.warped, stylized, motion.keep, 1.0 - motion.keep)
+            output = np.asarray(cv2.blendLinear(motion.warped, stylized, motion.keep, 1.0 - motion.keep), np.uint8)
         self._previous_input = motion.small
         self._previous_output = output
         return output

@@ -264,6 +264,7 @@ class UpsampledOutput(nn.Module):
         self.high: nn.Module = nn.Identity()
         if sharpen:  # starts as the identity: the network begins as a bilinear upsampling of its RGB
             high = nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate")
+            assert high.bias is not None
             with torch.no_grad():
                 high.weight.zero_()
                 high.bias.zero_()

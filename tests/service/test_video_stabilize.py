@@ -109,7 +109,7 @@ def test_overlapped_finds_the_motion_while_the_network_runs_and_matches_step() -
             frame, stylized = clip_frame(i), noisy_stylization(i, clip_frame(i))
             found.clear()
 
-            def stylize() -> np.ndarray:
+            def stylize(stylized: np.ndarray = stylized) -> np.ndarray:
                 seen_during_stylize.append(found.wait(10))  # would time out if the motion waited for us
                 return stylized
 
