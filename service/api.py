@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -16,10 +15,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from service import contract, dream
-from service.blend import check_strength, parse_weights_text, weights_vector
-from service.brush import BRUSH_MAX, BRUSH_MIN, check_brush
+from service.brush import BRUSH_MAX, BRUSH_MIN
 from service.engine import Engine, resize_to_fit
-from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
+from service.errors import PayloadTooLarge, UnsupportedMedia
+from service.look import LookUpdate
 from service.rtc import OfferAnswer, OfferRequest, PeerRegistry
 from service.settings import Settings
 from service.thumbnails import Thumbnails
@@ -139,24 +138,29 @@ async def rtc_config(services: ServicesDep) -> dict[str, Any]:
     return {"iceServers": [{"urls": url} for url in services.settings.effective_ice_servers]}
 
 
+WEIGHTS_HELP = 'JSON {"style": w} or "style=w,other=w"'
+BRUSH_HELP = f"stroke scale in [{BRUSH_MIN}, {BRUSH_MAX}]; 2 = strokes twice as large, the picture as sharp"
+
+
 @router.post("/stylize", response_class=Response, responses={200: {"content": {"image/png": {}}}})
 async def stylize(
     services: ServicesDep,
     image: Annotated[UploadFile, File(description="PNG, JPEG, WebP, ... image")],
-    weights: Annotated[str | None, Form(description='JSON {"style": w} or "style=w,other=w"')] = None,
-    strength: Annotated[float, Form(description="0 = original, 1 = fully stylized")] = 1.0,
-    preserve_color: Annotated[bool, Form()] = False,
+    weights: Annotated[str | None, Form(description=WEIGHTS_HELP)] = None,
+    strength: Annotated[str | None, Form(description="0 = original, 1 = fully stylized (default 1)")] = None,
+    preserve_color: Annotated[str | None, Form(description="true or false (default false)")] = None,
     model: Annotated[str | None, Form(description="model name; default: the realtime one")] = None,
-    brush: Annotated[float, Form(description=f"stroke scale in [{BRUSH_MIN}, {BRUSH_MAX}]; 2 = strokes twice as "
-                                             "large, the picture as sharp")] = 1.0,
+    brush: Annotated[str | None, Form(description=BRUSH_HELP + " (default 1)")] = None,
 ) -> Response:
     """Stylize one image and return it as PNG (longer side capped at ``max_image_side``)."""
+    look = LookUpdate.from_text({"weights": weights, "strength": strength, "preserve_color": preserve_color,
+                                 "model": model, "brush": brush})
     limit = services.settings.max_upload_bytes
     if image.size is not None and image.size > limit:
         raise PayloadTooLarge(f"image is {image.size} bytes; the limit is {limit}")
     rgb = resize_to_fit(decode_image(await image.read(limit + 1), limit), services.settings.max_image_side)
-    loaded = services.engine.model(model)
-    vector = weights_vector(loaded.styles, parse_weights_field(weights)) if weights else None
+    loaded = services.engine.model(look.model)
+    vector = look.weights_for(loaded.styles)
     if vector is None:
         vector = contract.one_hot(0, len(loaded.styles))
     out = await run_in_threadpool(
@@ -164,9 +168,9 @@ async def stylize(
         rgb,
         vector,
         model=loaded.entry.name,
-        strength=check_strength(strength),
-        keep_color=preserve_color,
-        brush=check_brush(brush),
+        strength=1.0 if look.strength is None else look.strength,
+        keep_color=bool(look.preserve_color),
+        brush=1.0 if look.brush is None else look.brush,
     )
     ok, png = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     assert ok
@@ -194,12 +198,3 @@ def decode_image(data: bytes, limit: int) -> np.ndarray:
             "the upload is not an image this server can read (send PNG, JPEG or WebP)"
         ) from exc
 
-
-def parse_weights_field(text: str) -> object:
-    """A form's weights: a JSON object or ``style=w,other=w``."""
-    if text.lstrip().startswith("{"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"weights is not valid JSON ({exc})") from exc
-    return parse_weights_text(text)

@@ -25,9 +25,10 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from service.api import get_services, parse_weights_field
+from service.api import BRUSH_HELP, WEIGHTS_HELP, get_services
 from service.engine import Engine
 from service.errors import BadRequest, NotFound, PayloadTooLarge, ServiceBusy, ServiceError
+from service.look import LookUpdate
 from service.schedule import Schedule, parse_schedule
 from service.stabilize import StabilizeOptions
 from service.video import Cancelled, VideoOptions, open_input, process_video
@@ -210,26 +211,28 @@ async def create_job(
     jobs: JobsDep,
     request: Request,
     video: Annotated[UploadFile, File(description="any video PyAV reads; audio is kept")],
-    weights: Annotated[str | None, Form(description='JSON {"style": w} or "style=w,other=w"')] = None,
+    weights: Annotated[str | None, Form(description=WEIGHTS_HELP)] = None,
     schedule: Annotated[str | None, Form(description="keyframed blends, JSON or text (see docs)")] = None,
     model: Annotated[str | None, Form()] = None,
-    strength: Annotated[float, Form()] = 1.0,
-    preserve_color: Annotated[bool, Form()] = False,
+    strength: Annotated[str | None, Form(description="0 = original, 1 = fully stylized (default 1)")] = None,
+    preserve_color: Annotated[str | None, Form(description="true or false (default false)")] = None,
     max_size: Annotated[int | None, Form(description="longer side of the result")] = None,
-    stabilize: Annotated[bool, Form(description="lower flicker with optical flow")] = False,
-    brush: Annotated[float, Form(description="stroke scale in [0.5, 4]; 2 = strokes twice as large")] = 1.0,
+    stabilize: Annotated[str | None, Form(description="true: lower flicker with optical flow")] = None,
+    brush: Annotated[str | None, Form(description=BRUSH_HELP + " (default 1)")] = None,
 ) -> JobStatus:
     """Upload a video; the result is an H.264 MP4 with the same timing and audio."""
+    look = LookUpdate.from_text({"weights": weights, "model": model, "strength": strength,
+                                 "preserve_color": preserve_color, "stabilize": stabilize, "brush": brush})
     options = VideoOptions(
-        schedule=job_schedule(weights, schedule),
-        model=model,
-        strength=strength,
-        preserve_color=preserve_color,
-        brush=brush,
+        schedule=job_schedule(look, schedule),
+        model=look.model,
+        strength=1.0 if look.strength is None else look.strength,
+        preserve_color=bool(look.preserve_color),
+        brush=1.0 if look.brush is None else look.brush,
         max_size=max_size,
-        stabilize=StabilizeOptions() if stabilize else None,
+        stabilize=StabilizeOptions() if look.stabilize else None,
     )
-    loaded = get_services(request).engine.model(model)
+    loaded = get_services(request).engine.model(look.model)
     if options.schedule is not None:
         options.schedule.for_styles(loaded.styles)
     job_id, folder = jobs.new_folder()
@@ -265,17 +268,12 @@ class JobNotReady(ServiceError):
     status_code = 409
 
 
-def job_schedule(weights: str | None, schedule: str | None) -> Schedule | None:
-    if weights and schedule:
+def job_schedule(look: LookUpdate, schedule: str | None) -> Schedule | None:
+    if look.weights is not None and schedule:
         raise BadRequest("give weights or schedule, not both")
     if schedule:
         return parse_schedule(schedule)
-    if weights:
-        parsed = parse_weights_field(weights)
-        if not isinstance(parsed, dict):
-            raise BadRequest("weights must be an object of style name -> number")
-        return Schedule.constant(parsed)
-    return None
+    return Schedule.constant(look.weights) if look.weights is not None else None
 
 
 async def save_upload(upload: UploadFile, target: Path, limit: int) -> None:

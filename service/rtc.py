@@ -19,19 +19,17 @@ from aiortc.mediastreams import MediaStreamTrack
 from pydantic import BaseModel, Field
 
 from service import contract
-from service.blend import Easing, check_strength, weights_vector
-from service.brush import check_brush
+from service.blend import Easing
 from service.dream import Dreamer
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError
+from service.look import LOOK_KEYS, LookUpdate, decode_json
 from service.settings import Settings
-from service.tracks import MODES, Controls, ResolutionGovernor, StylizedTrack
+from service.tracks import Controls, ResolutionGovernor, StylizedTrack
 
 log = logging.getLogger(__name__)
 
 CONTROL_LABEL = "control"
-DREAM_KEYS = ("layer", "iterations", "octaves", "feedback", "intensity")
-CONTROL_KEYS = ("weights", "strength", "preserve_color", "stabilize", "brush", "model", "mode", *DREAM_KEYS, "id")
 
 
 class OfferRequest(BaseModel):
@@ -69,16 +67,18 @@ def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
 
 
 def apply_control(engine: Engine, controls: Controls, raw: object, dreamer: Dreamer | None = None) -> dict[str, Any]:
-    """Validate one control message and apply all of it, or none of it; returns the reply."""
-    try:
-        message = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    except json.JSONDecodeError as exc:
-        return {"error": f"control messages must be JSON objects ({exc})"}
+    """Validate one control message and apply all of it, or none of it; returns the reply. Never raises for
+    what a client sends: every malformed message becomes ``{"error": ...}``."""
     reply: dict[str, Any] = {}
-    if isinstance(message, dict) and "id" in message:
-        reply["id"] = message["id"]
     try:
-        _apply(engine, controls, message, dreamer)
+        message = decode_json(raw) if isinstance(raw, str | bytes) else raw
+        if isinstance(message, dict) and "id" in message:
+            ident = message["id"]
+            reply["id"] = ident if isinstance(ident, str | int) and not isinstance(ident, bool) else None
+            message = {k: v for k, v in message.items() if k != "id"}
+        if not isinstance(message, dict) or not message:
+            raise BadRequest(f"a control message is a JSON object with any of {list(LOOK_KEYS)}")
+        _apply(engine, controls, LookUpdate.parse(message, "a control message"), dreamer)
     except ServiceError as exc:
         reply["error"] = str(exc)
         return reply
@@ -86,29 +86,16 @@ def apply_control(engine: Engine, controls: Controls, raw: object, dreamer: Drea
     return reply
 
 
-def _apply(engine: Engine, controls: Controls, message: object, dreamer: Dreamer | None) -> None:
-    if not isinstance(message, dict) or not set(message) - {"id"}:
-        raise BadRequest(f"a control message is a JSON object with any of {list(CONTROL_KEYS[:-1])}")
-    unknown = sorted(set(message) - set(CONTROL_KEYS))
-    if unknown:
-        raise BadRequest(f"unknown control keys {unknown}; allowed: {list(CONTROL_KEYS[:-1])}")
-    if "model" in message and not isinstance(message["model"], str):
-        raise BadRequest(f"model must be a model name, one of {sorted(engine.models)}")
-    model = engine.model(message.get("model", controls.model))
+def _apply(engine: Engine, controls: Controls, update: LookUpdate, dreamer: Dreamer | None) -> None:
+    model = engine.model(update.model if update.model is not None else controls.model)
     switching = model.entry.name != controls.model
-    weights = weights_vector(model.styles, message["weights"]) if "weights" in message else None
-    strength = check_strength(message["strength"]) if "strength" in message else controls.strength
-    brush = check_brush(message["brush"]) if "brush" in message else controls.brush
-    keep_color = message.get("preserve_color", controls.keep_color)
-    if not isinstance(keep_color, bool):
-        raise BadRequest(f"preserve_color must be true or false, got {keep_color!r}")
-    stabilize = message.get("stabilize", controls.stabilize)
-    if not isinstance(stabilize, bool):
-        raise BadRequest(f"stabilize must be true or false, got {stabilize!r}")
-    mode = message.get("mode", controls.mode)
-    if mode not in MODES:
-        raise BadRequest(f"mode must be one of {list(MODES)}, got {mode!r}")
-    dream = controls.dream.updated({k: message[k] for k in DREAM_KEYS if k in message})
+    weights = update.weights_for(model.styles)
+    strength = update.strength if update.strength is not None else controls.strength
+    brush = update.brush if update.brush is not None else controls.brush
+    keep_color = update.preserve_color if update.preserve_color is not None else controls.keep_color
+    stabilize = update.stabilize if update.stabilize is not None else controls.stabilize
+    mode = update.mode or controls.mode
+    dream = controls.dream.updated(update.dream_changes())
     if mode == "dream" and mode != controls.mode:
         reason = "this server was started without dream mode" if dreamer is None else dreamer.unavailable
         if reason:
@@ -163,11 +150,9 @@ class PeerRegistry:
         if "m=video" not in offer.sdp:
             raise BadRequest("the offer must send a video track (no 'm=video' line in the SDP)")
         model = self.engine.model(offer.model)
-        initial = (
-            weights_vector(model.styles, offer.weights)
-            if offer.weights is not None
-            else contract.one_hot(0, len(model.styles))
-        )
+        initial = LookUpdate.parse({"weights": offer.weights}, "the offer").weights_for(model.styles)
+        if initial is None:
+            initial = contract.one_hot(0, len(model.styles))
         controls = Controls(model=model.entry.name, easing=Easing(initial, self.settings.ease_frames))
         pc = RTCPeerConnection(rtc_configuration(self.settings.effective_ice_servers))
         peer = Peer(peer_id=uuid.uuid4().hex[:12], pc=pc, controls=controls)

@@ -23,7 +23,6 @@ from service.stabilize import StabilizeOptions, Stabilizer
 
 log = logging.getLogger(__name__)
 
-MODES = ("style", "dream", "passthrough")
 
 
 @dataclass

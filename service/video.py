@@ -28,12 +28,13 @@ from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
 from service import contract
-from service.blend import check_strength, parse_weights_text
+from service.blend import check_strength
 from service.brush import BRUSH_MAX, BRUSH_MIN, check_brush
 from service.dream import LAYERS as DREAM_LAYERS
 from service.dream import Dreamer, DreamOptions, DreamParams
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest, FeatureUnavailable, ServiceError, UnsupportedMedia
+from service.look import LookUpdate, parse_weights_field
 from service.schedule import BlendTrack, Schedule, read_schedule
 from service.settings import Settings
 from service.stabilize import Motion, StabilizeOptions, Stabilizer
@@ -490,11 +491,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def options_from_args(args: argparse.Namespace) -> VideoOptions:
     if args.style and args.schedule:
         raise BadRequest("give --style or --schedule, not both")
+    look = LookUpdate.parse({"weights": parse_weights_field(args.style) if args.style else None,
+                             "strength": args.strength, "brush": args.brush, "model": args.model,
+                             "preserve_color": args.preserve_color, "stabilize": args.stabilize}, "the flags")
     schedule = None
     if args.schedule:
         schedule = read_schedule(args.schedule)
-    elif args.style:
-        schedule = Schedule.constant(parse_weights_text(args.style))
+    elif look.weights is not None:
+        schedule = Schedule.constant(look.weights)
     try:
         stabilize = StabilizeOptions(blend=args.stabilize_blend) if args.stabilize else None
     except ValueError as exc:
@@ -514,10 +518,10 @@ def options_from_args(args: argparse.Namespace) -> VideoOptions:
         dream_options=DreamOptions(device=args.dream_device, max_side_cpu=args.dream_size,
                                    max_side_gpu=args.dream_size),
         schedule=schedule,
-        model=args.model,
-        strength=args.strength,
-        brush=args.brush,
-        preserve_color=args.preserve_color,
+        model=look.model,
+        strength=1.0 if look.strength is None else look.strength,
+        brush=1.0 if look.brush is None else look.brush,
+        preserve_color=bool(look.preserve_color),
         max_size=args.max_size,
         stabilize=stabilize,
         codec=args.codec,
