@@ -18,8 +18,8 @@ from service import contract, dream
 from service.brush import BRUSH_MAX, BRUSH_MIN
 from service.engine import Engine, resize_to_fit
 from service.errors import PayloadTooLarge, UnsupportedMedia
+from service.live.signalling import OfferAnswer, OfferRequest, PeerRegistry
 from service.look import LookUpdate
-from service.rtc import OfferAnswer, OfferRequest, PeerRegistry
 from service.settings import Settings
 from service.thumbnails import Thumbnails
 

@@ -21,7 +21,7 @@ from service import api, jobs
 from service.dream import Dreamer, DreamOptions
 from service.engine import Engine, RuntimeOptions
 from service.errors import ModelLoadError, ServiceError
-from service.rtc import PeerRegistry, loopback_host_addresses
+from service.live.signalling import PeerRegistry, loopback_host_addresses
 from service.settings import Settings
 from service.thumbnails import Thumbnails
 

@@ -1,6 +1,6 @@
 """Dense optical flow between input frames (OpenCV DIS), warping, and forward-backward consistency.
 
-Shared by the flicker metric (``service/flicker.py``) and temporal stabilization
+Shared by the flicker metric (``service/video/flicker.py``) and temporal stabilization
 (``service/stabilize.py``), following ../shared/QUALITY-METRIC.md: warp(X) remaps frame t-1 onto
 frame t's grid with the backward flow t -> t-1; a pixel is valid where the backward flow and the
 warped forward flow cancel out (Sundaram et al., ECCV 2010) and its source lies inside the image.

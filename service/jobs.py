@@ -29,9 +29,10 @@ from service.api import BRUSH_HELP, WEIGHTS_HELP, get_services
 from service.engine import Engine
 from service.errors import BadRequest, NotFound, PayloadTooLarge, ServiceBusy, ServiceError
 from service.look import LookUpdate
-from service.schedule import Schedule, parse_schedule
 from service.stabilize import StabilizeOptions
-from service.video import Cancelled, VideoOptions, open_input, process_video
+from service.video.media import open_input
+from service.video.pipeline import Cancelled, VideoOptions, process_video
+from service.video.schedule import Schedule, parse_schedule
 
 log = logging.getLogger(__name__)
 

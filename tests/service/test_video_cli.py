@@ -13,8 +13,9 @@ from conftest import STYLES, reference_output
 from service import contract
 from service.dream import missing_requirement
 from service.engine import Engine, RuntimeOptions
-from service.schedule import parse_schedule
-from service.video import VideoOptions, main, process_video
+from service.video.cli import main
+from service.video.pipeline import VideoOptions, process_video
+from service.video.schedule import parse_schedule
 
 FPS, FRAMES, WIDTH, HEIGHT, GOP = 12, 24, 64, 48, 6
 SAMPLE_RATE = 16000

@@ -11,9 +11,9 @@ import pytest
 from test_video_cli import FRAMES, GOP, audio_packets, read_frames, write_clip
 
 from service.engine import Engine, RuntimeOptions
-from service.scaleout import plan_chunks, process_video_ray
-from service.schedule import Schedule
-from service.video import VideoOptions, process_video
+from service.video.pipeline import VideoOptions, process_video
+from service.video.scaleout import plan_chunks, process_video_ray
+from service.video.schedule import Schedule
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install ray)")
 

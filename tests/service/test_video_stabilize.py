@@ -12,9 +12,10 @@ import pytest
 from test_video_cli import clip_frame
 
 from service.engine import Engine, RuntimeOptions
-from service.flicker import FlickerMeter
 from service.stabilize import StabilizeOptions, Stabilizer
-from service.video import DecodedFrame, FrameStylizer, VideoOptions, stylized_frames
+from service.video.flicker import FlickerMeter
+from service.video.media import DecodedFrame
+from service.video.pipeline import FrameStylizer, VideoOptions, stylized_frames
 
 
 def noisy_stylization(index: int, rgb: np.ndarray) -> np.ndarray:

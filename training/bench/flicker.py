@@ -1,6 +1,6 @@
 """Table 3: flicker (QUALITY-METRIC.md) and its cost on a video, with and without stabilization.
 
-Uses the service's own measurement (``service.flicker.measure``): per-frame stylization through the
+Uses the service's own measurement (``service.video.flicker.measure``): per-frame stylization through the
 engine, optionally stabilized, scored as flicker(output) / flicker(input).
 """
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.engine import Engine
-from service.flicker import Measurement, measure
-from service.schedule import Schedule
 from service.stabilize import StabilizeOptions
-from service.video import VideoOptions
+from service.video.flicker import Measurement, measure
+from service.video.pipeline import VideoOptions
+from service.video.schedule import Schedule
 from training.bench.report import Table
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
-FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.flicker; else the model's first styles
+FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,9 @@ from av.video.stream import VideoStream
 
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
-from service.video import (
+from service.video.media import (
     DecodedFrame,
     FrameReader,
-    FrameStylizer,
-    VideoOptions,
-    VideoResult,
     VideoWriter,
     frame_duration,
     open_input,
@@ -38,6 +35,7 @@ from service.video import (
     output_size,
     staged_output,
 )
+from service.video.pipeline import FrameStylizer, VideoOptions, VideoResult
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Example app client on aiortc: stream a video file, change the blend over ``control``, record.
 
-    python -m service.client --url http://127.0.0.1:8000 --input in.mp4 --output out.mp4 \\
+    python -m examples.client --url http://127.0.0.1:8000 --input in.mp4 --output out.mp4 \\
         --weights starry_night=1 --weights the_scream=1 --switch-every 2
 
 Each ``--weights`` is applied in turn, ``--switch-every`` seconds apart. ``StyleClient`` is the
@@ -26,7 +26,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from service.blend import parse_weights_text
 from service.errors import BadRequest
-from service.rtc import CONTROL_LABEL, loopback_host_addresses, rtc_configuration
+from service.live.signalling import CONTROL_LABEL, loopback_host_addresses, rtc_configuration
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ async def _control(client: StyleClient, message: dict[str, Any]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> ClientOptions:
-    parser = argparse.ArgumentParser(prog="python -m service.client", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m examples.client", description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--input", type=Path, required=True, help="a video file (anything FFmpeg reads)")
     parser.add_argument("--output", type=Path, required=True, help="where to record (.mp4, .webm, ...)")

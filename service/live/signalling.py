@@ -23,9 +23,9 @@ from service.blend import Easing
 from service.dream import Dreamer
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError
+from service.live.track import Controls, ResolutionGovernor, StylizedTrack
 from service.look import LOOK_KEYS, LookUpdate, decode_json
 from service.settings import Settings
-from service.tracks import Controls, ResolutionGovernor, StylizedTrack
 
 log = logging.getLogger(__name__)
 

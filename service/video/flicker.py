@@ -21,18 +21,12 @@ import numpy as np
 from service.engine import Engine
 from service.errors import ServiceError
 from service.flow import FlowEstimator, warp
-from service.schedule import Schedule
 from service.settings import Settings
 from service.stabilize import StabilizeOptions
-from service.video import (
-    DecodedFrame,
-    FrameReader,
-    FrameStylizer,
-    VideoOptions,
-    load_engine,
-    open_input,
-    output_size,
-)
+from service.video.cli import load_engine
+from service.video.media import DecodedFrame, FrameReader, open_input, output_size
+from service.video.pipeline import FrameStylizer, VideoOptions
+from service.video.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
