@@ -9,11 +9,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from training.checkpoint import CheckpointError
 from training.features import FeatureWeightsError
 from training.images import ImageInputError, list_images
 from training.interpret import cli as interpret_cli
+from training.loop import PRECISIONS
 from training.optimize_cli import add_subcommands
-from training.train import PRECISIONS, CheckpointError, TrainConfig, Trainer
+from training.train import TrainConfig, Trainer
 
 log = logging.getLogger("livestyle.train")
 USER_ERRORS = (ImageInputError, FeatureWeightsError, CheckpointError, ValueError, FileNotFoundError)

@@ -23,21 +23,10 @@ from typing import Any
 import torch
 
 from training import images
+from training.checkpoint import CheckpointError, build_from_checkpoint, copy_matching, load_checkpoint, save_checkpoint
 from training.features import layer_names, load_vgg
+from training.loop import LoopPlan, autocast_for, check_precision, run_steps, set_rates, warn_if_slow_bf16
 from training.networks import StyleNet, count_parameters, tier_config
-from training.train import (
-    CheckpointError,
-    LoopPlan,
-    autocast_for,
-    build_from_checkpoint,
-    check_precision,
-    copy_matching,
-    load_checkpoint,
-    run_steps,
-    save_checkpoint,
-    set_rates,
-    warn_if_slow_bf16,
-)
 
 log = logging.getLogger(__name__)
 LOG_COLUMNS = ("pixel", "feature", "total")
@@ -68,7 +57,7 @@ class DistillConfig:
     threads: int = 0
     vgg_weights: Path | None = None
     resume: bool = False
-    precision: str = "fp32"  # training.train.PRECISIONS
+    precision: str = "fp32"  # training.loop.PRECISIONS
     preview_images: tuple[Path, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:

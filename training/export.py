@@ -18,11 +18,11 @@ import onnxruntime as ort
 import torch
 
 from service import contract
+from training.checkpoint import build_from_checkpoint, load_checkpoint
 from training.features import load_vgg
 from training.images import load_image
 from training.networks import StyleNet
 from training.paintings import credits_for
-from training.train import build_from_checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4

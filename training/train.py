@@ -10,68 +10,31 @@ conditional instance norms, so a dream blends with the paintings like any other 
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import logging
 import random
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from service.contract import DREAM_PREFIX
 from training import images
+from training.checkpoint import (
+    CheckpointError,
+    build_from_checkpoint,
+    copy_matching,
+    extend_styles,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.features import CONTENT_TAP, STYLE_TAPS, layer_names, load_vgg
+from training.loop import LoopPlan, as_float, autocast_for, check_precision, run_steps, set_rates, warn_if_slow_bf16
 from training.losses import content_loss, gram, per_item_style_loss, total_variation
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 1
-# fp32: everything in float32. bf16-loss: the frozen VGG19 runs in bfloat16 (best for small style nets).
-# bf16: the style net too. Grams and losses stay float32; weights and Adam state stay float32 either way.
-PRECISIONS = ("fp32", "bf16-loss", "bf16")
-
-
-def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-
-
-def warn_if_slow_bf16(device: torch.device, precision: str) -> None:
-    """bfloat16 on a CPU without AMX or AVX512-BF16 is emulated and slower than float32: say so once."""
-    if precision == "fp32" or device.type != "cpu":
-        return
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    if not any(getattr(torch.cpu, name, lambda: False)() for name in probes):
-        log.warning("--precision %s: this CPU has neither AMX nor AVX512-BF16, so bfloat16 is likely slower "
-                    "than fp32 here", precision)
-
-
-def autocast_for(device: torch.device, precision: str, part: str) -> contextlib.AbstractContextManager[Any]:
-    """The autocast a ``part`` ("net": the style networks, "loss": VGG19) runs under at ``precision``:
-    bfloat16 where the precision asks for it (fast on CPUs with AMX or AVX512-BF16, and on GPUs)."""
-    enabled = precision == "bf16" if part == "net" else precision != "fp32"
-    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
-
-
-def set_rates(optimizer: torch.optim.Optimizer, lr: float, norm_lr_scale: float) -> None:
-    """This run's rates on a resumed optimizer (convolutions, then norms): the Adam moments carry over, so
-    resuming with a lower ``--lr`` anneals."""
-    for group, rate in zip(optimizer.param_groups, (lr, lr * norm_lr_scale), strict=True):
-        group["lr"] = rate
-
-
-def as_float(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.float() for k, v in features.items()}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable or from another architecture."""
 
 
 @dataclass(frozen=True)
@@ -149,129 +112,7 @@ class TrainConfig:
                 for k, v in asdict(self).items()}
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint and check its format; the result holds config, styles, weights, step."""
-    try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=False)
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{path}: no such checkpoint") from exc
-    except Exception as exc:  # torch raises many types for a non-checkpoint file
-        raise CheckpointError(f"{path}: not a livestyle checkpoint ({exc})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "net_config" not in ckpt:
-        raise CheckpointError(f"{path}: not a livestyle checkpoint (format {CHECKPOINT_FORMAT})")
-    return ckpt
-
-
-def build_from_checkpoint(ckpt: dict[str, Any]) -> tuple[StyleNet, list[str]]:
-    """The network a checkpoint describes, with its weights loaded."""
-    net = StyleNet(NetConfig.from_json(ckpt["net_config"]))
-    try:
-        net.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint weights do not fit its architecture: {str(exc)[:200]}") from exc
-    return net, list(ckpt["styles"])
-
-
-class Recordable(Protocol):
-    """A run's settings as stored in its checkpoint."""
-
-    def to_json(self) -> dict[str, Any]: ...
-
-
-def save_checkpoint(path: Path, net: StyleNet, styles: list[str], step: int, cfg: Recordable,
-                    optimizer: torch.optim.Optimizer | None, metrics: dict[str, float]) -> None:
-    """Atomic save (temporary name, then rename); the optimizer state is optional."""
-    body = {
-        "format": CHECKPOINT_FORMAT, "net_config": net.config.to_json(), "styles": styles,
-        "state_dict": net.state_dict(), "step": step, "train_config": cfg.to_json(), "metrics": metrics,
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "rng": torch.get_rng_state(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(body, tmp)
-    tmp.replace(path)
-
-
-def truncate_log(path: Path, step: int) -> None:
-    """Drop log rows past ``step`` (written after the checkpoint a resumed run starts from)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= step]
-    if len(kept) != len(lines):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(kept))
-        tmp.replace(path)
-
-
 LOG_COLUMNS = ("content", "style", "tv", "dream", "total")
-
-
-class Stepper(Protocol):
-    """What :func:`run_steps` drives: one optimisation step at a time, and a preview picture."""
-
-    step: int
-
-    def train_step(self) -> dict[str, float]: ...
-
-    def preview(self, path: Path) -> None: ...
-
-
-@dataclass(frozen=True)
-class LoopPlan:
-    """How a run of steps is logged, checkpointed, previewed and stopped."""
-
-    out_dir: Path
-    steps: int
-    columns: tuple[str, ...]  # log.csv columns after step and seconds
-    shown: tuple[str, ...]  # losses on the progress bar
-    desc: str
-    checkpoint_every: int
-    preview_every: int
-    minutes: float = 0.0  # 0: no time limit
-    main: bool = True  # rank 0 writes the log, checkpoints and previews
-
-
-def run_steps(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]], None]) -> dict[str, float]:
-    """Step until ``plan.steps`` (or the time limit): progress bar, log.csv (rows past a resumed
-    checkpoint dropped, a log with other columns kept aside), ``save(ema)`` and previews on schedule."""
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = plan.out_dir / "log.csv"
-    header = ["step", "seconds", *plan.columns]
-    if plan.main:
-        truncate_log(log_path, stepper.step)
-        if log_path.exists() and log_path.read_text().split("\n", 1)[0] != ",".join(header):
-            log_path.replace(log_path.with_name("log.before.csv"))  # older columns: keep it aside
-    fresh_log = not log_path.exists()
-    metrics: dict[str, float] = {}
-    ema: dict[str, float] = {}
-    with log_path.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if fresh_log and plan.main:
-            writer.writerow(header)
-        bar = tqdm(total=plan.steps, initial=min(stepper.step, plan.steps), disable=not plan.main, desc=plan.desc,
-                   unit="step")
-        start = time.time()
-        while stepper.step < plan.steps:
-            metrics = stepper.train_step()
-            out_of_time = bool(plan.minutes) and time.time() - start >= 60 * plan.minutes
-            ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
-            bar.update(1)
-            bar.set_postfix({k: f"{ema[k]:.3g}" for k in plan.shown})
-            step = stepper.step
-            if plan.main:
-                writer.writerow([step, f"{time.time() - start:.1f}", *(f"{metrics[k]:.6g}" for k in plan.columns)])
-                if step % plan.checkpoint_every == 0 or step == plan.steps or out_of_time:
-                    handle.flush()
-                    save(ema)
-                if step % plan.preview_every == 0 or step == plan.steps or out_of_time:
-                    stepper.preview(plan.out_dir / "preview.png")
-            if out_of_time:
-                log.info("stopping at step %d: the %g-minute limit is reached", step, plan.minutes)
-                break
-        bar.close()
-    return ema or metrics
 
 
 def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -296,29 +137,6 @@ class StyleTargets:
 
     def for_items(self, style_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         return {t: g[style_ids] for t, g in self.grams.items()}
-
-
-def copy_matching(student: StyleNet, teacher: StyleNet) -> list[str]:
-    """Copy every teacher tensor whose name and shape the student shares; returns the names copied."""
-    theirs = teacher.state_dict()
-    mine = student.state_dict()
-    copied = [k for k, v in mine.items() if k in theirs and theirs[k].shape == v.shape]
-    student.load_state_dict({**mine, **{k: theirs[k] for k in copied}})
-    return copied
-
-
-def extend_styles(net: StyleNet, extra: int) -> StyleNet:
-    """A copy of ``net`` with ``extra`` more styles; new gamma/beta rows start at the mean of the old."""
-    cfg = NetConfig.from_json(net.config.to_json() | {"num_styles": net.config.num_styles + extra})
-    bigger = StyleNet(cfg)
-    state = net.state_dict()
-    for name, value in bigger.state_dict().items():
-        old = state[name]
-        if name.endswith((".gamma", ".beta")):
-            value.copy_(torch.cat([old, old.mean(0, keepdim=True).repeat(extra, 1)]))
-        else:
-            value.copy_(old)
-    return bigger
 
 
 class Trainer:

@@ -19,8 +19,8 @@ from PIL import Image
 
 from service import contract
 from training.bench.__main__ import main
+from training.checkpoint import save_checkpoint
 from training.networks import StyleNet
-from training.train import save_checkpoint
 
 from .conftest import TINY
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from service import contract
+from training.checkpoint import copy_matching, load_checkpoint, save_checkpoint
 from training.cli import run
-from training.distill import DistillConfig, Distiller, copy_matching
+from training.distill import DistillConfig, Distiller
 from training.export import export_checkpoint
 from training.networks import NetConfig, StyleNet, tier_config
-from training.train import load_checkpoint, save_checkpoint
 
 from .conftest import perturbed
 

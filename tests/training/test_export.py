@@ -12,9 +12,10 @@ import torch
 from onnx import TensorProto, helper
 
 from service import contract
+from training.checkpoint import save_checkpoint
 from training.export import PARITY_TOLERANCE, ExportError, check_graph, check_parity, export_checkpoint
 from training.networks import StyleNet
-from training.train import TrainConfig, save_checkpoint
+from training.train import TrainConfig
 
 
 def test_parity_within_tolerance(tiny_onnx: tuple[Path, float]) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.checkpoint import CheckpointError, load_checkpoint
 from training.cli import run
-from training.train import CheckpointError, TrainConfig, Trainer, load_checkpoint
+from training.train import TrainConfig, Trainer
 
 
 def config(content: Path, styles: list[Path], out: Path, **kw: object) -> TrainConfig:
@@ -217,7 +218,7 @@ def test_bf16_steps_track_fp32_and_keep_float32_weights(picture_dirs: tuple[Path
 
 def test_bf16_on_a_cpu_without_bf16_hardware_warns(monkeypatch: pytest.MonkeyPatch,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    from training.train import warn_if_slow_bf16
+    from training.loop import warn_if_slow_bf16
 
     for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)

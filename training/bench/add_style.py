@@ -20,10 +20,11 @@ import torch
 
 from training import images
 from training.bench.report import Table, fmt
+from training.checkpoint import build_from_checkpoint, extend_styles, load_checkpoint
 from training.features import CONTENT_TAP, STYLE_TAPS, load_vgg
 from training.losses import gram
 from training.quality import metric_content, metric_style, score_against
-from training.train import TrainConfig, Trainer, build_from_checkpoint, extend_styles, load_checkpoint
+from training.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 GOAL_MINUTES, GOAL_FACTOR = 10.0, 1.5

@@ -23,9 +23,10 @@ import torch
 from service.contract import frame_to_image, image_to_frame
 from training import images
 from training.bench.grid import geometric_mean, grid_score
+from training.checkpoint import build_from_checkpoint, load_checkpoint
 from training.networks import NetConfig, StyleNet
 from training.quality import LiveScorer, live_frame
-from training.train import TrainConfig, Trainer, build_from_checkpoint, load_checkpoint
+from training.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 REALTIME_TODAY = dict(widths=(16, 32, 64), res_blocks=3, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,

@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from training.bench.report import Table
+from training.loop import PRECISIONS
 from training.networks import TIER_CONFIGS
-from training.train import PRECISIONS, TrainConfig, Trainer
+from training.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 

@@ -357,7 +357,7 @@ class Report:
                                   "textures but lose exact colours and positions.")])
 
     def style_norm_map(self) -> Section:
-        from training.train import build_from_checkpoint, load_checkpoint
+        from training.checkpoint import build_from_checkpoint, load_checkpoint
 
         if self.cfg.checkpoint is None:
             return Section("Style network norms", "Skipped: no style network checkpoint (pass --checkpoint).")

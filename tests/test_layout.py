@@ -1,0 +1,74 @@
+"""The shape of the code: serving needs no torch, and neither service/ nor training/ has an import circle."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAZY_TORCH = {"service.dream"}  # live DeepDream imports torch inside its functions; it is the one allowed
+
+
+def modules(package: str) -> list[str]:
+    names = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def imports_of(module: str) -> set[str]:
+    """The project modules ``module`` imports at module level (from x import y counts x, and x.y if a module)."""
+    path = ROOT / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    tree = ast.parse(path.read_text())
+    known = set(modules("service")) | set(modules("training"))
+    found: set[str] = set()
+    for node in tree.body:  # top level only: imports inside functions are lazy on purpose
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in known}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module in known:
+                found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known}
+    return found - {module}
+
+
+def test_importing_every_service_module_does_not_import_torch() -> None:
+    names = [m for m in modules("service") if m not in LAZY_TORCH]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in names) + (
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        "print(len(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0", f"importing service modules pulled in torch: {out.stdout}"
+
+
+@pytest.mark.parametrize("package", ["service", "training"])
+def test_no_import_circle(package: str) -> None:
+    graph = {m: imports_of(m) for m in modules(package)}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                pytest.fail(f"import circle: {' -> '.join(cycle)}")
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
+
+
+def test_no_module_past_450_lines() -> None:
+    files = [*(ROOT / "service").rglob("*.py"), *(ROOT / "training").rglob("*.py")]
+    long = [f"{p.relative_to(ROOT)} ({n})" for p in files if (n := len(p.read_text().splitlines())) > 450]
+    assert not long, f"modules over 450 lines: {long}"

@@ -1,0 +1,132 @@
+"""The step loop every optimisation run shares (train, add-style, distill): progress bar, log.csv, checkpoints
+on schedule, previews, a time limit; and the training precisions (float32 or bfloat16 autocast)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+# fp32: everything in float32. bf16-loss: the frozen VGG19 runs in bfloat16 (best for small style nets).
+# bf16: the style net too. Grams and losses stay float32; weights and Adam state stay float32 either way.
+PRECISIONS = ("fp32", "bf16-loss", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+
+
+def warn_if_slow_bf16(device: torch.device, precision: str) -> None:
+    """bfloat16 on a CPU without AMX or AVX512-BF16 is emulated and slower than float32: say so once."""
+    if precision == "fp32" or device.type != "cpu":
+        return
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    if not any(getattr(torch.cpu, name, lambda: False)() for name in probes):
+        log.warning("--precision %s: this CPU has neither AMX nor AVX512-BF16, so bfloat16 is likely slower "
+                    "than fp32 here", precision)
+
+
+def autocast_for(device: torch.device, precision: str, part: str) -> contextlib.AbstractContextManager[Any]:
+    """The autocast a ``part`` ("net": the style networks, "loss": VGG19) runs under at ``precision``:
+    bfloat16 where the precision asks for it (fast on CPUs with AMX or AVX512-BF16, and on GPUs)."""
+    enabled = precision == "bf16" if part == "net" else precision != "fp32"
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def set_rates(optimizer: torch.optim.Optimizer, lr: float, norm_lr_scale: float) -> None:
+    """This run's rates on a resumed optimizer (convolutions, then norms): the Adam moments carry over, so
+    resuming with a lower ``--lr`` anneals."""
+    for group, rate in zip(optimizer.param_groups, (lr, lr * norm_lr_scale), strict=True):
+        group["lr"] = rate
+
+
+def as_float(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in features.items()}
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log rows past ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(path)
+
+
+class Stepper(Protocol):
+    """What :func:`run_steps` drives: one optimisation step at a time, and a preview picture."""
+
+    step: int
+
+    def train_step(self) -> dict[str, float]: ...
+
+    def preview(self, path: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """How a run of steps is logged, checkpointed, previewed and stopped."""
+
+    out_dir: Path
+    steps: int
+    columns: tuple[str, ...]  # log.csv columns after step and seconds
+    shown: tuple[str, ...]  # losses on the progress bar
+    desc: str
+    checkpoint_every: int
+    preview_every: int
+    minutes: float = 0.0  # 0: no time limit
+    main: bool = True  # rank 0 writes the log, checkpoints and previews
+
+
+def run_steps(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]], None]) -> dict[str, float]:
+    """Step until ``plan.steps`` (or the time limit): progress bar, log.csv (rows past a resumed
+    checkpoint dropped, a log with other columns kept aside), ``save(ema)`` and previews on schedule."""
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = plan.out_dir / "log.csv"
+    header = ["step", "seconds", *plan.columns]
+    if plan.main:
+        truncate_log(log_path, stepper.step)
+        if log_path.exists() and log_path.read_text().split("\n", 1)[0] != ",".join(header):
+            log_path.replace(log_path.with_name("log.before.csv"))  # older columns: keep it aside
+    fresh_log = not log_path.exists()
+    metrics: dict[str, float] = {}
+    ema: dict[str, float] = {}
+    with log_path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if fresh_log and plan.main:
+            writer.writerow(header)
+        bar = tqdm(total=plan.steps, initial=min(stepper.step, plan.steps), disable=not plan.main, desc=plan.desc,
+                   unit="step")
+        start = time.time()
+        while stepper.step < plan.steps:
+            metrics = stepper.train_step()
+            out_of_time = bool(plan.minutes) and time.time() - start >= 60 * plan.minutes
+            ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
+            bar.update(1)
+            bar.set_postfix({k: f"{ema[k]:.3g}" for k in plan.shown})
+            step = stepper.step
+            if plan.main:
+                writer.writerow([step, f"{time.time() - start:.1f}", *(f"{metrics[k]:.6g}" for k in plan.columns)])
+                if step % plan.checkpoint_every == 0 or step == plan.steps or out_of_time:
+                    handle.flush()
+                    save(ema)
+                if step % plan.preview_every == 0 or step == plan.steps or out_of_time:
+                    stepper.preview(plan.out_dir / "preview.png")
+            if out_of_time:
+                log.info("stopping at step %d: the %g-minute limit is reached", step, plan.minutes)
+                break
+        bar.close()
+    return ema or metrics
