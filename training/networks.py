@@ -89,12 +89,13 @@ class NetConfig:
 
 
 TIER_CONFIGS: dict[str, dict[str, Any]] = {
-    # Johnson et al. size: about 1.7 M parameters.
-    "quality": dict(widths=(32, 64, 128), res_blocks=5, in_kernel=9, out_kernel=9, stem_stride=1),
-    # Measured on 2 CPU cores through ONNX Runtime: see docs/realtime-design.md.
+    # Johnson et al. size: about 1.7 M parameters; bilinear resize-convolution in the decoder (no mesh).
+    "quality": dict(widths=(32, 64, 128), res_blocks=5, in_kernel=9, out_kernel=9, stem_stride=1,
+                    upsample="bilinear"),
+    # Measured on 2 CPU cores through ONNX Runtime, speed and grid score: see docs/realtime-design.md.
     "realtime": dict(
         widths=(16, 32, 64), res_blocks=3, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,
-        padding="edges", decoder="project_first", output="transposed",
+        padding="edges", decoder="project_first", output="upsampled", upsample="bilinear",
     ),
 }
 

@@ -1,4 +1,4 @@
-"""The flicker metric of ../shared/QUALITY-METRIC.md, and ``python -m service.flicker`` to measure it.
+"""The flicker metric of ../shared/QUALITY-METRIC.md, and ``python -m service.video.flicker`` to measure it.
 
 flicker(X) = mean over frame pairs of the mean |X_t - warp(X_{t-1})| over valid pixels and channels,
 with DIS (preset MEDIUM) flow computed on the INPUT frames; reported as flicker(output) /

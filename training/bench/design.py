@@ -24,16 +24,21 @@ from training.export import export_network
 from training.networks import TIER_CONFIGS, NetConfig, StyleNet, count_parameters
 
 REALTIME = TIER_CONFIGS["realtime"]
-PREVIOUS = REALTIME | {"padding": "reflect", "decoder": "upsample_first", "output": "conv", "res_blocks": 5}
+MESHED = REALTIME | {"upsample": "nearest", "output": "transposed"}  # the design bundled until 2026-12-02
+PREVIOUS = MESHED | {"padding": "reflect", "decoder": "upsample_first", "output": "conv", "res_blocks": 5}
 CANDIDATES: dict[str, dict[str, object]] = {
-    "chosen: stride-2 stem, 16/32/64, 3 separable blocks, zero pad inside, project-first decoder, "
-    "transposed out": REALTIME,
-    "same, 5 blocks (chosen until 2026-12-01)": REALTIME | {"res_blocks": 5},
-    "same, 3x3 conv + pixel-shuffle out": REALTIME | {"output": "conv"},
-    "same, upsample-first decoder": REALTIME | {"decoder": "upsample_first"},
-    "same, reflect padding everywhere": REALTIME | {"padding": "reflect"},
-    "same, widths 24/48/96": REALTIME | {"widths": (24, 48, 96)},
-    "same, 4 levels 16/32/64/128": REALTIME | {"widths": (16, 32, 64, 128)},
+    "chosen: stride-2 stem, 16/32/64, 3 separable blocks, zero pad inside, project-first bilinear decoder, "
+    "RGB at half size + bilinear 2x + full-size 3x3 out": REALTIME,
+    "same, RGB at half size + bilinear 2x out (no full-size conv)": REALTIME | {"output": "bilinear"},
+    "same, nearest decoder, 2x2 transposed-conv out (bundled until 2026-12-02: the mesh)": MESHED,
+    "same, bilinear decoder, 2x2 transposed-conv out": MESHED | {"upsample": "bilinear"},
+    "same, bilinear decoder, 3x3 conv + pixel-shuffle out": MESHED | {"upsample": "bilinear", "output": "conv"},
+    "meshed, 5 blocks (chosen until 2026-12-01)": MESHED | {"res_blocks": 5},
+    "meshed, 3x3 conv + pixel-shuffle out": MESHED | {"output": "conv"},
+    "meshed, upsample-first decoder": MESHED | {"decoder": "upsample_first"},
+    "meshed, reflect padding everywhere": MESHED | {"padding": "reflect"},
+    "meshed, widths 24/48/96": MESHED | {"widths": (24, 48, 96)},
+    "meshed, 4 levels 16/32/64/128": MESHED | {"widths": (16, 32, 64, 128)},
     "previous realtime (to 2026-11): reflect everywhere, upsample-first, pixel-shuffle out, 5 blocks": PREVIOUS,
     "previous, 3 blocks": PREVIOUS | {"res_blocks": 3},
     "full-res stem (stride 1), 3x3 ends, 16/32/64, separable": PREVIOUS | {"stem_stride": 1},
