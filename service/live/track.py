@@ -10,7 +10,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-import cv2
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -19,7 +18,8 @@ from av import VideoFrame
 from service.blend import Easing
 from service.dream import Dreamer, DreamParams
 from service.engine import Engine, resize_to_fit
-from service.stabilize import StabilizeOptions, Stabilizer
+from service.painter import Look, Painter
+from service.stabilize import StabilizeOptions
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,6 @@ class StylizedTrack(MediaStreamTrack):
         self.max_side = max_side
         self.dreamer = dreamer
         self.dream_executor = dream_executor or executor
-        self._dreamed: np.ndarray | None = None  # the last dreamed frame, fed back into the next
         self._warming: asyncio.Future[None] | None = None
         self.governor = governor or ResolutionGovernor(max_side, max_side, 30.0, enabled=False)
         self.stats = TrackStats(side=self.governor.side)
@@ -156,9 +155,8 @@ class StylizedTrack(MediaStreamTrack):
         self._failing = False
         self.pipelined = pipelined
         self._upcoming: asyncio.Task[VideoFrame] | None = None  # the next output, started before it is asked for
-        self._stabilizer: Stabilizer | None = None  # used only in the executor, one frame at a time
+        self._painter = Painter(engine, dreamer)  # this stream's memory; used by one worker thread at a time
         self._steady_pool: ThreadPoolExecutor | None = None  # finds the motion while the network runs
-        self._look: tuple[object, ...] = ()  # mode, model, strength, colour, steadiness and weights of the last frame
 
     async def _read(self) -> None:
         while True:
@@ -204,32 +202,20 @@ class StylizedTrack(MediaStreamTrack):
         return await self._process(frame)
 
     async def _process(self, frame: VideoFrame) -> VideoFrame:
-        controls = self.controls
-        weights = controls.easing.step()  # stepped on the loop, so the worker sees a fixed vector
-        if controls.mode != "dream":
-            self._dreamed = None
-        look = (controls.mode, controls.model, controls.strength, controls.keep_color, controls.stabilize,
-                controls.brush, weights.tobytes())
-        if look != self._look:  # a new look shows at once: no memory of the old one to pull toward
-            self._stabilizer = None  # (no job of this track is running: frames are processed one by one)
-            self._look = look
-        if controls.mode == "passthrough":
+        look = self._look_now()
+        if look.mode == "passthrough":
+            self._painter.follow(look)
             return frame
         rgb = resize_to_fit(frame.to_ndarray(format="rgb24"), self.max_side)
-        dreamer = self.dreamer if controls.mode == "dream" else None
-        if dreamer is not None and not dreamer.ready(controls.dream.layer):
-            self._start_warming(dreamer, controls.dream.layer)
-            dreamer = None  # painted frames keep flowing while torch and VGG19 load
-        dreaming = dreamer is not None
+        dreaming = look.mode == "dream"
+        if dreaming:
+            job = partial(self._painter.paint, rgb, look)
+        else:
+            job = partial(self._painter.paint, rgb, look, self.governor.side, self._steady_pool_for(look))
         started = time.perf_counter()
         try:
-            if dreamer is not None:
-                job = partial(dreamer.dream, rgb, self._dreamed, controls.dream, seed=self.stats.frames_out)
-                image = await asyncio.get_running_loop().run_in_executor(self.dream_executor, job)
-                self._dreamed = image
-            else:
-                job = partial(self._stylize_at, rgb, weights, self.governor.side, controls)
-                image = await asyncio.get_running_loop().run_in_executor(self.executor, job)
+            image = await asyncio.get_running_loop().run_in_executor(
+                self.dream_executor if dreaming else self.executor, job)
         except Exception:
             self.stats.failures += 1
             if not self._failing:
@@ -243,9 +229,30 @@ class StylizedTrack(MediaStreamTrack):
         self.stats.infer_ms.append(elapsed_ms)
         if not dreaming:
             self.stats.side = self.governor.observe(elapsed_ms)
+            self.stats.stabilized = look.stabilize is not None
         out = VideoFrame.from_ndarray(image, format="rgb24")
         out.pts, out.time_base = frame.pts, frame.time_base
         return out
+
+    def _look_now(self) -> Look:
+        """The look of the next frame; the blend is eased here, on the loop, so the worker sees fixed values.
+        While live DeepDream loads, painted frames keep flowing."""
+        c = self.controls
+        mode = c.mode
+        if mode == "dream" and (self.dreamer is None or not self.dreamer.ready(c.dream.layer)):
+            if self.dreamer is not None:
+                self._start_warming(self.dreamer, c.dream.layer)
+            mode = "style"
+        return Look(model=c.model, weights=c.easing.step(), strength=c.strength, keep_color=c.keep_color,
+                    brush=c.brush, stabilize=StabilizeOptions() if c.stabilize else None, mode=mode, dream=c.dream)
+
+    def _steady_pool_for(self, look: Look) -> ThreadPoolExecutor | None:
+        """The thread that finds the stabilization motion while the network runs (made on first need)."""
+        if look.stabilize is None:
+            return None
+        if self._steady_pool is None:
+            self._steady_pool = ThreadPoolExecutor(1, thread_name_prefix="steady")
+        return self._steady_pool
 
     def _start_warming(self, dreamer: Dreamer, layer: str) -> None:
         if self._warming is None or self._warming.done():
@@ -256,24 +263,6 @@ class StylizedTrack(MediaStreamTrack):
     def _warmed(future: asyncio.Future[None]) -> None:
         if not future.cancelled() and future.exception() is not None:
             log.error("live DeepDream could not load: %s", future.exception())
-
-    def _stylize_at(self, rgb: np.ndarray, weights: np.ndarray, side: int, controls: Controls) -> np.ndarray:
-        """Stylize at most ``side`` px on the longer side (stabilized there when asked), then scale back:
-        the stream keeps its size."""
-        small = resize_to_fit(rgb, side)
-        stylize = partial(self.engine.stylize, small, weights, model=controls.model, strength=controls.strength,
-                          keep_color=controls.keep_color, brush=controls.brush)
-        if controls.stabilize:  # a new size (adaptive resolution) starts the stabilizer's memory afresh
-            self._stabilizer = self._stabilizer or Stabilizer(StabilizeOptions())
-            if self._steady_pool is None:
-                self._steady_pool = ThreadPoolExecutor(1, thread_name_prefix="steady")
-            out = self._stabilizer.overlapped(small, stylize, self._steady_pool)
-        else:
-            out = stylize()
-        self.stats.stabilized = controls.stabilize
-        if out.shape[:2] != rgb.shape[:2]:
-            out = cv2.resize(out, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return out
 
     def stop(self) -> None:
         if self._reader is not None and not self._reader.done():

@@ -94,8 +94,8 @@ def measure(video: Path, engine: Engine, options: VideoOptions, frames: int) -> 
             start = time.perf_counter()
             rgb = stylizer.resized(item)
             stylized = network.submit(stylizer.stylize, rgb, item.seconds)
-            motion = stylizer.motion(rgb)
-            out = stylizer.finish(rgb, stylized.result(), motion)
+            motion = stylizer.motion(rgb, item.seconds)
+            out = stylizer.finish(rgb, stylized.result(), motion, item.seconds)
             busy += time.perf_counter() - start
             meter.add(rgb, out)
             count += 1

@@ -25,7 +25,8 @@ from service.brush import check_brush
 from service.dream import Dreamer, DreamOptions, DreamParams
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, ServiceError
-from service.stabilize import Motion, StabilizeOptions, Stabilizer
+from service.painter import Look, Painter
+from service.stabilize import Motion, StabilizeOptions
 from service.video.media import (
     DecodedFrame,
     FrameReader,
@@ -85,25 +86,29 @@ class VideoResult:
 
 
 class FrameStylizer:
-    """Resize, stylize with the blend of the frame's time, then stabilize in frame order."""
+    """The video's side of the look pipeline: the blend of each frame's time from the schedule, and the
+    output size; the painting itself (style or dream, stabilize) is the shared :class:`Painter`."""
 
     def __init__(self, engine: Engine, options: VideoOptions, size: tuple[int, int]) -> None:
         loaded = engine.model(options.model)
-        self.engine = engine
         self.options = options
         self.model = loaded.entry.name
         schedule = options.schedule or Schedule.constant({loaded.styles[0]: 1.0})
         self.track: BlendTrack = schedule.for_styles(loaded.styles)
         self.size = size
-        self._stabilizer = Stabilizer(options.stabilize) if options.stabilize else None
-        self._frames_done = 0
-        self._dreamer: Dreamer | None = None
-        self._dreamed: np.ndarray | None = None
+        dreamer = None
         if options.dream is not None:
-            self._dreamer = Dreamer(options.dream_options)
-            if self._dreamer.unavailable:
-                raise FeatureUnavailable(self._dreamer.unavailable)
-            self._dreamer.warm(options.dream.layer)
+            dreamer = Dreamer(options.dream_options)
+            if dreamer.unavailable:
+                raise FeatureUnavailable(dreamer.unavailable)
+            dreamer.warm(options.dream.layer)
+        self.painter = Painter(engine, dreamer, weights_reset=False)  # a schedule moves the blend every frame
+
+    def look(self, seconds: float) -> Look:
+        o = self.options
+        return Look(model=self.model, weights=self.track.at(seconds), strength=o.strength, keep_color=o.preserve_color,
+                    brush=o.brush, stabilize=o.stabilize, mode="dream" if o.dream is not None else "style",
+                    dream=o.dream or DreamParams())
 
     def resized(self, frame: DecodedFrame) -> np.ndarray:
         """The frame at the output size."""
@@ -114,32 +119,18 @@ class FrameStylizer:
 
     def stylize(self, rgb: np.ndarray, seconds: float) -> np.ndarray:
         """The stylization of a resized frame with the blend of its time; thread-safe."""
-        if self._dreamer is not None:
-            return rgb  # dreaming feeds each frame into the next, so it happens in order in finish()
-        return self.engine.stylize(
-            rgb,
-            self.track.at(seconds),
-            model=self.model,
-            strength=self.options.strength,
-            keep_color=self.options.preserve_color,
-            brush=self.options.brush,
-        )
+        return self.painter.stylize(rgb, self.look(seconds))
 
-    def motion(self, rgb: np.ndarray) -> Motion | None:
+    def motion(self, rgb: np.ndarray, seconds: float = 0.0) -> Motion | None:
         """What stabilizing this frame needs from the frames before it (None: not stabilizing). Call it
         in order, after the previous frame's ``finish``, while this frame is being stylized elsewhere."""
-        return self._stabilizer.motion(rgb) if self._stabilizer else None
+        return self.painter.motion(rgb, self.look(seconds))
 
-    def finish(self, rgb: np.ndarray, stylized: np.ndarray, motion: Motion | None = None) -> np.ndarray:
+    def finish(self, rgb: np.ndarray, stylized: np.ndarray, motion: Motion | None = None,
+               seconds: float = 0.0) -> np.ndarray:
         """Dream (in dream mode) and stabilize (when asked, with ``motion`` if it was found already);
         must see frames in order."""
-        if self._dreamer is not None and self.options.dream is not None:
-            stylized = self._dreamer.dream(rgb, self._dreamed, self.options.dream, seed=self._frames_done)
-            self._dreamed = stylized
-        self._frames_done += 1
-        if self._stabilizer is None:
-            return stylized
-        return self._stabilizer.blend(motion or self._stabilizer.motion(rgb), stylized)
+        return self.painter.finish(rgb, stylized, self.look(seconds), motion)
 
 
 def stylized_frames(
@@ -153,8 +144,8 @@ def stylized_frames(
     pending: deque[tuple[DecodedFrame, np.ndarray, Future[np.ndarray]]] = deque()
 
     def done(frame: DecodedFrame, rgb: np.ndarray, future: Future[np.ndarray]) -> tuple[DecodedFrame, np.ndarray]:
-        motion = stylizer.motion(rgb)  # the previous frame is finished; this one may still be stylizing
-        return frame, stylizer.finish(rgb, future.result(), motion)
+        motion = stylizer.motion(rgb, frame.seconds)  # the previous frame is finished; this one may be stylizing
+        return frame, stylizer.finish(rgb, future.result(), motion, frame.seconds)
 
     with ThreadPoolExecutor(stylizer.options.workers, thread_name_prefix="video-stylize") as pool:
         try:

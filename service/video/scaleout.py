@@ -117,7 +117,7 @@ def _stylized(
 ) -> Iterator[tuple[DecodedFrame, np.ndarray]]:
     for frame in frames:  # one chunk per core: its frames run one after another
         rgb = stylizer.resized(frame)
-        yield frame, stylizer.finish(rgb, stylizer.stylize(rgb, frame.seconds))
+        yield frame, stylizer.finish(rgb, stylizer.stylize(rgb, frame.seconds), seconds=frame.seconds)
 
 
 def encode_segment(
