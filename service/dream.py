@@ -173,6 +173,8 @@ def _ascend(trunk: Any, base: Any, params: DreamParams, generator: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
+    from training.losses import activation_energy  # the one definition of DeepDream's objective
+
     h, w = base.shape[-2:]
     sizes = [(max(16, round(h / OCTAVE_SCALE**k)), max(16, round(w / OCTAVE_SCALE**k)))
              for k in range(params.octaves - 1, -1, -1)]
@@ -184,7 +186,7 @@ def _ascend(trunk: Any, base: Any, params: DreamParams, generator: Any) -> Any:
         for _ in range(params.iterations):
             dy, dx = (int(v) for v in torch.randint(-8, 9, (2,), generator=generator))
             shifted = torch.roll(image, (dy, dx), dims=(2, 3)).requires_grad_(True)
-            energy = trunk(shifted)[params.layer].pow(2).mean()
+            energy = activation_energy(trunk(shifted)[params.layer]).mean()
             (grad,) = torch.autograd.grad(energy, shifted)
             grad = torch.roll(grad, (-dy, -dx), dims=(2, 3))
             image = (image + params.step * grad / (grad.abs().mean() + 1e-8)).clamp(0, 1).detach()

@@ -21,6 +21,7 @@ from service import contract
 from training.checkpoint import build_from_checkpoint, load_checkpoint
 from training.features import load_vgg
 from training.images import load_image
+from training.losses import log_activation_gain
 from training.networks import StyleNet
 from training.paintings import credits_for
 
@@ -130,8 +131,8 @@ def dream_gains(net: StyleNet, styles: list[str], photos: list[Path],
         for style, layer in dreams.items():
             entry: dict[str, Any] = {"layer": layer}
             weights = torch.nn.functional.one_hot(torch.tensor([styles.index(style)]), len(styles)).float()
-            logs = [float(torch.log(vgg(net.stylize_any_size(p, weights))[layer].pow(2).mean())
-                          - torch.log(vgg(p)[layer].pow(2).mean())) for p in pictures]
+            logs = [float(log_activation_gain(vgg(net.stylize_any_size(p, weights))[layer], vgg(p)[layer]).mean())
+                    for p in pictures]
             if logs:
                 entry["gain"] = round(float(np.exp(np.mean(logs))), 3)
                 entry["measured_on"] = [Path(p).name for p in photos if Path(p).is_file()]

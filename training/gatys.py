@@ -16,7 +16,7 @@ import torch
 from training import colour
 from training.features import CONTENT_TAP, STYLE_TAPS, VGGFeatures, layer_names, load_vgg
 from training.images import load_image, picture_size
-from training.losses import content_loss, gram, style_loss
+from training.losses import activation_energy, content_loss, gram, style_loss
 from training.optimize import Objective, OptimConfig, OptimResult, ensure_fits, optimize, resize
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def blended_grams(vgg: VGGFeatures, styles: Sequence[torch.Tensor], weights: Seq
 
 def dream_term(feats: Mapping[str, torch.Tensor], layers: Sequence[str]) -> torch.Tensor:
     """Mean squared activation summed over layers: what DeepDream maximises."""
-    return torch.stack([torch.mean(feats[layer] ** 2) for layer in layers]).sum()
+    return torch.stack([activation_energy(feats[layer]).mean() for layer in layers]).sum()
 
 
 @dataclass(frozen=True)

@@ -46,3 +46,13 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dh = image[..., 1:, :] - image[..., :-1, :]
     dw = image[..., :, 1:] - image[..., :, :-1]
     return torch.mean(dh**2) + torch.mean(dw**2)
+
+
+def activation_energy(features: torch.Tensor) -> torch.Tensor:
+    """What DeepDream maximises in one layer: the mean squared activation of each item, [B,C,H,W] -> [B]."""
+    return features.pow(2).mean(dim=(1, 2, 3))
+
+
+def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Per item log(energy(out) / energy(source)) of one layer: [B,C,H,W] x2 -> [B] (0: no gain)."""
+    return torch.log(activation_energy(output) + 1e-8) - torch.log(activation_energy(source) + 1e-8)

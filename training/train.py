@@ -31,7 +31,7 @@ from training.checkpoint import (
 )
 from training.features import CONTENT_TAP, STYLE_TAPS, layer_names, load_vgg
 from training.loop import LoopPlan, as_float, autocast_for, check_precision, run_steps, set_rates, warn_if_slow_bf16
-from training.losses import content_loss, gram, per_item_style_loss, total_variation
+from training.losses import content_loss, gram, log_activation_gain, per_item_style_loss, total_variation
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,6 @@ class TrainConfig:
 
 
 LOG_COLUMNS = ("content", "style", "tv", "dream", "total")
-
-
-def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """Per item log(mean(out^2) / mean(source^2)) of one layer: [B,C,H,W] x2 -> [B] (0: no gain)."""
-    out_energy = output.pow(2).mean(dim=(1, 2, 3))
-    src_energy = source.pow(2).mean(dim=(1, 2, 3))
-    return torch.log(out_energy + 1e-8) - torch.log(src_energy + 1e-8)
 
 
 class StyleTargets:

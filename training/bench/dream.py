@@ -28,6 +28,7 @@ from service.engine import Engine
 from training.bench.report import Table, fmt
 from training.features import load_vgg
 from training.images import grid, open_rgb, resize_short_side, save_png
+from training.losses import activation_energy
 
 log = logging.getLogger(__name__)
 FRAME = (640, 480)
@@ -85,7 +86,7 @@ class Energy:
     def __call__(self, rgb: np.ndarray, layer: str) -> float:
         with torch.no_grad():
             image = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-            return float(self.vgg(image)[layer].pow(2).mean())
+            return float(activation_energy(self.vgg(image)[layer]).mean())
 
     def gain(self, before: np.ndarray, after: np.ndarray, layer: str) -> float:
         return self(after, layer) / self(before, layer)
