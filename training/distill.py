@@ -25,7 +25,15 @@ import torch
 from training import images
 from training.checkpoint import CheckpointError, build_from_checkpoint, copy_matching, load_checkpoint, save_checkpoint
 from training.features import layer_names, load_vgg
-from training.loop import LoopPlan, autocast_for, check_precision, run_steps, set_rates, warn_if_slow_bf16
+from training.loop import (
+    LoopPlan,
+    autocast_for,
+    check_precision,
+    optimizer_groups,
+    run_steps,
+    set_rates,
+    warn_if_slow_bf16,
+)
 from training.networks import StyleNet, count_parameters, tier_config
 
 log = logging.getLogger(__name__)
@@ -110,11 +118,7 @@ class Distiller:
                      len(student.state_dict()))
         self.net = student.to(self.device).train()
         self.vgg = load_vgg((cfg.feature_tap,), cfg.vgg_weights).to(self.device).eval().requires_grad_(False)
-        norm_ids = {id(p) for n in self.net.norms() for p in (n.gamma, n.beta)}
-        self.optimizer = torch.optim.Adam([
-            {"params": [p for p in self.net.parameters() if id(p) not in norm_ids], "lr": cfg.lr},
-            {"params": [p for p in self.net.parameters() if id(p) in norm_ids], "lr": cfg.lr * cfg.norm_lr_scale},
-        ])
+        self.optimizer = torch.optim.Adam(optimizer_groups(self.net, cfg.lr, cfg.norm_lr_scale))
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
             set_rates(self.optimizer, cfg.lr, cfg.norm_lr_scale)

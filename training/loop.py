@@ -130,3 +130,12 @@ def run_steps(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]
                 break
         bar.close()
     return ema or metrics
+
+
+def optimizer_groups(net: torch.nn.Module, lr: float, norm_lr_scale: float) -> list[dict[str, Any]]:
+    """Adam's two parameter groups for a style network: the convolutions at ``lr``, then every conditional
+    norm's per-style rows at ``lr * norm_lr_scale`` (each row sees only its own style's items)."""
+    norms = [p for n, p in net.named_parameters() if n.endswith((".gamma", ".beta"))]
+    norm_ids = {id(p) for p in norms}
+    return [{"params": [p for p in net.parameters() if id(p) not in norm_ids], "lr": lr},
+            {"params": norms, "lr": lr * norm_lr_scale}]

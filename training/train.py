@@ -30,7 +30,16 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.features import CONTENT_TAP, STYLE_TAPS, layer_names, load_vgg
-from training.loop import LoopPlan, as_float, autocast_for, check_precision, run_steps, set_rates, warn_if_slow_bf16
+from training.loop import (
+    LoopPlan,
+    as_float,
+    autocast_for,
+    check_precision,
+    optimizer_groups,
+    run_steps,
+    set_rates,
+    warn_if_slow_bf16,
+)
 from training.losses import content_loss, gram, log_activation_gain, per_item_style_loss, total_variation
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
 
@@ -199,11 +208,7 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         if not self.cfg.new_styles_only:
-            norm_params = [p for n in self.net.norms() for p in (n.gamma, n.beta)]
-            norm_ids = {id(p) for p in norm_params}
-            groups = [{"params": [p for p in self.net.parameters() if id(p) not in norm_ids], "lr": self.cfg.lr},
-                      {"params": norm_params, "lr": self.cfg.lr * self.cfg.norm_lr_scale}]
-            opt = torch.optim.Adam(groups)
+            opt = torch.optim.Adam(optimizer_groups(self.net, self.cfg.lr, self.cfg.norm_lr_scale))
             if self.optimizer_state is not None:
                 try:
                     opt.load_state_dict(self.optimizer_state)
