@@ -50,7 +50,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
         vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, resume=resume,
         new_styles_only=new_styles_only, preview_images=tuple(Path(p) for p in args.preview), minutes=args.minutes,
-        precision=args.precision, scene_size=args.scene_size,
+        precision=args.precision, scene_size=args.scene_size, grid_weight=args.grid_weight,
         init_from=Path(args.init_from) if getattr(args, "init_from", None) else None,
     )
 
@@ -143,6 +143,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=3e-6)
     p.add_argument("--tv-weight", type=float, default=1e2)
+    p.add_argument("--grid-weight", type=float, default=0.0,
+                   help="weight of the mesh penalty (spikes at 2- and 4-pixel periods in the output's spectrum)")
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
     p.add_argument("--scene-size", type=int, default=0,
                    help="scale photos to this short side before cropping (480: strokes sized for a 640x480 frame, "

@@ -56,3 +56,28 @@ def activation_energy(features: torch.Tensor) -> torch.Tensor:
 def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """Per item log(energy(out) / energy(source)) of one layer: [B,C,H,W] x2 -> [B] (0: no gain)."""
     return torch.log(activation_energy(output) + 1e-8) - torch.log(activation_energy(source) + 1e-8)
+
+
+def grid_penalty(image: torch.Tensor) -> torch.Tensor:
+    """How far a batch shows a 2- or 4-pixel mesh, differentiably: the grid score's spectrum (QUALITY-METRIC.md,
+    training/bench/grid.py) with each of the 15 bins at multiples of a quarter side compared with the mean of its
+    5x5 neighbourhood; the mean of log(max(ratio, 1)). 0 when no bin stands out, so it never asks for blur.
+    [B,3,H,W] with H, W multiples of 4 -> scalar."""
+    b, _, h, w = image.shape
+    luma = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
+    luma = luma - luma.mean(dim=(1, 2), keepdim=True)
+    window = torch.hann_window(h, periodic=False, device=image.device)[:, None] * torch.hann_window(
+        w, periodic=False, device=image.device)[None, :]
+    power = torch.fft.fft2(luma.float() * window).abs().pow(2)  # [B,H,W]
+    total = torch.zeros((), device=image.device)
+    count = 0
+    offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
+    for fy in (0, h // 4, h // 2, 3 * h // 4):
+        for fx in (0, w // 4, w // 2, 3 * w // 4):
+            if (fy, fx) == (0, 0):
+                continue
+            around = torch.stack([power[:, (fy + dy) % h, (fx + dx) % w] for dy, dx in offsets], dim=1).mean(1)
+            ratio = power[:, fy, fx] / (around + 1e-12)
+            total = total + torch.log(ratio.clamp(min=1.0)).sum()
+            count += b
+    return total / count

@@ -40,7 +40,14 @@ from training.loop import (
     set_rates,
     warn_if_slow_bf16,
 )
-from training.losses import content_loss, gram, log_activation_gain, per_item_style_loss, total_variation
+from training.losses import (
+    content_loss,
+    gram,
+    grid_penalty,
+    log_activation_gain,
+    per_item_style_loss,
+    total_variation,
+)
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,9 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 3e-6
     tv_weight: float = 1e2
+    # Weight of the mesh penalty (training/losses.py grid_penalty): spikes at 2- and 4-pixel periods in the
+    # output's spectrum, relative to their neighbourhood. 0: off.
+    grid_weight: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256
     # Photos scaled so their short side is this (x[1, 1.25]) before cropping: 480 trains strokes for the
@@ -94,7 +104,7 @@ class TrainConfig:
         if not self.minutes >= 0:
             raise ValueError(f"minutes must be >= 0, got {self.minutes}")
         check_precision(self.precision)
-        if min(self.content_weight, self.style_weight, self.tv_weight, *self.dream_weights) < 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
             raise ValueError(f"give one dream weight, or one per dream layer ({len(self.dream_layers)})")
@@ -121,7 +131,7 @@ class TrainConfig:
                 for k, v in asdict(self).items()}
 
 
-LOG_COLUMNS = ("content", "style", "tv", "dream", "total")
+LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "total")
 
 
 class StyleTargets:
@@ -265,7 +275,9 @@ class Trainer:
                     gain = gain + item_gain
                     weighted_gain = weighted_gain + cfg.dream_weights[min(j, len(cfg.dream_weights) - 1)] * item_gain
         tv = total_variation(output)
-        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv - weighted_gain)
+        mesh = grid_penalty(output) if cfg.grid_weight else torch.zeros((), device=self.device)
+        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
+                 + cfg.grid_weight * mesh - weighted_gain)
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {float(total)} at step {self.step}; lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
@@ -273,7 +285,7 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return {"content": c_loss.item(), "style": s_loss.item(), "tv": tv.item(), "dream": gain.item(),
-                "total": total.item()}
+                "grid": mesh.item(), "total": total.item()}
 
     def preview(self, path: Path) -> None:
         """One row per preview photo: the photo, then each trained style, then a 50/50 blend."""

@@ -108,3 +108,16 @@ def test_untrained_decoders_on_a_flat_frame(output: str) -> None:
         assert score > 10
     else:
         assert score < 2
+
+
+def test_the_training_penalty_sees_the_mesh_and_has_a_gradient() -> None:
+    from training.losses import grid_penalty
+
+    photo_t = torch.from_numpy(photo()[:256, :256].copy()).permute(2, 0, 1)[None].float()
+    mesh = torch.from_numpy(pattern("mesh")[:256, :256].copy()).permute(2, 0, 1)[None].float()
+    clean = float(grid_penalty(photo_t))
+    meshed = (photo_t + 0.05 * mesh).requires_grad_(True)
+    loss = grid_penalty(meshed)
+    assert clean < 0.5 < float(loss)
+    loss.backward()
+    assert meshed.grad is not None and float(meshed.grad.abs().sum()) > 0
