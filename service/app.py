@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service import api, jobs
 from service.dream import Dreamer, DreamOptions
-from service.engine import Engine, RuntimeOptions
+from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
 from service.live.signalling import PeerRegistry, loopback_host_addresses
 from service.settings import Settings
@@ -30,22 +30,17 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The whole service; models load in the lifespan, so building the app is cheap."""
+def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None) -> FastAPI:
+    """The whole service; models load in the lifespan, so building the app is cheap. ``job_settings``: from
+    the entry point (``LIVESTYLE_JOBS_*``); defaults when not given."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.ExitStack() as stack:
             if settings.ice_loopback:
                 stack.enter_context(loopback_host_addresses())
-            options = RuntimeOptions(
-                providers=tuple(settings.providers) if settings.providers else None,
-                intra_op_threads=settings.intra_op_threads,
-                inter_op_threads=settings.inter_op_threads,
-                spinning=settings.spinning,
-            )
             try:
-                engine = Engine.load(settings.models_dir, options, settings.default_model)
+                engine = Engine.load(settings.models_dir, settings.runtime_options(), settings.default_model)
             except ModelLoadError as exc:
                 log.error("cannot start: %s", exc)
                 raise
@@ -75,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Real-time video stylization: WebRTC webcam filter, live style blending, REST for apps",
         lifespan=lifespan,
     )
+    app.state.job_settings = job_settings or jobs.JobSettings.model_validate({})
     app.include_router(api.router)
     app.include_router(jobs.router)
     app.add_exception_handler(ServiceError, _service_error)
@@ -126,12 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     try:
         settings = Settings(**overrides)
+        job_settings = jobs.JobSettings.model_validate({})  # LIVESTYLE_JOBS_* variables
     except ValueError as exc:
         _exit_usage(f"invalid settings: {exc}")
     manifest = settings.models_dir / "manifest.json"
     if not manifest.is_file():
         _exit_usage(f"{manifest} not found (set LIVESTYLE_MODELS_DIR or --models-dir)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=level.lower())
+    uvicorn.run(create_app(settings, job_settings), host=settings.host, port=settings.port, log_level=level.lower())
 
 
 def _exit_usage(message: str) -> NoReturn:

@@ -184,7 +184,7 @@ class JobManager:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs inside the app's lifespan, after the engine has loaded."""
-    settings: JobSettings = getattr(app.state, "job_settings", None) or JobSettings.model_validate({})
+    settings: JobSettings = app.state.job_settings  # set by create_app, from the entry point
     with contextlib.ExitStack() as stack:
         if settings.work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livestyle-jobs-")))

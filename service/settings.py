@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.engine import RuntimeOptions
+
 
 class Settings(BaseSettings):
     """Everything the service can be told; built once in ``app.main`` (or a test) and passed down."""
@@ -69,6 +71,12 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
+
+    def runtime_options(self) -> RuntimeOptions:
+        """How ONNX Runtime runs, for the engine (the one place settings become runtime options)."""
+        return RuntimeOptions(providers=tuple(self.providers) if self.providers else None,
+                              intra_op_threads=self.intra_op_threads, inter_op_threads=self.inter_op_threads,
+                              spinning=self.spinning)
 
     @property
     def thumbnails_path(self) -> Path:

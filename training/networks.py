@@ -95,7 +95,7 @@ TIER_CONFIGS: dict[str, dict[str, Any]] = {
     # Measured on 2 CPU cores through ONNX Runtime, speed and grid score: see docs/realtime-design.md.
     "realtime": dict(
         widths=(16, 32, 64), res_blocks=3, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,
-        padding="edges", decoder="project_first", output="upsampled", upsample="bilinear",
+        padding="edges", decoder="project_first", output="bilinear", upsample="bilinear",
     ),
 }
 
@@ -261,6 +261,9 @@ class UpsampledOutput(nn.Module):
     def __init__(self, c_in: int, sharpen: bool = True) -> None:
         super().__init__()
         self.low = nn.Conv2d(c_in, 3, 3, padding=1)
+        # Without the full-size conv the sigmoid runs at half size, before the upsampling (a bilinear mix of
+        # values in [0, 1] stays in [0, 1]): a quarter of its cost. StyleNet then adds no squash of its own.
+        self.squash: nn.Module = nn.Identity() if sharpen else nn.Sigmoid()
         self.upsample = upsampler("bilinear")
         self.high: nn.Module = nn.Identity()
         if sharpen:  # starts as the identity: the network begins as a bilinear upsampling of its RGB
@@ -274,7 +277,7 @@ class UpsampledOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B,C,H,W] -> [B,3,2H,2W]
-        return self.high(self.upsample(self.low(x)))
+        return self.high(self.upsample(self.squash(self.low(x))))
 
 
 class StyleNet(nn.Module):
@@ -304,7 +307,7 @@ class StyleNet(nn.Module):
             self.out = UpsampledOutput(w[0], sharpen=config.output == "upsampled")
         else:
             self.out = OutputLayer(w[0], config.out_kernel, config.stem_stride)
-        self.squash = nn.Sigmoid()
+        self.squash = nn.Identity() if config.output == "bilinear" else nn.Sigmoid()  # "bilinear" squashes inside
 
     def forward(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         # frame [B,3,H,W] in [0,1] with H,W multiples of size_multiple, style_weights [B,S] -> [B,3,H,W] in [0,1]

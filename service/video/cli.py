@@ -14,7 +14,7 @@ from service import contract
 from service.brush import BRUSH_MAX, BRUSH_MIN
 from service.dream import LAYERS as DREAM_LAYERS
 from service.dream import DreamOptions, DreamParams
-from service.engine import Engine, RuntimeOptions
+from service.engine import Engine
 from service.errors import BadRequest, ServiceError
 from service.look import LookUpdate, parse_weights_field
 from service.settings import Settings
@@ -110,13 +110,7 @@ def options_from_args(args: argparse.Namespace) -> VideoOptions:
 
 
 def load_engine(settings: Settings) -> Engine:
-    options = RuntimeOptions(
-        providers=tuple(settings.providers) if settings.providers else None,
-        intra_op_threads=settings.intra_op_threads,
-        inter_op_threads=settings.inter_op_threads,
-        spinning=settings.spinning,
-    )
-    return Engine.load(settings.models_dir, options, settings.default_model)
+    return Engine.load(settings.models_dir, settings.runtime_options(), settings.default_model)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,8 +28,8 @@ MESHED = REALTIME | {"upsample": "nearest", "output": "transposed"}  # the desig
 PREVIOUS = MESHED | {"padding": "reflect", "decoder": "upsample_first", "output": "conv", "res_blocks": 5}
 CANDIDATES: dict[str, dict[str, object]] = {
     "chosen: stride-2 stem, 16/32/64, 3 separable blocks, zero pad inside, project-first bilinear decoder, "
-    "RGB at half size + bilinear 2x + full-size 3x3 out": REALTIME,
-    "same, RGB at half size + bilinear 2x out (no full-size conv)": REALTIME | {"output": "bilinear"},
+    "RGB at half size, sigmoid, bilinear 2x out": REALTIME,
+    "same, + a full-size 3x3 conv after the upsampling": REALTIME | {"output": "upsampled"},
     "same, nearest decoder, 2x2 transposed-conv out (bundled until 2026-12-02: the mesh)": MESHED,
     "same, bilinear decoder, 2x2 transposed-conv out": MESHED | {"upsample": "bilinear"},
     "same, bilinear decoder, 3x3 conv + pixel-shuffle out": MESHED | {"upsample": "bilinear", "output": "conv"},
@@ -46,6 +46,34 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "Johnson 32/64/128 (quality tier)": TIER_CONFIGS["quality"],
 }
 
+
+GRID = """## The mesh (2026-12-02): speed AND the grid score
+
+At 640x480 the design bundled until 2026-12-02 painted a regular mesh over flat areas (grid score 87, QUALITY-
+METRIC.md): each 2x2 output block came from one half-resolution pixel through a 2x2 transposed convolution
+whose four sub-pixel kernels differ, after two nearest-neighbour upsamplings followed by 3x3 convolutions
+(Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016). Each candidate below was
+trained the same 6 minutes (2 cores, bfloat16, about 100 steps of 4 crops of 256 px, photos and paintings at
+the live frame's scale) from the bundled checkpoint, every tensor that fits copied, then scored on 4 held-out
+photos x 7 paintings as 640x480 frames (`python -m training.bench.design_train --content ../shared/data/photos
+--styles ../shared/data/styles --init-from models/checkpoints/realtime.pt --minutes 6`):
+
+{grid_table}
+
+- Bilinear upsampling in the decoder alone does not help (69): the transposed output still gives each
+  sub-pixel position its own kernel. A sub-pixel (pixel-shuffle) output with ICNR initialisation (Aitken et
+  al. 2017) starts balanced but learns the mesh back within 73 steps (14.5).
+- Predicting RGB at half size and upsampling it bilinearly (no weight belongs to one sub-pixel position)
+  brings the score to 5.4 after 111 steps, with or without a full-size 3x3 convolution after it; that
+  convolution costs 1.18x the frame time (over the 33 ms goal on one thread) for no lower score, so the
+  chosen design leaves it out and runs its sigmoid at half size, before the upsampling (a bilinear mix of
+  values in [0, 1] stays in [0, 1]; the row above it in the timing table).
+- What is left of the grid (5.4, from the encoder's strided convolutions and what the decoder learns) is
+  trained away by a mesh penalty, `train --grid-weight` (training/losses.py `grid_penalty`: the grid
+  score's own spectral spikes on each training crop, relative to their neighbourhood; zero when none stands
+  out, so it never pays to blur). The bundled models' figures are in table 9 of BENCHMARKS.md.
+
+"""
 
 WHY = """What the profile (ONNX Runtime's per-node profiler at 640x480, 1 thread) showed, and what changed:
 
@@ -90,6 +118,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, help="also write the table as markdown here")
+    parser.add_argument("--grid-table", type=Path, help="the design_train table (markdown) to include")
     args = parser.parse_args()
     frame = np.random.default_rng(0).random((1, 3, 480, 640), dtype=np.float32)
     weights = contract.one_hot(0, 7)
@@ -131,8 +160,9 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = args.out.with_name(args.out.name + ".tmp")
+        grid = GRID.format(grid_table=args.grid_table.read_text().strip()) if args.grid_table else ""
         tmp_out.write_text(f"# Realtime tier design study\n\n{meta}\n\nCommand: `python -m training.bench.design "
-                           f"--out {args.out}`\n\n{table}\n\n{WHY}\n")
+                           f"--out {args.out}`\n\n{table}\n\n{grid}{WHY}\n")
         tmp_out.replace(args.out)
 
 
