@@ -257,7 +257,7 @@ function wireControls() {
   });
   $("brush").addEventListener("input", (e) => {
     state.brush = Number(e.target.value);
-    $("brush-value").textContent = `${state.brush.toFixed(2).replace(/0$/, "")}x`;
+    $("brush-value").textContent = `${Number(state.brush.toFixed(2))}x`;
     sendControl({ brush: state.brush });
   });
   $("preserve-color").addEventListener("change", (e) => {

@@ -127,6 +127,13 @@ def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None
     while not (page.evaluate("window.livestyle.serverStats") or {}).get("stabilized") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert page.evaluate("window.livestyle.serverStats")["stabilized"] is True
+
+    replies = page.evaluate("window.livestyle.replies")  # the Brush slider: strokes twice as large
+    page.evaluate("() => { const b = document.getElementById('brush'); b.value = '2'; "
+                  "b.dispatchEvent(new Event('input')); }")
+    page.wait_for_function(f"window.livestyle.replies > {replies}", timeout=5_000)
+    assert page.evaluate("document.getElementById('brush-value').textContent") == "2x"
+    assert page.evaluate("window.livestyle.brush") == 2
     assert page.evaluate("window.livestyle.errors") == []
     page.click("#stop")
 
