@@ -51,9 +51,8 @@ def controls() -> Controls:
 
 @pytest.fixture
 def client(settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(settings)
-    app.state.job_settings = JobSettings(max_queued=1, work_dir=tmp_path)
-    with TestClient(app) as test_client:
+    """The app with a one-job queue in a temporary folder (the REST form and the job form side by side)."""
+    with TestClient(create_app(settings, JobSettings(max_queued=1, work_dir=tmp_path))) as test_client:
         yield test_client
 
 

@@ -65,13 +65,19 @@ photos x 7 paintings as 640x480 frames (`python -m training.bench.design_train -
   al. 2017) starts balanced but learns the mesh back within 73 steps (14.5).
 - Predicting RGB at half size and upsampling it bilinearly (no weight belongs to one sub-pixel position)
   brings the score to 5.4 after 111 steps, with or without a full-size 3x3 convolution after it; that
-  convolution costs 1.18x the frame time (over the 33 ms goal on one thread) for no lower score, so the
+  convolution costs about 1.2x the frame time (over the 33 ms goal on one thread) for no lower score, so the
   chosen design leaves it out and runs its sigmoid at half size, before the upsampling (a bilinear mix of
-  values in [0, 1] stays in [0, 1]; the row above it in the timing table).
+  values in [0, 1] stays in [0, 1]; the study's own runs had the sigmoid after it).
 - What is left of the grid (5.4, from the encoder's strided convolutions and what the decoder learns) is
   trained away by a mesh penalty, `train --grid-weight` (training/losses.py `grid_penalty`: the grid
   score's own spectral spikes on each training crop, relative to their neighbourhood; zero when none stands
   out, so it never pays to blur). The bundled models' figures are in table 9 of BENCHMARKS.md.
+- Longer runs (2026-12-02, 1 thread each on 2 cores, both beside each other): the quality tier with the
+  bilinear decoder and the penalty, 1020 steps from its bundled weights, is bundled (table 9). The realtime
+  design above, 650 steps from the study's checkpoint (lr 1e-3, then 5e-4 with content weight 2): grid
+  score 0.9 on held-out frames, but its strokes, sized for the frame, wipe out small figures (a walker in
+  vtest.avi) that the meshed model keeps, and its live-size style loss is 1.8x the bundled one's. It is not
+  bundled yet; its state is in `models/checkpoints/wip/realtime-live.pt` to resume (`train --resume-from`).
 
 """
 

@@ -109,12 +109,22 @@ def video_frames(path: Path, count: int = 2) -> list[np.ndarray]:
     """``count`` frames spread over a video, as 640x480 RGB (scaled to cover, centre crop)."""
     capture = cv2.VideoCapture(str(path))
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
+    wanted = {(k + 1) * total // (count + 1) for k in range(count)}
+    picked: list[np.ndarray] = []
+    last: np.ndarray | None = None
+    for index in range(max(wanted) + 1):  # read in order: seeking fails on some files (tree.avi)
+        if not capture.grab():
+            break
+        ok, bgr = capture.retrieve()
+        if ok:
+            last = bgr
+            if index in wanted:
+                picked.append(bgr)
+    capture.release()
+    if len(picked) < count and last is not None:  # fewer frames decode than the header says: take the last
+        picked.append(last)
     frames = []
-    for k in range(count):
-        capture.set(cv2.CAP_PROP_POS_FRAMES, (k + 1) * total // (count + 1))
-        ok, bgr = capture.read()
-        if not ok:
-            continue
+    for bgr in picked[:count]:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         scale = max(LIVE_HEIGHT / h, LIVE_WIDTH / w)
@@ -122,7 +132,6 @@ def video_frames(path: Path, count: int = 2) -> list[np.ndarray]:
                          interpolation=cv2.INTER_LANCZOS4 if scale > 1 else cv2.INTER_AREA)
         top, left = (rgb.shape[0] - LIVE_HEIGHT) // 2, (rgb.shape[1] - LIVE_WIDTH) // 2
         frames.append(np.ascontiguousarray(rgb[top : top + LIVE_HEIGHT, left : left + LIVE_WIDTH]))
-    capture.release()
     return frames
 
 
