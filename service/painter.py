@@ -33,9 +33,10 @@ class Look:
     mode: str = "style"  # style | dream | passthrough
     dream: DreamParams = field(default_factory=DreamParams)
 
-    def key(self) -> tuple[object, ...]:
+    def key(self, with_weights: bool = True) -> tuple[object, ...]:
         """What makes two looks different: a new look starts the stream's memory afresh."""
-        return (self.model, self.weights.tobytes(), self.strength, self.keep_color, self.brush, self.stabilize,
+        weights = self.weights.tobytes() if with_weights else None
+        return (self.model, weights, self.strength, self.keep_color, self.brush, self.stabilize,
                 self.mode, self.dream if self.mode == "dream" else None)
 
 
@@ -107,7 +108,7 @@ class Painter:
 
     def _follow(self, look: Look, size: tuple[int, ...]) -> None:
         """Start the memory afresh when the look or the frame size changes (adaptive resolution)."""
-        key = (*look.key(), size) if self.weights_reset else (*look.key()[:1], *look.key()[2:], size)
+        key = (*look.key(with_weights=self.weights_reset), size)
         if key == self._key:
             return
         self._key = key

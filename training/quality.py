@@ -82,7 +82,11 @@ LIVE_WIDTH, LIVE_HEIGHT = 640, 480
 
 def live_frame(path: Path) -> np.ndarray:
     """A photo as a 640x480 frame: shorter side to 480 (Lanczos; wider if needed), centre crop. uint8 RGB."""
-    img = open_rgb(path)
+    return as_live_frame(open_rgb(path))
+
+
+def as_live_frame(img: Image.Image) -> np.ndarray:
+    """Any RGB picture scaled to cover 640x480 (Lanczos) and centre-cropped to it. uint8 RGB."""
     scale = max(LIVE_HEIGHT / img.height, LIVE_WIDTH / img.width)
     img = img.resize((max(LIVE_WIDTH, round(img.width * scale)), max(LIVE_HEIGHT, round(img.height * scale))),
                      Image.Resampling.LANCZOS)

@@ -22,6 +22,7 @@ import torch
 
 from service.contract import frame_to_image, image_to_frame
 from training import images
+from training.bench.design import MESHED
 from training.bench.grid import geometric_mean, grid_score
 from training.checkpoint import build_from_checkpoint, load_checkpoint
 from training.networks import NetConfig, StyleNet
@@ -29,8 +30,7 @@ from training.quality import LiveScorer, live_frame
 from training.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
-REALTIME_TODAY = dict(widths=(16, 32, 64), res_blocks=3, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,
-                      padding="edges", decoder="project_first", output="transposed", upsample="nearest")
+REALTIME_TODAY = MESHED  # the design bundled until 2026-12-02
 CANDIDATES: dict[str, dict[str, object]] = {
     "nearest decoder, transposed 2x2 out (bundled until 2026-12-02)": REALTIME_TODAY,
     "bilinear decoder, transposed 2x2 out": REALTIME_TODAY | {"upsample": "bilinear"},

@@ -26,9 +26,7 @@ from training import images
 from training.bench.grid import geometric_mean, grid_score
 from training.bench.peer import ArbitraryStyle
 from training.bench.report import Table, fmt
-from training.quality import LIVE_HEIGHT, LIVE_WIDTH, LiveScorer, live_frame
-
-__all__ = ["LiveScorer", "LivePlan", "measure_live", "live_table", "video_sheet", "crop_sheet"]
+from training.quality import LIVE_HEIGHT, LIVE_WIDTH, LiveScorer, as_live_frame, live_frame
 
 log = logging.getLogger(__name__)
 PEER = "peer arbitrary"
@@ -123,23 +121,19 @@ def video_frames(path: Path, count: int = 2) -> list[np.ndarray]:
     capture.release()
     if len(picked) < count and last is not None:  # fewer frames decode than the header says: take the last
         picked.append(last)
-    frames = []
-    for bgr in picked[:count]:
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        h, w = rgb.shape[:2]
-        scale = max(LIVE_HEIGHT / h, LIVE_WIDTH / w)
-        rgb = cv2.resize(rgb, (max(LIVE_WIDTH, round(w * scale)), max(LIVE_HEIGHT, round(h * scale))),
-                         interpolation=cv2.INTER_LANCZOS4 if scale > 1 else cv2.INTER_AREA)
-        top, left = (rgb.shape[0] - LIVE_HEIGHT) // 2, (rgb.shape[1] - LIVE_WIDTH) // 2
-        frames.append(np.ascontiguousarray(rgb[top : top + LIVE_HEIGHT, left : left + LIVE_WIDTH]))
-    return frames
+    return [as_live_frame(Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))) for bgr in picked[:count]]
 
 
-def video_sheet(plan: LivePlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None) -> Image.Image:
+def sheet_frames(plan: LivePlan) -> list[np.ndarray]:
+    """One frame from the middle of each of the plan's videos, at 640x480."""
+    return [f for v in plan.videos for f in video_frames(v, 1)]
+
+
+def video_sheet(plan: LivePlan, frames: list[np.ndarray], engine: Engine, models: list[str],
+                arbitrary: ArbitraryStyle | None) -> Image.Image:
     """Rows: (video frame, style); columns: the frame, each of our models, the peer; full 640x480 cells
     shown at half size so the mesh (or its absence) is visible."""
     styles = list(plan.paintings)[: plan.sheet_styles]
-    frames = [f for v in plan.videos for f in video_frames(v, 1)]
     columns = ["frame", *models, *([PEER] if arbitrary else [])]
     vectors = {s: arbitrary.style_vector(images.open_rgb(plan.paintings[s])) for s in styles} if arbitrary else {}
     cw, ch, pad, label = LIVE_WIDTH // 2, LIVE_HEIGHT // 2, 4, 16
@@ -159,9 +153,9 @@ def video_sheet(plan: LivePlan, engine: Engine, models: list[str], arbitrary: Ar
     return sheet
 
 
-def crop_sheet(plan: LivePlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None) -> Image.Image:
+def crop_sheet(plan: LivePlan, frames: list[np.ndarray], engine: Engine, models: list[str],
+               arbitrary: ArbitraryStyle | None) -> Image.Image:
     """A 1:1 crop (no scaling: the mesh shows as it does on screen) of one video frame per model and the peer."""
-    frames = [f for v in plan.videos for f in video_frames(v, 1)]
     style = next(iter(plan.paintings))
     frame = frames[0]
     cells = [frame, *(paint(engine, m, frame, style) for m in models)]

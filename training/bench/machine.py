@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from service.contract import MANIFEST_NAME, ContractError, read_manifest
+
 VERSIONED = ("onnxruntime", "torch", "numpy", "opencv-python-headless")
 
 
@@ -53,8 +55,6 @@ def git_commit(repo: Path) -> str:
 def model_hashes(models_dir: Path) -> str:
     """'realtime sha256 f15f38cb39f4, quality sha256 ...' from the manifest (its recorded sha256, which the
     engine checks against the files at load)."""
-    from service.contract import MANIFEST_NAME, ContractError, read_manifest
-
     try:
         entries = read_manifest(models_dir / MANIFEST_NAME)
     except (ContractError, OSError):

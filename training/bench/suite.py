@@ -19,6 +19,7 @@ from service.settings import Settings
 from training import images
 from training.bench import add_style, browser, dream, flicker, gpu, latency, live, peer, quality, throughput
 from training.bench.report import Table
+from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
 TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live")
@@ -262,12 +263,13 @@ class Suite:
         plan = live.LivePlan(photos=photos, paintings=paintings, videos=videos, sheet=sheet)
         arbitrary = peer.ArbitraryStyle.load(self.peer_models) if self.peer_models else None
         names = [e.name for e in realtime_first]
-        scores = live.measure_live(plan, self.engine, names, arbitrary, live.LiveScorer())
-        if videos:
-            images.save_png(live.video_sheet(plan, self.engine, names, arbitrary), sheet)
-            images.save_png(live.crop_sheet(plan, self.engine, names, arbitrary),
+        scores = live.measure_live(plan, self.engine, names, arbitrary, LiveScorer())
+        frames = live.sheet_frames(plan)
+        if frames:
+            images.save_png(live.video_sheet(plan, frames, self.engine, names, arbitrary), sheet)
+            images.save_png(live.crop_sheet(plan, frames, self.engine, names, arbitrary),
                             sheet.with_name(f"{sheet.stem}-crop.png"))
-        return live.live_table(plan, scores, {e.name: e.tier for e in realtime_first}, sheet if videos else None,
+        return live.live_table(plan, scores, {e.name: e.tier for e in realtime_first}, sheet if frames else None,
                                {e.name: e.sha256 for e in self.ours})
 
 
