@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from training.checkpoint import CheckpointError
 from training.features import FeatureWeightsError
@@ -34,24 +35,29 @@ def _style_paths(args: argparse.Namespace) -> tuple[Path, ...]:
     return tuple(paths)
 
 
+def _run_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags every run shares, as :class:`training.run.RunConfig` fields: the one mapping of them."""
+    return dict(
+        content_dir=Path(args.content), out_dir=Path(args.out), tier=args.tier, steps=args.steps,
+        batch_size=args.batch_size, crop_size=args.crop_size, scene_size=args.scene_size, lr=args.lr,
+        norm_lr_scale=args.norm_lr_scale, exclude=tuple(args.exclude), checkpoint_every=args.checkpoint_every,
+        preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
+        vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, minutes=args.minutes,
+        precision=args.precision, preview_images=tuple(Path(p) for p in args.preview),
+        init_from=Path(args.init_from) if getattr(args, "init_from", None) else None,
+    )
+
+
 def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfig:
-    out = Path(args.out)
-    own = out / "checkpoint.pt"
+    own = Path(args.out) / "checkpoint.pt"
     resume = Path(args.checkpoint) if new_styles_only else (own if args.resume and own.exists() else None)
     if args.resume_from and resume is None:  # --resume prefers the run's own checkpoint when it has one
         resume = Path(args.resume_from)
     return TrainConfig(
-        content_dir=Path(args.content), style_images=_style_paths(args), out_dir=out, tier=args.tier,
-        steps=args.steps, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
-        norm_lr_scale=args.norm_lr_scale,
-        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight),
-        style_size=args.style_size, exclude=tuple(args.exclude), checkpoint_every=args.checkpoint_every,
-        preview_every=args.preview_every, seed=args.seed, device=args.device, threads=args.threads,
-        vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None, resume=resume,
-        new_styles_only=new_styles_only, preview_images=tuple(Path(p) for p in args.preview), minutes=args.minutes,
-        precision=args.precision, scene_size=args.scene_size, grid_weight=args.grid_weight,
-        init_from=Path(args.init_from) if getattr(args, "init_from", None) else None,
+        **_run_fields(args), style_images=_style_paths(args), content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, grid_weight=args.grid_weight,
+        dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight), style_size=args.style_size,
+        resume=resume, new_styles_only=new_styles_only,
     )
 
 
@@ -87,13 +93,9 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from training.distill import DistillConfig, Distiller
 
     cfg = DistillConfig(
-        teacher=Path(args.teacher), content_dir=Path(args.content), out_dir=Path(args.out), tier=args.tier,
-        steps=args.steps, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
-        norm_lr_scale=args.norm_lr_scale, pixel_weight=args.pixel_weight, feature_weight=args.feature_weight,
-        feature_tap=args.feature_layer, blend_fraction=args.blend_fraction, exclude=tuple(args.exclude),
-        checkpoint_every=args.checkpoint_every, preview_every=args.preview_every, seed=args.seed,
-        device=args.device, threads=args.threads, vgg_weights=Path(args.vgg_weights) if args.vgg_weights else None,
-        resume=args.resume, preview_images=tuple(Path(p) for p in args.preview), precision=args.precision,
+        **_run_fields(args), teachers=tuple(Path(t) for t in args.teacher), pixel_weight=args.pixel_weight,
+        feature_weight=args.feature_weight, feature_tap=args.feature_layer, blend_fraction=args.blend_fraction,
+        resume=args.resume,
     )
     metrics = Distiller(cfg).run()
     log.info("done: %s", {k: f"{v:.4g}" for k, v in metrics.items()})
@@ -113,8 +115,21 @@ def cmd_sheet(args: argparse.Namespace) -> None:
     log.info("wrote %s", args.out)
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    """Flags every optimisation run shares (train, add-style, distill)."""
+def _add_run_flags(p: argparse.ArgumentParser, steps: int, batch_size: int, lr: float) -> None:
+    """Flags every optimisation run shares (train, add-style, distill): training.run.RunConfig's fields."""
+    p.add_argument("--content", required=True, help="folder of content photos")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
+    p.add_argument("--steps", type=int, default=steps, help="total steps (resume continues to this)")
+    p.add_argument("--minutes", type=float, default=0.0, help="stop and save after this much training time (0: off)")
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--crop-size", type=int, default=128)
+    p.add_argument("--scene-size", type=int, default=0,
+                   help="scale photos to this short side before cropping (480: strokes sized for a 640x480 frame, "
+                        "with --style-size 480 when training); 0: by the crop size")
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--norm-lr-scale", type=float, default=10.0, help="lr multiplier of the per-style norms")
+    p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
+    p.add_argument("--preview", nargs="*", default=[], help="photos for the preview grid")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--preview-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
@@ -127,31 +142,18 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--content", required=True, help="folder of content photos")
     p.add_argument("--styles", nargs="*", default=[], help="style images or folders of them")
     p.add_argument("--dream", nargs="*", default=[], metavar="LAYER",
                    help="dream styles: amplify these VGG19 layers (e.g. relu3_3 relu5_2), named dream_<layer>")
     p.add_argument("--dream-weight", type=float, nargs="+", default=[3e5],
                    help="weight of a dream's log activation gain: one for all, or one per --dream layer")
-    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
-    p.add_argument("--steps", type=int, default=4000, help="total steps (resume continues to this)")
-    p.add_argument("--minutes", type=float, default=0.0, help="stop and save after this much training time (0: off)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--crop-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--norm-lr-scale", type=float, default=10.0, help="lr multiplier of the per-style norms")
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=3e-6)
     p.add_argument("--tv-weight", type=float, default=1e2)
     p.add_argument("--grid-weight", type=float, default=0.0,
                    help="weight of the mesh penalty (spikes at 2- and 4-pixel periods in the output's spectrum)")
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
-    p.add_argument("--scene-size", type=int, default=0,
-                   help="scale photos to this short side before cropping (480: strokes sized for a 640x480 frame, "
-                        "with --style-size 480); 0: by the crop size")
-    p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
-    p.add_argument("--preview", nargs="*", default=[], help="photos for the preview grid")
-    _add_run_flags(p)
+    _add_run_flags(p, steps=4000, batch_size=4, lr=1e-3)
     p.add_argument("--resume-from", help="checkpoint to start from (with --resume: only while OUT has none)")
 
 
@@ -171,23 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="trained checkpoint to extend")
     p.set_defaults(func=cmd_add_style, tier="added", resume=False)
     p = sub.add_parser("distill", help="teach a cheaper network (the tier's current design) a trained one's styles")
-    p.add_argument("--teacher", required=True, help="trained checkpoint whose styles and blends to copy")
-    p.add_argument("--content", required=True, help="folder of content photos")
-    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, preview.png")
+    p.add_argument("--teacher", required=True, nargs="+",
+                   help="trained checkpoint(s) whose styles and blends to copy; each style from the first that has "
+                        "it (e.g. the quality tier's paintings, then a realtime checkpoint's dream styles)")
     p.add_argument("--tier", choices=["realtime", "quality"], default="realtime", help="student design")
-    p.add_argument("--steps", type=int, default=3000, help="total steps (--resume continues to this)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--norm-lr-scale", type=float, default=10.0, help="lr multiplier of the per-style norms")
     p.add_argument("--pixel-weight", type=float, default=1.0, help="weight of the L1 RGB difference")
     p.add_argument("--feature-weight", type=float, default=0.5, help="weight of the relative VGG19 feature error")
     p.add_argument("--feature-layer", default="relu2_2", help="VGG19 layer of the feature term")
     p.add_argument("--blend-fraction", type=float, default=0.3, help="share of items given a two-style mix")
-    p.add_argument("--exclude", nargs="*", default=[], help="globs of content files to hold out")
-    p.add_argument("--preview", nargs="*", default=[], help="photos for the teacher/student preview grid")
-    _add_run_flags(p)
+    _add_run_flags(p, steps=3000, batch_size=8, lr=2e-3)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    p.add_argument("--init-from", help="start the student with every tensor of this checkpoint that fits "
+                                       "(default: the teacher's)")
     p.set_defaults(func=cmd_distill)
     p = sub.add_parser("export", help="export a checkpoint to ONNX and update the manifest")
     p.add_argument("checkpoint")

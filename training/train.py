@@ -11,10 +11,8 @@ conditional instance norms, so a dream blends with the paintings like any other 
 from __future__ import annotations
 
 import logging
-import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -30,16 +28,7 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.features import CONTENT_TAP, STYLE_TAPS, layer_names, load_vgg
-from training.loop import (
-    LoopPlan,
-    as_float,
-    autocast_for,
-    check_precision,
-    optimizer_groups,
-    run_steps,
-    set_rates,
-    warn_if_slow_bf16,
-)
+from training.loop import as_float, autocast_for, optimizer_groups, run_steps, set_rates
 from training.losses import (
     content_loss,
     gram,
@@ -49,24 +38,18 @@ from training.losses import (
     total_variation,
 )
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
+from training.run import RunConfig, RunStart
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run needs; built by the CLI, stored in the checkpoint."""
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(RunConfig):
+    """Everything a training run needs: the shared run settings plus styles and losses; built by the CLI,
+    stored in the checkpoint."""
 
-    content_dir: Path
     style_images: tuple[Path, ...]
-    out_dir: Path
     dream_layers: tuple[str, ...] = ()  # one dream style per layer, after the paintings
-    tier: str = "realtime"
-    steps: int = 4000
-    batch_size: int = 4
-    crop_size: int = 128
-    lr: float = 1e-3
-    norm_lr_scale: float = 10.0  # per-style gamma/beta learn faster: each sees only its style's items
     content_weight: float = 1.0
     style_weight: float = 3e-6
     tv_weight: float = 1e2
@@ -74,36 +57,14 @@ class TrainConfig:
     # output's spectrum, relative to their neighbourhood. 0: off.
     grid_weight: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
-    style_size: int = 256
-    # Photos scaled so their short side is this (x[1, 1.25]) before cropping: 480 trains strokes for the
-    # 640x480 frame people watch, with the painting at the same scale (style_size 480). 0: crop_size-based.
-    scene_size: int = 0
+    style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     style_taps: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     content_tap: str = CONTENT_TAP
-    exclude: tuple[str, ...] = ()
-    checkpoint_every: int = 100
-    preview_every: int = 250
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-    vgg_weights: Path | None = None
     resume: Path | None = None
-    # A fresh network of this tier's design that starts with every tensor of this checkpoint that fits
-    # (same name and shape): a new decoder keeps the trained encoder, blocks and per-style norms.
-    init_from: Path | None = None
     new_styles_only: bool = False  # add-style: train only the new styles' gamma/beta
-    minutes: float = 0.0  # stop (and save) after this much training time, before ``steps`` if need be; 0: no limit
-    precision: str = "fp32"  # one of PRECISIONS
-    preview_images: tuple[Path, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16:
-            raise ValueError("steps and batch size must be >= 1, crop size >= 16")
-        if self.scene_size < 0:
-            raise ValueError(f"scene size must be >= 0, got {self.scene_size}")
-        if not self.minutes >= 0:
-            raise ValueError(f"minutes must be >= 0, got {self.minutes}")
-        check_precision(self.precision)
+        super().__post_init__()
         if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
@@ -125,11 +86,6 @@ class TrainConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"style names (file stems) must be unique: {names}")
         return names
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, tuple) else v)
-                for k, v in asdict(self).items()}
-
 
 LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "total")
 
@@ -159,14 +115,9 @@ class Trainer:
         """``rank``/``world_size`` > 1 when launched by torchrun (the process group is already set up);
         ``design``: a fresh network of this architecture instead of the tier's (the design study)."""
         self.cfg = cfg
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.device = torch.device(cfg.device)
-        warn_if_slow_bf16(self.device, cfg.precision)
         self.rank, self.world = rank, world_size
-        torch.manual_seed(cfg.seed + self.rank)
-        self.rng = random.Random(cfg.seed * 1000 + self.rank)
-        self.content_files = images.list_images(cfg.content_dir, cfg.exclude)
+        self.start = RunStart.of(cfg, rank)
+        self.device, self.rng = self.start.device, self.start.rng
         new_styles = cfg.style_names
         self.step = 0
         self.optimizer_state = None
@@ -238,11 +189,9 @@ class Trainer:
         return torch.optim.Adam(params, lr=self.cfg.lr * self.cfg.norm_lr_scale)
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.cfg
-        crops = images.sample_crops(self.content_files, cfg.batch_size, cfg.crop_size, self.rng, cfg.content_dir,
-                                    scene=cfg.scene_size)
+        crops = self.start.crops(self.cfg)
         ids = torch.tensor([self.rng.choice(self.train_ids) for _ in range(len(crops))])
-        return crops.to(self.device), ids
+        return crops, ids
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
@@ -312,9 +261,7 @@ class Trainer:
         cfg = self.cfg
         if self.rank == 0:
             log.info("%s: %d parameters, styles %s, %d content images, from step %d",
-                     cfg.tier, count_parameters(self.net), self.styles, len(self.content_files), self.step)
-        loop = LoopPlan(out_dir=cfg.out_dir, steps=cfg.steps, columns=LOG_COLUMNS, shown=("content", "style"),
-                        desc=f"train {cfg.tier}", checkpoint_every=cfg.checkpoint_every,
-                        preview_every=cfg.preview_every, minutes=cfg.minutes, main=self.rank == 0)
+                     cfg.tier, count_parameters(self.net), self.styles, len(self.start.content_files), self.step)
+        loop = cfg.loop_plan(LOG_COLUMNS, ("content", "style"), f"train {cfg.tier}", main=self.rank == 0)
         return run_steps(loop, self, lambda ema: save_checkpoint(
             cfg.out_dir / "checkpoint.pt", self.net, self.styles, self.step, cfg, self.optimizer, ema))

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
 
 from service import contract
-from training.checkpoint import copy_matching, load_checkpoint, save_checkpoint
-from training.cli import run
+from training.checkpoint import CheckpointError, copy_matching, load_checkpoint, save_checkpoint
+from training.cli import _run_fields, _train_config, build_parser, run
 from training.distill import DistillConfig, Distiller
 from training.export import export_checkpoint
 from training.networks import TIER_CONFIGS, NetConfig, StyleNet, tier_config
+from training.run import RunConfig
 
 from .conftest import perturbed
 
@@ -43,7 +45,7 @@ def teacher(tmp_path: Path) -> Path:
 
 
 def config(teacher: Path, content: Path, out: Path, **kw: object) -> DistillConfig:
-    base: dict[str, object] = dict(teacher=teacher, content_dir=content, out_dir=out, steps=30, batch_size=4,
+    base: dict[str, object] = dict(teachers=(teacher,), content_dir=content, out_dir=out, steps=30, batch_size=4,
                                    crop_size=32, lr=1e-2, checkpoint_every=5, preview_every=1000)
     return DistillConfig(**(base | kw))  # type: ignore[arg-type]
 
@@ -75,7 +77,7 @@ def test_distillation_moves_the_student_towards_the_teacher(picture_dirs: tuple[
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["styles"] == STYLES and ckpt["step"] == 30
     assert ckpt["net_config"]["output"] == TIER_CONFIGS["realtime"]["output"]  # the tier's current design
-    assert ckpt["train_config"]["distilled_from"]["config"]["decoder"] == "upsample_first"
+    assert ckpt["train_config"]["distilled_from"][0]["config"]["decoder"] == "upsample_first"
     assert ckpt["train_config"]["dream_layers"] == ["relu2_2"]  # inherited: export and training see the styles
 
 
@@ -115,3 +117,57 @@ def test_cli_bad_teacher_is_one_line_and_exit_2(picture_dirs: tuple[Path, list[P
     code = run(["distill", "--teacher", str(bogus), "--content", str(content), "--out", str(tmp_path / "o"),
                 "--blend-fraction", "1.5"])
     assert code == 2 and "blend fraction" in capsys.readouterr().err
+
+
+def test_init_from_starts_the_student_with_that_checkpoint(picture_dirs: tuple[Path, list[Path]], teacher: Path,
+                                                           tmp_path: Path) -> None:
+    content, _ = picture_dirs
+    start = perturbed(StyleNet(tier_config("realtime", 3)), seed=7)
+    path = tmp_path / "start.pt"
+    save_checkpoint(path, start, STYLES, 50, Record({}), None, {})
+    student = Distiller(config(teacher, content, tmp_path / "run", init_from=path)).net
+    for name, tensor in start.state_dict().items():  # every tensor, the output layer too
+        torch.testing.assert_close(student.state_dict()[name], tensor, msg=name)
+    save_checkpoint(path, start, ["a", "b", "c"], 50, Record({}), None, {})
+    with pytest.raises(CheckpointError, match="are not the teachers'"):
+        Distiller(config(teacher, content, tmp_path / "other", init_from=path))
+
+
+def test_train_and_distill_map_the_shared_run_flags_once(tmp_path: Path) -> None:
+    shared = ["--content", "photos", "--out", str(tmp_path), "--steps", "7", "--batch-size", "3", "--crop-size",
+              "96", "--scene-size", "480", "--lr", "5e-4", "--minutes", "2", "--precision", "bf16", "--exclude",
+              "held_*", "--threads", "1", "--seed", "4", "--init-from", "start.pt"]
+    (tmp_path / "x.jpg").write_bytes(b"")  # only its presence is checked here
+    train_args = build_parser().parse_args(["train", "--styles", str(tmp_path / "x.jpg"), *shared])
+    train = _train_config(train_args, new_styles_only=False)
+    distill = build_parser().parse_args(["distill", "--teacher", "t.pt", *shared])
+    assert {f.name: getattr(train, f.name) for f in fields(RunConfig)} == _run_fields(distill)
+    assert train.scene_size == 480 and train.init_from == Path("start.pt") and train.exclude == ("held_*",)
+    defaults = build_parser().parse_args(["distill", "--teacher", "t.pt", "--content", "c", "--out", "o"])
+    assert (defaults.steps, defaults.batch_size, defaults.lr) == (3000, 8, 2e-3)  # distill's own defaults
+
+
+def test_two_teachers_each_teach_their_own_styles(picture_dirs: tuple[Path, list[Path]], teacher: Path,
+                                                 tmp_path: Path) -> None:
+    content, _ = picture_dirs
+    second = tmp_path / "second.pt"
+    record = Record({"tier": "realtime", "style_images": ["s/checks.png", "s/dots.png"], "dream_layers": []})
+    save_checkpoint(second, perturbed(StyleNet(tier_config("realtime", 2)), seed=9), ["checks", "dots"], 77,
+                    record, None, {})
+    distiller = Distiller(config(teacher, content, tmp_path / "run", teachers=(teacher, second), steps=3))
+    assert distiller.styles == [*STYLES, "dots"]  # checks stays with the first teacher
+    photo = torch.rand(2, 3, 32, 32)
+    dots = torch.nn.functional.one_hot(torch.tensor([3, 0]), 4).float()
+    target = distiller.targets(photo, dots)
+    with torch.no_grad():
+        from_second = distiller.teachers[1].net(photo[:1], torch.tensor([[0.0, 1.0]]))
+        from_first = distiller.teachers[0].net(photo[1:], torch.tensor([[1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(target[:1], from_second)
+    torch.testing.assert_close(target[1:], from_first)
+    distiller.run()
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert saved["styles"] == [*STYLES, "dots"]
+    assert saved["train_config"]["style_images"] == ["s/stripes.png", "s/checks.png", "s/dots.png"]
+    assert [t["styles"] for t in saved["train_config"]["distilled_from"]] == [STYLES, ["dots"]]
+    with pytest.raises(CheckpointError, match="taught by an earlier teacher"):
+        Distiller(config(teacher, content, tmp_path / "again", teachers=(teacher, teacher)))

@@ -77,7 +77,7 @@ def _distill_rate(plan: ThroughputPlan, out: Path, device: str, precision: str) 
     from training.distill import DistillConfig, Distiller
 
     assert plan.teacher is not None
-    distiller = Distiller(DistillConfig(teacher=plan.teacher, content_dir=plan.content_dir, out_dir=out,
+    distiller = Distiller(DistillConfig(teachers=(plan.teacher,), content_dir=plan.content_dir, out_dir=out,
                                         batch_size=plan.batch_size, crop_size=plan.crop_size, exclude=plan.exclude,
                                         device=device, precision=precision))
     return _rate(distiller.train_step, plan, device)
