@@ -72,3 +72,12 @@ def test_no_module_past_450_lines() -> None:
     files = [*(ROOT / "service").rglob("*.py"), *(ROOT / "training").rglob("*.py")]
     long = [f"{p.relative_to(ROOT)} ({n})" for p in files if (n := len(p.read_text().splitlines())) > 450]
     assert not long, f"modules over 450 lines: {long}"
+
+
+def test_no_function_past_60_lines() -> None:
+    files = [*(ROOT / "service").rglob("*.py"), *(ROOT / "training").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]
+    long = [f"{p.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1})"
+            for p in files for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and (node.end_lineno or node.lineno) - node.lineno + 1 > 60]
+    assert not long, f"functions over 60 lines: {long}"
