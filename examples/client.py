@@ -1,7 +1,7 @@
 """Example app client on aiortc: stream a video file, change the blend over ``control``, record.
 
     python -m examples.client --url http://127.0.0.1:8000 --input in.mp4 --output out.mp4 \\
-        --weights starry_night=1 --weights the_scream=1 --switch-every 2
+        --weights starry_night=1 --weights the_scream=1 --switch-every 2 [--token TOKEN]
 
 Each ``--weights`` is applied in turn, ``--switch-every`` seconds apart. ``StyleClient`` is the
 reusable part: connect a track, send control messages (awaiting each reply), receive frames.
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,10 @@ class ClientError(RuntimeError):
 class StyleClient:
     """One peer connection to a livestyle server."""
 
-    def __init__(self, url: str, ice_servers: list[str] | None = None) -> None:
+    def __init__(self, url: str, ice_servers: list[str] | None = None, token: str | None = None) -> None:
+        """``token``: the server's LIVESTYLE_API_TOKEN, when it has one."""
         self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers or []))
         self.channel = self.pc.createDataChannel(CONTROL_LABEL)
         self.peer_id: str | None = None
@@ -77,7 +80,7 @@ class StyleClient:
             offer["model"] = model
         if weights is not None:
             offer["weights"] = weights
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, headers=self.headers) as http:
             response = await http.post(f"{self.url}/api/offer", json=offer)
         if response.status_code != 200:
             raise ClientError(f"offer refused ({response.status_code}): {response.json().get('detail')}")
@@ -109,6 +112,7 @@ class ClientOptions:
     switch_every: float = 2.0
     duration: float | None = None
     ice_loopback: bool = False
+    token: str | None = None
 
 
 async def run(options: ClientOptions) -> None:
@@ -116,7 +120,7 @@ async def run(options: ClientOptions) -> None:
     player = MediaPlayer(str(options.input))
     if player.video is None:
         raise ClientError(f"{options.input}: no video stream")
-    client = StyleClient(options.url)
+    client = StyleClient(options.url, token=options.token)
     partial = options.output.with_name(f"{options.output.stem}.partial{options.output.suffix}")
     recorder = MediaRecorder(str(partial))
     try:
@@ -162,6 +166,8 @@ def parse_args(argv: list[str] | None) -> ClientOptions:
     parser.add_argument("--switch-every", type=float, default=2.0, help="seconds between --weights")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--ice-loopback", action="store_true", help="127.0.0.1 candidates only (tests)")
+    parser.add_argument("--token", default=os.environ.get("LIVESTYLE_API_TOKEN"),
+                        help="the server's API token (default: $LIVESTYLE_API_TOKEN)")
     args = parser.parse_args(argv)
     try:
         weights = tuple(parse_weights_text(text) for text in args.weights)
@@ -179,6 +185,7 @@ def parse_args(argv: list[str] | None) -> ClientOptions:
         args.switch_every,
         args.duration,
         args.ice_loopback,
+        args.token,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -10,14 +12,14 @@ from typing import Annotated, Any, Literal
 import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from service import contract, dream
 from service.brush import BRUSH_MAX, BRUSH_MIN
 from service.engine import Engine, resize_to_fit
-from service.errors import PayloadTooLarge, UnsupportedMedia
+from service.errors import PayloadTooLarge, ServiceBusy, UnsupportedMedia
 from service.live.signalling import OfferAnswer, OfferRequest, PeerRegistry
 from service.look import LookUpdate
 from service.settings import Settings
@@ -35,6 +37,7 @@ class Services:
     peers: PeerRegistry
     thumbnails: Thumbnails
     executor: Executor
+    stylize_slots: Slots
 
 
 def get_services(request: Request) -> Services:
@@ -155,42 +158,70 @@ async def stylize(
     """Stylize one image and return it as PNG (longer side capped at ``max_image_side``)."""
     look = LookUpdate.from_text({"weights": weights, "strength": strength, "preserve_color": preserve_color,
                                  "model": model, "brush": brush})
-    limit = services.settings.max_upload_bytes
+    settings = services.settings
+    limit = settings.max_upload_bytes
     if image.size is not None and image.size > limit:
         raise PayloadTooLarge(f"image is {image.size} bytes; the limit is {limit}")
-    rgb = resize_to_fit(decode_image(await image.read(limit + 1), limit), services.settings.max_image_side)
     loaded = services.engine.model(look.model)
     vector = look.weights_for(loaded.styles)
     if vector is None:
         vector = contract.one_hot(0, len(loaded.styles))
-    out = await run_in_threadpool(
-        services.engine.stylize,
-        rgb,
-        vector,
-        model=loaded.entry.name,
-        strength=1.0 if look.strength is None else look.strength,
-        keep_color=bool(look.preserve_color),
-        brush=1.0 if look.brush is None else look.brush,
-    )
+    data = await image.read(limit + 1)
+    with services.stylize_slots.hold():  # 503 when every slot works: the loop never waits on a decode
+        png = await run_in_threadpool(_stylize_bytes, services, data, vector, loaded.entry.name, look)
+    return Response(png, media_type="image/png")
+
+
+def _stylize_bytes(services: Services, data: bytes, vector: np.ndarray, model: str, look: LookUpdate) -> bytes:
+    """Decode (pixel count checked from the header first), stylize and encode one upload, in a worker thread."""
+    settings = services.settings
+    rgb = decode_image(data, settings.max_upload_bytes, settings.max_image_pixels)
+    out = services.engine.stylize(
+        resize_to_fit(rgb, settings.max_image_side), vector, model=model,
+        strength=1.0 if look.strength is None else look.strength, keep_color=bool(look.preserve_color),
+        brush=1.0 if look.brush is None else look.brush)
     ok, png = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     assert ok
-    return Response(png.tobytes(), media_type="image/png")
+    return bytes(png.tobytes())
+
+
+class Slots:
+    """At most ``count`` holders at once; one more is refused at once with 503 (never queued on the loop)."""
+
+    def __init__(self, count: int, what: str) -> None:
+        self.count, self.what, self.taken = count, what, 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if self.taken >= self.count:
+            raise ServiceBusy(f"all {self.count} {self.what} slots are busy; try again shortly", retry_after=1)
+        self.taken += 1
+        try:
+            yield
+        finally:
+            self.taken -= 1
 
 
 @router.post("/offer")
-async def offer(body: OfferRequest, services: ServicesDep) -> OfferAnswer:
+async def offer(body: OfferRequest, services: ServicesDep, request: Request) -> OfferAnswer:
     """Start a stream: send an SDP offer with a video track (and a ``control`` data channel)."""
-    return await services.peers.open(body)
+    return await services.peers.open(body, request.client.host if request.client else "")
 
 
-def decode_image(data: bytes, limit: int) -> np.ndarray:
-    """Upload bytes -> HxWx3 uint8 RGB; 413 beyond ``limit`` bytes, 415 when not an image."""
+def decode_image(data: bytes, limit: int, max_pixels: int = 40_000_000) -> np.ndarray:
+    """Upload bytes -> HxWx3 uint8 RGB, turned upright by its EXIF orientation (phone photos); 413 beyond
+    ``limit`` bytes or ``max_pixels`` pixels (read from the header, before anything is decoded), 415 when not
+    an image."""
     if len(data) > limit:
         raise PayloadTooLarge(f"image is larger than the limit of {limit} bytes")
     try:
         with Image.open(io.BytesIO(data)) as picture:
+            width, height = picture.size
+            if width * height > max_pixels:
+                raise PayloadTooLarge(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
             picture.load()
-            return np.asarray(picture.convert("RGB"))
+            upright = ImageOps.exif_transpose(picture)
+            return np.asarray(upright.convert("RGB"))
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(f"image has too many pixels ({exc})") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:

@@ -16,8 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from service import api, jobs
+from service import access, api, jobs
 from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
@@ -59,7 +60,8 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None)
                 dream_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dream"))
             peers = PeerRegistry(engine, settings, executor, dreamer, dream_executor)
             thumbnails = Thumbnails(settings.thumbnails_path, engine)
-            app.state.services = api.Services(settings, engine, peers, thumbnails, executor)
+            slots = api.Slots(settings.stylize_workers, "image stylizing")
+            app.state.services = api.Services(settings, engine, peers, thumbnails, executor, slots)
             try:
                 yield
             finally:
@@ -70,7 +72,8 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None)
         summary="Real-time video stylization: WebRTC webcam filter, live style blending, REST for apps",
         lifespan=lifespan,
     )
-    app.state.job_settings = job_settings or jobs.JobSettings.model_validate({})
+    app.state.job_settings = job_settings = job_settings or jobs.JobSettings.model_validate({})
+    _guard(app, settings, job_settings)
     app.include_router(api.router)
     app.include_router(jobs.router)
     app.add_exception_handler(ServiceError, _service_error)
@@ -79,9 +82,31 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None)
     return app
 
 
+def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings) -> None:
+    """The gate every request passes before a route (service/access.py): the token, foreign pages, each
+    route's body limit, the job queue checked before an upload is read; and the allowed Host names."""
+    overhead = 64 * 1024  # multipart headers and form fields around a file
+    limits = access.BodyLimits({
+        ("POST", "/api/stylize"): settings.max_upload_bytes + overhead,
+        ("POST", "/api/jobs"): job_settings.max_upload_bytes + overhead,
+        ("POST", "/api/offer"): settings.max_sdp_bytes + overhead,
+    })
+
+    def jobs_accepting() -> None:
+        manager = getattr(app.state, "jobs", None)
+        if manager is not None:
+            manager.check_capacity()
+
+    app.add_middleware(access.Gate, token=settings.api_token, allowed_origins=tuple(settings.allowed_origins),
+                       limits=limits, prechecks={("POST", "/api/jobs"): jobs_accepting})
+    if settings.allowed_hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

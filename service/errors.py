@@ -7,6 +7,12 @@ class ServiceError(Exception):
     """Base of every error the service raises on purpose."""
 
     status_code = 500
+    retry_after: int | None = None  # seconds, sent as Retry-After (busy, rate-limited)
+
+    def __init__(self, message: str = "", retry_after: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class ModelLoadError(ServiceError):
@@ -34,9 +40,28 @@ class UnsupportedMedia(ServiceError):
 
 
 class ServiceBusy(ServiceError):
-    """Too many peers; try again later."""
+    """Too many peers, a full queue, every worker busy; try again later."""
 
     status_code = 503
+    retry_after = 5
+
+
+class TooManyRequests(ServiceError):
+    """One client asks faster than its limit (offers pending, control messages)."""
+
+    status_code = 429
+    retry_after = 5
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+
+
+class InsufficientStorage(ServiceError):
+    """Not enough free disk to accept the work."""
+
+    status_code = 507
+    retry_after = 60
 
 
 class FeatureUnavailable(ServiceError):

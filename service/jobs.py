@@ -116,13 +116,24 @@ class JobManager:
         folder.mkdir(parents=True)
         return job_id, folder
 
+    def check_capacity(self) -> None:
+        """ServiceBusy when the queue is full: asked before an upload is read, and again when it is queued."""
+        with self._lock:
+            self._check_capacity()
+
+    def _check_capacity(self) -> None:
+        waiting = sum(j.state is JobState.queued for j in self._jobs.values())
+        if waiting >= self.settings.max_queued:
+            raise ServiceBusy(f"{waiting} video jobs are waiting already; try again later", retry_after=30)
+
     def submit(self, job_id: str, folder: Path, source: Path, options: VideoOptions) -> Job:
         """Queue a job whose upload is already in ``folder``; ServiceBusy when the queue is full."""
         with self._lock:
-            waiting = sum(j.state is JobState.queued for j in self._jobs.values())
-            if waiting >= self.settings.max_queued:
+            try:
+                self._check_capacity()
+            except ServiceBusy:
                 shutil.rmtree(folder, ignore_errors=True)
-                raise ServiceBusy(f"{waiting} video jobs are waiting already; try again later")
+                raise
             job = self._jobs[job_id] = Job(job_id, folder, source, options)
         self._pool.submit(self._run, job)
         return job

@@ -17,6 +17,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LIVESTYLE_", frozen=True, extra="ignore")
 
+    # access (README "Deployment")
+    api_token: str | None = Field(None, min_length=16, description="LIVESTYLE_API_TOKEN: Bearer token every /api/* "
+                                  "route but /api/health needs; unset: no token (loopback use)")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"], description='Host header values served, e.g. ["style.example.org"]')
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="other sites whose pages may POST here (default: none but this one)")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     models_dir: Path = Path("models")
@@ -42,7 +50,13 @@ class Settings(BaseSettings):
     pipeline_frames: bool = Field(
         True, description="stylize the next frame while the last one is encoded (a new control shows a frame later)"
     )
-    idle_timeout: float = Field(30.0, gt=0, description="seconds without frames or messages")
+    idle_timeout: float = Field(5.0, gt=0, description="seconds a streaming peer may go without a frame (gone)")
+    connect_timeout: float = Field(10.0, gt=0, description="seconds an offer's peer has to connect and send media")
+    max_pending_offers: int = Field(2, ge=1, description="offers from one client address still connecting")
+    max_sdp_bytes: int = Field(64 * 1024, ge=1024, description="largest SDP offer")
+    max_media_sections: int = Field(8, ge=2, description="most m= sections in an offer")
+    control_rate: float = Field(20.0, gt=0, description="control messages per second per peer, sustained")
+    control_burst: int = Field(40, ge=1, description="control messages per peer in a burst")
     stats_interval: float = Field(1.0, gt=0)
     ice_servers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description='e.g. ["stun:stun.example.org:3478"]'
@@ -60,8 +74,10 @@ class Settings(BaseSettings):
     # REST
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_image_side: int = Field(1280, ge=16, description="longer side of /api/stylize results")
+    max_image_pixels: int = Field(40_000_000, ge=256, description="pixels of an upload, read from its header")
+    stylize_workers: int = Field(2, ge=1, description="/api/stylize requests at once; more answer 503")
 
-    @field_validator("providers", "ice_servers", mode="before")
+    @field_validator("providers", "ice_servers", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
         """Environment lists may be JSON (``["a", "b"]``) or comma-separated (``a,b``)."""

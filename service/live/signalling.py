@@ -22,7 +22,7 @@ from service import contract
 from service.blend import Easing
 from service.dream import Dreamer
 from service.engine import Engine
-from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError
+from service.errors import BadRequest, FeatureUnavailable, PayloadTooLarge, ServiceBusy, ServiceError, TooManyRequests
 from service.live.track import Controls, ResolutionGovernor, StylizedTrack
 from service.look import LOOK_KEYS, LookUpdate, decode_json
 from service.settings import Settings
@@ -39,6 +39,40 @@ class OfferRequest(BaseModel):
     type: Literal["offer"]
     model: str | None = None
     weights: dict[str, Any] | None = None
+
+
+def check_sdp(sdp: str, max_bytes: int, max_sections: int) -> None:
+    """Size and media-section limits, before aiortc parses anything (a 2 MB offer of 1147 sections stalled the
+    loop for 7 s): 413 past the size, 400 past the section count or without video."""
+    size = len(sdp.encode())
+    if size > max_bytes:
+        raise PayloadTooLarge(f"the SDP offer is {size} bytes; the limit is {max_bytes}")
+    sections = sdp.count("\nm=") + sdp.startswith("m=")
+    if sections > max_sections:
+        raise BadRequest(f"the SDP offer has {sections} media sections; at most {max_sections} are accepted")
+    if "m=video" not in sdp:
+        raise BadRequest("the offer must send a video track (no 'm=video' line in the SDP)")
+
+
+@dataclass
+class RateLimit:
+    """A token bucket: ``rate`` per second sustained, ``burst`` at once. ``take`` says whether one more fits."""
+
+    rate: float
+    burst: int
+    tokens: float = -1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = float(self.burst)
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 class OfferAnswer(BaseModel):
@@ -115,15 +149,27 @@ class Peer:
     peer_id: str
     pc: RTCPeerConnection
     controls: Controls
+    client: str  # the address the offer came from
+    messages: RateLimit
     track: StylizedTrack | None = None
     channel: RTCDataChannel | None = None
     created_at: float = field(default_factory=time.monotonic)
-    last_message_at: float = field(default_factory=time.monotonic)
+    throttled: bool = False  # told once that its control messages come too fast; dropped until they slow
     supervisor: asyncio.Task[None] | None = None
 
-    def last_activity(self) -> float:
-        frame_at = self.track.stats.last_frame_at if self.track is not None else 0.0
-        return max(self.created_at, self.last_message_at, frame_at)
+    @property
+    def streaming(self) -> bool:
+        """Media has arrived: the peer connected and its camera runs."""
+        return self.track is not None and self.track.stats.frames_in > 0
+
+    def gone(self, now: float, connect_timeout: float, idle_timeout: float) -> str | None:
+        """Why this peer's slot should be given back now, if it should: it never connected in time, or its frames
+        stopped (a killed client). Control messages keep nothing alive."""
+        if not self.streaming:
+            return f"no media {connect_timeout:.0f} s after its offer" if now - self.created_at > connect_timeout \
+                else None
+        assert self.track is not None
+        return f"no frame for {idle_timeout:.0f} s" if now - self.track.stats.last_frame_at > idle_timeout else None
 
 
 class PeerRegistry:
@@ -142,20 +188,22 @@ class PeerRegistry:
     def __len__(self) -> int:
         return len(self.peers)
 
-    async def open(self, offer: OfferRequest) -> OfferAnswer:
-        if len(self.peers) >= self.settings.max_peers:
-            raise ServiceBusy(
-                f"the server is at its limit of {self.settings.max_peers} peers; try again later"
-            )
-        if "m=video" not in offer.sdp:
-            raise BadRequest("the offer must send a video track (no 'm=video' line in the SDP)")
+    async def open(self, offer: OfferRequest, client: str = "") -> OfferAnswer:
+        settings = self.settings
+        check_sdp(offer.sdp, settings.max_sdp_bytes, settings.max_media_sections)
+        if len(self.peers) >= settings.max_peers:
+            raise ServiceBusy(f"the server is at its limit of {settings.max_peers} peers; try again later")
+        pending = sum(1 for p in self.peers.values() if p.client == client and not p.streaming)
+        if pending >= settings.max_pending_offers:
+            raise TooManyRequests(f"{pending} offers from this address are still connecting; wait for them")
         model = self.engine.model(offer.model)
         initial = LookUpdate.parse({"weights": offer.weights}, "the offer").weights_for(model.styles)
         if initial is None:
             initial = contract.one_hot(0, len(model.styles))
         controls = Controls(model=model.entry.name, easing=Easing(initial, self.settings.ease_frames))
         pc = RTCPeerConnection(rtc_configuration(self.settings.effective_ice_servers))
-        peer = Peer(peer_id=uuid.uuid4().hex[:12], pc=pc, controls=controls)
+        peer = Peer(peer_id=uuid.uuid4().hex[:12], pc=pc, controls=controls, client=client,
+                    messages=RateLimit(settings.control_rate, settings.control_burst))
         self.peers[peer.peer_id] = peer
         try:
             self._wire(peer)
@@ -197,7 +245,14 @@ class PeerRegistry:
 
             @channel.on("message")
             def on_message(raw: str | bytes) -> None:
-                peer.last_message_at = time.monotonic()
+                if not peer.messages.take():
+                    if not peer.throttled:  # one error reply, then silence until the client slows down
+                        peer.throttled = True
+                        channel.send(json.dumps({"error": f"too many control messages: at most "
+                                                          f"{self.settings.control_rate:g} per second; "
+                                                          "messages are dropped until they slow down"}))
+                    return
+                peer.throttled = False
                 reply = apply_control(self.engine, peer.controls, raw, self.dreamer)
                 if "error" in reply:
                     log.info("peer %s: rejected control message: %s", peer.peer_id, reply["error"])
@@ -210,11 +265,14 @@ class PeerRegistry:
                 await self.close(peer.peer_id)
 
     async def _supervise(self, peer: Peer) -> None:
-        """Every ``stats_interval``: send stats on the control channel; close the peer when idle."""
+        """Every ``stats_interval``: send stats on the control channel; close the peer when it never connected or
+        its frames stopped."""
+        settings = self.settings
         while True:
-            await asyncio.sleep(self.settings.stats_interval)
-            if time.monotonic() - peer.last_activity() > self.settings.idle_timeout:
-                log.info("peer %s idle for %.0f s: closing", peer.peer_id, self.settings.idle_timeout)
+            await asyncio.sleep(min(settings.stats_interval, settings.connect_timeout / 4, settings.idle_timeout / 4))
+            why = peer.gone(time.monotonic(), settings.connect_timeout, settings.idle_timeout)
+            if why is not None:
+                log.info("peer %s: %s; closing", peer.peer_id, why)
                 await self.close(peer.peer_id)
                 return
             if peer.track is not None and peer.channel is not None and peer.channel.readyState == "open":

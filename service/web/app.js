@@ -28,6 +28,47 @@ const state = {
 };
 window.livestyle = state;
 
+// ---------- the API token (LIVESTYLE_API_TOKEN) ----------
+// Opened once as /?token=..., the page keeps the token for this tab (sessionStorage) and drops it from the
+// address bar, so it is neither bookmarked nor shared by copying the URL.
+const TOKEN_KEY = "livestyle.token";
+(() => {
+  const params = new URLSearchParams(location.search);
+  if (params.has("token")) {
+    sessionStorage.setItem(TOKEN_KEY, params.get("token"));
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+  }
+})();
+
+class ApiError extends Error {}
+
+async function api(path, options = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { ...(options.headers || {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    throw new ApiError("this server needs its access token: open the page as /?token=YOUR_TOKEN");
+  }
+  return response;
+}
+
+async function apiJson(path, options = {}) {
+  const response = await api(path, options);
+  const body = await response.json();
+  if (!response.ok) throw new ApiError(body.detail || `server said ${response.status}`);
+  return body;
+}
+
+async function showThumbnail(img, url) {
+  // <img src> cannot send the token: fetch the picture and show it from memory
+  if (!sessionStorage.getItem(TOKEN_KEY)) { img.src = url; return; }
+  const response = await api(url);
+  if (response.ok) img.src = URL.createObjectURL(await response.blob());
+}
+
 function setStatus(status, text) {
   state.status = status;
   $("status").dataset.state = status;
@@ -57,9 +98,9 @@ function layerLabel(layer) { return LAYER_LOOKS[layer] ? `${layer} · ${LAYER_LO
 
 async function loadCatalog() {
   const [styles, rtc, dream] = await Promise.all([
-    fetch("/api/styles").then((r) => r.json()),
-    fetch("/api/rtc-config").then((r) => r.json()),
-    fetch("/api/dream").then((r) => r.json()),
+    apiJson("/api/styles"),
+    apiJson("/api/rtc-config"),
+    apiJson("/api/dream"),
   ]);
   state.catalog = styles;
   state.iceServers = rtc.iceServers;
@@ -106,7 +147,7 @@ function renderGallery() {
       <button class="thumb" type="button" title="Use only this painting"><img alt="" loading="lazy"></button>
       <div class="name"><b></b><output></output></div>
       <input type="range" min="0" max="100">`;
-    item.querySelector("img").src = style.thumbnail_url;
+    showThumbnail(item.querySelector("img"), style.thumbnail_url);
     item.querySelector("img").alt = prettyName(style.name);
     item.querySelector("b").textContent = prettyName(style.name);
     const slider = item.querySelector("input");
@@ -335,7 +376,7 @@ async function start() {
 
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc);
-    const response = await fetch("/api/offer", {
+    const response = await api("/api/offer", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
@@ -432,4 +473,7 @@ async function pollStats() {
 
 wireControls();
 wireDream();
-loadCatalog().catch((err) => { toast(`cannot load styles: ${err.message}`); setStatus("error", "server unreachable"); });
+loadCatalog().catch((err) => {
+  toast(err instanceof ApiError ? err.message : `cannot load styles: ${err.message}`);
+  setStatus("error", err instanceof ApiError ? "token needed" : "server unreachable");
+});
