@@ -6,11 +6,14 @@ back; the queue is bounded and a full one answers 503.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
+import os
 import shutil
-import tempfile
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,14 +30,20 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import BRUSH_HELP, WEIGHTS_HELP, get_services
 from service.engine import Engine
-from service.errors import BadRequest, NotFound, PayloadTooLarge, ServiceBusy, ServiceError
+from service.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, ServiceBusy, ServiceError
 from service.look import LookUpdate
 from service.stabilize import StabilizeOptions
-from service.video.media import open_input
+from service.video.media import VideoLimits, probe_upload
 from service.video.pipeline import Cancelled, VideoOptions, process_video
 from service.video.schedule import Schedule, parse_schedule
 
 log = logging.getLogger(__name__)
+RECORD = "job.json"
+RESTARTED = "interrupted by a server restart"
+
+
+class JobNotReady(ServiceError):
+    status_code = 409
 
 
 class JobSettings(BaseSettings):
@@ -45,7 +54,23 @@ class JobSettings(BaseSettings):
     workers: int = Field(1, ge=1, description="videos processed at once")
     max_queued: int = Field(4, ge=1, description="jobs waiting to start; more answer 503")
     max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
-    work_dir: Path | None = Field(None, description="uploads and results; default: a temporary folder")
+    work_dir: Path = Field(default_factory=lambda: default_work_dir(),
+                           description="uploads, results and job records; kept across restarts")
+    keep_hours: float = Field(24.0, gt=0, description="a finished job's files are deleted this long after it ends")
+    min_free_bytes: int = Field(1024**3, ge=0, description="free disk below which uploads answer 507")
+    max_pixels: int = Field(3840 * 2160, ge=256, description="pixels a frame of an uploaded video")
+    max_frames: int = Field(30 * 60 * 30, ge=1, description="frames of an uploaded video")
+    max_seconds: float = Field(30 * 60, gt=0, description="duration of an uploaded video")
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        return VideoLimits(self.max_pixels, self.max_frames, self.max_seconds)
+
+
+def default_work_dir() -> Path:
+    """``$XDG_DATA_HOME/livestyle/jobs`` (``~/.local/share/livestyle/jobs``): outside the checkout, kept."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "livestyle" / "jobs"
 
 
 class JobState(StrEnum):
@@ -67,11 +92,45 @@ class Job:
     frames_total: int | None = None
     error: str | None = None
     warning: str | None = None
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def result(self) -> Path:
         return self.folder / "result.mp4"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (JobState.done, JobState.failed, JobState.cancelled)
+
+    def save(self) -> None:
+        """The job's record beside its files (``job.json``, written whole under a temporary name)."""
+        record = {"id": self.id, "state": self.state.value, "frames_done": self.frames_done,
+                  "frames_total": self.frames_total, "error": self.error, "warning": self.warning,
+                  "created_at": self.created_at, "finished_at": self.finished_at}
+        tmp = self.folder / "job.json.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.folder / RECORD)
+
+    @classmethod
+    def restored(cls, folder: Path) -> Job | None:
+        """A job from its record after a restart: finished ones as they were (a result whose file is gone is
+        failed); queued or running ones failed, since their work stopped with the server. None: no record."""
+        try:
+            record = json.loads((folder / RECORD).read_text())
+            job = cls(str(record["id"]), folder, folder / "input", VideoOptions(), JobState(record["state"]),
+                      int(record["frames_done"]), record["frames_total"], record["error"], record["warning"],
+                      float(record["created_at"]), record["finished_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if job.state is JobState.done and not job.result.is_file():
+            job.state, job.error = JobState.failed, "the result file was lost"
+        if not job.finished:  # its options died with the process: it cannot be retried as it was
+            job.state, job.error, job.finished_at = JobState.failed, RESTARTED, time.time()
+            job.source.unlink(missing_ok=True)
+        job.save()
+        return job
 
 
 class JobStatus(BaseModel):
@@ -109,12 +168,40 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="video-job")
+        self._restore()
+
+    def _restore(self) -> None:
+        """Jobs of an earlier run of the server: their records come back, folders without one are removed
+        (an upload that never became a job)."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for folder in self.work_dir.iterdir():
+            if not folder.is_dir():
+                continue
+            job = Job.restored(folder)
+            if job is None:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                self._jobs[job.id] = job
+        if self._jobs:
+            log.info("%d video jobs from before the restart (%d finished results)", len(self._jobs),
+                     sum(j.state is JobState.done for j in self._jobs.values()))
+        self.expire()
 
     def new_folder(self) -> tuple[str, Path]:
         job_id = uuid.uuid4().hex
         folder = self.work_dir / job_id
         folder.mkdir(parents=True)
         return job_id, folder
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete finished jobs older than ``keep_hours`` (their files and records); returns how many."""
+        limit = (now if now is not None else time.time()) - 3600 * self.settings.keep_hours
+        with self._lock:
+            old = [j for j in self._jobs.values() if j.finished and (j.finished_at or j.created_at) < limit]
+            for job in old:
+                del self._jobs[job.id]
+                shutil.rmtree(job.folder, ignore_errors=True)
+        return len(old)
 
     def check_capacity(self) -> None:
         """ServiceBusy when the queue is full: asked before an upload is read, and again when it is queued."""
@@ -125,6 +212,10 @@ class JobManager:
         waiting = sum(j.state is JobState.queued for j in self._jobs.values())
         if waiting >= self.settings.max_queued:
             raise ServiceBusy(f"{waiting} video jobs are waiting already; try again later", retry_after=30)
+        free = shutil.disk_usage(self.work_dir).free
+        if free < self.settings.min_free_bytes:
+            raise InsufficientStorage(f"the server is short of disk space ({free // 2**20} MiB free); "
+                                      "try again later")
 
     def submit(self, job_id: str, folder: Path, source: Path, options: VideoOptions) -> Job:
         """Queue a job whose upload is already in ``folder``; ServiceBusy when the queue is full."""
@@ -135,6 +226,22 @@ class JobManager:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
             job = self._jobs[job_id] = Job(job_id, folder, source, options)
+            job.save()
+        self._pool.submit(self._run, job)
+        return job
+
+    def retry(self, job_id: str) -> Job:
+        """Queue a failed job again; its upload is kept when it fails (until it expires)."""
+        job = self.get(job_id)
+        with self._lock:
+            if job.state is not JobState.failed:
+                raise JobNotReady(f"job {job_id} is {job.state.value}; only a failed job can be retried")
+            if not job.source.is_file():
+                raise JobNotReady(f"job {job_id}'s upload is gone; upload it again")
+            self._check_capacity()
+            job.state, job.error, job.frames_done, job.finished_at = JobState.queued, None, 0, None
+            job.cancel.clear()
+            job.save()
         self._pool.submit(self._run, job)
         return job
 
@@ -152,7 +259,8 @@ class JobManager:
         with self._lock:
             if job.state in (JobState.queued, JobState.done, JobState.failed):
                 job.state = JobState.cancelled
-                shutil.rmtree(job.folder, ignore_errors=True)
+                job.finished_at = job.finished_at or time.time()
+                shutil.rmtree(job.folder, ignore_errors=True)  # the record goes too: a restart forgets it
         return job
 
     def close(self) -> None:
@@ -165,6 +273,7 @@ class JobManager:
             if job.state is not JobState.queued:
                 return
             job.state = JobState.running
+            job.save()
 
         def progress(done: int, total: int | None) -> None:
             job.frames_done, job.frames_total = done, total
@@ -174,39 +283,51 @@ class JobManager:
         except Cancelled:
             self._finish(job, JobState.cancelled)
         except ServiceError as exc:
-            self._finish(job, JobState.failed, error=str(exc))
+            self._finish(job, JobState.failed, error=self._public(str(exc), job))
         except Exception as exc:  # a bug must not kill the worker thread
             log.exception("video job %s failed", job.id)
-            self._finish(job, JobState.failed, error=f"internal error: {exc}")
+            self._finish(job, JobState.failed, error=self._public(f"internal error: {type(exc).__name__}", job))
         else:
             self._finish(job, JobState.done, warning=result.stopped)
+
+    @staticmethod
+    def _public(message: str, job: Job) -> str:
+        """What a client may read: no server paths."""
+        return message.replace(str(job.source), "the upload").replace(str(job.result), "the result") \
+            .replace(str(job.folder), "the job")
 
     def _finish(
         self, job: Job, state: JobState, error: str | None = None, warning: str | None = None
     ) -> None:
         with self._lock:
-            job.error, job.warning = error, warning
+            job.error, job.warning, job.finished_at = error, warning, time.time()
             job.state = JobState.cancelled if job.cancel.is_set() else state
-            job.source.unlink(missing_ok=True)
             if job.state is JobState.cancelled:
                 shutil.rmtree(job.folder, ignore_errors=True)
+                return
+            if job.state is JobState.done:
+                job.source.unlink(missing_ok=True)  # a failed job keeps its upload, to retry
+            job.save()
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs inside the app's lifespan, after the engine has loaded."""
     settings: JobSettings = app.state.job_settings  # set by create_app, from the entry point
-    with contextlib.ExitStack() as stack:
-        if settings.work_dir is None:
-            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livestyle-jobs-")))
-        else:
-            work_dir = settings.work_dir
-        manager = JobManager(app.state.services.engine, settings, work_dir)
-        app.state.jobs = manager
-        try:
-            yield
-        finally:
-            await run_in_threadpool(manager.close)
+    manager = await run_in_threadpool(JobManager, app.state.services.engine, settings, settings.work_dir)
+    app.state.jobs = manager
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(min(600.0, 3600 * settings.keep_hours / 4))
+            await run_in_threadpool(manager.expire)
+
+    sweeper = asyncio.ensure_future(sweep())
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        await run_in_threadpool(manager.close)
 
 
 def get_jobs(request: Request) -> JobManager:
@@ -249,9 +370,9 @@ async def create_job(
         options.schedule.for_styles(loaded.styles)
     job_id, folder = jobs.new_folder()
     try:
-        source = folder / f"input{Path(video.filename or '').suffix[:8]}"
+        source = folder / "input"  # a fixed name: the client's file name never picks a demuxer
         await save_upload(video, source, jobs.settings.max_upload_bytes)
-        await run_in_threadpool(lambda: open_input(source).close())
+        await run_in_threadpool(probe_upload, source, jobs.settings.video_limits)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -273,11 +394,14 @@ async def job_result(job_id: str, jobs: JobsDep) -> FileResponse:
 
 @router.delete("/{job_id}")
 async def cancel_job(job_id: str, jobs: JobsDep) -> JobStatus:
+    """Stop a job, or delete a finished one's files."""
     return JobStatus.of(jobs.cancel(job_id))
 
 
-class JobNotReady(ServiceError):
-    status_code = 409
+@router.post("/{job_id}/retry", status_code=202)
+async def retry_job(job_id: str, jobs: JobsDep) -> JobStatus:
+    """Queue a failed job again with its kept upload (409 when it is not failed or its upload is gone)."""
+    return JobStatus.of(jobs.retry(job_id))
 
 
 def job_schedule(look: LookUpdate, schedule: str | None) -> Schedule | None:

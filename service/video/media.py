@@ -18,7 +18,7 @@ from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
 from service import contract
-from service.errors import BadRequest, UnsupportedMedia
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,56 @@ class DecodedFrame:
 # -- input -----------------------------------------------------------------------------------------
 
 
-def open_input(path: Path) -> InputContainer:
-    """Open a file that holds a video stream; UnsupportedMedia naming the file otherwise."""
+# Demuxers an uploaded file may use: real video containers only. Playlists (hls, concat), image sequences and
+# raw devices are refused before their header is read, whatever the file is called.
+UPLOAD_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "flv", "mpeg", "ogg", "asf",
+                  "gif", "h264", "hevc", "m4v", "mjpeg", "ivf", "nut", "yuv4mpegpipe", "dv", "mxf")
+
+
+def open_input(path: Path, shown: str | None = None, formats: tuple[str, ...] | None = None) -> InputContainer:
+    """Open a file that holds a video stream; UnsupportedMedia naming the file (or ``shown``: what a client is
+    told instead of a server path) otherwise. ``formats``: the demuxers allowed (FFmpeg's format_whitelist)."""
+    name = shown or str(path)
     if not path.is_file():
-        raise BadRequest(f"{path}: no such file")
+        raise BadRequest(f"{name}: no such file")
+    options = {"format_whitelist": ",".join(formats)} if formats else None
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", container_options=options)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise UnsupportedMedia(f"{path}: not a video file PyAV can read ({exc})") from None
+        reason = "" if shown else f" ({exc})"
+        raise UnsupportedMedia(f"{name}: not a video file this server reads (MP4, MOV, MKV, WebM, AVI, ...){reason}") \
+            from None
     if not container.streams.video:
         container.close()
-        raise UnsupportedMedia(f"{path}: contains no video stream")
+        raise UnsupportedMedia(f"{name}: contains no video stream")
     return container
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """How large a video a server takes: pixels per frame, frames, seconds."""
+
+    max_pixels: int
+    max_frames: int
+    max_seconds: float
+
+
+def probe_upload(path: Path, limits: VideoLimits) -> None:
+    """Check an upload before it is queued: an allowed container with a video stream within ``limits``
+    (from the header: nothing is decoded); 415 or 413 with the reason, never a server path."""
+    with contextlib.closing(open_input(path, "the upload", UPLOAD_FORMATS)) as container:
+        video = container.streams.video[0]
+        width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
+        if width * height > limits.max_pixels:
+            raise PayloadTooLarge(f"the video is {width}x{height}; the limit is {limits.max_pixels} pixels a frame")
+        seconds = float(video.duration * video.time_base) if video.duration and video.time_base else \
+            (container.duration or 0) / 1_000_000
+        if seconds > limits.max_seconds:
+            raise PayloadTooLarge(f"the video lasts {seconds:.0f} s; the limit is {limits.max_seconds:.0f} s")
+        rate = float(video.average_rate or video.guessed_rate or 0)
+        frames = int(video.frames or 0) or int(seconds * rate)
+        if frames > limits.max_frames:
+            raise PayloadTooLarge(f"the video has {frames} frames; the limit is {limits.max_frames}")
 
 
 def first_pts(stream: VideoStream) -> int:

@@ -110,6 +110,14 @@ def write_models(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _jobs_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Apps built without job settings keep their jobs under $XDG_DATA_HOME: a temporary one, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_models(tmp_path_factory.mktemp("models"))
