@@ -16,7 +16,6 @@ normalized weight vectors are mixed linearly.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from service.blend import parse_weights_text, weights_vector
 from service.errors import BadRequest
+from service.look import decode_json
 
 
 @dataclass(frozen=True)
@@ -114,10 +114,7 @@ def read_schedule(path: Path) -> Schedule:
 
 
 def _parse_json(text: str, source: str) -> Schedule:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"{source}: not valid JSON ({exc})") from None
+    data = decode_json(text, source)
     items = data.get("keyframes") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise BadRequest(f"{source}: expected a list of keyframes or {{\"keyframes\": [...]}}")
