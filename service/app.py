@@ -58,7 +58,9 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None)
                 if dreamer.unavailable:
                     log.info("live DeepDream mode unavailable: %s", dreamer.unavailable)
                 dream_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dream"))
-            peers = PeerRegistry(engine, settings, executor, dreamer, dream_executor)
+            # the quality tier's frames on a thread of their own: one peer choosing it cannot starve the rest
+            slow_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="inference-slow"))
+            peers = PeerRegistry(engine, settings, executor, dreamer, dream_executor, slow_executor)
             thumbnails = Thumbnails(settings.thumbnails_path, engine)
             slots = api.Slots(settings.stylize_workers, "image stylizing")
             app.state.services = api.Services(settings, engine, peers, thumbnails, executor, slots)

@@ -176,11 +176,15 @@ class PeerRegistry:
     """The open peer connections: admits up to ``max_peers``, closes idle ones and all on shutdown."""
 
     def __init__(self, engine: Engine, settings: Settings, executor: Executor,
-                 dreamer: Dreamer | None = None, dream_executor: Executor | None = None) -> None:
-        """``dreamer`` (None: no dream mode) dreams in ``dream_executor`` so styled peers never wait on it."""
+                 dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
+                 slow_executor: Executor | None = None) -> None:
+        """``dreamer`` (None: no dream mode) dreams in ``dream_executor`` so styled peers never wait on it;
+        frames of models slower than the realtime tier run in ``slow_executor`` (when given)."""
         self.engine = engine
         self.settings = settings
         self.executor = executor
+        self.slow_executor = slow_executor
+        self.slow_models = frozenset(n for n, m in engine.models.items() if m.entry.tier != "realtime")
         self.dreamer = dreamer
         self.dream_executor = dream_executor
         self.peers: dict[str, Peer] = {}
@@ -234,6 +238,7 @@ class PeerRegistry:
             peer.track = StylizedTrack(
                 track, self.engine, peer.controls, self.executor, settings.max_frame_side,
                 self.dreamer, self.dream_executor, governor, pipelined=settings.pipeline_frames,
+                slow_executor=self.slow_executor, slow_models=self.slow_models,
             )
             pc.addTrack(peer.track)
 

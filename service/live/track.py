@@ -134,14 +134,19 @@ class StylizedTrack(MediaStreamTrack):
         self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int,
         dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
         governor: ResolutionGovernor | None = None, pipelined: bool = True,
+        slow_executor: Executor | None = None, slow_models: frozenset[str] = frozenset(),
     ) -> None:
         """``pipelined``: stylize the next frame while the sender encodes this one (aiortc asks for a frame
-        only after encoding the last): inference and encoding overlap; a new control shows a frame later."""
+        only after encoding the last): inference and encoding overlap; a new control shows a frame later.
+        ``slow_executor``: where frames of ``slow_models`` (the quality tier) run, so one peer that picks a
+        slow model never holds the thread every realtime peer's frames wait for."""
         super().__init__()
         self.source = source
         self.engine = engine
         self.controls = controls
         self.executor = executor
+        self.slow_executor = slow_executor
+        self.slow_models = slow_models
         self.max_side = max_side
         self.dreamer = dreamer
         self.dream_executor = dream_executor or executor
@@ -214,8 +219,7 @@ class StylizedTrack(MediaStreamTrack):
             job = partial(self._painter.paint, rgb, look, self.governor.side, self._steady_pool_for(look))
         started = time.perf_counter()
         try:
-            image = await asyncio.get_running_loop().run_in_executor(
-                self.dream_executor if dreaming else self.executor, job)
+            image = await asyncio.get_running_loop().run_in_executor(self._pool_for(look), job)
         except Exception:
             self.stats.failures += 1
             if not self._failing:
@@ -233,6 +237,13 @@ class StylizedTrack(MediaStreamTrack):
         out = VideoFrame.from_ndarray(image, format="rgb24")
         out.pts, out.time_base = frame.pts, frame.time_base
         return out
+
+    def _pool_for(self, look: Look) -> Executor:
+        if look.mode == "dream":
+            return self.dream_executor
+        if self.slow_executor is not None and look.model in self.slow_models:
+            return self.slow_executor
+        return self.executor
 
     def _look_now(self) -> Look:
         """The look of the next frame; the blend is eased here, on the loop, so the worker sees fixed values.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -201,3 +202,36 @@ def test_pipelined_track_stylizes_the_next_frame_before_it_is_asked_for(pipeline
     assert pts == sorted(set(pts)) and total == 4  # stopping cancels the one started ahead, before it runs
     for frame in frames:  # each output is its own frame, stylized
         assert int(frame.to_ndarray(format="rgb24")[0, 0, 0]) == 255 - (frame.pts // 3000) % 200
+
+
+def test_a_slow_model_runs_on_its_own_thread_and_the_fast_pool_stays_free() -> None:
+    """One peer on the quality tier: its frames go to the slow pool, so the pool every realtime peer's frames
+    wait for keeps running while a slow frame is in flight."""
+    threads: list[str] = []
+
+    class Recording(StubEngine):
+        def stylize(self, rgb: np.ndarray, weights: np.ndarray, **kw: object) -> np.ndarray:
+            threads.append(threading.current_thread().name)
+            return super().stylize(rgb, weights, **kw)
+
+    async def scenario() -> float:
+        fast = ThreadPoolExecutor(1, thread_name_prefix="fast")
+        slow = ThreadPoolExecutor(1, thread_name_prefix="slow")
+        controls = Controls(model="quality", easing=Easing(np.ones((1, 1), np.float32), 0))
+        track = StylizedTrack(Camera(4, 0.01), Recording(delay=0.3), controls, fast, max_side=640,  # type: ignore[arg-type]
+                              slow_executor=slow, slow_models=frozenset({"quality"}), pipelined=False)
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(track.recv())
+        await asyncio.sleep(0.1)  # the slow frame is in flight now
+        started = time.monotonic()
+        await loop.run_in_executor(fast, lambda: None)  # a realtime peer's frame would not wait for it
+        waited = time.monotonic() - started
+        await first
+        track.stop()
+        fast.shutdown()
+        slow.shutdown()
+        return waited
+
+    waited = asyncio.run(scenario())
+    assert threads and all(name.startswith("slow") for name in threads), threads
+    assert waited < 0.1
