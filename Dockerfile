@@ -6,6 +6,8 @@
 # Live DeepDream mode (adds torch + VGG19 weights): docker build --build-arg EXTRAS="[dream]" ...
 # WebRTC media flows over UDP between the browser and the container: on a remote host run with
 # --network host or configure a TURN server (LIVESTYLE_ICE_SERVERS).
+# It listens on 0.0.0.0: give it a token (-e LIVESTYLE_API_TOKEN=...) and a volume for the video jobs
+# (-v livestyle-jobs:/home/livestyle/.local/share/livestyle); README "Deployment" lists the rest.
 FROM python:3.11-slim
 
 ARG ORT_PACKAGE=""
