@@ -24,7 +24,7 @@ from service.flow import FlowEstimator, warp
 from service.settings import Settings
 from service.stabilize import StabilizeOptions
 from service.video.cli import load_engine
-from service.video.media import DecodedFrame, FrameReader, open_input, output_size
+from service.video.media import DecodedFrame, FrameReader, display_dims, open_input, output_size
 from service.video.pipeline import FrameStylizer, VideoOptions
 from service.video.schedule import Schedule
 
@@ -84,7 +84,7 @@ def measure(video: Path, engine: Engine, options: VideoOptions, frames: int) -> 
     meter = FlickerMeter()
     with contextlib.closing(open_input(video)) as container, ThreadPoolExecutor(1) as network:
         source = container.streams.video[0]
-        stylizer = FrameStylizer(engine, options, output_size(source.height, source.width, options.max_size))
+        stylizer = FrameStylizer(engine, options, output_size(*display_dims(video, source), options.max_size))
         busy = 0.0
         count = 0
         for item in FrameReader(container, with_audio=False).items():

@@ -133,7 +133,8 @@ class FrameReader:
                         return
                     self.decoded += 1
                     self.last_seconds = float((pts - origin) * time_base)
-                    yield DecodedFrame(pts, self.last_seconds, frame.to_ndarray(format="rgb24"))
+                    yield DecodedFrame(pts, self.last_seconds, upright(frame.to_ndarray(format="rgb24"),
+                                                                       frame.rotation))
         except av.FFmpegError as exc:
             self.stopped = f"decoding failed after frame {self.decoded} ({self.last_seconds:.2f} s): {exc}"
             return
@@ -151,6 +152,30 @@ class FrameReader:
                 f"the stream ends at frame {self.decoded} of {expected} "
                 f"({self.last_seconds:.2f} s{of_total}); the file is truncated or damaged"
             )
+
+
+def upright(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded picture turned as its stream's display matrix says (phone clips are stored sideways):
+    ``rotation`` in degrees counterclockwise, PyAV's ``VideoFrame.rotation``."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def display_rotation(path: Path) -> int:
+    """The rotation of a file's first video frame (0 when none, or when it cannot be read)."""
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return int(round(frame.rotation))
+    except (av.FFmpegError, ValueError):
+        pass
+    return 0
+
+
+def display_dims(path: Path, stream: VideoStream) -> tuple[int, int]:
+    """Height and width of the stream as it is shown (swapped for a quarter turn)."""
+    height, width = int(stream.height), int(stream.width)
+    return (width, height) if display_rotation(path) % 180 else (height, width)
 
 
 def output_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from service.video.media import (
     FrameReader,
     VideoWriter,
     _close_quietly,
+    display_dims,
     frame_duration,
     open_input,
     open_output,
@@ -178,7 +179,7 @@ def process_video(
     """Stylize ``src`` into ``dst``; raises a ServiceError (nothing written) or returns what was done."""
     with contextlib.closing(open_input(src)) as container:
         source = container.streams.video[0]
-        size = output_size(source.height, source.width, options.max_size)
+        size = output_size(*display_dims(src, source), options.max_size)
         stylizer = FrameStylizer(engine, options, size)
         total = int(source.frames or 0) or None
         duration = frame_duration(source)

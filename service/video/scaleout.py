@@ -29,6 +29,7 @@ from service.video.media import (
     DecodedFrame,
     FrameReader,
     VideoWriter,
+    display_dims,
     frame_duration,
     open_input,
     open_output,
@@ -103,7 +104,7 @@ def render_chunk(src: str, models_dir: str, options: VideoOptions, chunk: Chunk)
     engine = Engine.load(Path(models_dir), RuntimeOptions())
     with contextlib.closing(open_input(Path(src))) as container:
         source = container.streams.video[0]
-        size = output_size(source.height, source.width, options.max_size)
+        size = output_size(*display_dims(Path(src), source), options.max_size)
         stylizer = FrameStylizer(engine, options, size)
         reader = FrameReader(container, with_audio=False, seek_pts=chunk.seek_pts, end_pts=chunk.end_pts)
         frames = (f for f in reader.items() if isinstance(f, DecodedFrame) and f.pts >= chunk.warmup_pts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -241,3 +242,37 @@ def test_dream_mode_without_the_extra_names_it(clip: Path, tmp_path: Path, run, 
     code, err = run(clip, tmp_path / "out.mp4", "--mode", "dream")
     assert code == 2 and "livestyle[dream]" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def rotate_display(path: Path) -> Path:
+    """Give an MP4's video track the display matrix of a phone held upright (stored sideways, shown turned
+    90 degrees clockwise), as phones write it: the tkhd box's matrix."""
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd")
+    assert box > 0 and data[box + 4] == 0  # version 0 layout
+    matrix = box + 4 + 40
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+    out = path.with_name(f"{path.stem}-portrait.mp4")
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_rotation_metadata_is_honoured(tmp_path: Path, models_dir: Path) -> None:
+    still = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    still[:, : WIDTH // 2] = 255  # left half white, as stored
+    plain = tmp_path / "sideways.mp4"
+    with av.open(str(plain), mode="w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(still, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    portrait = rotate_display(plain)
+    result = tmp_path / "upright.mp4"
+    process_video(portrait, result, Engine.load(models_dir, RuntimeOptions()), VideoOptions(strength=0.0))
+    with av.open(str(result)) as container:
+        shown = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert shown.shape[:2] == (WIDTH, HEIGHT)  # portrait now
+    assert shown[: WIDTH // 2 - 4].mean() > 200 and shown[WIDTH // 2 + 4 :].mean() < 60  # white on top
