@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import contract, dream
 from service.brush import BRUSH_MAX, BRUSH_MIN
-from service.engine import Engine, resize_to_fit
+from service.engine import SHRINK_ABOVE_PIXELS, Engine, resize_to_fit, trim_heap
 from service.errors import PayloadTooLarge, ServiceBusy, UnsupportedMedia
 from service.live.signalling import OfferAnswer, OfferRequest, PeerRegistry
 from service.look import LookUpdate
@@ -182,7 +182,11 @@ def _stylize_bytes(services: Services, data: bytes, vector: np.ndarray, model: s
         brush=1.0 if look.brush is None else look.brush)
     ok, png = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     assert ok
-    return bytes(png.tobytes())
+    body = bytes(png.tobytes())
+    if rgb.shape[0] * rgb.shape[1] > SHRINK_ABOVE_PIXELS:  # a big upload: give its buffers back to the system
+        del rgb, out, png
+        trim_heap()
+    return body
 
 
 class Slots:

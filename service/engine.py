@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +50,12 @@ def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) 
 SHRINK_ABOVE_PIXELS = int(1.5 * 640 * 480)
 SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+
+def trim_heap() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise); nothing elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def session_options(options: RuntimeOptions) -> ort.SessionOptions:
@@ -173,8 +181,13 @@ class Engine:
         the arena by 1.4 GB that was never returned; see SHRINK_ABOVE_PIXELS)."""
         height, width = frame.shape[2:]
         padded = contract.pad_frame(frame, loaded.entry.size_multiple)
+        oversized = height * width > SHRINK_ABOVE_PIXELS
         (out,) = loaded.session.run(
             [contract.OUTPUT_STYLIZED], {contract.INPUT_FRAME: padded, contract.INPUT_WEIGHTS: weights},
-            SHRINK_ARENA if height * width > SHRINK_ABOVE_PIXELS else None,
+            SHRINK_ARENA if oversized else None,
         )
-        return contract.crop_frame(out, height, width)
+        result = contract.crop_frame(out, height, width)
+        if oversized:
+            del out, padded
+            trim_heap()
+        return result

@@ -162,6 +162,11 @@ class Peer:
         """Media has arrived: the peer connected and its camera runs."""
         return self.track is not None and self.track.stats.frames_in > 0
 
+    @property
+    def connecting(self) -> bool:
+        """Still between its offer and a working connection (what a per-address limit counts)."""
+        return self.pc.connectionState != "connected" and not self.streaming
+
     def gone(self, now: float, connect_timeout: float, idle_timeout: float) -> str | None:
         """Why this peer's slot should be given back now, if it should: it never connected in time, or its frames
         stopped (a killed client). Control messages keep nothing alive."""
@@ -197,7 +202,7 @@ class PeerRegistry:
         check_sdp(offer.sdp, settings.max_sdp_bytes, settings.max_media_sections)
         if len(self.peers) >= settings.max_peers:
             raise ServiceBusy(f"the server is at its limit of {settings.max_peers} peers; try again later")
-        pending = sum(1 for p in self.peers.values() if p.client == client and not p.streaming)
+        pending = sum(1 for p in self.peers.values() if p.client == client and p.connecting)
         if pending >= settings.max_pending_offers:
             raise TooManyRequests(f"{pending} offers from this address are still connecting; wait for them")
         model = self.engine.model(offer.model)

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--browser-seconds", type=float)
     p.add_argument("--dream-photos", type=int, help="held-out photos for table 7 (full: 5)")
     p.add_argument("--add-style-minutes", type=float, help="training time of table 8 (full: 10)")
+    p.add_argument("--soak-minutes", type=float, help="table 10's soak (full: 10)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -85,7 +86,9 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     no_overrides: dict[str, Any] = {}
     settings = Settings(**no_overrides)  # the service's ORT threads and spinning, as LIVESTYLE_* set them
     out = args.out or (REPO / "runs" / "bench-quick" / "BENCHMARKS.md" if args.quick else REPO / "BENCHMARKS.md")
-    tables = tuple(args.only.split(",")) if args.only else TABLES
+    # quick mode leaves out table 10 (real servers, a soak) unless asked for by name
+    default = tuple(t for t in TABLES if not (args.quick and t == "reliability"))
+    tables = tuple(args.only.split(",")) if args.only else default
     if args.skip:
         tables = tuple(t for t in tables if t not in args.skip.split(","))
     cfg = BenchConfig(models_dir=args.models_dir, data=args.data, out=out, peer_dir=args.peer_dir, video=args.video,
@@ -95,7 +98,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     flags = {k: getattr(args, k) for k in ("runs", "warmup", "sizes", "photos", "styles", "metric_size", "gatys_pairs",
                                             "gatys_iterations", "flicker_frames", "flicker_max_size", "train_size",
                                             "train_batch", "train_steps", "browser", "browser_seconds",
-                                            "dream_photos", "add_style_minutes")}
+                                            "dream_photos", "add_style_minutes", "soak_minutes")}
     return replace(cfg, **{k: v for k, v in flags.items() if v is not None})
 
 

@@ -17,12 +17,24 @@ from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.settings import Settings
 from training import images
-from training.bench import add_style, browser, dream, flicker, gpu, latency, live, peer, quality, throughput
+from training.bench import (
+    add_style,
+    browser,
+    dream,
+    flicker,
+    gpu,
+    latency,
+    live,
+    peer,
+    quality,
+    reliability,
+    throughput,
+)
 from training.bench.report import Table
 from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
-TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live")
+TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
@@ -61,6 +73,7 @@ class BenchConfig:
     add_style_minutes: float = add_style.GOAL_MINUTES
     add_style_photos: int = 5
     live_photos: int = 6
+    soak_minutes: float = 10.0
     intra_op_threads: int = 1
     spinning: bool = False
 
@@ -129,7 +142,7 @@ class Suite:
     def run(self, on_table: Callable[[Table], None]) -> list[Table]:
         steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
                  "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
-                 "add_style": self.add_style, "live": self.live}
+                 "add_style": self.add_style, "live": self.live, "reliability": self.reliability}
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -248,6 +261,14 @@ class Suite:
                                       sheet=cfg.out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg")
         return add_style.add_style_table(plan, add_style.measure_add_style(plan))
 
+
+    def reliability(self) -> Table:
+        slow = next((e.name for e in self.ours if e.tier != "realtime"), self.ours[0].name)
+        plan = reliability.ReliabilityPlan(models_dir=self.cfg.models_dir, slow_model=slow,
+                                           soak_minutes=self.cfg.soak_minutes,
+                                           seconds=10.0 if self.cfg.soak_minutes >= 1 else 4.0)
+        return reliability.reliability_table(plan, reliability.measure_reliability(plan),
+                                             {e.name: e.sha256 for e in self.ours})
 
     def live(self) -> Table:
         cfg = self.cfg
