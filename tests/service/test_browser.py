@@ -218,3 +218,21 @@ def test_dream_controls_blend_the_dream_style_and_switch_to_live_deepdream(
         assert sum(shown) >= 1 and sum(served) > 0, (shown, served)
     assert page.evaluate("window.livestyle.errors") == []
     page.click("#stop")
+
+
+def test_the_page_takes_the_token_once_and_streams(browser: object, settings: Settings) -> None:
+    token = "browser-token-0123456789abcdef"
+    with LiveServer(settings.model_copy(update={"api_token": token, "ease_frames": 3})) as guarded:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(guarded.url)  # without the token: the page says what is needed
+        page.wait_for_function("document.getElementById('status').textContent === 'token needed'", timeout=10_000)
+        assert "token" in page.inner_text("#toast")
+        start_streaming(page, f"{guarded.url}/?token={token}")
+        assert "token" not in page.url  # dropped from the address bar, kept for the tab
+        thumbnail = page.evaluate("document.querySelector('.card img').src")
+        assert thumbnail.startswith("blob:")  # fetched with the token
+        assert page.evaluate("window.livestyle.errors") == []
+        page.click("#stop")
+        page.reload()  # the same tab keeps it
+        page.wait_for_selector(".card input[type=range]")
+        assert page.evaluate("window.livestyle.status") != "error"
