@@ -22,6 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from training.bench.report import Table
 
 log = logging.getLogger(__name__)
 FPS = 15
-FAIR_GOAL, KEPT_OUT_GOAL, MEMORY_GOAL, SOAK_GOAL = 0.7, 12.0, 0.15, 0.10
+FAIR_GOAL, KEPT_OUT_GOAL, MEMORY_GOAL, SOAK_GOAL, HEALTH_GOAL = 0.7, 12.0, 0.15, 0.10, 100.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class ReliabilityResult:
     refused: list[int] = field(default_factory=list)  # statuses of the offers past max_peers
     kept_out_s: float = float("nan")
     memory_mb: tuple[float, float, float] = (float("nan"),) * 3  # baseline, right after, 10 s after
+    health_ms: float = float("nan")  # slowest /api/health answer while the big images and a large SDP went in
     soak_mb: list[float] = field(default_factory=list)
     soak_fps: float = 0.0
 
@@ -206,7 +208,38 @@ async def slot_attack(url: str, plan: ReliabilityPlan, result: ReliabilityResult
             await user.close()
 
 
+@contextlib.contextmanager
+def health_watch(url: str, result: ReliabilityResult) -> Iterator[None]:
+    """Poll /api/health every 50 ms meanwhile; the slowest answer goes to ``result.health_ms``."""
+    stop = threading.Event()
+    slowest = [0.0]
+
+    def poll() -> None:
+        with httpx.Client(timeout=10) as http:
+            while not stop.is_set():
+                started = time.perf_counter()
+                http.get(f"{url}/api/health")
+                slowest[0] = max(slowest[0], 1000 * (time.perf_counter() - started))
+                stop.wait(0.05)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        result.health_ms = slowest[0]
+
+
 def big_images(url: str, process: subprocess.Popen[bytes], plan: ReliabilityPlan, result: ReliabilityResult) -> None:
+    with health_watch(url, result):
+        _big_images(url, process, plan, result)
+        sdp = "v=0\r\n" + "a=x-filler:" + "x" * 60_000 + "\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        httpx.post(f"{url}/api/offer", json={"sdp": sdp, "type": "offer"}, timeout=30)  # refused, not stalling
+
+
+def _big_images(url: str, process: subprocess.Popen[bytes], plan: ReliabilityPlan, result: ReliabilityResult) -> None:
     rng = np.random.default_rng(0)
     baseline = resident_mb(process)
     for side in (1280, 1600, 2000):  # each resized to max_image_side (1280) before the network
@@ -219,6 +252,9 @@ def big_images(url: str, process: subprocess.Popen[bytes], plan: ReliabilityPlan
     right_after = resident_mb(process)
     time.sleep(10)
     result.memory_mb = (baseline, right_after, resident_mb(process))
+    big = io.BytesIO()
+    Image.new("L", (13000, 13000)).save(big, "PNG")  # half a megabyte, refused from its header
+    httpx.post(f"{url}/api/stylize", files={"image": ("bomb.png", big.getvalue())}, timeout=30)
 
 
 async def soak(url: str, process: subprocess.Popen[bytes], plan: ReliabilityPlan, result: ReliabilityResult) -> None:
@@ -269,6 +305,8 @@ def reliability_table(plan: ReliabilityPlan, r: ReliabilityResult, models: dict[
          f"a real user admitted after {r.kept_out_s:.1f} s"],
         ["memory after big images", "3 sizes x 2 models on /api/stylize",
          f"{base:.0f} MB before, {peak:.0f} MB right after, {later:.0f} MB 10 s later ({kept:+.0%})"],
+        ["/api/health meanwhile", "big images, a 13000x13000 PNG, a 60 KB SDP",
+         f"slowest answer {r.health_ms:.0f} ms"],
         ["soak", f"1 peer, {plan.soak_minutes:g} min",
          f"{r.soak_mb[0]:.0f} -> {r.soak_mb[-1]:.0f} MB ({soak_growth:+.1%}), max {max(r.soak_mb):.0f} MB, "
          f"{r.soak_fps:.1f} fps" if r.soak_mb else "-"],
@@ -281,6 +319,8 @@ def reliability_table(plan: ReliabilityPlan, r: ReliabilityResult, models: dict[
         f"{MEMORY_GOAL:.0%}).",
         f"Soak: {'met' if abs(soak_growth) <= SOAK_GOAL else 'missed'} ({soak_growth:+.1%}, goal flat within "
         f"{SOAK_GOAL:.0%}).",
+        f"Event loop: {'met' if r.health_ms <= HEALTH_GOAL else 'missed'} (/api/health at worst "
+        f"{r.health_ms:.0f} ms, goal <= {HEALTH_GOAL:g} ms).",
         f"Offers past the limit: {'met' if r.refused and all(s == 503 for s in r.refused) else 'missed'} (503).",
     ]
     shas = ", ".join(f"{name} {sha[:12]}" for name, sha in models.items())
