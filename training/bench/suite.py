@@ -27,7 +27,6 @@ from training.bench import (
     live,
     peer,
     quality,
-    reliability,
     throughput,
 )
 from training.bench.report import Table
@@ -263,6 +262,8 @@ class Suite:
 
 
     def reliability(self) -> Table:
+        from training.bench import reliability  # drives the example client (examples/), run from the checkout
+
         slow = next((e.name for e in self.ours if e.tier != "realtime"), self.ours[0].name)
         plan = reliability.ReliabilityPlan(models_dir=self.cfg.models_dir, slow_model=slow,
                                            soak_minutes=self.cfg.soak_minutes,
