@@ -334,6 +334,7 @@ def reliability_table(plan: ReliabilityPlan, r: ReliabilityResult, models: dict[
                f"received per second over {plan.seconds:g} s. `python -m training.bench --only reliability`."),
         goal=(f"another peer's frame rate >= {FAIR_GOAL}x when one switches to the quality model; a real user kept "
               f"out <= {KEPT_OUT_GOAL:g} s by never-connecting offers; memory within {MEMORY_GOAL:.0%} of its "
-              f"baseline 10 s after big images; a soak flat within {SOAK_GOAL:.0%}."),
+              f"baseline 10 s after big images; a soak flat within {SOAK_GOAL:.0%}; /api/health answering within "
+              f"{HEALTH_GOAL:g} ms whatever comes in."),
         verdicts=verdicts,
     )
