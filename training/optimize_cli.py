@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image, ImageChops
+from tqdm import tqdm
 
 from training.dream import DREAM_TAPS, DreamConfig, dream
 from training.features import CONTENT_TAP, STYLE_TAPS
 from training.gatys import GatysConfig, stylize
-from training.images import grid, save_png, to_image
+from training.images import grid, open_rgb, save_png, to_image
 from training.invert import INVERT_TAPS, InvertConfig, invert
 from training.optimize import OptimConfig, OptimResult
+from training.pixel_texture import METHODS as PIXEL_METHODS
+from training.pixel_texture import PixelTextureConfig, synthesize_pixels
 from training.quality import QualityScorer
 from training.texture import TextureConfig, growing, synthesize
 
@@ -119,6 +124,9 @@ def cmd_gatys(args: argparse.Namespace) -> None:
 
 
 def cmd_texture(args: argparse.Namespace) -> None:
+    if args.method != "gram":
+        _pixel_texture(args)
+        return
     sets = tuple(growing(args.layers)) if not args.single else (tuple(args.layers),)
     cfg = TextureConfig(texture=Path(args.texture), size=args.size, source_size=args.source_size or args.size,
                         layer_sets=sets, vgg_weights=_vgg_weights(args))
@@ -131,6 +139,30 @@ def cmd_texture(args: argparse.Namespace) -> None:
     source, results = synthesize(cfg, _engine(args, name), on_result=save)
     _sheet(out, name, [source, *(r.image for r in results)], cell=min(256, max(128, cfg.size)))
     log.info("wrote %d textures and %s_sheet.png to %s", len(results), name, out)
+
+
+def _pixel_texture(args: argparse.Namespace) -> None:
+    """Efros-Leung or Wei-Levoy: SIZE x SIZE copied from the sample's pixels, with progress; PNG into OUT."""
+    sample = np.asarray(open_rgb(Path(args.texture)))
+    if args.source_size:  # the shorter side becomes SOURCE_SIZE
+        scale = args.source_size / min(sample.shape[:2])
+        size = (max(1, round(sample.shape[1] * scale)), max(1, round(sample.shape[0] * scale)))
+        sample = np.asarray(Image.fromarray(sample).resize(size, Image.Resampling.LANCZOS))
+    window = args.window or (11 if args.method == "efros-leung" else 7)
+    cfg = PixelTextureConfig(size=args.size, window=window, levels=args.levels, seed=args.seed or 0)
+    cfg.check(sample)  # a bad size or too small a sample: one line, before the progress bar
+    with tqdm(total=args.size * args.size, desc=args.method, unit="px") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        started = time.perf_counter()
+        result = synthesize_pixels(args.method, sample, cfg, progress)
+    name = f"texture_{Path(args.texture).stem}_{args.method}"
+    path = Path(args.out) / f"{name}.png"
+    save_png(Image.fromarray(result), path)
+    log.info("wrote %s (%dx%d from a %dx%d sample in %.1f s)", path, args.size, args.size, sample.shape[1],
+             sample.shape[0], time.perf_counter() - started)
 
 
 def cmd_invert(args: argparse.Namespace) -> None:
@@ -197,7 +229,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _engine_flags(p, iterations=[100, 30], octaves=2)
     p.set_defaults(func=cmd_gatys)
 
-    p = _subcommand(sub, "texture", "texture synthesis by Gram matching, growing layer sets")
+    p = _subcommand(sub, "texture", "texture synthesis: Gram matching (growing layer sets) or on raw pixels")
+    p.add_argument("--method", choices=["gram", *PIXEL_METHODS], default="gram",
+                   help="gram: Gatys et al. 2015 on VGG19; efros-leung (1999) and wei-levoy (2000): pixels copied "
+                        "from the sample, no network")
+    p.add_argument("--window", type=int, help="pixel methods: neighbourhood side (efros-leung 11, wei-levoy 7)")
+    p.add_argument("--levels", type=int, default=2, help="wei-levoy: Gaussian pyramid levels")
     p.add_argument("--texture", required=True, help="texture (or painting) image")
     p.add_argument("--size", type=int, default=256, help="the result is SIZE x SIZE")
     p.add_argument("--source-size", type=int, help="texture image's shorter side (default: SIZE)")
