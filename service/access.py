@@ -62,11 +62,11 @@ class Gate:
             return
         method, path = scope["method"], scope["path"]
         headers = Headers(scope=scope)
-        refusal = self._refusal(method, path, headers)
+        limit = self.limits.of(method, path)
+        refusal = self._refusal(method, path, headers, limit)
         if refusal is not None:
             await _reply(send, *refusal)
             return
-        limit = self.limits.of(method, path)
         started = replied = False
         received = 0
 
@@ -96,7 +96,8 @@ class Gate:
 
         await self.app(scope, counted, tracked)
 
-    def _refusal(self, method: str, path: str, headers: Headers) -> tuple[int, str, dict[str, str]] | None:
+    def _refusal(self, method: str, path: str, headers: Headers,
+                 limit: int) -> tuple[int, str, dict[str, str]] | None:
         if self.expected is not None and path.startswith("/api/") and path not in OPEN_PATHS:
             given = headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, self.expected):
@@ -104,7 +105,6 @@ class Gate:
                     "www-authenticate": "Bearer"}
         if method not in SAFE_METHODS and not self._same_site(headers):
             return 403, "requests from another site's page are refused (add it to allowed_origins)", {}
-        limit = self.limits.of(method, path)
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return 413, f"the request body is larger than this route's limit of {limit} bytes", {}

@@ -60,13 +60,14 @@ class RateLimit:
 
     rate: float
     burst: int
-    tokens: float = -1.0
+    tokens: float = field(init=False)
     stamp: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)  # a full bucket to start
 
     def take(self) -> bool:
         now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = float(self.burst)
         self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens < 1.0:
