@@ -57,7 +57,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         **_run_fields(args), style_images=_style_paths(args), content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, grid_weight=args.grid_weight,
         dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight), style_size=args.style_size,
-        resume=resume, new_styles_only=new_styles_only,
+        resume=resume, new_styles_only=new_styles_only, only_styles=tuple(getattr(args, "only_styles", ())),
     )
 
 
@@ -104,7 +104,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from training.export import export_checkpoint
 
-    entry = export_checkpoint(Path(args.checkpoint), Path(args.models_dir), name=args.name, tier=args.tier)
+    entry = export_checkpoint(Path(args.checkpoint), Path(args.models_dir), name=args.name, tier=args.tier,
+                              measure_on=tuple(Path(p) for p in args.measure_on))
     log.info("wrote %s (%s, styles %s)", Path(args.models_dir) / entry.file, entry.tier, ", ".join(entry.styles))
 
 
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     p.add_argument("--init-from", help="start a fresh network of the tier's design with every tensor of this "
                                        "checkpoint that fits (a new decoder keeps the trained encoder and norms)")
+    p.add_argument("--only-styles", nargs="+", default=[], metavar="STYLE",
+                   help="with --resume-from: retrain only these styles' norms (the rest of the model is frozen)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("add-style", help="add styles to a trained checkpoint (only their norms learn)")
     _add_training_flags(p)
@@ -191,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", default="models")
     p.add_argument("--name", help="model name in the manifest (default: the tier)")
     p.add_argument("--tier", choices=["realtime", "quality"], help="default: from the checkpoint")
+    p.add_argument("--measure-on", nargs="+", default=[], metavar="PHOTO",
+                   help="held-out photos to measure each dream style's gain on (default: the run's previews)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("sheet", help="contact sheet of a shipped model: every style and blends on photos")
     p.add_argument("--models-dir", default="models")

@@ -121,9 +121,13 @@ def dream_gains(net: StyleNet, styles: list[str], photos: list[Path],
     """For each dream style: its layer and the geometric-mean factor by which it raises that layer's
     mean squared activation over the photos (the figure tests and the service show)."""
     dreams = {s: s[len(contract.DREAM_PREFIX):] for s in styles if s.startswith(contract.DREAM_PREFIX)}
-    pictures = [load_image(p, short_side=256) for p in photos if Path(p).is_file()]
     if not dreams:
         return {}
+    found = [Path(p) for p in photos if Path(p).is_file()]
+    if not found:
+        raise ValueError(f"this checkpoint has dream styles ({', '.join(dreams)}): name held-out photos to "
+                         "measure their gain on (--measure-on PHOTO ...)")
+    pictures = [load_image(p, short_side=256) for p in found]
     vgg = load_vgg(tuple(dict.fromkeys(dreams.values())), vgg_weights)
     out: dict[str, dict[str, Any]] = {}
     net = net.eval()
@@ -133,16 +137,17 @@ def dream_gains(net: StyleNet, styles: list[str], photos: list[Path],
             weights = torch.nn.functional.one_hot(torch.tensor([styles.index(style)]), len(styles)).float()
             logs = [float(log_activation_gain(vgg(net.stylize_any_size(p, weights))[layer], vgg(p)[layer]).mean())
                     for p in pictures]
-            if logs:
-                entry["gain"] = round(float(np.exp(np.mean(logs))), 3)
-                entry["measured_on"] = [Path(p).name for p in photos if Path(p).is_file()]
+            entry["gain"] = round(float(np.exp(np.mean(logs))), 3)
+            entry["measured_on"] = [p.name for p in found]
             out[style] = entry
     return out
 
 
 def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = None,
-                      tier: str | None = None) -> contract.ModelEntry:
-    """Export a checkpoint to ``models_dir/<name>.onnx`` and add or replace its manifest entry."""
+                      tier: str | None = None, measure_on: tuple[Path, ...] = ()) -> contract.ModelEntry:
+    """Export a checkpoint to ``models_dir/<name>.onnx`` and add or replace its manifest entry.
+
+    Dream styles are measured on ``measure_on`` (default: the run's preview photos, which are held out)."""
     ckpt = load_checkpoint(checkpoint)
     net, styles = build_from_checkpoint(ckpt)
     train_cfg = ckpt.get("train_config", {})
@@ -150,6 +155,8 @@ def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = Non
     if tier not in contract.TIERS:
         raise ValueError(f"say which tier this checkpoint is (--tier {'|'.join(contract.TIERS)})")
     name = name or tier
+    dreams = dream_gains(net, styles, list(measure_on) or [Path(p) for p in train_cfg.get("preview_images", [])],
+                         Path(train_cfg["vgg_weights"]) if train_cfg.get("vgg_weights") else None)
     models_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = models_dir / f"{name}.onnx"
     parity = export_network(net, onnx_path)
@@ -161,8 +168,7 @@ def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = Non
                   "settings": {k: v for k, v in train_cfg.items()
                                if k not in ("content_dir", "style_images", "out_dir", "resume", "preview_images")}},
         credits=tuple(credits_for(styles)),
-        dreams=dream_gains(net, styles, [Path(p) for p in train_cfg.get("preview_images", [])],
-                           Path(train_cfg["vgg_weights"]) if train_cfg.get("vgg_weights") else None),
+        dreams=dreams,
     )
     manifest = models_dir / contract.MANIFEST_NAME
     entries = contract.read_manifest(manifest) if manifest.exists() else []

@@ -62,6 +62,7 @@ class TrainConfig(RunConfig):
     content_tap: str = CONTENT_TAP
     resume: Path | None = None
     new_styles_only: bool = False  # add-style: train only the new styles' gamma/beta
+    only_styles: tuple[str, ...] = ()  # with resume: train only these styles' gamma/beta (convolutions frozen)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,6 +70,8 @@ class TrainConfig(RunConfig):
             raise ValueError("loss weights must be non-negative")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
             raise ValueError(f"give one dream weight, or one per dream layer ({len(self.dream_layers)})")
+        if self.only_styles and (self.resume is None or self.new_styles_only):
+            raise ValueError("--only-styles retrains styles of an existing checkpoint: give --resume-from")
         if not self.style_images and not self.dream_layers:
             raise ValueError("at least one style image or dream layer is needed")
         bad = [t for t in self.style_taps if t not in STYLE_TAPS]
@@ -141,10 +144,10 @@ class Trainer:
                     log.info("adding styles %s; all weights keep training", new_styles[len(styles):])
                     net = extend_styles(net, len(new_styles) - len(styles))
                     styles = new_styles
-                else:
+                elif not cfg.only_styles:  # the same parameter groups: Adam carries on
                     self.optimizer_state = ckpt.get("optimizer")
                 self.step = int(ckpt["step"])
-                self.train_ids = list(range(len(styles)))
+                self.train_ids = self._chosen_ids(styles)
         elif cfg.new_styles_only:
             raise CheckpointError("add-style needs an existing checkpoint (--checkpoint)")
         else:
@@ -161,14 +164,24 @@ class Trainer:
         taps = tuple(dict.fromkeys((*cfg.style_taps, cfg.content_tap, *cfg.dream_layers)))
         self.vgg = load_vgg(taps, cfg.vgg_weights).to(self.device)
         self.targets = StyleTargets(self.vgg, cfg.style_images, cfg.style_taps, cfg.style_size, self.device)
-        self.target_offset = self.train_ids[0]  # train id -> position in cfg.style_names
+        self.target_offset = len(styles) - len(cfg.style_names)  # style id -> position in cfg.style_names
         self.optimizer = self._make_optimizer()
         self.model: nn.Module = self.net
         if self.world > 1:
-            self.model = nn.parallel.DistributedDataParallel(self.net, find_unused_parameters=cfg.new_styles_only)
+            self.model = nn.parallel.DistributedDataParallel(self.net, find_unused_parameters=self.norms_only)
+
+    @property
+    def norms_only(self) -> bool:
+        return self.cfg.new_styles_only or bool(self.cfg.only_styles)
+
+    def _chosen_ids(self, styles: list[str]) -> list[int]:
+        unknown = [s for s in self.cfg.only_styles if s not in styles]
+        if unknown:
+            raise ValueError(f"--only-styles: {unknown} not in the checkpoint's styles {styles}")
+        return sorted(styles.index(s) for s in self.cfg.only_styles) or list(range(len(styles)))
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        if not self.cfg.new_styles_only:
+        if not self.norms_only:
             opt = torch.optim.Adam(optimizer_groups(self.net, self.cfg.lr, self.cfg.norm_lr_scale))
             if self.optimizer_state is not None:
                 try:
@@ -177,14 +190,15 @@ class Trainer:
                     log.warning("optimizer state does not fit the parameter groups; starting Adam afresh")
                 set_rates(opt, self.cfg.lr, self.cfg.norm_lr_scale)
             return opt
-        # Only the new styles' rows of every gamma/beta learn; convolutions are frozen.
+        # Only the trained styles' rows of every gamma/beta learn; convolutions and other styles are frozen.
         self.net.requires_grad_(False)
-        first_new = self.train_ids[0]
+        rows = torch.zeros(len(self.styles), 1)
+        rows[self.train_ids] = 1.0
         params = []
         for norm in self.net.norms():
             for p in (norm.gamma, norm.beta):
                 p.requires_grad_(True)
-                p.register_hook(lambda g, k=first_new: torch.cat([torch.zeros_like(g[:k]), g[k:]]))
+                p.register_hook(lambda g, m=rows.to(p.device): g * m.to(g.dtype))
                 params.append(p)
         return torch.optim.Adam(params, lr=self.cfg.lr * self.cfg.norm_lr_scale)
 

@@ -76,3 +76,21 @@ def test_export_checkpoint_writes_model_and_manifest(tiny_net: StyleNet, tmp_pat
     assert entry.sha256 == contract.sha256_file(tmp_path / "models" / "realtime.onnx")
     assert any("Vincent van Gogh" in c for c in entry.credits) and any("Simonyan" in c for c in entry.credits)
     assert not list((tmp_path / "models").glob("*.tmp*"))
+
+
+def test_a_dream_style_is_not_shipped_unmeasured(tiny_net: StyleNet, tmp_path: Path) -> None:
+    """Without held-out photos the gain the service shows cannot be measured: refuse before writing anything."""
+    from PIL import Image
+
+    cfg = TrainConfig(content_dir=tmp_path, style_images=(tmp_path / "a.jpg",), out_dir=tmp_path)
+    styles = ["a", "b", contract.DREAM_PREFIX + "relu3_3"]
+    save_checkpoint(tmp_path / "ck.pt", tiny_net, styles, 7, cfg, None, {"style": 1.0})
+    with pytest.raises(ValueError, match="--measure-on"):
+        export_checkpoint(tmp_path / "ck.pt", tmp_path / "models", tier="realtime")
+    assert not (tmp_path / "models").exists()
+    y, x = np.mgrid[0:64, 0:80]
+    photo = tmp_path / "held_out.png"
+    Image.fromarray(np.stack([x * 3, y * 3, (x * y) % 256], -1).astype(np.uint8)).save(photo)
+    entry = export_checkpoint(tmp_path / "ck.pt", tmp_path / "models", tier="realtime", measure_on=(photo,))
+    info = entry.dreams[contract.DREAM_PREFIX + "relu3_3"]
+    assert info["layer"] == "relu3_3" and info["measured_on"] == ["held_out.png"] and float(info["gain"]) > 0

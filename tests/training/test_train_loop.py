@@ -131,6 +131,33 @@ def dream_values(out: Path) -> list[float]:
         return [float(row["dream"]) for row in csv.DictReader(handle) if float(row["dream"]) != 0.0]
 
 
+def test_only_styles_retrains_the_chosen_rows_and_nothing_else(picture_dirs: tuple[Path, list[Path]],
+                                                               tmp_path: Path) -> None:
+    content, styles = picture_dirs
+    base = tmp_path / "base"
+    Trainer(config(content, styles, base, steps=3, dream_layers=("relu2_1",))).run()
+    before = load_checkpoint(base / "checkpoint.pt")["state_dict"]
+    trainer = Trainer(config(content, styles, tmp_path / "fix", steps=9, dream_layers=("relu2_1",),
+                             resume=base / "checkpoint.pt", only_styles=("dream_relu2_1",)))
+    assert trainer.styles == ["stripes", "checks", "dream_relu2_1"] and trainer.train_ids == [2]
+    assert all(trainer.batch()[1].unique().tolist() == [2] for _ in range(3))  # only the chosen style
+    trainer.run()
+    after = load_checkpoint(tmp_path / "fix" / "checkpoint.pt")["state_dict"]
+    moved = 0
+    for name, old in before.items():
+        if name.endswith((".gamma", ".beta")):
+            torch.testing.assert_close(after[name][:2], old[:2], rtol=0, atol=0)
+            moved += int(not torch.equal(after[name][2], old[2]))
+        else:
+            torch.testing.assert_close(after[name], old, rtol=0, atol=0)
+    assert moved > 0
+    with pytest.raises(ValueError, match="not in the checkpoint"):
+        Trainer(config(content, styles, tmp_path / "x", dream_layers=("relu2_1",), resume=base / "checkpoint.pt",
+                       only_styles=("udnie",)))
+    with pytest.raises(ValueError, match="--resume-from"):
+        config(content, styles, tmp_path / "y", only_styles=("stripes",))
+
+
 def test_dream_style_learns_to_amplify_its_layer(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
     out = tmp_path / "dream"
