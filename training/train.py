@@ -192,13 +192,13 @@ class Trainer:
             return opt
         # Only the trained styles' rows of every gamma/beta learn; convolutions and other styles are frozen.
         self.net.requires_grad_(False)
-        rows = torch.zeros(len(self.styles), 1)
+        rows = torch.zeros(len(self.styles), 1, device=self.device)
         rows[self.train_ids] = 1.0
         params = []
         for norm in self.net.norms():
             for p in (norm.gamma, norm.beta):
                 p.requires_grad_(True)
-                p.register_hook(lambda g, m=rows.to(p.device): g * m.to(g.dtype))
+                p.register_hook(lambda g: g * rows.to(g.dtype))
                 params.append(p)
         return torch.optim.Adam(params, lr=self.cfg.lr * self.cfg.norm_lr_scale)
 
