@@ -337,8 +337,8 @@ class Report:
         return Section("Segmentation from saliency", intro, [
             self.save("segmentation", figures.stack(rows), "A row per photo: the photo and its top-1 class, the "
                       "saliency map, the mask GrabCut cuts from its seeds, the cut-out. An object that stands out "
-                      "from a plain ground comes out whole; in clutter, or a face filling the frame, only the most salient "
-                      "part or the wrong region: the lecture's 'nicely chosen examples'."),
+                      "from a plain ground comes out whole; in clutter, or a face filling the frame, only the most "
+                      "salient part or the wrong region: the lecture's 'nicely chosen examples'."),
             self.save("segmentation_composed", figures.stack(composed), "Composed scenes with known masks: GrabCut "
                       "against the thresholded saliency map.")])
 
