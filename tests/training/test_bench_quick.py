@@ -180,6 +180,12 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     assert "the goal" in text.split("## 8.", 1)[1]
     assert (out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg").stat().st_size > 1000
 
+    textures = table(text, 11)  # three methods on each sample (no painting in the tiny data)
+    assert [r[1] for r in textures] == ["efros-leung", "wei-levoy", "gram"] * 3
+    assert all(number(r[2]) > 0 and number(r[3]) >= 0 for r in textures)
+    assert "wei-levoy: at most" in text.split("## 11.", 1)[1]
+    assert (out.parent / "docs" / "optimization" / "texture_methods.png").stat().st_size > 1000
+
     # a later run of some tables keeps the others
     main(["--quick", "--only", "latency", "--data", str(tmp_path / "data"), "--models-dir", str(models),
           "--peer-dir", str(tmp_path / "peer"), "--out", str(out), "--sizes", "64x48", "--runs", "2"])

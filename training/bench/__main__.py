@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 QUICK = dict(runs=5, warmup=2, photos=3, styles=2, gatys_pairs=1, gatys_iterations=5, flicker_frames=12,
              flicker_max_size=320, flicker_styles=1, train_batch=1, train_steps=1, browser=False,
              browser_seconds=5.0, gpu_runs=5, dream_photos=2,
-             dream_sides=(96,), dream_feedback_frames=2, add_style_minutes=0.05, add_style_photos=1, live_photos=1)
+             dream_sides=(96,), dream_feedback_frames=2, add_style_minutes=0.05, add_style_photos=1, live_photos=1,
+             texture_size=32, texture_iterations=3)
 
 
 def parse_size(text: str) -> tuple[int, int]:

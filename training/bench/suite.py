@@ -33,7 +33,8 @@ from training.bench.report import Table
 from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
-TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability")
+TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability",
+          "texture")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
@@ -73,6 +74,8 @@ class BenchConfig:
     add_style_photos: int = 5
     live_photos: int = 6
     soak_minutes: float = 10.0
+    texture_size: int = 128
+    texture_iterations: int = 100  # the Gram method's L-BFGS iterations in table 11
     intra_op_threads: int = 1
     spinning: bool = False
 
@@ -141,7 +144,8 @@ class Suite:
     def run(self, on_table: Callable[[Table], None]) -> list[Table]:
         steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
                  "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
-                 "add_style": self.add_style, "live": self.live, "reliability": self.reliability}
+                 "add_style": self.add_style, "live": self.live, "reliability": self.reliability,
+                 "texture": self.texture}
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -270,6 +274,18 @@ class Suite:
                                            seconds=10.0 if self.cfg.soak_minutes >= 1 else 4.0)
         return reliability.reliability_table(plan, reliability.measure_reliability(plan),
                                              {e.name: e.sha256 for e in self.ours})
+
+    def texture(self) -> Table:
+        from training.bench import texture
+
+        painting = self.cfg.data / "styles" / "starry_night.jpg"
+        plan = texture.TexturePlan(samples=texture.default_samples(painting if painting.is_file() else None),
+                                   size=self.cfg.texture_size, gram_iterations=self.cfg.texture_iterations,
+                                   figure=self.cfg.out.parent / "docs" / "optimization" / "texture_methods.png")
+        results = texture.measure_textures(plan, self.workdir)
+        assert plan.figure is not None
+        images.save_png(texture.texture_figure(plan, results), plan.figure)
+        return texture.texture_table(plan, results)
 
     def live(self) -> Table:
         cfg = self.cfg
