@@ -36,6 +36,19 @@ def weights_vector(styles: tuple[str, ...], weights: object) -> np.ndarray:
         raise BadRequest(str(exc)) from exc
 
 
+def remap_weights(vector: np.ndarray, old: tuple[str, ...], new: tuple[str, ...]) -> np.ndarray:
+    """A [1, len(old)] blend over ``old``'s styles as the same blend over ``new``'s (a style was added or
+    removed while a stream ran): weights follow their names; a blend left empty becomes ``new``'s first style."""
+    out = np.zeros((1, len(new)), dtype=np.float32)
+    for i, name in enumerate(old):
+        if name in new and i < vector.shape[-1]:
+            out[0, new.index(name)] = vector.reshape(-1)[i]
+    total = float(out.sum())
+    if total <= 0:
+        return contract.one_hot(0, len(new))
+    return (out / total).astype(np.float32)
+
+
 def parse_weights_text(text: str) -> dict[str, float]:
     """``"a=1,b=0.5"`` -> ``{"a": 1.0, "b": 0.5}`` (for forms and the command line)."""
     result: dict[str, float] = {}
@@ -87,6 +100,11 @@ class Easing:
     def reset(self, vector: np.ndarray) -> None:
         self._start = self._target = self._current = vector.astype(np.float32)
         self._step = self.frames
+
+    def follow(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        """The model's styles changed under a running stream: keep easing the same blend, by name."""
+        self._start, self._target, self._current = (remap_weights(v, old, new)
+                                                     for v in (self._start, self._target, self._current))
 
     def step(self) -> np.ndarray:
         """The vector for the next frame."""

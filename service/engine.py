@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service import contract
+from service.blend import remap_weights
 from service.brush import brush_size, guided_upsample, shrink
 from service.contract import ContractError, ModelEntry
 from service.errors import BadRequest, ModelLoadError
@@ -137,6 +138,15 @@ class Engine:
         log.info("loaded models %s on %s (default %s)", sorted(models), providers, default_model)
         return cls(models, default_model, providers)
 
+    def swap(self, loaded: LoadedModel) -> LoadedModel | None:
+        """Serve ``loaded`` under its name from the next frame on (a style was added or removed); a frame
+        already running finishes on the session it started with. Returns the model it replaced."""
+        previous = self.models.get(loaded.entry.name)
+        self.models[loaded.entry.name] = loaded  # one dict store: every reader sees the old or the new
+        log.info("model %s now serves %d styles (sha256 %s)", loaded.entry.name, len(loaded.styles),
+                 loaded.entry.sha256[:12])
+        return previous
+
     def model(self, name: str | None) -> LoadedModel:
         """The named model (None = default); BadRequest lists the known names."""
         key = self.default_model if name is None else name
@@ -153,13 +163,19 @@ class Engine:
         strength: float = 1.0,
         keep_color: bool = False,
         brush: float = 1.0,
+        styles: tuple[str, ...] | None = None,
     ) -> np.ndarray:
         """HxWx3 uint8 RGB -> stylized HxWx3 uint8 RGB; ``weights`` is a normalized float32 [1, S].
+
+        ``styles``: the names ``weights`` was made for; when the model's have changed since (a style added
+        or removed between the choice and this frame), the blend follows the names.
 
         ``brush`` scales the strokes (service/brush.py): above 1 a smaller copy is stylized and upsampled
         guided by the frame, below 1 a larger one is stylized and shrunk.
         """
         loaded = self.model(model)
+        if styles is not None and styles != loaded.styles:
+            weights = remap_weights(weights, styles, loaded.styles)
         frame = contract.image_to_frame(rgb)
         if brush == 1.0:
             out = self._run(loaded, frame, weights)

@@ -68,3 +68,15 @@ class FeatureUnavailable(ServiceError):
     """A mode needs an optional extra that is not installed here (the reply names it)."""
 
     status_code = 501
+
+
+class Forbidden(ServiceError):
+    """Allowed to nobody (a bundled style cannot be removed)."""
+
+    status_code = 403
+
+
+class Conflict(ServiceError):
+    """The request clashes with what is there (a style of that name exists, the limit of added styles)."""
+
+    status_code = 409

@@ -26,6 +26,7 @@ class Look:
 
     model: str
     weights: np.ndarray  # normalized float32 [1, S]
+    styles: tuple[str, ...] | None = None  # the names ``weights`` refers to (None: the model's own)
     strength: float = 1.0
     keep_color: bool = False
     brush: float = 1.0
@@ -59,7 +60,7 @@ class Painter:
         if look.mode != "style":
             return rgb
         return self.engine.stylize(rgb, look.weights, model=look.model, strength=look.strength,
-                                   keep_color=look.keep_color, brush=look.brush)
+                                   keep_color=look.keep_color, brush=look.brush, styles=look.styles)
 
     def motion(self, rgb: np.ndarray, look: Look) -> Motion | None:
         """What stabilizing this frame needs from the frames before it (None: not stabilizing). Call it in

@@ -136,6 +136,9 @@ def _apply(engine: Engine, controls: Controls, update: LookUpdate, dreamer: Drea
         if reason:
             raise FeatureUnavailable(reason)
     # everything is valid: apply
+    if controls.styles and model.styles != controls.styles and not switching:  # changed under the stream
+        controls.easing.follow(controls.styles, model.styles)
+    controls.styles = model.styles
     if switching:
         controls.model = model.entry.name
         controls.easing.reset(weights if weights is not None else contract.one_hot(0, len(model.styles)))
@@ -210,7 +213,8 @@ class PeerRegistry:
         initial = LookUpdate.parse({"weights": offer.weights}, "the offer").weights_for(model.styles)
         if initial is None:
             initial = contract.one_hot(0, len(model.styles))
-        controls = Controls(model=model.entry.name, easing=Easing(initial, self.settings.ease_frames))
+        controls = Controls(model=model.entry.name, easing=Easing(initial, self.settings.ease_frames),
+                            styles=model.styles)
         pc = RTCPeerConnection(rtc_configuration(self.settings.effective_ice_servers))
         peer = Peer(peer_id=uuid.uuid4().hex[:12], pc=pc, controls=controls, client=client,
                     messages=RateLimit(settings.control_rate, settings.control_burst))

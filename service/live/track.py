@@ -31,6 +31,7 @@ class Controls:
 
     model: str
     easing: Easing
+    styles: tuple[str, ...] = ()  # the model's styles the easing's vectors are over (they may change live)
     strength: float = 1.0
     keep_color: bool = False
     mode: str = "style"  # style: the ONNX network; dream: iterative DeepDream; passthrough
@@ -254,8 +255,13 @@ class StylizedTrack(MediaStreamTrack):
             if self.dreamer is not None:
                 self._start_warming(self.dreamer, c.dream.layer)
             mode = "style"
-        return Look(model=c.model, weights=c.easing.step(), strength=c.strength, keep_color=c.keep_color,
-                    brush=c.brush, stabilize=StabilizeOptions() if c.stabilize else None, mode=mode, dream=c.dream)
+        styles = self.engine.model(c.model).styles
+        if c.styles and c.styles != styles:  # a style was added or removed while streaming: follow the names
+            c.easing.follow(c.styles, styles)
+        c.styles = styles
+        return Look(model=c.model, weights=c.easing.step(), styles=styles, strength=c.strength,
+                    keep_color=c.keep_color, brush=c.brush, stabilize=StabilizeOptions() if c.stabilize else None,
+                    mode=mode, dream=c.dream)
 
     def _steady_pool_for(self, look: Look) -> ThreadPoolExecutor | None:
         """The thread that finds the stabilization motion while the network runs (made on first need)."""
