@@ -51,7 +51,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 class StyleInfo(BaseModel):
     name: str
     thumbnail_url: str
-    kind: Literal["painting", "dream"] = "painting"
+    kind: Literal["painting", "dream", "added"] = "painting"  # added: learned here from an upload (removable)
     layer: str | None = None  # dream styles: the VGG19 layer they amplify
     gain: float | None = None  # dream styles: measured factor on that layer's mean squared activation
 
@@ -81,6 +81,8 @@ class StylesResponse(BaseModel):
 
 def _style_info(style: str, entry: contract.ModelEntry) -> StyleInfo:
     url = f"/api/styles/{style}/thumbnail"
+    if style in entry.training.get("added_styles", {}):
+        return StyleInfo(name=style, thumbnail_url=url, kind="added")
     if style not in entry.dreams:
         return StyleInfo(name=style, thumbnail_url=url)
     info = entry.dreams[style]

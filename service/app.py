@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from service import access, api, jobs
+from service import access, api, jobs, learning
+from service.added import StyleSettings
 from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
@@ -31,9 +32,11 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
 
 
-def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None) -> FastAPI:
-    """The whole service; models load in the lifespan, so building the app is cheap. ``job_settings``: from
-    the entry point (``LIVESTYLE_JOBS_*``); defaults when not given."""
+def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
+               style_settings: StyleSettings | None = None) -> FastAPI:
+    """The whole service; models load in the lifespan, so building the app is cheap. ``job_settings`` and
+    ``style_settings``: from the entry point (``LIVESTYLE_JOBS_*``, ``LIVESTYLE_STYLES_*``); defaults when not
+    given."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +64,7 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None)
             # the quality tier's frames on a thread of their own: one peer choosing it cannot starve the rest
             slow_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="inference-slow"))
             peers = PeerRegistry(engine, settings, executor, dreamer, dream_executor, slow_executor)
-            thumbnails = Thumbnails(settings.thumbnails_path, engine)
+            thumbnails = Thumbnails(settings.thumbnails_path, engine, (app.state.style_settings.dir / "thumbnails",))
             slots = api.Slots(settings.stylize_workers, "image stylizing")
             app.state.services = api.Services(settings, engine, peers, thumbnails, executor, slots)
             try:
@@ -75,22 +78,25 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None)
         lifespan=lifespan,
     )
     app.state.job_settings = job_settings = job_settings or jobs.JobSettings.model_validate({})
-    _guard(app, settings, job_settings)
+    app.state.style_settings = style_settings = style_settings or StyleSettings.model_validate({})
+    _guard(app, settings, job_settings, style_settings)
     app.include_router(api.router)
     app.include_router(jobs.router)
+    app.include_router(learning.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app
 
 
-def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings) -> None:
+def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings) -> None:
     """The gate every request passes before a route (service/access.py): the token, foreign pages, each
     route's body limit, the job queue checked before an upload is read; and the allowed Host names."""
     overhead = 64 * 1024  # multipart headers and form fields around a file
     limits = access.BodyLimits({
         ("POST", "/api/stylize"): settings.max_upload_bytes + overhead,
         ("POST", "/api/jobs"): job_settings.max_upload_bytes + overhead,
+        ("POST", "/api/styles"): style_settings.max_upload_bytes + overhead,
         ("POST", "/api/offer"): settings.max_sdp_bytes + overhead,
     })
 
@@ -99,8 +105,14 @@ def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings) -> 
         if manager is not None:
             manager.check_capacity()
 
+    def styles_accepting() -> None:
+        styles = getattr(app.state, "learning", None)
+        if styles is not None:
+            styles.check_capacity()
+
     app.add_middleware(access.Gate, token=settings.api_token, allowed_origins=tuple(settings.allowed_origins),
-                       limits=limits, prechecks={("POST", "/api/jobs"): jobs_accepting})
+                       limits=limits, prechecks={("POST", "/api/jobs"): jobs_accepting,
+                                                 ("POST", "/api/styles"): styles_accepting})
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 
@@ -150,12 +162,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings(**overrides)
         job_settings = jobs.JobSettings.model_validate({})  # LIVESTYLE_JOBS_* variables
+        style_settings = StyleSettings.model_validate({})  # LIVESTYLE_STYLES_* variables
     except ValueError as exc:
         _exit_usage(f"invalid settings: {exc}")
     manifest = settings.models_dir / "manifest.json"
     if not manifest.is_file():
         _exit_usage(f"{manifest} not found (set LIVESTYLE_MODELS_DIR or --models-dir)")
-    uvicorn.run(create_app(settings, job_settings), host=settings.host, port=settings.port, log_level=level.lower())
+    uvicorn.run(create_app(settings, job_settings, style_settings), host=settings.host, port=settings.port,
+                log_level=level.lower())
 
 
 def _exit_usage(message: str) -> NoReturn:

@@ -29,8 +29,9 @@ def swatch_source(side: int = SWATCH_SIDE) -> np.ndarray:
 class Thumbnails:
     """Finds or paints one thumbnail per style name; painted ones are cached (thread-safe)."""
 
-    def __init__(self, folder: Path, engine: Engine) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, engine: Engine, more: tuple[Path, ...] = ()) -> None:
+        """``folder``: the bundled thumbnails; ``more``: other folders searched after it (added styles)."""
+        self.folders = (folder, *more)
         self.engine = engine
         self._cache: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.Lock()
@@ -45,11 +46,17 @@ class Thumbnails:
                 self._cache[style] = self._bundled(style) or self._paint(owner.entry.name, style)
             return self._cache[style]
 
+    def forget(self, style: str) -> None:
+        """A style was added or removed: find or paint its thumbnail afresh next time."""
+        with self._lock:
+            self._cache.pop(style, None)
+
     def _bundled(self, style: str) -> tuple[bytes, str] | None:
-        for suffix, media_type in FILE_TYPES.items():
-            path = self.folder / f"{style}{suffix}"
-            if path.is_file():
-                return path.read_bytes(), media_type
+        for folder in self.folders:
+            for suffix, media_type in FILE_TYPES.items():
+                path = folder / f"{style}{suffix}"
+                if path.is_file():
+                    return path.read_bytes(), media_type
         return None
 
     def _paint(self, model: str, style: str) -> tuple[bytes, str]:

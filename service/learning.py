@@ -1,0 +1,361 @@
+"""Learning uploaded pictures as styles over HTTP: ``/api/styles`` POST and DELETE, and the jobs behind them.
+
+One job at a time runs in a worker process (``python -m training.learn``, niced, its torch threads limited) so
+live streams keep their frame rate; the rest wait in a short queue. Everything here runs on the event loop; the
+slow parts (decoding, installing a model) go to threads. See service/added.py for the store and the swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from service.added import (
+    NAME,
+    RESERVED,
+    JobState,
+    LearningInfo,
+    Store,
+    StyleJob,
+    StyleJobStatus,
+    StyleSettings,
+    learning_unavailable,
+    photos_in,
+    read_picture,
+)
+from service.errors import (
+    BadRequest,
+    Conflict,
+    FeatureUnavailable,
+    Forbidden,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+)
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Learning:
+    """The style jobs: queue, worker process, cancel, restore after a restart. Event-loop only."""
+
+    def __init__(self, store: Store, settings: StyleSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.jobs: dict[str, StyleJob] = {}
+        self.queue: asyncio.Queue[StyleJob] = asyncio.Queue()
+        self.models = [m for m in store.bundled if (store.bundled_dir / "checkpoints" / f"{m}.pt").is_file()]
+        self.unavailable = learning_unavailable(settings, store.bundled_dir, self.models)
+        self.jobs_dir = store.folder / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._restore()
+
+    def _restore(self) -> None:
+        for folder in sorted(self.jobs_dir.iterdir()):
+            job = StyleJob.restored(folder) if folder.is_dir() else None
+            if job is None:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                self.jobs[job.id] = job
+        self._prune()
+
+    def _prune(self) -> None:
+        finished = sorted((j for j in self.jobs.values() if j.finished), key=lambda j: j.finished_at or 0)
+        for job in finished[: max(0, len(finished) - self.settings.keep_jobs)]:
+            del self.jobs[job.id]
+            shutil.rmtree(job.folder, ignore_errors=True)
+
+    def info(self) -> LearningInfo:
+        return LearningInfo(available=self.unavailable is None, reason=self.unavailable, models=self.models,
+                            minutes=self.settings.minutes, max_minutes=self.settings.max_minutes,
+                            max_upload_bytes=self.settings.max_upload_bytes)
+
+    def check_capacity(self) -> None:
+        """Before an upload is read: learning available, queue room, disk."""
+        if self.unavailable:
+            raise FeatureUnavailable(self.unavailable)
+        waiting = sum(j.state is JobState.queued for j in self.jobs.values())
+        running = any(j.state in (JobState.learning, JobState.installing) for j in self.jobs.values())
+        if waiting >= self.settings.max_queued + (0 if running else 1):
+            raise TooManyRequests(f"{waiting} style jobs are waiting already; try again later", retry_after=60)
+        free = shutil.disk_usage(self.store.folder).free
+        if free < self.settings.min_free_bytes:
+            raise InsufficientStorage(f"the server is short of disk space ({free // 2**20} MiB free)")
+
+    def check_name(self, name: str) -> None:
+        if not NAME.match(name) or name in RESERVED or name.startswith("dream_"):
+            raise BadRequest("a style name is 1-40 lowercase letters, digits and _, starting with a letter "
+                             f"(not 'dream_...', {', '.join(sorted(RESERVED))}), got {name[:60]!r}")
+        taken = {s for m in self.store.engine.models.values() for s in m.styles}
+        if name in taken:
+            raise Conflict(f"a style named {name!r} exists; choose another name or delete it first")
+        if any(j.name == name and j.kind == "add" and not j.finished for j in self.jobs.values()):
+            raise Conflict(f"a style named {name!r} is being learned already")
+        if len(self.store.added()) >= self.settings.max_added:
+            raise Conflict(f"this server holds at most {self.settings.max_added} added styles; delete one first")
+
+    def _new_job(self, kind: str, name: str, models: tuple[str, ...], minutes: float = 0.0, steps: int = 0,
+                 sha: str | None = None) -> StyleJob:
+        job_id = uuid.uuid4().hex
+        folder = self.jobs_dir / job_id
+        folder.mkdir(parents=True)
+        return StyleJob(job_id, folder, kind, name, models, minutes, steps, sha)
+
+    def submit_add(self, name: str, picture_png: bytes, sha: str, models: tuple[str, ...], minutes: float,
+                   steps: int) -> StyleJob:
+        self.check_capacity()
+        self.check_name(name)
+        job = self._new_job("add", name, models, minutes, steps, sha)
+        (job.folder / f"{name}.png").write_bytes(picture_png)
+        return self._queue(job)
+
+    def submit_remove(self, name: str) -> StyleJob:
+        added = {m: self.store.added(m) for m in self.store.engine.models}
+        owners = tuple(m for m, styles in added.items() if name in styles)
+        if not owners:
+            if any(name in m.styles for m in self.store.engine.models.values()):
+                raise Forbidden(f"{name!r} is a bundled style; only styles added here can be removed")
+            raise NotFound(f"no style {name!r}")
+        quick = tuple(m for m in owners if len(added[m]) == 1)  # its model's only added style: serve the bundled
+        if self.unavailable and len(quick) < len(owners):
+            raise FeatureUnavailable(f"removing {name!r} rebuilds a model, and {self.unavailable}")
+        job = self._new_job("remove", name, owners)
+        for model in quick:
+            self.store.revert(model, name)
+        job.models = tuple(m for m in owners if m not in quick)
+        if not job.models:
+            job.models, job.state, job.finished_at = owners, JobState.done, time.time()
+            job.save()
+            self.jobs[job.id] = job
+            return job
+        return self._queue(job)
+
+    def _queue(self, job: StyleJob) -> StyleJob:
+        job.save()
+        self.jobs[job.id] = job
+        self.queue.put_nowait(job)
+        self._prune()
+        return job
+
+    def get(self, job_id: str) -> StyleJob:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no style job {job_id!r}")
+        return job
+
+    def cancel(self, job_id: str) -> StyleJob:
+        """Stop a queued or learning job; nothing it made is installed."""
+        job = self.get(job_id)
+        if job.state in (JobState.queued, JobState.learning):
+            if job.process is not None and job.process.returncode is None:
+                job.process.terminate()
+            self._finish(job, JobState.cancelled)
+        return job
+
+    def _finish(self, job: StyleJob, state: JobState, error: str | None = None) -> None:
+        job.state, job.error, job.finished_at = state, error, time.time()
+        shutil.rmtree(job.folder / "out", ignore_errors=True)
+        shutil.rmtree(job.folder / "run", ignore_errors=True)
+        job.save()
+
+    def request_for(self, job: StyleJob) -> dict[str, object]:
+        assert self.settings.photos is not None
+        photos = photos_in(self.settings.photos)
+        held_out = [p for p in photos if p.name.startswith("bsds_val_")] or photos[-3:]
+        pictures: dict[str, str] = {}
+        for folder in (self.store.bundled_dir / "thumbnails", self.store.folder / "thumbnails"):
+            pictures |= {p.stem: str(p) for p in folder.glob("*.jpg")} if folder.is_dir() else {}
+        return {"name": job.name, "image": str(job.folder / f"{job.name}.png") if job.kind == "add" else None,
+                "targets": [{"model": m, "tier": self.store.bundled[m].entry.tier,
+                             "checkpoint": str(self.store.checkpoint_for(m))} for m in job.models],
+                "content_dir": str(self.settings.photos), "minutes": job.minutes, "steps": job.steps,
+                "threads": self.settings.threads, "style_pictures": pictures,
+                "preview_photo": str(held_out[0]), "measure_on": [str(p) for p in held_out[:3]],
+                "remove": [job.name] if job.kind == "remove" else [],
+                "exclude": ["bsds_val_*"]}
+
+    async def run_forever(self) -> None:
+        while True:
+            job = await self.queue.get()
+            if job.state is not JobState.queued:
+                continue
+            try:
+                await self._run(job)
+            except Exception:  # a bug must not stop the queue
+                log.exception("style job %s failed", job.id)
+                if not job.finished:
+                    self._finish(job, JobState.failed, "internal error")
+
+    async def _run(self, job: StyleJob) -> None:
+        job.state = JobState.learning
+        job.save()
+        (job.folder / "request.json").write_text(json.dumps(self.request_for(job)))
+        env = os.environ | {"OMP_NUM_THREADS": str(self.settings.threads),
+                            "MKL_NUM_THREADS": str(self.settings.threads), "PYTHONPATH": str(REPO_ROOT)}
+        nice = self.settings.nice
+        with (job.folder / "learn.log").open("wb") as log_file:
+            job.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "training.learn", str(job.folder), stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file, stderr=log_file, env=env, cwd=str(REPO_ROOT),
+                preexec_fn=(lambda: os.nice(nice)) if nice else None)
+            code = await job.process.wait()
+        job.process = None
+        if job.state is JobState.cancelled:
+            return
+        if code != 0:
+            self._finish(job, JobState.failed, worker_error(job.folder / "learn.log", code))
+            return
+        job.state = JobState.installing
+        job.save()
+        try:
+            await run_in_threadpool(self.store.install, job.folder / "out", job)
+        except Exception as exc:
+            log.exception("installing style job %s failed", job.id)
+            self._finish(job, JobState.failed, f"the learned model could not be installed: {type(exc).__name__}")
+            return
+        self._finish(job, JobState.done)
+        log.info("style %r %s on %s", job.name, "added" if job.kind == "add" else "removed", ", ".join(job.models))
+
+    async def close(self) -> None:
+        for job in self.jobs.values():
+            if job.process is not None and job.process.returncode is None:
+                job.process.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    await job.process.wait()
+
+
+def worker_error(log_path: Path, code: int) -> str:
+    """The worker's last line that says what went wrong (no server paths), or its exit status."""
+    try:
+        lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    last = next((ln for ln in reversed(lines) if ln.startswith(("learn:", "livestyle")) or "Error" in ln), None)
+    if last is None:
+        return f"learning stopped (worker exit status {code})"
+    return last.replace(str(log_path.parent), "the job")[:300]
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs inside the app's lifespan, after the engine has loaded."""
+    services = app.state.services
+    settings: StyleSettings = app.state.style_settings
+    store = await run_in_threadpool(Store, settings.dir, services.settings.models_dir, services.engine,
+                                    services.thumbnails, services.settings.runtime_options())
+    await run_in_threadpool(store.apply)
+    learning = Learning(store, settings)
+    if learning.unavailable:
+        log.info("learning new styles unavailable: %s", learning.unavailable)
+    app.state.learning = learning
+    worker = asyncio.ensure_future(learning.run_forever())
+    try:
+        yield
+    finally:
+        worker.cancel()
+        await learning.close()
+
+
+def get_learning(request: Request) -> Learning:
+    learning: Learning = request.app.state.learning
+    return learning
+
+
+LearningDep = Annotated[Learning, Depends(get_learning)]
+router = APIRouter(prefix="/api/styles", tags=["your own styles"], lifespan=lifespan)
+
+
+@router.get("/learning")
+async def learning_info(learning: LearningDep) -> LearningInfo:
+    """Whether this server can learn new styles (and why not), its models and budgets."""
+    return learning.info()
+
+
+@router.post("", status_code=202)
+async def add_style(
+    learning: LearningDep,
+    image: Annotated[UploadFile, File(description="the picture to paint like: JPEG, PNG, WebP, ...")],
+    name: Annotated[str, Form(description="the new style's name: lowercase letters, digits and _")],
+    minutes: Annotated[float | None, Form(description="learning budget per model (default: the server's)")] = None,
+    steps: Annotated[int | None, Form(description="or a step budget per model")] = None,
+    models: Annotated[str | None, Form(description="comma-separated model names (default: all)")] = None,
+) -> StyleJobStatus:
+    """Learn a picture as a new style, in the background; poll the job, then it is a style like the others."""
+    settings = learning.settings
+    learning.check_capacity()
+    learning.check_name(name)
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else tuple(learning.models)
+    unknown = [m for m in chosen if m not in learning.models]
+    if unknown or not chosen:
+        raise BadRequest(f"models must be among {learning.models}, got {list(chosen)}")
+    if minutes is not None and not 0 < minutes <= settings.max_minutes:
+        raise BadRequest(f"minutes must be in (0, {settings.max_minutes:g}], got {minutes}")
+    if steps is not None and not 0 < steps <= settings.max_steps:
+        raise BadRequest(f"steps must be in [1, {settings.max_steps}], got {steps}")
+    data = await image.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"the picture is larger than the limit of {settings.max_upload_bytes} bytes")
+    picture = await run_in_threadpool(read_picture, data, settings)
+    png = await run_in_threadpool(_png, picture)
+    budget = minutes if minutes is not None else (0.0 if steps is not None else settings.minutes)
+    job = learning.submit_add(name, png, hashlib.sha256(data).hexdigest(), chosen, budget,
+                              steps if steps is not None else settings.max_steps)
+    return StyleJobStatus.of(job)
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@router.get("/jobs")
+async def list_jobs(learning: LearningDep) -> list[StyleJobStatus]:
+    return [StyleJobStatus.of(j) for j in sorted(learning.jobs.values(), key=lambda j: j.created_at)]
+
+
+@router.get("/jobs/{job_id}")
+async def job_status(job_id: str, learning: LearningDep) -> StyleJobStatus:
+    return StyleJobStatus.of(learning.get(job_id))
+
+
+@router.get("/jobs/{job_id}/preview/{model}", response_class=FileResponse)
+async def job_preview(job_id: str, model: str, learning: LearningDep) -> FileResponse:
+    """The style as learned so far on a held-out photo (photo, then the new style), refreshed while learning."""
+    job = learning.get(job_id)
+    path = job.folder / f"preview-{model}.png"
+    if model not in job.models or not path.is_file():
+        raise NotFound(f"job {job_id} has no preview for {model!r} yet")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/jobs/{job_id}")
+async def cancel_job(job_id: str, learning: LearningDep) -> StyleJobStatus:
+    """Stop a queued or learning job (the models served stay as they were)."""
+    return StyleJobStatus.of(learning.cancel(job_id))
+
+
+@router.delete("/{name}", status_code=202)
+async def remove_style(name: str, learning: LearningDep) -> StyleJobStatus:
+    """Remove a style added here (bundled ones: 403). Done at once when it was its model's only added style,
+    else a short job rebuilds the model without it."""
+    return StyleJobStatus.of(learning.submit_remove(name))
