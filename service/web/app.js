@@ -16,6 +16,8 @@ const state = {
   passthrough: false,
   dream: { mode: "off", styleLayer: null, layer: null, intensity: 30, feedback: 60, iterations: 3 },
   dreamInfo: null,        // GET /api/dream: whether live DeepDream runs here, its layers
+  learning: null,         // GET /api/styles/learning: whether this server learns new styles
+  addJob: null,           // the style job this page started (GET /api/styles/jobs/{id})
   pc: null,
   channel: null,
   stream: null,
@@ -97,12 +99,15 @@ function layerLabel(layer) { return LAYER_LOOKS[layer] ? `${layer} · ${LAYER_LO
 // ---------- catalog and controls ----------
 
 async function loadCatalog() {
-  const [styles, rtc, dream] = await Promise.all([
+  const [styles, rtc, dream, learning] = await Promise.all([
     apiJson("/api/styles"),
     apiJson("/api/rtc-config"),
     apiJson("/api/dream"),
+    apiJson("/api/styles/learning").catch(() => null),
   ]);
   state.catalog = styles;
+  state.learning = learning;
+  renderAddStyle();
   state.iceServers = rtc.iceServers;
   state.dreamInfo = dream;
   state.dream.layer = dream.defaults.layer;
@@ -148,6 +153,15 @@ function renderGallery() {
       <div class="name"><b></b><output></output></div>
       <input type="range" min="0" max="100">`;
     showThumbnail(item.querySelector("img"), style.thumbnail_url);
+    if (style.kind === "added") {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove";
+      remove.textContent = "×";
+      remove.title = `Remove ${prettyName(style.name)} (added here)`;
+      remove.addEventListener("click", () => removeStyle(style.name));
+      item.appendChild(remove);
+    }
     item.querySelector("img").alt = prettyName(style.name);
     item.querySelector("b").textContent = prettyName(style.name);
     const slider = item.querySelector("input");
@@ -471,8 +485,132 @@ async function pollStats() {
   }
 }
 
+// ---------- your own painting: learned on the server, then a style like the others ----------
+
+function styleNames(catalog) {
+  return catalog.models.map((m) => `${m.name}:${m.styles.map((s) => s.name).join(",")}`).join(";");
+}
+
+// Styles added or removed (here or by anyone): new ones join at weight 0, the blend keeps its names.
+async function refreshCatalog() {
+  const styles = await apiJson("/api/styles");
+  if (state.catalog && styleNames(styles) === styleNames(state.catalog)) return;
+  state.catalog = styles;
+  for (const m of styles.models) {
+    const old = state.weights[m.name] || {};
+    const next = Object.fromEntries(paintings(m).map((s) => [s.name, old[s.name] || 0]));
+    if (!Object.values(next).some((v) => v > 0)) next[paintings(m)[0].name] = 100;
+    state.weights[m.name] = next;
+  }
+  renderGallery();
+}
+
+function renderAddStyle() {
+  const form = $("add-style");
+  const info = state.learning;
+  const ok = info && info.available;
+  form.classList.toggle("disabled", !ok);
+  for (const el of form.querySelectorAll("input, button")) el.disabled = !ok;
+  $("add-note").textContent = ok
+    ? `Learned on this server for up to ${info.minutes} min per model; the stream keeps running.`
+    : info ? `Not on this server: ${info.reason}` : "Not on this server.";
+}
+
+function pickFile(file) {
+  if (!file) return;
+  state.addFile = file;
+  const img = $("add-picked");
+  img.src = URL.createObjectURL(file);
+  img.hidden = false;
+  $("add-drop-text").textContent = file.name;
+  if (!$("add-name").value) {
+    $("add-name").value = file.name.replace(/\.[^.]*$/, "").toLowerCase().replace(/[^a-z0-9]+/g, "_")
+      .replace(/^[^a-z]+/, "").slice(0, 40) || "my_style";
+  }
+}
+
+async function submitStyle(event) {
+  event.preventDefault();
+  if (!state.addFile) { toast("Pick a picture first."); return; }
+  const body = new FormData();
+  body.append("image", state.addFile);
+  body.append("name", $("add-name").value.trim());
+  try {
+    state.addJob = await apiJson("/api/styles", { method: "POST", body });
+  } catch (err) {
+    toast(err.message);
+    return;
+  }
+  $("add-progress").hidden = false;
+  $("add-go").disabled = true;
+  followJob();
+}
+
+async function followJob() {
+  const job = state.addJob;
+  if (!job) return;
+  try {
+    state.addJob = await apiJson(`/api/styles/jobs/${job.id}`);
+  } catch (err) {
+    toast(err.message);
+    return;
+  }
+  const j = state.addJob;
+  const total = j.minutes ? 60 * j.minutes : null;
+  const part = j.models.indexOf(j.model);
+  const within = total && j.seconds_left !== null ? 1 - j.seconds_left / total : 0;
+  $("add-bar").value = j.state === "done" ? 1 : Math.max(0, (Math.max(part, 0) + within) / j.models.length);
+  const left = j.seconds_left !== null ? `, about ${Math.ceil(j.seconds_left / 60)} min left on ${j.model}` : "";
+  $("add-state").textContent = j.state === "learning" ? `learning ${prettyName(j.name)}: step ${j.step}${left}`
+    : j.state === "failed" ? `failed: ${j.error}` : `${j.state}`;
+  const previews = Object.values(j.preview_urls);
+  if (previews.length) {
+    showThumbnail($("add-preview"), `${previews[previews.length - 1]}?t=${Date.now()}`);
+    $("add-preview").hidden = false;
+  }
+  if (["done", "failed", "cancelled"].includes(j.state)) {
+    $("add-go").disabled = false;
+    $("add-cancel").hidden = true;
+    if (j.state === "done") {
+      await refreshCatalog();
+      toast(`${prettyName(j.name)} is ready: slide it into the blend.`);
+    }
+    return;
+  }
+  $("add-cancel").hidden = false;
+  setTimeout(followJob, 1500);
+}
+
+async function removeStyle(name) {
+  try {
+    const job = await apiJson(`/api/styles/${encodeURIComponent(name)}`, { method: "DELETE" });
+    if (job.state !== "done") toast(`removing ${prettyName(name)}…`);
+    setTimeout(refreshCatalog, job.state === "done" ? 0 : 3000);
+  } catch (err) {
+    toast(err.message);
+  }
+}
+
+function wireAddStyle() {
+  const drop = $("add-drop");
+  $("add-file").addEventListener("change", (e) => pickFile(e.target.files[0]));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    pickFile(e.dataTransfer.files[0]);
+  });
+  $("add-style").addEventListener("submit", submitStyle);
+  $("add-cancel").addEventListener("click", async () => {
+    if (state.addJob) await apiJson(`/api/styles/jobs/${state.addJob.id}`, { method: "DELETE" }).catch(() => null);
+  });
+  setInterval(() => { if (state.catalog) refreshCatalog().catch(() => null); }, 10000);
+}
+
 wireControls();
 wireDream();
+wireAddStyle();
 loadCatalog().catch((err) => {
   toast(err instanceof ApiError ? err.message : `cannot load styles: ${err.message}`);
   setStatus("error", err instanceof ApiError ? "token needed" : "server unreachable");

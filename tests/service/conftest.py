@@ -7,6 +7,7 @@ model computes the same thing behind a chain of large identity convolutions, to 
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -18,8 +19,10 @@ import onnx
 import pytest
 import uvicorn
 from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
 
 from service import contract
+from service.added import StyleSettings
 from service.app import create_app
 from service.contract import ModelEntry
 from service.settings import Settings
@@ -134,12 +137,56 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def picture(seed: int, side: int = 160) -> np.ndarray:
+    """A photo-like test picture: gradients at seed-dependent frequencies, with noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side]
+    base = np.stack([(x * (2 + seed)) % 256, (y * 3 + 20 * seed) % 256, ((x + y) * 2) % 256], axis=-1)
+    return (base + rng.integers(0, 30, base.shape)).clip(0, 255).astype(np.uint8)
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def learnable_models(root: Path) -> tuple[Path, Path]:
+    """(models folder, photos folder): a tiny real style network exported with its checkpoint and thumbnails,
+    as the bundled models ship, so a server can learn styles on it; needs torch (imported here only)."""
+    import torch
+
+    from training.checkpoint import save_checkpoint
+    from training.export import export_checkpoint
+    from training.networks import NetConfig, StyleNet
+    from training.train import TrainConfig
+
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(9):
+        Image.fromarray(picture(i)).save(photos / (f"bsds_val_{i}.jpg" if i < 2 else f"photo_{i}.jpg"))
+    styles = []
+    for name, seed in (("stripes", 11), ("checks", 12)):
+        styles.append(root / f"{name}.png")
+        Image.fromarray(picture(seed, 96)).save(styles[-1])
+    torch.manual_seed(0)
+    net = StyleNet(NetConfig(num_styles=2, widths=(4, 8), res_blocks=1, in_kernel=3, out_kernel=3))
+    with torch.no_grad():
+        for norm in net.norms():
+            norm.gamma.copy_(1 + 0.5 * torch.randn(norm.gamma.shape))
+            norm.beta.copy_(0.5 * torch.randn(norm.beta.shape))
+    cfg = TrainConfig(content_dir=photos, style_images=tuple(styles), out_dir=root, tier="realtime")
+    save_checkpoint(root / "ck.pt", net.eval(), ["stripes", "checks"], 10, cfg, None, {})
+    export_checkpoint(root / "ck.pt", root / "models")
+    return root / "models", photos
+
+
 class LiveServer:
     """uvicorn serving ``create_app(settings)`` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, style_settings: StyleSettings | None = None) -> None:
         self.settings = settings.model_copy(update={"port": free_port()})
-        self.app = create_app(self.settings)
+        self.app = create_app(self.settings, style_settings=style_settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.settings.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

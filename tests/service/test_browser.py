@@ -236,3 +236,35 @@ def test_the_page_takes_the_token_once_and_streams(browser: object, settings: Se
         page.reload()  # the same tab keeps it
         page.wait_for_selector(".card input[type=range]")
         assert page.evaluate("window.livestyle.status") != "error"
+
+
+def test_a_painting_added_from_the_page_joins_the_gallery_while_streaming(browser: object, tmp_path: Path) -> None:
+    """Pick a picture, name it, Learn it: the stream keeps running through the model swap, and the new style
+    arrives as a card with its thumbnail and slider that changes the picture."""
+    pytest.importorskip("torch", reason="learning a style needs torch (the train extra)")
+    from conftest import learnable_models, picture
+
+    from service.added import StyleSettings
+
+    models, photos = learnable_models(tmp_path)
+    painting = tmp_path / "my sketch.png"
+    cv2.imwrite(str(painting), picture(40, 128))
+    style_settings = StyleSettings(dir=tmp_path / "store", photos=photos, minutes=0.05, nice=0)
+    with LiveServer(Settings(models_dir=models, ice_loopback=True, ease_frames=3), style_settings) as live:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        start_streaming(page, live.url)
+        page.wait_for_function("window.livestyle.learning && window.livestyle.learning.available")
+        page.set_input_files("#add-file", str(painting))
+        assert page.input_value("#add-name") == "my_sketch"
+        page.click("#add-go")
+        card = ".card[data-style=my_sketch]"
+        page.wait_for_selector(f"{card} input[type=range]", timeout=120_000)
+        page.wait_for_function(f"document.querySelector('{card} img').naturalWidth > 0", timeout=10_000)
+        assert page.evaluate("window.livestyle.status") == "live" and page.evaluate("window.livestyle.errors") == []
+        before = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
+        page.evaluate(SET_SLIDERS, {"stripes": 0, "checks": 0, "my_sketch": 100})
+        time.sleep(1.5)
+        after = np.asarray(page.evaluate(GRAB_FRAME), dtype=np.float32)
+        assert np.abs(after - before).mean() > 2, "the new style's slider did not change the picture"
+        assert statistics.median(shown_fps_samples(page.evaluate, 3)) > 0
+        page.click("#stop")

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from aiortc import VideoStreamTrack
 from av import VideoFrame
-from conftest import LiveServer, reference_output
+from conftest import DREAMS, FAST, STYLES, LiveServer, build_model, reference_output
 
 from examples.client import ClientError, ClientOptions, StyleClient
 from examples.client import run as run_client
 from service import contract
+from service.contract import ModelEntry
+from service.engine import RuntimeOptions, load_model
 from service.settings import Settings
 
 # VP8 round trips move colours by tens of levels at worst; the mean over a smooth frame moves little
@@ -191,3 +193,38 @@ def test_example_client_records_stylized_video_and_switches_styles(
     scream = reference_output(source, contract.one_hot(1, 3)).astype(np.float32)
     assert np.abs(frames[3] - starry).mean() < TOLERANCE
     assert np.abs(frames[-1] - scream).mean() < TOLERANCE
+
+
+def test_a_live_stream_keeps_its_blend_by_name_through_model_swaps(one_peer_server: LiveServer,
+                                                                   tmp_path: Path) -> None:
+    """A style is added (the model grows a row) and removed again while a peer streams: no frame is lost, the
+    blend keeps its styles by name, and the new style is usable at once."""
+    engine = one_peer_server.app.state.services.engine
+    build_model(tmp_path / "grown.onnx", len(STYLES) + 1)
+    entry = ModelEntry(FAST, "grown.onnx", contract.sha256_file(tmp_path / "grown.onnx"), "realtime",
+                       (*STYLES, "added_one"), 4, dreams=DREAMS)
+    grown = load_model(tmp_path / "grown.onnx", entry, RuntimeOptions(), ["CPUExecutionProvider"])
+    source = gradient()
+    half = np.zeros((1, 4), np.float32)
+    half[0, 1] = half[0, 3] = 0.5
+
+    async def scenario() -> None:
+        client = StyleClient(one_peer_server.url)
+        remote = await client.connect(StillTrack(source), weights={"the_scream": 1})
+        try:
+            await wait_for_match(remote, reference_output(source, contract.one_hot(1, 3)), 60)
+            original = engine.swap(grown)
+            await wait_for_match(remote, reference_output(source, contract.one_hot(1, 4)), 20)
+            assert await client.send({"weights": {"the_scream": 1, "added_one": 1}}) == {"ok": True}
+            await wait_for_match(remote, reference_output(source, half), 20)
+            assert original is not None
+            engine.swap(original)  # removed again: its share goes, the scream stays
+            await wait_for_match(remote, reference_output(source, contract.one_hot(1, 3)), 20)
+            deadline = time.monotonic() + 3
+            while not client.stats and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert client.stats.get("failures", 0) == 0, client.stats
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
