@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP_SERVE := $(VENV)/.stamp-serve
 STAMP_DEV := $(VENV)/.stamp-dev
+STAMP_LEARN := $(VENV)/.stamp-learn
 STAMP_APT := $(VENV)/.stamp-apt
 APT_PACKAGES := chromium chromium-driver firefox-esr iproute2 util-linux
 LIVESTYLE_HOST ?= 127.0.0.1
 LIVESTYLE_PORT ?= 8000
 export LIVESTYLE_HOST LIVESTYLE_PORT
 
-.PHONY: setup setup-serve serve test test-fast lint bench clean
+.PHONY: setup setup-serve serve serve-learn test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +23,15 @@ $(STAMP_SERVE): pyproject.toml | $(PY)
 	$(PIP) install -e .
 	touch $@
 
+# Serving plus learning uploaded pictures as styles (torch, CPU build): make serve-learn.
+$(STAMP_LEARN): pyproject.toml | $(PY)
+	$(PIP) install -e '.[learn]'
+	touch $@ $(STAMP_SERVE)
+
 # Training and test extras; torch==2.13.0 is the CPU build (pinned in pyproject.toml).
 $(STAMP_DEV): pyproject.toml | $(PY)
 	$(PIP) install -e '.[train,dream,dev,video-ray]'
-	touch $@ $(STAMP_SERVE)
+	touch $@ $(STAMP_SERVE) $(STAMP_LEARN)
 
 # Browser tests need Debian's Chromium and Firefox ESR (never `playwright install`) and a loopback-only namespace;
 # re-checked when this Makefile (APT_PACKAGES) changes.
@@ -42,6 +48,11 @@ setup-serve: $(STAMP_SERVE)
 setup: $(STAMP_DEV) $(STAMP_APT)
 
 serve: $(STAMP_SERVE)
+	$(VENV)/bin/livestyle-serve
+
+# The same server, able to learn your own paintings (POST /api/styles, the page's "Add your painting" card);
+# the photos they learn on: LIVESTYLE_STYLES_PHOTOS=~/Pictures make serve-learn
+serve-learn: $(STAMP_LEARN)
 	$(VENV)/bin/livestyle-serve
 
 # The whole suite, inside a network namespace that holds only `lo` (no test traffic leaves 127.0.0.0/8).

@@ -43,7 +43,6 @@ from service.added import (
 from service.errors import (
     BadRequest,
     Conflict,
-    FeatureUnavailable,
     Forbidden,
     InsufficientStorage,
     NotFound,
@@ -91,8 +90,8 @@ class Learning:
 
     def check_capacity(self) -> None:
         """Before an upload is read: learning available, queue room, disk."""
-        if self.unavailable:
-            raise FeatureUnavailable(self.unavailable)
+        if self.unavailable:  # a 4xx: this deployment does not offer it (the reason says how to get it)
+            raise Forbidden(f"this server does not learn styles: {self.unavailable}")
         waiting = sum(j.state is JobState.queued for j in self.jobs.values())
         running = any(j.state in (JobState.learning, JobState.installing) for j in self.jobs.values())
         if waiting >= self.settings.max_queued + (0 if running else 1):
@@ -137,7 +136,7 @@ class Learning:
             raise NotFound(f"no style {name!r}")
         quick = tuple(m for m in owners if len(added[m]) == 1)  # its model's only added style: serve the bundled
         if self.unavailable and len(quick) < len(owners):
-            raise FeatureUnavailable(f"removing {name!r} rebuilds a model, and {self.unavailable}")
+            raise Forbidden(f"removing {name!r} rebuilds a model, and {self.unavailable}")
         job = self._new_job("remove", name, owners)
         for model in quick:
             self.store.revert(model, name)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from conftest import learnable_models, picture, png
@@ -165,3 +166,33 @@ def test_dropping_rows_keeps_every_other_tensor() -> None:
     for key, value in net.state_dict().items():
         expected = value[[0, 2]] if key.endswith((".gamma", ".beta")) else value
         torch.testing.assert_close(smaller.state_dict()[key], expected, rtol=0, atol=0)
+
+
+def test_the_example_client_adds_a_style_over_real_http(setup: tuple[Settings, StyleSettings, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import LiveServer
+
+    from examples.add_style import main
+
+    settings, style_settings, root = setup
+    picture_path = root / "example.png"
+    Image.fromarray(picture(41, 100)).save(picture_path)
+    with LiveServer(settings, style_settings) as live:
+        main([str(picture_path), "--name", "from_example", "--steps", "2", "--url", live.url,
+              "--preview", str(root / "preview.png")])
+        assert "from_example is ready" in capsys.readouterr().err
+        assert (root / "preview.png").read_bytes()[:4] == b"\x89PNG"
+        with pytest.raises(SystemExit) as exit_info:  # the same name again: the server's 409, one line
+            main([str(picture_path), "--name", "from_example", "--steps", "2", "--url", live.url])
+        assert exit_info.value.code == 2 and "409" in capsys.readouterr().err
+        assert httpx.delete(f"{live.url}/api/styles/from_example").status_code == 202
+
+
+def test_a_server_that_cannot_learn_says_why(models_dir: Path, tmp_path: Path) -> None:
+    """Tiny hand-built models ship no checkpoints and no photos are set: 403 with the reason, and the page's info."""
+    app = create_app(Settings(models_dir=models_dir), style_settings=StyleSettings(dir=tmp_path, photos=None))
+    with TestClient(app) as client:
+        info = client.get("/api/styles/learning").json()
+        assert info["available"] is False and "LIVESTYLE_STYLES_PHOTOS" in info["reason"]
+        reply = client.post("/api/styles", files={"image": ("a.png", png(picture(1, 96)))}, data={"name": "x"})
+        assert reply.status_code == 403 and "does not learn styles" in reply.json()["detail"]
