@@ -181,7 +181,7 @@ class Learning:
         photos = photos_in(self.settings.photos)
         held_out = [p for p in photos if p.name.startswith("bsds_val_")] or photos[-3:]
         pictures: dict[str, str] = {}
-        for folder in (self.store.bundled_dir / "thumbnails", self.store.folder / "thumbnails"):
+        for folder in self.store.thumbnails.folders:  # what the gallery shows: the bundled, then the added
             pictures |= {p.stem: str(p) for p in folder.glob("*.jpg")} if folder.is_dir() else {}
         return {"name": job.name, "image": str(job.folder / f"{job.name}.png") if job.kind == "add" else None,
                 "targets": [{"model": m, "tier": self.store.bundled[m].entry.tier,

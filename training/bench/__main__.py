@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 QUICK = dict(runs=5, warmup=2, photos=3, styles=2, gatys_pairs=1, gatys_iterations=5, flicker_frames=12,
              flicker_max_size=320, flicker_styles=1, train_batch=1, train_steps=1, browser=False,
              browser_seconds=5.0, gpu_runs=5, dream_photos=2,
-             dream_sides=(96,), dream_feedback_frames=2, add_style_minutes=0.05, add_style_photos=1, live_photos=1,
+             dream_sides=(96,), dream_feedback_frames=2, add_style_minutes=0.05, add_style_photos=1,
+             add_style_stream_seconds=2.0, live_photos=1,
              texture_size=32, texture_iterations=3)
 
 
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tables = run_suite(cfg, show)
     except (ServiceError, ContractError, OSError) as exc:
-        sys.stderr.write(f"bench: {exc}\n")
+        logging.getLogger("training.bench").debug("the run stopped", exc_info=True)
+        sys.stderr.write(f"bench: {type(exc).__name__}: {exc}\n")
         raise SystemExit(2) from None
     title = "Benchmarks (quick mode: small samples, not for claims)" if args.quick else "Benchmarks"
     write_document(cfg.out, document(tables, context, title))

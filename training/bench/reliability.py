@@ -91,10 +91,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(plan: ReliabilityPlan, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(models_dir: Path, max_peers: int = 4, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``livestyle-serve`` on a free loopback port with loopback-only ICE; yields its URL and process."""
     port = free_port()
-    env = os.environ | {"LIVESTYLE_MAX_PEERS": str(plan.max_peers), "LIVESTYLE_MODELS_DIR": str(plan.models_dir),
+    env = os.environ | {"LIVESTYLE_MAX_PEERS": str(max_peers), "LIVESTYLE_MODELS_DIR": str(models_dir),
                         "LIVESTYLE_ICE_LOOPBACK": "true", "LIVESTYLE_DREAM": "false"} | settings
     process = subprocess.Popen([sys.executable, "-m", "service.app", "--port", str(port), "--log-level", "warning"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -274,13 +274,13 @@ async def soak(url: str, process: subprocess.Popen[bytes], plan: ReliabilityPlan
 def measure_reliability(plan: ReliabilityPlan) -> ReliabilityResult:
     result = ReliabilityResult()
     with loopback_host_addresses():
-        with server(plan) as (url, _):
+        with server(plan.models_dir, plan.max_peers) as (url, _):
             asyncio.run(load(url, plan, result))
             log.info("reliability: load done")
-        with server(plan) as (url, _):
+        with server(plan.models_dir, plan.max_peers) as (url, _):
             asyncio.run(slot_attack(url, plan, result))
             log.info("reliability: slot attack done")
-        with server(plan) as (url, process):
+        with server(plan.models_dir, plan.max_peers) as (url, process):
             asyncio.run(soak(url, process, ReliabilityPlan(plan.models_dir, soak_minutes=0.2), result))
             result.soak_mb.clear()  # warm-up stream: the soak measures from a server that has streamed once
             big_images(url, process, plan, result)

@@ -72,6 +72,7 @@ class BenchConfig:
     dream_feedback_frames: int = 6
     add_style_minutes: float = add_style.GOAL_MINUTES
     add_style_photos: int = 5
+    add_style_stream_seconds: float = 15.0
     live_photos: int = 6
     soak_minutes: float = 10.0
     texture_size: int = 128
@@ -258,9 +259,9 @@ class Suite:
             return Table(title=title, header=[], skipped=f"needs {checkpoint}, a painting of one of its styles and "
                                                          f"bsds_val_* photos under {cfg.data}")
         preferred = [s for s in FLICKER_STYLES if s in paintings] or list(paintings)
-        plan = add_style.AddStylePlan(checkpoint=checkpoint, painting=paintings[preferred[0]],
+        plan = add_style.AddStylePlan(models_dir=cfg.models_dir, model=realtime.name, painting=paintings[preferred[0]],
                                       content_dir=cfg.data / "photos", photos=photos, minutes=cfg.add_style_minutes,
-                                      size=cfg.metric_size,
+                                      size=cfg.metric_size, stream_seconds=cfg.add_style_stream_seconds,
                                       sheet=cfg.out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg")
         return add_style.add_style_table(plan, add_style.measure_add_style(plan))
 
