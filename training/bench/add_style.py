@@ -152,7 +152,8 @@ def measure_add_style(plan: AddStylePlan) -> AddStyleResult:
             scores, sheet = _score(url, plan, rows)
     images.save_png(images.grid(sheet, cell=192), plan.sheet)
     return AddStyleResult(steps=int(run["steps"]), seconds=float(run["seconds"]),
-                          preview_seconds=float(run["preview"]), started_from=start or "the styles' mean", fps_before=float(run["before"]),
+                          preview_seconds=float(run["preview"]), started_from=start or "the styles' mean",
+                          fps_before=float(run["before"]),
                           fps_during=float(run["during"]), scores=scores)  # type: ignore[arg-type]
 
 

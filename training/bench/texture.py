@@ -152,6 +152,7 @@ def texture_table(plan: TexturePlan, results: list[Synthesis]) -> Table:
     if wl and el:
         table.verdicts.append(f"Efros-Leung takes {np.mean(el) / np.mean(wl):.1f}x Wei-Levoy's time.")
     if plan.figure is not None:
-        table.notes.append(f"The pictures: {plan.figure.as_posix()} (sample | Efros-Leung | Wei-Levoy | Gram). "
+        shown = plan.figure.relative_to(plan.figure.parents[2]).as_posix()  # docs/optimization/<name>.png
+        table.notes.append(f"The pictures: {shown} (sample | Efros-Leung | Wei-Levoy | Gram). "
                            "The Gram loss is the Gram method's own objective, so it favours Gram by construction.")
     return table
