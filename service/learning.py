@@ -216,6 +216,8 @@ class Learning:
                 sys.executable, "-m", "training.learn", str(job.folder), stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file, stderr=log_file, env=env, cwd=str(REPO_ROOT),
                 preexec_fn=(lambda: os.nice(nice)) if nice else None)
+            if job.state is JobState.cancelled:  # cancelled while the worker was starting
+                job.process.terminate()
             code = await job.process.wait()
         job.process = None
         if job.state is JobState.cancelled:
