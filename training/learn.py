@@ -102,9 +102,10 @@ def nearest_style(vgg: VGGFeatures, picture: Path, candidates: dict[str, Path]) 
     found = {name: path for name, path in candidates.items() if path.is_file()}
     if not found:
         return None
+    device = next(vgg.parameters()).device
     with torch.no_grad():
         def grams(path: Path) -> dict[str, torch.Tensor]:
-            image = images.load_image(path, short_side=NEAREST_SIDE, square=True)
+            image = images.load_image(path, short_side=NEAREST_SIDE, square=True).to(device)
             return {k: gram(v) for k, v in vgg(image).items() if k in STYLE_TAPS}
 
         target = grams(picture)
@@ -140,6 +141,7 @@ def learn_one(job: Path, request: LearnRequest, target: Target, progress: Progre
                       crop_size=request.crop_size, resume=target.checkpoint, new_styles_only=True,
                       exclude=request.exclude,
                       checkpoint_every=1, preview_every=1_000_000, threads=request.threads,
+                      device="cuda" if torch.cuda.is_available() else "cpu",  # seconds on a GPU, minutes on a CPU
                       preview_images=previews)
     trainer = Trainer(cfg)
     start_step = trainer.step
