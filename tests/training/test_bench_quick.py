@@ -199,3 +199,13 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
           "--peer-dir", str(tmp_path / "peer"), "--out", str(out), "--sizes", "64x48", "--runs", "2"])
     again = out.read_text()
     assert all(f"## {n}." in again for n in range(1, 9)) and table(again, 7) == dream
+
+
+def test_a_renamed_table_replaces_its_old_self_and_keeps_the_rest() -> None:
+    from training.bench.report import merged
+
+    old = "# Benchmarks\n\nold preface\n\n## 1. Latency\nfast\n\n## 8. Adding a style in minutes\nold\n"
+    new = "# Benchmarks\n\nnew preface\n\n## 8. Your own painting, through the API\nnew\n"
+    out = merged(old, new)
+    assert "## 1. Latency\nfast" in out and "## 8. Your own painting" in out and "new preface" in out
+    assert "Adding a style in minutes" not in out and out.count("## 8.") == 1

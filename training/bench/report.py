@@ -79,7 +79,10 @@ def _number(title: str) -> float:
 def merged(old: str, new: str) -> str:
     """``new``'s preface and tables, plus the tables of ``old`` that this run did not measure, by number."""
     kept = sections(old)
-    kept.update(sections(new))
+    fresh = sections(new)
+    numbers = {_number(t) for t in fresh if _number(t) != math.inf}
+    kept = {t: v for t, v in kept.items() if _number(t) not in numbers}  # a renamed table replaces its old self
+    kept.update(fresh)
     preface = new.split("\n## ", 1)[0].rstrip("\n") + "\n"
     return preface + "\n" + "\n".join(kept[t] for t in sorted(kept, key=_number))
 
