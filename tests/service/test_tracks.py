@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -47,6 +48,9 @@ class StubEngine:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay, self.failing = delay, False
+
+    def model(self, name: str | None) -> SimpleNamespace:
+        return SimpleNamespace(styles=("only",))  # one style: the tracks' weights are [1, 1]
 
     def stylize(self, rgb: np.ndarray, weights: np.ndarray, **_: object) -> np.ndarray:
         time.sleep(self.delay)

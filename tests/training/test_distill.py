@@ -100,8 +100,10 @@ def test_a_distilled_checkpoint_exports_under_the_contract(picture_dirs: tuple[P
                                                            tmp_path: Path) -> None:
     content, _ = picture_dirs
     Distiller(config(teacher, content, tmp_path / "run", steps=5)).run()
-    entry = export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "models")
+    held_out = tuple(sorted(content.iterdir())[:2])  # the teacher's dream style is measured on them
+    entry = export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "models", measure_on=held_out)
     assert entry.tier == "realtime" and list(entry.styles) == STYLES
+    assert all(float(info["gain"]) > 0 for info in entry.dreams.values()) and entry.dreams
     assert entry.config["decoder"] == "project_first"
     assert contract.read_manifest(tmp_path / "models" / contract.MANIFEST_NAME)[0].name == "realtime"
 

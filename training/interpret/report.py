@@ -9,11 +9,10 @@ norms learned. Each figure has a short caption.
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +42,10 @@ from training.interpret import (
     occlusion,
     patches,
     saliency,
-    segment,
+    segment_study,
     style_norms,
 )
+from training.interpret.page import Figure, Section, render_html
 from training.optimize import OptimConfig
 
 log = logging.getLogger(__name__)
@@ -80,20 +80,6 @@ class ReportConfig:
             raise ValueError("--scenes must be >= 1")
         if self.photos is not None and not self.photos.is_dir():
             raise ValueError(f"{self.photos}: photo folder not found")
-
-
-@dataclass
-class Figure:
-    file: str
-    caption: str
-
-
-@dataclass
-class Section:
-    title: str
-    intro: str
-    figures: list[Figure] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 @dataclass
@@ -302,45 +288,13 @@ class Report:
 
     def segmentation(self) -> Section:
         assert self.photos is not None and self.cfg.photos is not None
-        cfg = segment.SegmentConfig()
-        rows = []
-        for q in self.queries(8):
-            rgb = segment.load_photo(self.photos.paths[q])
-            found = segment.segment(self.model, rgb, cfg)
-            pictures = [Image.fromarray(rgb), segment.heat_picture(found.saliency), segment.mask_picture(found.mask),
-                        segment.shown_cutout(rgb, found.mask)]
-            captions = [self.name(found.target), "gradient saliency (smoothed)", "GrabCut mask", "cut-out"]
-            rows.append(figures.captioned_row(pictures, captions, 160))
-        photos = list_images(self.cfg.photos)
-        objects = [p for p in photos if p.name.startswith("imagenet_")]
-        backgrounds = [p for p in photos if not p.name.startswith("imagenet_")] or objects
-        top, scenes = segment.composed_scores(self.model, objects, backgrounds, cfg, self.cfg.scenes, self.cfg.seed)
-        true, _ = segment.composed_scores(self.model, objects, backgrounds, cfg, self.cfg.scenes, self.cfg.seed,
-                                          true_class=True)
-        self.notes.append(f"Segmentation from saliency, {top.scenes} composed scenes: mean IoU {top.grabcut:.2f} "
-                          f"(GrabCut) vs {top.baseline:.2f} (saliency thresholded alone).")
-        composed = [figures.captioned_row(
-            [Image.fromarray(rgb), segment.mask_picture(truth), segment.heat_picture(found.saliency),
-             segment.mask_picture(found.mask), segment.mask_picture(found.baseline)],
-            ["composed scene", "true mask", f"saliency ({self.name(found.target)})",
-             f"GrabCut: IoU {segment.iou(found.mask, truth):.2f}",
-             f"threshold: IoU {segment.iou(found.baseline, truth):.2f}"], 160) for rgb, truth, found in scenes[:6]]
-        intro = (f"No segmentation labels: the classifier's gradient saliency for its top class, smoothed; pixels "
-                 f"above its {cfg.foreground_quantile:.0%} quantile seed GrabCut's foreground, below "
-                 f"{cfg.background_quantile:.0%} its background (Simonyan et al. 2014, section 3.1; Rother et al. "
-                 f"2004). Measured on {top.scenes} composed scenes (an object photo cut by a random silhouette, "
-                 f"pasted on another photo), mean IoU with the true mask: GrabCut {top.grabcut:.2f}, the saliency "
-                 f"thresholded alone (Otsu) {top.baseline:.2f}; following the pasted object's own class instead of "
-                 f"the top-1: GrabCut {true.grabcut:.2f}, threshold {true.baseline:.2f}. It fails where the "
-                 "background carries stronger class evidence than the object (the top-1 class is the background's), "
-                 "and on objects whose colours match the ground: saliency says where, GrabCut needs colour edges.")
-        return Section("Segmentation from saliency", intro, [
-            self.save("segmentation", figures.stack(rows), "A row per photo: the photo and its top-1 class, the "
-                      "saliency map, the mask GrabCut cuts from its seeds, the cut-out. An object that stands out "
-                      "from a plain ground comes out whole; in clutter, or a face filling the frame, only the most "
-                      "salient part or the wrong region: the lecture's 'nicely chosen examples'."),
-            self.save("segmentation_composed", figures.stack(composed), "Composed scenes with known masks: GrabCut "
-                      "against the thresholded saliency map.")])
+        shown = [self.photos.paths[q] for q in self.queries(8)]
+        found = segment_study.study(self.model, shown, list_images(self.cfg.photos), self.cfg.scenes, self.cfg.seed,
+                                    self.name)
+        self.notes.append(found.note)
+        return Section("Segmentation from saliency", found.intro, [
+            self.save("segmentation", found.photos, segment_study.PHOTOS_CAPTION),
+            self.save("segmentation_composed", found.composed, segment_study.COMPOSED_CAPTION)])
 
     def class_pictures(self) -> Section:
         base = class_visualization.ENGINE
@@ -456,27 +410,6 @@ class Report:
             section.seconds = time.perf_counter() - started
             sections.append(section)
         return sections
-
-
-def render_html(sections: list[Section], notes: list[str], seconds: float) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>livestyle: network report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}"
-             "figcaption{color:#444;font-size:0.92em;margin-top:0.3em}h2{border-bottom:1px solid #ccc}</style>",
-             "</head><body><h1>livestyle: what the networks learned</h1>",
-             f"<p>Generated in {seconds:.0f} s. Classifier: EfficientNet-Lite0; loss network: VGG19; "
-             "style network: the bundled checkpoint.</p>"]
-    parts += [f"<p><i>{html.escape(n)}</i></p>" for n in notes]
-    parts.append("<ul>" + "".join(f"<li><a href='#s{i}'>{html.escape(s.title)}</a></li>"
-                                  for i, s in enumerate(sections)) + "</ul>")
-    for i, s in enumerate(sections):
-        parts.append(f"<h2 id='s{i}'>{html.escape(s.title)}</h2><p>{s.intro}</p>")
-        for fig in s.figures:
-            parts.append(f"<figure><img src='{fig.file}' alt='{html.escape(fig.caption)}'>"
-                         f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>")
-        parts.append(f"<p style='color:#888;font-size:0.8em'>{s.seconds:.1f} s</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def write_report(cfg: ReportConfig) -> Path:
