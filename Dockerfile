@@ -4,10 +4,12 @@
 # GPU: docker build --build-arg ORT_PACKAGE=onnxruntime-gpu==1.32.0 -t livestyle:gpu .
 #      docker run --gpus all -p 8000:8000 livestyle:gpu
 # Live DeepDream mode (adds torch + VGG19 weights): docker build --build-arg EXTRAS="[dream]" ...
+# Learning your own paintings (POST /api/styles): --build-arg EXTRAS="[learn]", then run with photos to learn on,
+#   -v ~/Pictures:/photos:ro -e LIVESTYLE_STYLES_PHOTOS=/photos (added styles live in the data volume below).
 # WebRTC media flows over UDP between the browser and the container: on a remote host run with
 # --network host or configure a TURN server (LIVESTYLE_ICE_SERVERS).
-# It listens on 0.0.0.0: give it a token (-e LIVESTYLE_API_TOKEN=...) and a volume for the video jobs
-# (-v livestyle-jobs:/home/livestyle/.local/share/livestyle); README "Deployment" lists the rest.
+# It listens on 0.0.0.0: give it a token (-e LIVESTYLE_API_TOKEN=...) and a volume for the video jobs and added
+# styles (-v livestyle-data:/home/livestyle/.local/share/livestyle); README "Deployment" lists the rest.
 FROM python:3.11-slim
 
 ARG ORT_PACKAGE=""
