@@ -42,6 +42,7 @@ from service.errors import (
     ServiceError,
     UnsupportedMedia,
 )
+from service.settings import user_data_dir
 from service.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,7 @@ MIN_PHOTOS = 8
 
 def default_styles_dir() -> Path:
     """``$XDG_DATA_HOME/livestyle/styles`` (``~/.local/share/livestyle/styles``): outside the checkout, kept."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "livestyle" / "styles"
+    return user_data_dir() / "styles"
 
 
 def default_photos() -> Path | None:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -32,6 +31,7 @@ from service.api import BRUSH_HELP, WEIGHTS_HELP, get_services
 from service.engine import Engine
 from service.errors import BadRequest, InsufficientStorage, NotFound, PayloadTooLarge, ServiceBusy, ServiceError
 from service.look import LookUpdate
+from service.settings import user_data_dir
 from service.stabilize import StabilizeOptions
 from service.video.media import VideoLimits, probe_upload
 from service.video.pipeline import Cancelled, VideoOptions, process_video
@@ -69,8 +69,7 @@ class JobSettings(BaseSettings):
 
 def default_work_dir() -> Path:
     """``$XDG_DATA_HOME/livestyle/jobs`` (``~/.local/share/livestyle/jobs``): outside the checkout, kept."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "livestyle" / "jobs"
+    return user_data_dir() / "jobs"
 
 
 class JobState(StrEnum):

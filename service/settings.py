@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,12 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.engine import RuntimeOptions
+
+
+def user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/livestyle`` (``~/.local/share/livestyle``): what the server keeps, outside the checkout."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "livestyle"
 
 
 class Settings(BaseSettings):
