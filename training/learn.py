@@ -85,7 +85,6 @@ class Progress:
 
     def __init__(self, job: Path, request: LearnRequest) -> None:
         self.path = job / "progress.json"
-        self.request = request
         self.state: dict[str, Any] = {"models": [t.model for t in request.targets], "done": [], "model": None,
                                       "step": 0, "steps": request.steps, "losses": {}, "seconds_left": None,
                                       "previews": {}}
