@@ -46,6 +46,8 @@ class StyleClient:
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers or []))
         self.channel = self.pc.createDataChannel(CONTROL_LABEL)
         self.peer_id: str | None = None
+        self.replica: str | None = None  # the worker holding the stream (livestyle-serve --engine ray)
+        self.draining = False  # the worker said it is shutting down: the stream goes on, reconnect when it ends
         self.stats: dict[str, Any] = {}
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
@@ -61,6 +63,8 @@ class StyleClient:
             message = json.loads(raw)
             if "stats" in message:
                 self.stats = message["stats"]
+            elif "draining" in message:
+                self.draining = True
             else:
                 self._replies.put_nowait(message)
 
@@ -85,7 +89,7 @@ class StyleClient:
         if response.status_code != 200:
             raise ClientError(f"offer refused ({response.status_code}): {response.json().get('detail')}")
         answer = response.json()
-        self.peer_id = answer["peer_id"]
+        self.peer_id, self.replica = answer["peer_id"], answer.get("replica")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         remote = await asyncio.wait_for(self._remote, 20)
         await asyncio.wait_for(self._open.wait(), 20)

@@ -20,7 +20,7 @@ from service import contract, dream
 from service.brush import BRUSH_MAX, BRUSH_MIN
 from service.engine import SHRINK_ABOVE_PIXELS, Engine, resize_to_fit, trim_heap
 from service.errors import PayloadTooLarge, ServiceBusy, UnsupportedMedia
-from service.live.signalling import OfferAnswer, OfferRequest, PeerRegistry
+from service.live.signalling import LivePeers, OfferAnswer, OfferRequest
 from service.look import LookUpdate
 from service.settings import Settings
 from service.thumbnails import Thumbnails
@@ -34,7 +34,7 @@ class Services:
 
     settings: Settings
     engine: Engine
-    peers: PeerRegistry
+    peers: LivePeers
     thumbnails: Thumbnails
     executor: Executor
     stylize_slots: Slots
@@ -97,8 +97,7 @@ async def health(services: ServicesDep) -> dict[str, Any]:
         "status": "ok",
         "models": sorted(services.engine.models),
         "providers": services.engine.providers,
-        "peers": len(services.peers),
-        "max_peers": services.settings.max_peers,
+        **services.peers.capacity(),  # peers and max_peers: of the whole deployment when workers hold the streams
     }
 
 
@@ -127,8 +126,7 @@ async def thumbnail(style: str, services: ServicesDep) -> Response:
 @router.get("/dream")
 async def dream_info(services: ServicesDep) -> DreamInfo:
     """The iterative dream mode's availability, layers, defaults and allowed ranges."""
-    dreamer = services.peers.dreamer
-    reason = "this server was started without dream mode" if dreamer is None else dreamer.unavailable
+    reason = services.peers.dream_unavailable()
     defaults = dream.DreamParams()
     return DreamInfo(
         available=reason is None, reason=reason, layers=list(dream.LAYERS), defaults=dict(defaults.__dict__),

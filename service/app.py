@@ -20,10 +20,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from service import access, api, jobs, learning
 from service.added import StyleSettings
-from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
-from service.live.signalling import PeerRegistry, loopback_host_addresses
+from service.live.signalling import LivePeers, loopback_host_addresses, open_registry
 from service.settings import Settings
 from service.thumbnails import Thumbnails
 
@@ -33,10 +32,11 @@ WEB_DIR = Path(__file__).parent / "web"
 
 
 def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
-               style_settings: StyleSettings | None = None) -> FastAPI:
+               style_settings: StyleSettings | None = None, live: LivePeers | None = None) -> FastAPI:
     """The whole service; models load in the lifespan, so building the app is cheap. ``job_settings`` and
     ``style_settings``: from the entry point (``LIVESTYLE_JOBS_*``, ``LIVESTYLE_STYLES_*``); defaults when not
-    given."""
+    given. ``live``: where offers go when not to this process (the Ray Serve workers of
+    service/cluster.py); this process then holds no stream itself."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,25 +48,18 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
             except ModelLoadError as exc:
                 log.error("cannot start: %s", exc)
                 raise
-            executor = stack.enter_context(
-                ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
-            )
-            dreamer, dream_executor = None, None
-            if settings.dream:
-                dreamer = Dreamer(DreamOptions(
-                    device=settings.dream_device, max_side_cpu=settings.dream_max_side_cpu,
-                    max_side_gpu=settings.dream_max_side_gpu, threads=settings.dream_threads,
-                    vgg_weights=settings.vgg_weights,
-                ))
-                if dreamer.unavailable:
-                    log.info("live DeepDream mode unavailable: %s", dreamer.unavailable)
-                dream_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dream"))
-            # the quality tier's frames on a thread of their own: one peer choosing it cannot starve the rest
-            slow_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="inference-slow"))
-            peers = PeerRegistry(engine, settings, executor, dreamer, dream_executor, slow_executor)
+            peers: LivePeers
+            if live is None:  # streams here: REST shares the inference threads with them
+                peers = registry = open_registry(settings, engine, stack)
+                executor = registry.executor
+            else:  # streams on the workers: this process runs REST only
+                peers = live
+                executor = stack.enter_context(ThreadPoolExecutor(settings.inference_workers,
+                                                                  thread_name_prefix="inference"))
             thumbnails = Thumbnails(settings.thumbnails_path, engine, (app.state.style_settings.dir / "thumbnails",))
             slots = api.Slots(settings.stylize_workers, "image stylizing")
             app.state.services = api.Services(settings, engine, peers, thumbnails, executor, slots)
+            await peers.start()
             try:
                 yield
             finally:
@@ -134,6 +127,10 @@ def _plain(errors: Any) -> Any:
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg"))} for e in errors]
 
 
+CLUSTER_FLAGS = ("engine", "replicas", "max_replicas", "peers_per_replica", "address", "replica_cpus",
+                 "replica_gpus")
+
+
 def parse_args(argv: list[str] | None) -> dict[str, Any]:
     """Command-line overrides; anything not given comes from LIVESTYLE_* variables or defaults."""
     parser = argparse.ArgumentParser(prog="livestyle-serve", description=__doc__)
@@ -147,16 +144,29 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser.add_argument("--ice-loopback", action="store_true", default=None)
     parser.add_argument("--dream-device", help="live DeepDream device: cpu or cuda (default: cuda if present)")
     parser.add_argument("--log-level", default="info")
+    scale = parser.add_argument_group("live streams on several workers (Ray Serve; the ray extra)")
+    scale.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process holds every stream; ray: stylizing workers as Ray Serve replicas")
+    scale.add_argument("--replicas", type=int, help="workers (ray; default 2)")
+    scale.add_argument("--max-replicas", type=int, help="autoscale between --replicas and this many workers")
+    scale.add_argument("--peers-per-replica", type=float, help="autoscaling target (default: 3/4 of max peers)")
+    scale.add_argument("--address", help="the Ray cluster to join (default: start one on this machine)")
+    scale.add_argument("--replica-cpus", type=float, help="CPUs reserved per worker (default 1)")
+    scale.add_argument("--replica-gpus", type=float, help="GPUs per worker (1 with --providers CUDAExecutionProvider)")
     args = vars(parser.parse_args(argv))
     level = args.pop("log_level")
+    cluster = {k: args.pop(k) for k in CLUSTER_FLAGS}
     overrides = {k: v for k, v in args.items() if v is not None}
     overrides["_log_level"] = level
+    overrides["_cluster"] = {k: v for k, v in cluster.items() if v is not None}
     return overrides
 
 
 def main(argv: list[str] | None = None) -> None:
     overrides = parse_args(argv)
     level = str(overrides.pop("_log_level")).upper()
+    cluster = dict(overrides.pop("_cluster"))
+    engine = cluster.pop("engine", "local")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     try:
@@ -168,8 +178,26 @@ def main(argv: list[str] | None = None) -> None:
     manifest = settings.models_dir / "manifest.json"
     if not manifest.is_file():
         _exit_usage(f"{manifest} not found (set LIVESTYLE_MODELS_DIR or --models-dir)")
+    if engine == "ray":
+        _serve_on_ray(settings, job_settings, style_settings, cluster)
+        return
+    if cluster:
+        _exit_usage(f"--{next(iter(cluster)).replace('_', '-')} needs --engine ray")
     uvicorn.run(create_app(settings, job_settings, style_settings), host=settings.host, port=settings.port,
                 log_level=level.lower())
+
+
+def _serve_on_ray(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
+                  flags: dict[str, Any]) -> None:
+    try:
+        from service import cluster
+    except ImportError as exc:
+        _exit_usage(f"--engine ray needs Ray Serve (pip install 'livestyle[ray]'): {exc}")
+    try:
+        options = cluster.ClusterSettings(**flags)
+    except ValueError as exc:
+        _exit_usage(f"invalid settings: {exc}")
+    cluster.run(settings, job_settings, style_settings, options)
 
 
 def _exit_usage(message: str) -> NoReturn:

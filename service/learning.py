@@ -49,6 +49,7 @@ from service.errors import (
     PayloadTooLarge,
     TooManyRequests,
 )
+from service.live.signalling import PeerRegistry
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -265,6 +266,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                     services.thumbnails, services.settings.runtime_options())
     await run_in_threadpool(store.apply)
     learning = Learning(store, settings)
+    if learning.unavailable is None and not isinstance(services.peers, PeerRegistry):
+        learning.unavailable = ("learning a style needs the single-process server (`make serve-learn`): the "
+                                "stylizing workers of --engine ray would not see the new model")
     if learning.unavailable:
         log.info("learning new styles unavailable: %s", learning.unavailable)
     app.state.learning = learning

@@ -9,9 +9,9 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from service import contract
 from service.blend import Easing
-from service.dream import Dreamer
+from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, PayloadTooLarge, ServiceBusy, ServiceError, TooManyRequests
 from service.live.track import Controls, ResolutionGovernor, StylizedTrack
@@ -80,6 +80,28 @@ class OfferAnswer(BaseModel):
     sdp: str
     type: str
     peer_id: str
+    replica: str | None = None  # which stylizing worker holds the stream (a Ray Serve replica), when several do
+
+
+class LivePeers(Protocol):
+    """Where offers go: this process's :class:`PeerRegistry`, or the workers of a Ray Serve deployment
+    (service/cluster.py). The routes and /api/health see only this."""
+
+    async def start(self) -> None:
+        """Called once the app has started (before the first offer)."""
+        ...
+
+    async def open(self, offer: OfferRequest, client: str = "") -> OfferAnswer: ...
+
+    def capacity(self) -> dict[str, Any]:
+        """``peers`` and ``max_peers`` (of the whole deployment), and anything more it knows."""
+        ...
+
+    def dream_unavailable(self) -> str | None:
+        """Why the live DeepDream mode does not run (None: it does)."""
+        ...
+
+    async def close_all(self) -> None: ...
 
 
 @contextlib.contextmanager
@@ -197,13 +219,44 @@ class PeerRegistry:
         self.dreamer = dreamer
         self.dream_executor = dream_executor
         self.peers: dict[str, Peer] = {}
+        self.draining = False  # no new peers; the open ones stream on (a worker being scaled down)
+        self.offers = 0  # offers received, admitted or not (what a router counts its routed offers against)
+        self.replica: str | None = None  # set by a Ray Serve worker: its name, given in every answer
 
     def __len__(self) -> int:
         return len(self.peers)
 
+    def capacity(self) -> dict[str, Any]:
+        return {"peers": len(self.peers), "max_peers": self.settings.max_peers, "draining": self.draining}
+
+    async def start(self) -> None:
+        return None
+
+    def dream_unavailable(self) -> str | None:
+        return "this server was started without dream mode" if self.dreamer is None else self.dreamer.unavailable
+
+    async def drain(self, timeout: float) -> None:
+        """Take no new peer, tell the open ones on their control channel, and wait until they end or
+        ``timeout`` seconds pass; then close what is left."""
+        self.draining = True
+        for peer in self.peers.values():
+            if peer.channel is not None and peer.channel.readyState == "open":
+                peer.channel.send(json.dumps({"draining": True, "reason": "this worker is shutting down; the "
+                                              "stream goes on until it ends, new streams go to another worker"}))
+        deadline = time.monotonic() + timeout
+        while self.peers and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if self.peers:
+            log.info("drain: %d peers still open after %.0f s; closing them", len(self.peers), timeout)
+        await self.close_all()
+
     async def open(self, offer: OfferRequest, client: str = "") -> OfferAnswer:
         settings = self.settings
+        self.offers += 1
         check_sdp(offer.sdp, settings.max_sdp_bytes, settings.max_media_sections)
+        if self.draining:
+            raise ServiceBusy("this worker is shutting down; try again (another worker takes the stream)",
+                              retry_after=1)
         if len(self.peers) >= settings.max_peers:
             raise ServiceBusy(f"the server is at its limit of {settings.max_peers} peers; try again later")
         pending = sum(1 for p in self.peers.values() if p.client == client and p.connecting)
@@ -233,7 +286,7 @@ class PeerRegistry:
         peer.supervisor = asyncio.ensure_future(self._supervise(peer))
         log.info("peer %s connected (model %s, %d open)", peer.peer_id, controls.model, len(self.peers))
         local = pc.localDescription
-        return OfferAnswer(sdp=local.sdp, type=local.type, peer_id=peer.peer_id)
+        return OfferAnswer(sdp=local.sdp, type=local.type, peer_id=peer.peer_id, replica=self.replica)
 
     def _wire(self, peer: Peer) -> None:
         pc = peer.pc
@@ -307,3 +360,21 @@ class PeerRegistry:
 
     async def close_all(self) -> None:
         await asyncio.gather(*(self.close(peer_id) for peer_id in list(self.peers)))
+
+
+def open_registry(settings: Settings, engine: Engine, stack: contextlib.ExitStack) -> PeerRegistry:
+    """A peer registry with its thread pools (closed with ``stack``): inference, the quality tier's own thread
+    (one peer choosing it cannot starve the rest) and, with dream mode, the dreamer's."""
+    executor = stack.enter_context(ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference"))
+    dreamer, dream_executor = None, None
+    if settings.dream:
+        dreamer = Dreamer(DreamOptions(
+            device=settings.dream_device, max_side_cpu=settings.dream_max_side_cpu,
+            max_side_gpu=settings.dream_max_side_gpu, threads=settings.dream_threads,
+            vgg_weights=settings.vgg_weights,
+        ))
+        if dreamer.unavailable:
+            log.info("live DeepDream mode unavailable: %s", dreamer.unavailable)
+        dream_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dream"))
+    slow_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="inference-slow"))
+    return PeerRegistry(engine, settings, executor, dreamer, dream_executor, slow_executor)

@@ -68,12 +68,13 @@ class ReliabilityResult:
 
 
 class Camera(VideoStreamTrack):
-    """A moving 640x480 gradient at 15 fps."""
+    """A moving gradient (640x480 unless told) at 15 fps."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 640, height: int = 480) -> None:
         super().__init__()
-        y, x = np.mgrid[0:480, 0:640]
-        self.base = np.stack([x * 255 // 639, y * 255 // 479, (x + y) * 255 // 1118], -1).astype(np.uint8)
+        y, x = np.mgrid[0:height, 0:width]
+        self.base = np.stack([x * 255 // (width - 1), y * 255 // (height - 1),
+                              (x + y) * 255 // (width + height - 2)], -1).astype(np.uint8)
         self.count = 0
 
     async def recv(self) -> VideoFrame:

@@ -1,0 +1,290 @@
+"""Live streams past one process: stylizing workers as Ray Serve replicas behind one ingress.
+
+``livestyle-serve --engine ray --replicas N`` runs the same FastAPI app as the single process (page, REST, jobs)
+as the ingress deployment, and N :class:`LiveWorker` replicas that each hold a whole live stack (engine, peer
+registry, aiortc media). An offer is routed by :class:`FreeSlotRouter`, a Ray Serve request router that ranks
+replicas by the free peer slots each reports through ``record_routing_stats``; the chosen replica answers with
+its own ICE candidates, so media and the ``control`` channel flow straight between the client and that worker.
+Ray Serve does the rest: replica health checks and restarts, placement (``ray_actor_options``: CPUs, GPUs),
+and scaling, driven here by :func:`peers_policy` on each replica's peer count (``record_autoscaling_stats``).
+A replica being scaled down is drained: Serve stops routing to it and its ``__del__`` waits for its streams to
+end (up to ``drain_seconds``) after telling each on its control channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections import deque
+from typing import Any, cast
+
+import ray
+from fastapi import FastAPI
+from pydantic import BaseModel, Field, model_validator
+from ray import serve
+from ray.serve import Application
+from ray.serve.config import AutoscalingContext, RequestRouterConfig
+from ray.serve.deployment import Deployment
+from ray.serve.handle import DeploymentHandle
+from ray.serve.request_router import PendingRequest, ReplicaID, ReplicaResult, RequestRouter, RunningReplica
+
+from service import errors, jobs
+from service.added import StyleSettings
+from service.app import create_app
+from service.engine import Engine
+from service.live.signalling import OfferAnswer, OfferRequest, loopback_host_addresses, open_registry
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "livestyle"
+WORKER = "LiveWorker"
+# Ray errors that mean the chosen worker is gone (its offer is tried on another one)
+WORKER_GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+
+
+class ClusterSettings(BaseModel):
+    """How many workers and where (``livestyle-serve --engine ray`` flags)."""
+
+    model_config = {"frozen": True}
+
+    replicas: int = Field(2, ge=1, description="workers at start; the fixed count unless max_replicas is higher")
+    max_replicas: int | None = Field(None, ge=1, description="autoscale between replicas and this")
+    peers_per_replica: float | None = Field(
+        None, gt=0, description="autoscaling target of peers per worker (default: 3/4 of max_peers)")
+    address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or auto); None: start one")
+    replica_cpus: float = Field(1.0, ge=0, description="CPUs reserved per worker (0: share the machine)")
+    replica_gpus: float = Field(0.0, ge=0, description="GPUs per worker (1: ONNX Runtime runs CUDA there)")
+    drain_seconds: float = Field(120.0, ge=0, description="how long a worker being removed waits for its streams")
+    stats_period: float = Field(0.5, gt=0, description="seconds between a worker's peer-count reports")
+    upscale_delay: float = Field(2.0, ge=0, description="seconds of more peers than wanted before a worker is added")
+    downscale_delay: float = Field(30.0, ge=0, description="seconds of fewer peers before a worker is removed")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ClusterSettings:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below replicas ({self.replicas})")
+        return self
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.max_replicas is not None and self.max_replicas > self.replicas
+
+
+def free_slots(stats: dict[str, Any]) -> int:
+    """What a worker's routing stats say it can still take (0 while draining or before its first report)."""
+    if not stats or stats.get("draining"):
+        return 0
+    return int(stats.get("max_peers", 0)) - int(stats.get("peers", 0))
+
+
+class FreeSlotRouter(RequestRouter):
+    """Ranks workers by free peer slots, most first, counting the offers this router sent since a worker's
+    last report (its ``offers`` counter moves when it has seen them): a burst of offers spreads instead of
+    landing where the last report said there was room. Workers without room rank last (they answer 503)."""
+
+    def initialize_state(self, **kwargs: Any) -> None:
+        self._sent: dict[ReplicaID, deque[float]] = {}
+        self._offers_seen: dict[ReplicaID, int] = {}
+
+    def _in_flight(self, replica: RunningReplica) -> int:
+        sent = self._sent.setdefault(replica.replica_id, deque())
+        offers = int(replica.routing_stats.get("offers", 0))
+        seen = self._offers_seen.get(replica.replica_id)
+        self._offers_seen[replica.replica_id] = offers
+        for _ in range(max(0, offers - seen) if seen is not None else 0):
+            if sent:
+                sent.popleft()
+        while sent and time.monotonic() - sent[0] > 10.0:  # its report never came: forget the guess
+            sent.popleft()
+        return len(sent)
+
+    async def choose_replicas(self, candidate_replicas: list[RunningReplica],
+                              pending_request: PendingRequest | None = None) -> list[list[RunningReplica]]:
+        ranked = sorted(candidate_replicas, key=lambda r: (
+            -(free_slots(r.routing_stats) - self._in_flight(r)), int(r.routing_stats.get("peers", 0))))
+        return [[r] for r in ranked]
+
+    def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID,
+                          result: ReplicaResult) -> None:
+        if pending_request.metadata.call_method == "open":
+            self._sent.setdefault(replica_id, deque()).append(time.monotonic())
+
+    def update_replicas(self, replicas: list[RunningReplica]) -> None:
+        super().update_replicas(replicas)
+        # Serve ships this class by value: the module as imported in this process holds the view
+        from service import cluster
+
+        cluster.VIEW[:] = [dict(r.routing_stats, id=r.replica_id.unique_id) for r in replicas]
+
+
+# What the ingress's router last heard from each running worker: /api/health of the whole deployment.
+VIEW: list[dict[str, Any]] = []
+
+
+class PeersPolicy:
+    """Ray Serve autoscaling on peers: workers wanted = ceil(peers streaming / ``target`` per worker). Serve
+    applies the bounds and the up- and downscale delays around it (then the worker removed drains)."""
+
+    def __init__(self, target: float) -> None:
+        self.target = target
+
+    def __call__(self, ctx: AutoscalingContext) -> tuple[int, dict[str, Any]]:
+        peers = sum((ctx.aggregated_metrics or {}).get("peers", {}).values())
+        wanted = math.ceil(peers / self.target - 1e-9)
+        return max(ctx.capacity_adjusted_min_replicas, min(ctx.capacity_adjusted_max_replicas, wanted)), {}
+
+
+class LiveWorker:
+    """One stylizing worker: a whole live stack in a Ray Serve replica. Offers come through the ingress;
+    the media then flows between the client and this process."""
+
+    def __init__(self, settings: Settings, drain_seconds: float) -> None:
+        self._stack = contextlib.ExitStack()
+        if settings.ice_loopback:
+            self._stack.enter_context(loopback_host_addresses())
+        engine = Engine.load(settings.models_dir, settings.runtime_options(), settings.default_model)
+        self.peers = open_registry(settings, engine, self._stack)
+        self.peers.replica = serve.get_replica_context().replica_id.unique_id
+        self.drain_seconds = drain_seconds
+
+    async def open(self, offer: dict[str, Any], client: str) -> dict[str, Any]:
+        """The answer, or ``{"error", "status", "retry_after"}`` for the ingress to raise as the same error."""
+        try:
+            return (await self.peers.open(OfferRequest.model_validate(offer), client)).model_dump()
+        except errors.ServiceError as exc:
+            return {"error": str(exc), "status": exc.status_code, "retry_after": exc.retry_after}
+
+    async def record_routing_stats(self) -> dict[str, Any]:
+        return {**self.peers.capacity(), "offers": self.peers.offers,
+                "dream_unavailable": self.peers.dream_unavailable() or ""}
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        return {"peers": float(len(self.peers))}
+
+    async def __del__(self) -> None:
+        """Scaled down or shut down: no new peers; the open ones stream until they end or the drain ends."""
+        await self.peers.drain(self.drain_seconds)
+        self._stack.close()
+
+
+SERVICE_ERRORS: dict[int, type[errors.ServiceError]] = {
+    cls.status_code: cls for cls in (errors.BadRequest, errors.NotFound, errors.PayloadTooLarge,
+                                     errors.ServiceBusy, errors.TooManyRequests, errors.FeatureUnavailable)}
+
+
+class RemotePeers:
+    """The ingress's side (a :class:`service.live.signalling.LivePeers`): offers to the workers, capacity from
+    what they report."""
+
+    def __init__(self, workers: DeploymentHandle) -> None:
+        self.workers = workers
+
+    async def open(self, offer: OfferRequest, client: str = "") -> OfferAnswer:
+        for attempt in range(3):  # a worker that died after it was chosen: the offer goes to another
+            try:
+                reply = await self.workers.open.remote(offer.model_dump(), client)
+                break
+            except WORKER_GONE as exc:
+                log.warning("offer: worker gone (%s); trying another", type(exc).__name__)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        else:
+            raise errors.ServiceBusy("no stylizing worker answered; try again shortly", retry_after=2)
+        if "error" in reply:
+            cls = SERVICE_ERRORS.get(int(reply["status"]), errors.ServiceBusy)
+            raise cls(str(reply["error"]), retry_after=reply.get("retry_after"))
+        return OfferAnswer.model_validate(reply)
+
+    def capacity(self) -> dict[str, Any]:
+        workers = [{"id": w["id"], "peers": int(w.get("peers", 0)), "max_peers": int(w.get("max_peers", 0)),
+                    "draining": bool(w.get("draining", False))} for w in VIEW]
+        return {"peers": sum(w["peers"] for w in workers),
+                "max_peers": sum(w["max_peers"] for w in workers if not w["draining"]),
+                "free": sum(free_slots(w) for w in workers), "workers": workers}
+
+    def dream_unavailable(self) -> str | None:
+        reasons = [str(w.get("dream_unavailable", "")) for w in VIEW]
+        if not reasons:
+            return "no stylizing worker has reported yet"
+        return reasons[0] or None
+
+    async def close_all(self) -> None:
+        return None  # the streams belong to the workers
+
+    async def start(self) -> None:
+        """One call through the router, so it hears the workers' reports before the first offer."""
+        with contextlib.suppress(*WORKER_GONE):
+            await self.workers.record_routing_stats.remote()
+
+
+def worker_options(cluster: ClusterSettings, settings: Settings) -> dict[str, Any]:
+    """The worker deployment's Ray Serve options: the router, placement, drain time, count or autoscaling."""
+    options: dict[str, Any] = dict(
+        name=WORKER,
+        ray_actor_options={"num_cpus": cluster.replica_cpus, "num_gpus": cluster.replica_gpus},
+        request_router_config=RequestRouterConfig.model_validate({
+            "request_router_class": FreeSlotRouter, "request_routing_stats_period_s": cluster.stats_period,
+            "request_routing_stats_timeout_s": max(2.0, 4 * cluster.stats_period)}),
+        max_ongoing_requests=max(8, 2 * settings.max_peers),
+        graceful_shutdown_wait_loop_s=1.0, graceful_shutdown_timeout_s=cluster.drain_seconds + 10.0,
+        health_check_period_s=2.0, health_check_timeout_s=10.0,
+    )
+    if cluster.autoscaling:
+        target = cluster.peers_per_replica or max(1.0, 0.75 * settings.max_peers)
+        options["autoscaling_config"] = {
+            "min_replicas": cluster.replicas, "max_replicas": cluster.max_replicas,
+            "initial_replicas": cluster.replicas,
+            "look_back_period_s": max(2.0, 4 * cluster.stats_period), "upscale_delay_s": cluster.upscale_delay,
+            "downscale_delay_s": cluster.downscale_delay,
+            "policy": {"policy_function": PeersPolicy, "policy_kwargs": {"target": target}},
+        }
+    else:
+        options["num_replicas"] = cluster.replicas
+    return options
+
+
+@serve.ingress()
+class Front:
+    """The ingress: the whole single-process app (page, REST, jobs, your own styles are refused), with its
+    offers sent to the workers."""
+
+    def __init__(self, workers: DeploymentHandle, settings: Settings, job_settings: jobs.JobSettings,
+                 style_settings: StyleSettings) -> None:
+        self.peers = RemotePeers(workers)
+        self._asgi = create_app(settings, job_settings, style_settings, live=self.peers)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return self._asgi
+
+
+def application(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
+                cluster: ClusterSettings) -> Application:
+    workers = cast(Deployment, serve.deployment(LiveWorker)).options(**worker_options(cluster, settings))
+    front = cast(Deployment, serve.deployment(Front)).options(name="Front", num_replicas=1)
+    return front.bind(workers.bind(settings, cluster.drain_seconds), settings, job_settings, style_settings)
+
+
+def run(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
+        cluster: ClusterSettings) -> None:
+    """``livestyle-serve --engine ray``: start (or join) Ray, deploy, serve until Ctrl-C or SIGTERM."""
+    ray.init(address=cluster.address, include_dashboard=False, logging_level=logging.WARNING)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(application(settings, job_settings, style_settings, cluster), name=APP_NAME, route_prefix="/")
+    log.info("serving on http://%s:%d with %d stylizing workers", settings.host, settings.port, cluster.replicas)
+    stop = asyncio.Event()
+
+    async def wait() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    try:
+        asyncio.run(wait())
+    finally:
+        serve.delete(APP_NAME)  # the workers drain
+        serve.shutdown()
