@@ -7,13 +7,15 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP_SERVE := $(VENV)/.stamp-serve
 STAMP_DEV := $(VENV)/.stamp-dev
 STAMP_LEARN := $(VENV)/.stamp-learn
+STAMP_RAY := $(VENV)/.stamp-ray
+REPLICAS ?= 2
 STAMP_APT := $(VENV)/.stamp-apt
 APT_PACKAGES := chromium chromium-driver firefox-esr iproute2 util-linux
 LIVESTYLE_HOST ?= 127.0.0.1
 LIVESTYLE_PORT ?= 8000
 export LIVESTYLE_HOST LIVESTYLE_PORT
 
-.PHONY: setup setup-serve serve serve-learn test test-fast lint bench clean
+.PHONY: setup setup-serve serve serve-learn serve-ray test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +30,15 @@ $(STAMP_LEARN): pyproject.toml | $(PY)
 	$(PIP) install -e '.[learn]'
 	touch $@ $(STAMP_SERVE)
 
+# Live streams on several stylizing workers (Ray Serve): make serve-ray REPLICAS=3
+$(STAMP_RAY): pyproject.toml | $(PY)
+	$(PIP) install -e '.[ray]'
+	touch $@ $(STAMP_SERVE)
+
 # Training and test extras; torch==2.13.0 is the CPU build (pinned in pyproject.toml).
 $(STAMP_DEV): pyproject.toml | $(PY)
-	$(PIP) install -e '.[train,dream,dev,video-ray]'
-	touch $@ $(STAMP_SERVE) $(STAMP_LEARN)
+	$(PIP) install -e '.[train,dream,dev,ray]'
+	touch $@ $(STAMP_SERVE) $(STAMP_LEARN) $(STAMP_RAY)
 
 # Browser tests need Debian's Chromium and Firefox ESR (never `playwright install`) and a loopback-only namespace;
 # re-checked when this Makefile (APT_PACKAGES) changes.
@@ -54,6 +61,10 @@ serve: $(STAMP_SERVE)
 # the photos they learn on: LIVESTYLE_STYLES_PHOTOS=~/Pictures make serve-learn
 serve-learn: $(STAMP_LEARN)
 	$(VENV)/bin/livestyle-serve
+
+# The same API with its live streams on REPLICAS stylizing workers behind one ingress (Ray Serve, this machine)
+serve-ray: $(STAMP_RAY)
+	$(VENV)/bin/livestyle-serve --engine ray --replicas $(REPLICAS)
 
 # The whole suite, inside a network namespace that holds only `lo` (no test traffic leaves 127.0.0.0/8).
 test: setup

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class StyleClient:
         self.replica: str | None = None  # the worker holding the stream (livestyle-serve --engine ray)
         self.draining = False  # the worker said it is shutting down: the stream goes on, reconnect when it ends
         self.stats: dict[str, Any] = {}
+        self.offer_seconds = float("nan")  # how long the server took to answer the offer
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
         self._open = asyncio.Event()
@@ -85,7 +87,9 @@ class StyleClient:
         if weights is not None:
             offer["weights"] = weights
         async with httpx.AsyncClient(timeout=30, headers=self.headers) as http:
+            sent = time.perf_counter()
             response = await http.post(f"{self.url}/api/offer", json=offer)
+            self.offer_seconds = time.perf_counter() - sent
         if response.status_code != 200:
             raise ClientError(f"offer refused ({response.status_code}): {response.json().get('detail')}")
         answer = response.json()

@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 
 // Everything the page knows; exposed as window.livestyle for debugging and the browser tests.
 const state = {
+  lastServerMessage: 0,   // when the server last spoke on the control channel (stats every second)
   catalog: null,          // GET /api/styles
   iceServers: [],
   model: null,            // current model name
@@ -385,7 +386,12 @@ async function start() {
     };
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === "connected") setStatus("live", "live");
-      if (pc.connectionState === "failed") { setStatus("error", "connection failed"); stop(); }
+      if (pc.connectionState === "failed") streamEnded("The connection to the server failed.");
+      if (pc.connectionState === "disconnected") {
+        setTimeout(() => {
+          if (state.pc === pc && pc.connectionState === "disconnected") streamEnded("The connection was lost.");
+        }, 3000);
+      }
     };
 
     await pc.setLocalDescription(await pc.createOffer());
@@ -401,6 +407,8 @@ async function start() {
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.detail || `server said ${response.status}`);
     await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+    state.lastServerMessage = 0;
+    $("start").textContent = "Start camera";
     $("stop").disabled = false;
     statsTimer = setInterval(pollStats, 1000);
   } catch (err) {
@@ -425,9 +433,22 @@ function stop() {
   if (state.status !== "error") setStatus("idle", "camera off");
 }
 
+// The stream is gone (its server worker stopped, the network dropped): say so, and offer to reconnect;
+// a new offer lands on a live worker.
+function streamEnded(why) {
+  if (!state.pc) return;
+  stop();
+  setStatus("error", "stream ended");
+  $("start").textContent = "Reconnect";
+  toast(`${why} Press Reconnect to stream again.`);
+}
+
 function onControlMessage(event) {
   const message = JSON.parse(event.data);
-  if (message.stats) {
+  state.lastServerMessage = performance.now();
+  if (message.draining) {
+    toast("This server worker is shutting down: your stream goes on; if it ends, Reconnect takes you to another.");
+  } else if (message.stats) {
     state.serverStats = message.stats;
     const s = message.stats;
     $("server-fps").textContent = `${s.fps_out.toFixed(0)}/${s.fps_in.toFixed(0)} fps`;
@@ -458,6 +479,10 @@ let statsTimer = 0;
 let lastDecoded = null;
 async function pollStats() {
   if (!state.pc) return;
+  if (state.lastServerMessage && performance.now() - state.lastServerMessage > 6000) {
+    streamEnded("The server stopped answering.");
+    return;
+  }
   const report = await state.pc.getStats();
   let rtt = null;
   let jitterMs = 0;

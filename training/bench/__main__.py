@@ -88,8 +88,8 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     no_overrides: dict[str, Any] = {}
     settings = Settings(**no_overrides)  # the service's ORT threads and spinning, as LIVESTYLE_* set them
     out = args.out or (REPO / "runs" / "bench-quick" / "BENCHMARKS.md" if args.quick else REPO / "BENCHMARKS.md")
-    # quick mode leaves out table 10 (real servers, a soak) unless asked for by name
-    default = tuple(t for t in TABLES if not (args.quick and t == "reliability"))
+    # quick mode leaves out tables 10 and 12 (real servers, a soak, Ray) unless asked for by name
+    default = tuple(t for t in TABLES if not (args.quick and t in ("reliability", "cluster")))
     tables = tuple(args.only.split(",")) if args.only else default
     if args.skip:
         tables = tuple(t for t in tables if t not in args.skip.split(","))

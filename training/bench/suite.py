@@ -34,7 +34,7 @@ from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
 TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability",
-          "texture")
+          "texture", "cluster")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
@@ -146,6 +146,7 @@ class Suite:
         steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
                  "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
                  "add_style": self.add_style, "live": self.live, "reliability": self.reliability,
+                 "cluster": self.cluster,
                  "texture": self.texture}
         tables = []
         for name in self.cfg.tables:
@@ -275,6 +276,15 @@ class Suite:
                                            seconds=10.0 if self.cfg.soak_minutes >= 1 else 4.0)
         return reliability.reliability_table(plan, reliability.measure_reliability(plan),
                                              {e.name: e.sha256 for e in self.ours})
+
+    def cluster(self) -> Table:
+        try:
+            from training.bench import cluster  # Ray Serve: the ray extra
+        except ImportError as exc:
+            return Table(title="12. Live streams on several workers (Ray Serve)", header=[],
+                         skipped=f"Ray Serve is not installed (pip install 'livestyle[ray]'): {exc}")
+        plan = cluster.ClusterPlan(models_dir=self.cfg.models_dir)
+        return cluster.cluster_table(plan, cluster.measure_cluster(plan), {e.name: e.sha256 for e in self.ours})
 
     def texture(self) -> Table:
         from training.bench import texture
