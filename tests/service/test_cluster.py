@@ -29,9 +29,11 @@ from service.added import StyleSettings  # noqa: E402
 from service.jobs import JobSettings  # noqa: E402
 from service.live.signalling import loopback_host_addresses  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from training.bench.browser import FLAGS, loopback_only  # noqa: E402
 from training.bench.reliability import Camera, Counter, rates  # noqa: E402
 
 PER_WORKER = 3
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def replica(rid: str, peers: int, max_peers: int = PER_WORKER, offers: int = 0, draining: bool = False) -> Any:
@@ -209,3 +211,43 @@ def test_workers_follow_the_peers_and_a_scale_down_drains(deployment: SimpleName
                     assert drained.isdisjoint(w["id"] for w in body["workers"])
 
     asyncio.run(scenario())
+
+
+@pytest.mark.browser
+def test_the_page_says_its_stream_ended_and_reconnects_to_a_live_worker(deployment: SimpleNamespace) -> None:
+    """Headless Chromium: its worker is killed; the page says the stream ended and offers Reconnect, which
+    lands on another worker and streams again."""
+    if not CHROMIUM.exists() or not loopback_only():
+        pytest.skip("needs /usr/bin/chromium in a loopback-only namespace (tests/service/run_browser_tests.sh)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    deployment.deploy(3)
+    wait_for_workers(deployment.url, 3)
+
+    def holder() -> str | None:
+        return next((w["id"] for w in health(deployment.url)["workers"] if w["peers"]), None)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(deployment.url)
+            page.wait_for_selector(".card input[type=range]")
+            page.click("#start")
+            page.wait_for_function("window.livestyle.status === 'live'", timeout=30_000)
+            deadline = time.monotonic() + 10
+            while (first := holder()) is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert first is not None
+            kill_worker(first)
+            page.wait_for_function("document.getElementById('start').textContent === 'Reconnect'", timeout=20_000)
+            assert page.evaluate("window.livestyle.status") == "error"
+            assert "Reconnect" in page.inner_text("body")
+            page.click("#start")
+            page.wait_for_function("window.livestyle.status === 'live'", timeout=30_000)
+            page.wait_for_function("document.getElementById('stylized').videoWidth > 0", timeout=20_000)
+            deadline = time.monotonic() + 10
+            while (second := holder()) in (None, first) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert second not in (None, first)
+        finally:
+            browser.close()
