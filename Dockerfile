@@ -10,6 +10,8 @@
 # --network host or configure a TURN server (LIVESTYLE_ICE_SERVERS).
 # It listens on 0.0.0.0: give it a token (-e LIVESTYLE_API_TOKEN=...) and a volume for the video jobs and added
 # styles (-v livestyle-data:/home/livestyle/.local/share/livestyle); README "Deployment" lists the rest.
+# Live streams on several workers (Ray Serve): --build-arg EXTRAS="[ray]", then run the image with
+#   livestyle-serve --engine ray --replicas 3 [--address RAY_HEAD:6379] (README "Live streams on several workers").
 FROM python:3.11-slim
 
 ARG ORT_PACKAGE=""
