@@ -6,7 +6,7 @@ scaled by 1e6 and summed over layers, content loss the mean squared feature diff
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
@@ -81,3 +81,22 @@ def grid_penalty(image: torch.Tensor) -> torch.Tensor:
             total = total + torch.log(ratio.clamp(min=1.0)).sum()
             count += b
     return total / count
+
+
+def shift_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch.Tensor, output: torch.Tensor,
+                  shift: tuple[int, int], multiple: int = 8, margin: int = 16) -> torch.Tensor:
+    """How far a network is from shift-equivariant: the frame moved by ``shift`` = (dy, dx) pixels (a crop one
+    ``multiple`` smaller, so no padding enters) is stylized again and compared with ``output`` (the whole
+    frame's) moved the same, away from a ``margin`` at the borders (at most a quarter of the side). A pattern
+    locked to the stride grid (the 4-pixel row mesh of a strided encoder) moves differently from the content
+    under a shift that is not a multiple of the total stride; a painting of the content moves with it (Zhang,
+    "Making Convolutional Networks Shift-Invariant Again", ICML 2019). Mean squared difference; [B,3,H,W] in,
+    scalar out."""
+    dy, dx = shift
+    h, w = frame.shape[-2] - multiple, frame.shape[-1] - multiple
+    if not (0 <= dy <= multiple and 0 <= dx <= multiple) or h < 4 or w < 4:
+        raise ValueError(f"shift {shift} or frame {tuple(frame.shape[-2:])} does not fit multiple {multiple}")
+    margin = min(margin, h // 4, w // 4)
+    moved = stylize(frame[..., dy:dy + h, dx:dx + w])
+    same = output[..., dy:dy + h, dx:dx + w]
+    return (moved[..., margin:-margin, margin:-margin] - same[..., margin:-margin, margin:-margin]).pow(2).mean()

@@ -35,6 +35,7 @@ from training.losses import (
     grid_penalty,
     log_activation_gain,
     per_item_style_loss,
+    shift_penalty,
     total_variation,
 )
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
@@ -56,6 +57,9 @@ class TrainConfig(RunConfig):
     # Weight of the mesh penalty (training/losses.py grid_penalty): spikes at 2- and 4-pixel periods in the
     # output's spectrum, relative to their neighbourhood. 0: off.
     grid_weight: float = 0.0
+    # Weight of the shift penalty (training/losses.py shift_penalty): the output of a frame moved by 1-7 pixels
+    # against the output moved; kills patterns locked to the stride grid. 0: off.
+    shift_weight: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     style_taps: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -66,7 +70,8 @@ class TrainConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, *self.dream_weights) < 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, self.shift_weight,
+               *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
             raise ValueError(f"give one dream weight, or one per dream layer ({len(self.dream_layers)})")
@@ -90,7 +95,7 @@ class TrainConfig(RunConfig):
             raise ValueError(f"style names (file stems) must be unique: {names}")
         return names
 
-LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "total")
+LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "shift", "total")
 
 
 class StyleTargets:
@@ -239,8 +244,9 @@ class Trainer:
                     weighted_gain = weighted_gain + cfg.dream_weights[min(j, len(cfg.dream_weights) - 1)] * item_gain
         tv = total_variation(output)
         mesh = grid_penalty(output) if cfg.grid_weight else torch.zeros((), device=self.device)
+        moved = self.shift_term(content, weights, output)
         total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
-                 + cfg.grid_weight * mesh - weighted_gain)
+                 + cfg.grid_weight * mesh + cfg.shift_weight * moved - weighted_gain)
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {float(total)} at step {self.step}; lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
@@ -248,7 +254,16 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return {"content": c_loss.item(), "style": s_loss.item(), "tv": tv.item(), "dream": gain.item(),
-                "grid": mesh.item(), "total": total.item()}
+                "grid": mesh.item(), "shift": moved.item(), "total": total.item()}
+
+    def shift_term(self, content: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """The shift penalty for a random move of 1-7 pixels in each direction (0 when its weight is 0)."""
+        if not self.cfg.shift_weight:
+            return torch.zeros((), device=self.device)
+        multiple = self.net.config.size_multiple
+        shift = (self.rng.randrange(1, multiple), self.rng.randrange(1, multiple))
+        with autocast_for(self.device, self.cfg.precision, "net"):
+            return shift_penalty(lambda x: self.model(x, weights).float(), content, output, shift, multiple)
 
     def preview(self, path: Path) -> None:
         """One row per preview photo: the photo, then each trained style, then a 50/50 blend."""

@@ -121,3 +121,27 @@ def test_the_training_penalty_sees_the_mesh_and_has_a_gradient() -> None:
     assert clean < 0.5 < float(loss)
     loss.backward()
     assert meshed.grad is not None and float(meshed.grad.abs().sum()) > 0
+
+
+def test_the_shift_penalty_is_zero_for_a_moving_picture_and_sees_a_pattern_locked_to_the_grid() -> None:
+    from training.losses import shift_penalty
+
+    frame = torch.from_numpy(photo()[:128, :128].copy()).permute(2, 0, 1)[None].float()
+
+    def blur(x: torch.Tensor) -> torch.Tensor:  # shift-equivariant away from the borders
+        return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+
+    def meshed(x: torch.Tensor) -> torch.Tensor:  # rows 0-1 of every 4 darker: locked to the tensor's own rows
+        rows = (torch.arange(x.shape[-2]) % 4 < 2).float()[:, None]
+        return blur(x) - 0.05 * rows
+
+    output = blur(frame)
+    assert float(shift_penalty(blur, frame, output, (3, 5))) < 1e-10
+    locked = meshed(frame).requires_grad_(True)
+    assert float(shift_penalty(meshed, frame, locked, (2, 0))) > 1e-3  # moved 2 rows: the mesh is inverted
+    assert float(shift_penalty(meshed, frame, meshed(frame), (4, 0))) < 1e-10  # a whole period: no change
+    loss = shift_penalty(meshed, frame, locked, (1, 1))
+    loss.backward()
+    assert locked.grad is not None and float(locked.grad.abs().sum()) > 0
+    with pytest.raises(ValueError):
+        shift_penalty(blur, frame, output, (9, 0))

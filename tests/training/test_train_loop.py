@@ -33,6 +33,14 @@ def test_twenty_steps_lower_the_loss(picture_dirs: tuple[Path, list[Path]], tmp_
     assert sum(totals[-4:]) / 4 < 0.7 * sum(totals[:4]) / 4
 
 
+def test_the_shift_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    content, styles = picture_dirs
+    Trainer(config(content, styles[:1], tmp_path / "run", steps=6, shift_weight=10.0)).run()
+    with (tmp_path / "run" / "log.csv").open() as handle:
+        shifts = [float(row["shift"]) for row in csv.DictReader(handle)]
+    assert len(shifts) == 6 and all(s > 0 for s in shifts)  # a strided network is not shift-equivariant
+
+
 def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
     out = tmp_path / "run"
