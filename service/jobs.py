@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
@@ -94,6 +94,7 @@ class Job:
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    form: dict[str, Any] | None = None  # the request's look fields, kept so the job can be rebuilt after a restart
 
     @property
     def result(self) -> Path:
@@ -107,7 +108,7 @@ class Job:
         """The job's record beside its files (``job.json``, written whole under a temporary name)."""
         record = {"id": self.id, "state": self.state.value, "frames_done": self.frames_done,
                   "frames_total": self.frames_total, "error": self.error, "warning": self.warning,
-                  "created_at": self.created_at, "finished_at": self.finished_at}
+                  "created_at": self.created_at, "finished_at": self.finished_at, "form": self.form}
         tmp = self.folder / "job.json.tmp"
         tmp.write_text(json.dumps(record))
         tmp.replace(self.folder / RECORD)
@@ -118,10 +119,12 @@ class Job:
         failed); queued or running ones failed, since their work stopped with the server. None: no record."""
         try:
             record = json.loads((folder / RECORD).read_text())
-            job = cls(str(record["id"]), folder, folder / "input", VideoOptions(), JobState(record["state"]),
+            form = record.get("form")
+            options = options_from_form(form) if isinstance(form, dict) else VideoOptions()
+            job = cls(str(record["id"]), folder, folder / "input", options, JobState(record["state"]),
                       int(record["frames_done"]), record["frames_total"], record["error"], record["warning"],
-                      float(record["created_at"]), record["finished_at"])
-        except (OSError, ValueError, KeyError, TypeError):
+                      float(record["created_at"]), record["finished_at"], form=form if isinstance(form, dict) else None)
+        except (OSError, ValueError, KeyError, TypeError, ServiceError):
             return None
         if job.state is JobState.done and not job.result.is_file():
             job.state, job.error = JobState.failed, "the result file was lost"
@@ -216,15 +219,18 @@ class JobManager:
             raise InsufficientStorage(f"the server is short of disk space ({free // 2**20} MiB free); "
                                       "try again later")
 
-    def submit(self, job_id: str, folder: Path, source: Path, options: VideoOptions) -> Job:
-        """Queue a job whose upload is already in ``folder``; ServiceBusy when the queue is full."""
+    def submit(self, job_id: str, folder: Path, source: Path, options: VideoOptions,
+               form: dict[str, Any] | None = None) -> Job:
+        """Queue a job whose upload is already in ``folder``; ServiceBusy when the queue is full. ``form``: the
+        look fields it was built from (:func:`options_from_form`), recorded so a retry after a restart is the same
+        job."""
         with self._lock:
             try:
                 self._check_capacity()
             except ServiceBusy:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-            job = self._jobs[job_id] = Job(job_id, folder, source, options)
+            job = self._jobs[job_id] = Job(job_id, folder, source, options, form=form)
             job.save()
         self._pool.submit(self._run, job)
         return job
@@ -237,6 +243,8 @@ class JobManager:
                 raise JobNotReady(f"job {job_id} is {job.state.value}; only a failed job can be retried")
             if not job.source.is_file():
                 raise JobNotReady(f"job {job_id}'s upload is gone; upload it again")
+            if job.form is None:
+                raise JobNotReady(f"job {job_id}'s settings were not recorded; upload it again")
             self._check_capacity()
             job.state, job.error, job.frames_done, job.finished_at = JobState.queued, None, 0, None
             job.cancel.clear()
@@ -353,18 +361,11 @@ async def create_job(
     brush: Annotated[str | None, Form(description=BRUSH_HELP + " (default 1)")] = None,
 ) -> JobStatus:
     """Upload a video; the result is an H.264 MP4 with the same timing and audio."""
-    look = LookUpdate.from_text({"weights": weights, "model": model, "strength": strength,
-                                 "preserve_color": preserve_color, "stabilize": stabilize, "brush": brush})
-    options = VideoOptions(
-        schedule=job_schedule(look, schedule),
-        model=look.model,
-        strength=1.0 if look.strength is None else look.strength,
-        preserve_color=bool(look.preserve_color),
-        brush=1.0 if look.brush is None else look.brush,
-        max_size=max_size,
-        stabilize=StabilizeOptions() if look.stabilize else None,
-    )
-    loaded = get_services(request).engine.model(look.model)
+    form: dict[str, Any] = {"weights": weights, "schedule": schedule, "model": model, "strength": strength,
+                            "preserve_color": preserve_color, "max_size": max_size, "stabilize": stabilize,
+                            "brush": brush}
+    options = options_from_form(form)
+    loaded = get_services(request).engine.model(options.model)
     if options.schedule is not None:
         options.schedule.for_styles(loaded.styles)
     job_id, folder = jobs.new_folder()
@@ -375,7 +376,23 @@ async def create_job(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return JobStatus.of(jobs.submit(job_id, folder, source, options))
+    return JobStatus.of(jobs.submit(job_id, folder, source, options, form))
+
+
+def options_from_form(form: dict[str, Any]) -> VideoOptions:
+    """A job's options from its form fields (the upload's, or its record's after a restart)."""
+    look = LookUpdate.from_text({k: form.get(k) for k in ("weights", "model", "strength", "preserve_color",
+                                                          "stabilize", "brush")})
+    max_size = form.get("max_size")
+    return VideoOptions(
+        schedule=job_schedule(look, form.get("schedule")),
+        model=look.model,
+        strength=1.0 if look.strength is None else look.strength,
+        preserve_color=bool(look.preserve_color),
+        brush=1.0 if look.brush is None else look.brush,
+        max_size=int(max_size) if max_size is not None else None,
+        stabilize=StabilizeOptions() if look.stabilize else None,
+    )
 
 
 @router.get("/{job_id}")

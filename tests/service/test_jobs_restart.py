@@ -73,6 +73,32 @@ def test_a_failed_job_keeps_its_upload_and_can_be_retried(
     assert calls[0] == calls[1]
 
 
+def test_a_job_retried_after_a_restart_runs_with_its_own_settings(
+        settings: Settings, clip_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = jobs.process_video
+    seen: list[jobs.VideoOptions] = []
+
+    def flaky(src: Path, dst: Path, engine: object, options: jobs.VideoOptions, *args: object) -> object:
+        seen.append(options)
+        if len(seen) == 1:
+            raise OSError("No space left on device")
+        return original(src, dst, engine, options, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobs, "process_video", flaky)
+    job_settings = JobSettings(work_dir=tmp_path, min_free_bytes=0)
+    fields = {"weights": '{"starry_night": 0.25, "the_scream": 0.75}', "strength": "0.6", "brush": "2",
+              "max_size": "48", "preserve_color": "true"}
+    with serve(settings, job_settings) as client:
+        failed = wait(client, post(client, clip_bytes, **fields)["id"])
+        assert failed["state"] == "failed"
+    with serve(settings, job_settings) as client:  # a restart: only job.json is left of the request
+        assert client.post(f"/api/jobs/{failed['id']}/retry").status_code == 202
+        assert wait(client, failed["id"])["state"] == "done"
+    first, again = seen
+    assert again == first and again.strength == 0.6 and again.brush == 2 and again.max_size == 48
+    assert again.preserve_color and again.schedule is not None
+
+
 def test_old_results_expire(settings: Settings, clip_bytes: bytes, tmp_path: Path) -> None:
     with serve(settings, JobSettings(work_dir=tmp_path, keep_hours=1, min_free_bytes=0)) as client:
         job = wait(client, post(client, clip_bytes)["id"])

@@ -261,3 +261,25 @@ def test_bf16_on_a_cpu_without_bf16_hardware_warns(monkeypatch: pytest.MonkeyPat
     assert not caplog.records
     warn_if_slow_bf16(torch.device("cpu"), "bf16")
     assert len(caplog.records) == 1 and "slower than fp32" in caplog.records[0].getMessage()
+
+
+class _RunsCode:
+    """Unpickling this would create a file: what a hostile checkpoint does with weights_only=False."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))  # opening for writing creates the file
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "pwned"
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": 1, "net_config": {}, "payload": _RunsCode(marker)}, hostile)
+    with pytest.raises(CheckpointError, match="would run code"):
+        load_checkpoint(hostile)
+    assert not marker.exists()
+    assert run(["export", str(hostile), "--models-dir", str(tmp_path / "models")]) == 2  # the CLI: one line, exit 2
+    assert not marker.exists() and "would run code" in capsys.readouterr().err
