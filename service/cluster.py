@@ -105,8 +105,8 @@ class FreeSlotRouter(RequestRouter):
 
     async def choose_replicas(self, candidate_replicas: list[RunningReplica],
                               pending_request: PendingRequest | None = None) -> list[list[RunningReplica]]:
-        ranked = sorted(candidate_replicas, key=lambda r: (
-            -(free_slots(r.routing_stats) - self._in_flight(r)), int(r.routing_stats.get("peers", 0))))
+        room = {r.replica_id: free_slots(r.routing_stats) - self._in_flight(r) for r in candidate_replicas}
+        ranked = sorted(candidate_replicas, key=lambda r: (-room[r.replica_id], int(r.routing_stats.get("peers", 0))))
         return [[r] for r in ranked]
 
     def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID,

@@ -119,11 +119,11 @@ class Job:
         failed); queued or running ones failed, since their work stopped with the server. None: no record."""
         try:
             record = json.loads((folder / RECORD).read_text())
-            form = record.get("form")
-            options = options_from_form(form) if isinstance(form, dict) else VideoOptions()
+            form = record.get("form") if isinstance(record.get("form"), dict) else None
+            options = options_from_form(form) if form is not None else VideoOptions()
             job = cls(str(record["id"]), folder, folder / "input", options, JobState(record["state"]),
                       int(record["frames_done"]), record["frames_total"], record["error"], record["warning"],
-                      float(record["created_at"]), record["finished_at"], form=form if isinstance(form, dict) else None)
+                      float(record["created_at"]), record["finished_at"], form=form)
         except (OSError, ValueError, KeyError, TypeError, ServiceError):
             return None
         if job.state is JobState.done and not job.result.is_file():
