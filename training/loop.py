@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,9 +93,35 @@ class LoopPlan:
     main: bool = True  # rank 0 writes the log, checkpoints and previews
 
 
+class StopRequests:
+    """SIGINT (Ctrl-C) or SIGTERM while a single-process run steps: finish the step, save, stop; a second
+    signal aborts at once. Distributed runs keep the default handlers (their ranks must stop together)."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread() and not torch.distributed.is_initialized():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        log.warning("%s: saving after this step, then stopping (again to stop without saving)", self.requested)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def run_steps(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]], None]) -> dict[str, float]:
-    """Step until ``plan.steps`` (or the time limit): progress bar, log.csv (rows past a resumed
-    checkpoint dropped, a log with other columns kept aside), ``save(ema)`` and previews on schedule."""
+    """Step until ``plan.steps``, the time limit or a Ctrl-C / SIGTERM (each saves first): progress bar,
+    log.csv (rows past a resumed checkpoint dropped, a log with other columns kept aside), ``save(ema)`` and
+    previews on schedule."""
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.out_dir / "log.csv"
     header = ["step", "seconds", *plan.columns]
@@ -102,33 +130,51 @@ def run_steps(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]
         if log_path.exists() and log_path.read_text().split("\n", 1)[0] != ",".join(header):
             log_path.replace(log_path.with_name("log.before.csv"))  # older columns: keep it aside
     fresh_log = not log_path.exists()
-    metrics: dict[str, float] = {}
-    ema: dict[str, float] = {}
-    with log_path.open("a", newline="") as handle:
+    with log_path.open("a", newline="") as handle, StopRequests() as stop:
         writer = csv.writer(handle)
         if fresh_log and plan.main:
             writer.writerow(header)
         bar = tqdm(total=plan.steps, initial=min(stepper.step, plan.steps), disable=not plan.main, desc=plan.desc,
                    unit="step")
-        start = time.time()
-        while stepper.step < plan.steps:
-            metrics = stepper.train_step()
-            out_of_time = bool(plan.minutes) and time.time() - start >= 60 * plan.minutes
-            ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
-            bar.update(1)
-            bar.set_postfix({k: f"{ema[k]:.3g}" for k in plan.shown})
-            step = stepper.step
-            if plan.main:
-                writer.writerow([step, f"{time.time() - start:.1f}", *(f"{metrics[k]:.6g}" for k in plan.columns)])
-                if step % plan.checkpoint_every == 0 or step == plan.steps or out_of_time:
-                    handle.flush()
-                    save(ema)
-                if step % plan.preview_every == 0 or step == plan.steps or out_of_time:
-                    stepper.preview(plan.out_dir / "preview.png")
-            if out_of_time:
-                log.info("stopping at step %d: the %g-minute limit is reached", step, plan.minutes)
-                break
+        ema = _step_until_done(plan, stepper, save, Logged(writer, handle), bar, stop)
         bar.close()
+    return ema
+
+
+@dataclass(frozen=True)
+class Logged:
+    """log.csv as it is written: the csv writer and the file to flush before each checkpoint."""
+
+    writer: Any
+    handle: Any
+
+
+def _step_until_done(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]], None], logged: Logged,
+                     bar: Any, stop: StopRequests) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    ema: dict[str, float] = {}
+    start = time.time()
+    while stepper.step < plan.steps:
+        metrics = stepper.train_step()
+        out_of_time = bool(plan.minutes) and time.time() - start >= 60 * plan.minutes
+        last = out_of_time or stop.requested is not None
+        ema = {k: v if k not in ema else 0.95 * ema[k] + 0.05 * v for k, v in metrics.items()}
+        bar.update(1)
+        bar.set_postfix({k: f"{ema[k]:.3g}" for k in plan.shown})
+        step = stepper.step
+        if plan.main:
+            logged.writer.writerow([step, f"{time.time() - start:.1f}", *(f"{metrics[k]:.6g}" for k in plan.columns)])
+            if step % plan.checkpoint_every == 0 or step == plan.steps or last:
+                logged.handle.flush()
+                save(ema)
+            if step % plan.preview_every == 0 or step == plan.steps or last:
+                stepper.preview(plan.out_dir / "preview.png")
+        if stop.requested:
+            log.info("stopped at step %d on %s (saved)", step, stop.requested)
+            break
+        if out_of_time:
+            log.info("stopping at step %d: the %g-minute limit is reached", step, plan.minutes)
+            break
     return ema or metrics
 
 
