@@ -35,6 +35,14 @@ def _style_paths(args: argparse.Namespace) -> tuple[Path, ...]:
     return tuple(paths)
 
 
+def scale_pair(text: str) -> tuple[int, int]:
+    """``SCENE:STYLE`` (e.g. ``256:256``) as two short sides in pixels."""
+    scene, sep, style = text.partition(":")
+    if not (sep and scene.isdigit() and style.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: give SCENE:STYLE, two sizes in pixels (e.g. 256:256)")
+    return int(scene), int(style)
+
+
 def _run_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The flags every run shares, as :class:`training.run.RunConfig` fields: the one mapping of them."""
     return dict(
@@ -58,7 +66,8 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         style_weight=args.style_weight, tv_weight=args.tv_weight, grid_weight=args.grid_weight,
         shift_weight=args.shift_weight,
         dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight), style_size=args.style_size,
-        resume=resume, new_styles_only=new_styles_only, only_styles=tuple(getattr(args, "only_styles", ())),
+        also_at=tuple(getattr(args, "also_at", ())), resume=resume, new_styles_only=new_styles_only,
+        only_styles=tuple(getattr(args, "only_styles", ())),
     )
 
 
@@ -158,6 +167,10 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="weight of the shift penalty (a frame moved 1-7 px must give the output moved): "
                         "removes patterns locked to the stride grid")
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
+    p.add_argument("--also-at", nargs="+", default=[], metavar="SCENE:STYLE", type=scale_pair,
+                   help="more scales, taken in turn with --scene-size/--style-size, one per step: photos at "
+                        "SCENE px short side, paintings at STYLE (e.g. 256:256 beside 480:480 keeps strokes "
+                        "right for 256 px stills as well as 640x480 frames)")
     _add_run_flags(p, steps=4000, batch_size=4, lr=1e-3)
     p.add_argument("--resume-from", help="checkpoint to start from (with --resume: only while OUT has none)")
 

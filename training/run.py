@@ -60,13 +60,18 @@ class RunConfig:
         check_precision(self.precision)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, tuple) else v)
+        return {k: (str(v) if isinstance(v, Path) else [_json_item(x) for x in v] if isinstance(v, tuple) else v)
                 for k, v in asdict(self).items()}
 
     def loop_plan(self, columns: tuple[str, ...], shown: tuple[str, ...], desc: str, main: bool = True) -> LoopPlan:
         return LoopPlan(out_dir=self.out_dir, steps=self.steps, columns=columns, shown=shown, desc=desc,
                         checkpoint_every=self.checkpoint_every, preview_every=self.preview_every,
                         minutes=self.minutes, main=main)
+
+
+def _json_item(value: Any) -> Any:
+    """A tuple field's item as JSON: pairs stay lists of numbers, anything else (paths, names) a string."""
+    return list(value) if isinstance(value, tuple) else str(value)
 
 
 @dataclass
@@ -87,8 +92,9 @@ class RunStart:
         torch.manual_seed(cfg.seed + rank)
         return cls(device, random.Random(cfg.seed * 1000 + rank), images.list_images(cfg.content_dir, cfg.exclude))
 
-    def crops(self, cfg: RunConfig) -> torch.Tensor:
-        """A batch of random content crops [B,3,c,c] on the device."""
+    def crops(self, cfg: RunConfig, scene: int | None = None) -> torch.Tensor:
+        """A batch of random content crops [B,3,c,c] on the device, of photos scaled for ``scene`` (default:
+        ``cfg.scene_size``)."""
         batch = images.sample_crops(self.content_files, cfg.batch_size, cfg.crop_size, self.rng, cfg.content_dir,
-                                    scene=cfg.scene_size)
+                                    scene=cfg.scene_size if scene is None else scene)
         return batch.to(self.device)

@@ -62,6 +62,9 @@ class TrainConfig(RunConfig):
     shift_weight: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
+    # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
+    # several frame sizes (e.g. (256, 256) beside 480/480 for 256 px stills and 640x480 frames).
+    also_at: tuple[tuple[int, int], ...] = ()
     style_taps: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     content_tap: str = CONTENT_TAP
     resume: Path | None = None
@@ -77,6 +80,8 @@ class TrainConfig(RunConfig):
             raise ValueError(f"give one dream weight, or one per dream layer ({len(self.dream_layers)})")
         if self.only_styles and (self.resume is None or self.new_styles_only):
             raise ValueError("--only-styles retrains styles of an existing checkpoint: give --resume-from")
+        if any(scene < 0 or style < 16 for scene, style in self.also_at):
+            raise ValueError(f"--also-at: scene sizes must be >= 0 and style sizes >= 16, got {self.also_at}")
         if not self.style_images and not self.dream_layers:
             raise ValueError("at least one style image or dream layer is needed")
         bad = [t for t in self.style_taps if t not in STYLE_TAPS]
@@ -86,6 +91,11 @@ class TrainConfig(RunConfig):
         bad = [t for t in self.dream_layers if t not in relus]
         if bad:
             raise ValueError(f"unknown dream layer(s) {bad}; choose from {', '.join(relus)}")
+
+    @property
+    def scales(self) -> list[tuple[int, int]]:
+        """Every (scene_size, style_size) the run trains at, the main one first."""
+        return [(self.scene_size, self.style_size), *self.also_at]
 
     @property
     def style_names(self) -> list[str]:
@@ -168,7 +178,8 @@ class Trainer:
         self.net = net.to(self.device).train()
         taps = tuple(dict.fromkeys((*cfg.style_taps, cfg.content_tap, *cfg.dream_layers)))
         self.vgg = load_vgg(taps, cfg.vgg_weights).to(self.device)
-        self.targets = StyleTargets(self.vgg, cfg.style_images, cfg.style_taps, cfg.style_size, self.device)
+        self.targets = [StyleTargets(self.vgg, cfg.style_images, cfg.style_taps, size, self.device)
+                        for _, size in cfg.scales]  # one set per scale, in cfg.scales order
         self.target_offset = len(styles) - len(cfg.style_names)  # style id -> position in cfg.style_names
         self.optimizer = self._make_optimizer()
         self.model: nn.Module = self.net
@@ -207,14 +218,15 @@ class Trainer:
                 params.append(p)
         return torch.optim.Adam(params, lr=self.cfg.lr * self.cfg.norm_lr_scale)
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        crops = self.start.crops(self.cfg)
+    def batch(self, scene: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        crops = self.start.crops(self.cfg, scene)
         ids = torch.tensor([self.rng.choice(self.train_ids) for _ in range(len(crops))])
         return crops, ids
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
-        content, ids = self.batch()
+        scale = self.step % len(cfg.scales)
+        content, ids = self.batch(cfg.scales[scale][0])
         weights = torch.nn.functional.one_hot(ids, len(self.styles)).float().to(self.device)
         with autocast_for(self.device, cfg.precision, "net"):
             output = self.model(content, weights).float()
@@ -230,7 +242,7 @@ class Trainer:
         paint = pos < len(cfg.style_images)
         s_loss = torch.zeros((), device=self.device)
         if paint.any():
-            targets = self.targets.for_items(pos[paint])
+            targets = self.targets[scale].for_items(pos[paint])
             s_items = per_item_style_loss({t: feats[t][paint] for t in cfg.style_taps}, targets, cfg.style_taps)
             s_loss = s_items.sum() / len(ids)
         gain = torch.zeros((), device=self.device)  # summed log gains of the dream items, per batch item
