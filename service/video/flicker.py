@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -73,15 +73,21 @@ class Measurement:
     frames: int
     ratio: float
     fps: float  # stylize (+ stabilize) only; decoding and the metric itself are not counted
+    # (input, output) RGB of every ``sample_every``-th frame, for scores that need the pictures themselves
+    samples: tuple[tuple[np.ndarray, np.ndarray], ...] = field(default=(), repr=False, compare=False)
 
 
-def measure(video: Path, engine: Engine, options: VideoOptions, frames: int) -> Measurement:
-    """Stylize the first ``frames`` frames in memory and score them.
+def measure(video: Path, engine: Engine, options: VideoOptions, frames: int, sample_every: int = 0) -> Measurement:
+    """Stylize the first ``frames`` frames in memory and score them; keep every ``sample_every``-th
+    (input, output) pair (0: none).
 
     One frame at a time, as the live service runs: the network on a worker thread while this one
     finds the stabilization motion, then the blend.
     """
+    if sample_every < 0:
+        raise ValueError(f"sample_every must be >= 0, got {sample_every}")
     meter = FlickerMeter()
+    samples: list[tuple[np.ndarray, np.ndarray]] = []
     with contextlib.closing(open_input(video)) as container, ThreadPoolExecutor(1) as network:
         source = container.streams.video[0]
         stylizer = FrameStylizer(engine, options, output_size(*display_dims(video, source), options.max_size))
@@ -98,8 +104,10 @@ def measure(video: Path, engine: Engine, options: VideoOptions, frames: int) -> 
             out = stylizer.finish(rgb, stylized.result(), motion, item.seconds)
             busy += time.perf_counter() - start
             meter.add(rgb, out)
+            if sample_every and count % sample_every == sample_every - 1:
+                samples.append((rgb, out))
             count += 1
-    return Measurement(count, meter.ratio, count / busy)
+    return Measurement(count, meter.ratio, count / busy, tuple(samples))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -194,6 +194,12 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     assert "wei-levoy: at most" in text.split("## 11.", 1)[1]
     assert (out.parent / "docs" / "optimization" / "texture_methods.png").stat().st_size > 1000
 
+    steady = table(text, 13)  # the tiny vtest.avi re-shot handheld at 640x480, plain and stabilized
+    assert [r[:3] for r in steady] == [["tiny_realtime", "stripes", "4"], ["tiny_quality", "stripes", "4"]]
+    for row in steady:
+        assert all(number(c) > 0 for c in row[3:]), row
+    assert "MISSES" in text.split("## 13.", 1)[1] or "meets" in text.split("## 13.", 1)[1]
+
     # a later run of some tables keeps the others
     main(["--quick", "--only", "latency", "--data", str(tmp_path / "data"), "--models-dir", str(models),
           "--peer-dir", str(tmp_path / "peer"), "--out", str(out), "--sizes", "64x48", "--runs", "2"])

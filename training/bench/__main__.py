@@ -29,8 +29,8 @@ from training.bench.suite import TABLES, BenchConfig, run_suite
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = dict(runs=5, warmup=2, photos=3, styles=2, gatys_pairs=1, gatys_iterations=5, flicker_frames=12,
-             flicker_max_size=320, flicker_styles=1, train_batch=1, train_steps=1, browser=False,
-             browser_seconds=5.0, gpu_runs=5, dream_photos=2,
+             flicker_max_size=320, flicker_styles=1, steady_frames=4, steady_every=2, train_batch=1, train_steps=1,
+             browser=False, browser_seconds=5.0, gpu_runs=5, dream_photos=2,
              dream_sides=(96,), dream_feedback_frames=2, add_style_minutes=0.05, add_style_photos=1,
              add_style_stream_seconds=2.0, live_photos=1,
              texture_size=32, texture_iterations=3)
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", type=Path)
     p.add_argument("--flicker-frames", type=int)
     p.add_argument("--flicker-max-size", type=int)
+    p.add_argument("--steady-frames", type=int, help="frames of table 13's handheld clip (full: 60)")
     p.add_argument("--train-size", type=int, help="crop size of table 5 (256)")
     p.add_argument("--train-batch", type=int)
     p.add_argument("--train-steps", type=int)
@@ -98,8 +99,8 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     if args.quick:
         cfg = replace(cfg, **QUICK)  # type: ignore[arg-type]
     flags = {k: getattr(args, k) for k in ("runs", "warmup", "sizes", "photos", "styles", "metric_size", "gatys_pairs",
-                                            "gatys_iterations", "flicker_frames", "flicker_max_size", "train_size",
-                                            "train_batch", "train_steps", "browser", "browser_seconds",
+                                            "gatys_iterations", "flicker_frames", "flicker_max_size", "steady_frames",
+                                            "train_size", "train_batch", "train_steps", "browser", "browser_seconds",
                                             "dream_photos", "add_style_minutes", "soak_minutes")}
     return replace(cfg, **{k: v for k, v in flags.items() if v is not None})
 

@@ -27,6 +27,7 @@ from training.bench import (
     live,
     peer,
     quality,
+    steady,
     throughput,
 )
 from training.bench.report import Table
@@ -34,7 +35,7 @@ from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
 TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability",
-          "texture", "cluster")
+          "texture", "cluster", "steady")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
@@ -61,6 +62,8 @@ class BenchConfig:
     flicker_frames: int = 120
     flicker_max_size: int | None = None
     flicker_styles: int = 2
+    steady_frames: int = 60  # table 13's handheld clip
+    steady_every: int = 6  # its live-size loss scores every this many frames
     train_size: int = 256
     train_batch: int = 4
     train_steps: int = 5
@@ -86,6 +89,8 @@ class BenchConfig:
             raise ValueError(f"unknown table(s) {unknown}; choose from {', '.join(TABLES)}")
         if self.runs < 1 or self.warmup < 0 or self.photos < 1 or self.flicker_frames < 2 or self.train_steps < 1:
             raise ValueError("runs, photos and training steps must be >= 1, flicker frames >= 2, warm-up >= 0")
+        if self.steady_frames < 2 or not 1 <= self.steady_every <= self.steady_frames:
+            raise ValueError("steady frames must be >= 2, scored every 1 to that many frames")
 
     @property
     def video_path(self) -> Path:
@@ -146,7 +151,7 @@ class Suite:
         steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
                  "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
                  "add_style": self.add_style, "live": self.live, "reliability": self.reliability,
-                 "cluster": self.cluster,
+                 "cluster": self.cluster, "steady": self.steady,
                  "texture": self.texture}
         tables = []
         for name in self.cfg.tables:
@@ -195,6 +200,23 @@ class Suite:
         if not plan.video.is_file():
             return Table(title="3. Flicker and cost on a video", header=[], skipped=f"{plan.video} not found")
         return flicker.flicker_table(plan, flicker.measure_flicker(plan, self.engine))
+
+    def steady(self) -> Table:
+        cfg = self.cfg
+        runs: list[tuple[str, str]] = []
+        for e in sorted(self.ours, key=lambda e: e.tier != "realtime"):
+            painted = [s for s in e.styles if s not in e.dreams]
+            styles = [s for s in FLICKER_STYLES if s in painted] or painted
+            runs += [(e.name, s) for s in styles[: cfg.flicker_styles]]
+        paintings = paintings_for(cfg.data, tuple(dict.fromkeys(s for _, s in runs)), 0)
+        runs = [(model, s) for model, s in runs if s in paintings]
+        if not cfg.video_path.is_file() or not runs:
+            return Table(title=steady.TITLE, header=[],
+                         skipped=f"needs {cfg.video_path} and a painting of a style under {cfg.data / 'styles'}")
+        plan = steady.SteadyPlan(source=cfg.video_path, runs=tuple(runs), paintings=paintings,
+                                 frames=cfg.steady_frames, sample_every=cfg.steady_every)
+        results, path = steady.measure_steady(plan, self.engine, LiveScorer(), self.workdir / "handheld.avi")
+        return steady.steady_table(plan, results, path)
 
     def browser(self) -> Table:
         cfg = self.cfg

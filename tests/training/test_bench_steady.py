@@ -1,0 +1,74 @@
+"""Table 13's parts: the handheld re-shoot of a clip, the sampled measurement and the verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from service.video.flicker import Measurement
+from training.bench.steady import Shake, SteadyPlan, SteadyResult, handheld_clip, steady_table
+
+
+def _textured_video(path: Path, frames: int) -> Path:
+    """A still, textured 96x72 scene (the camera's shake is all the motion there is)."""
+    rng = np.random.default_rng(3)
+    scene = cv2.resize(rng.integers(0, 255, (18, 24, 3)).astype(np.uint8), (96, 72), interpolation=cv2.INTER_CUBIC)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"FFV1"), 10, (96, 72))
+    for _ in range(frames):
+        writer.write(scene)
+    writer.release()
+    return path
+
+
+def test_the_shake_is_seeded_bounded_and_as_strong_as_asked() -> None:
+    shake = Shake(step_px=5.0, keep=0.85, margin=48, seed=1)
+    path = shake.path(400)
+    assert np.array_equal(path, shake.path(400)) and not np.array_equal(path, Shake(seed=2).path(400))
+    assert np.abs(path[:, :2]).max() <= 48 * 0.75
+    stationary = 5.0 / np.sqrt(1 - 0.85**2)  # the AR(1) process's own spread
+    assert 0.6 * stationary < path[:, :2].std() < 1.4 * stationary
+    assert 0.05 < path[:, 2].std() < 1.0
+
+
+def test_the_handheld_clip_moves_as_the_shake_says(tmp_path: Path) -> None:
+    source = _textured_video(tmp_path / "still.avi", 6)
+    shake = Shake(step_px=6.0, step_deg=0.0, seed=4)
+    path = handheld_clip(source, tmp_path / "handheld.avi", 10, shake)
+    assert len(path) == 6  # the source ran out first
+    capture = cv2.VideoCapture(str(tmp_path / "handheld.avi"))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2GRAY).astype(np.float64))
+    assert len(frames) == 6 and frames[0].shape == (480, 640)
+    window = cv2.createHanningWindow((640, 480), cv2.CV_64F)
+    for t in range(1, 6):  # the scene moves against the window: by minus the change of the offset
+        (dx, dy), _ = cv2.phaseCorrelate(frames[t - 1], frames[t], window)
+        expected = -(path[t, :2] - path[t - 1, :2])
+        assert np.hypot(dx - expected[0], dy - expected[1]) < 1.0, (t, (dx, dy), expected)
+
+
+def test_a_video_that_cannot_be_read_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.avi").write_bytes(b"not a video")
+    with pytest.raises(OSError, match="broken.avi"):
+        handheld_clip(tmp_path / "broken.avi", tmp_path / "out.avi", 5, Shake())
+
+
+def test_the_table_says_meets_and_misses_by_the_goals(tmp_path: Path) -> None:
+    plan = SteadyPlan(source=tmp_path / "vtest.avi", runs=(("rt", "wave"), ("rt", "scream")),
+                      paintings={"wave": tmp_path / "w.jpg", "scream": tmp_path / "s.jpg"})
+    results = {("rt", "wave", False): SteadyResult(2.0, 1e11, 3e5, 60, 10),
+               ("rt", "wave", True): SteadyResult(0.6, 1.1e11, 3e5, 60, 10),  # 0.30x flicker, 1.10x style
+               ("rt", "scream", False): SteadyResult(1.0, 1e11, 3e5, 60, 10),
+               ("rt", "scream", True): SteadyResult(0.7, 1.3e11, 2.7e5, 60, 10)}  # 0.70x, 1.30x
+    table = steady_table(plan, results, Shake().path(60))
+    assert table.rows[0][5] == "0.30" and table.rows[0][8] == "1.10" and table.rows[1][9] == "0.90"
+    assert "flicker 0.30x plain (meets" in table.verdicts[0] and "style 1.10x plain (meets" in table.verdicts[0]
+    assert "(MISSES <= 0.5x)" in table.verdicts[1] and "(MISSES <= 1.15x)" in table.verdicts[1]
+    assert "translation std" in table.setup
+
+
+def test_measurement_samples_default_to_none() -> None:
+    assert Measurement(3, 1.0, 10.0).samples == ()
