@@ -28,6 +28,7 @@ class FlickerPlan:
     frames: int = 120
     max_size: int | None = None
     peer: str | None = None
+    sample_every: int = 0  # keep every this many (input, output) frames in each Measurement (0: none)
 
 
 def measure_flicker(plan: FlickerPlan, engine: Engine) -> dict[tuple[str, str, bool], Measurement]:
@@ -36,7 +37,7 @@ def measure_flicker(plan: FlickerPlan, engine: Engine) -> dict[tuple[str, str, b
         for stabilize in (False, True):
             options = VideoOptions(schedule=Schedule.constant({style: 1.0}), model=model, max_size=plan.max_size,
                                    stabilize=StabilizeOptions() if stabilize else None)
-            results[(model, style, stabilize)] = measure(plan.video, engine, options, plan.frames)
+            results[(model, style, stabilize)] = measure(plan.video, engine, options, plan.frames, plan.sample_every)
             log.info("flicker %s/%s stabilize=%s done", model, style, stabilize)
     return results
 

@@ -1,16 +1,15 @@
 """Table 13: steady and still painted. Stabilization on a handheld clip at the live size (640x480).
 
 Stabilization pulls each output toward the previous one, warped by the camera's motion. On a tripod clip
-(table 3) that costs nothing; under a shaking hand every pull is a bilinear warp, and repeated warps blur,
-which would quietly trade the painting for steadiness. So a real clip (vtest.avi) is re-shot handheld: a
-640x480 window of each frame is moved and turned by a seeded hand shake, and both the flicker
-(QUALITY-METRIC.md) and the live-size style and content loss of the outputs (training/quality.py, the painting
-at the frame's height, the input frame as the content) are compared with and without stabilization.
+(table 3) that costs little; under a shaking hand the network paints each frame's strokes a little differently,
+and averaging strokes that do not line up would quietly trade the painting for steadiness. So a real clip
+(vtest.avi) is re-shot handheld: a 640x480 window of each frame is moved and turned by a seeded hand shake, and
+both the flicker (QUALITY-METRIC.md) and the live-size style and content loss of the outputs (training/quality.py,
+the painting at the frame's height, the input frame as the content) are compared with and without stabilization.
 """
 
 from __future__ import annotations
 
-import logging
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,11 @@ import numpy as np
 
 from service.engine import Engine
 from service.stabilize import StabilizeOptions
-from service.video.flicker import Measurement, measure
-from service.video.pipeline import VideoOptions
-from service.video.schedule import Schedule
+from service.video.flicker import Measurement
+from training.bench.flicker import FlickerPlan, measure_flicker
 from training.bench.report import Table, fmt
 from training.quality import LIVE_HEIGHT, LIVE_WIDTH, LiveScorer
 
-log = logging.getLogger(__name__)
 TITLE = "13. Steady and still painted: stabilization on a handheld clip at 640x480"
 GOAL_FLICKER, GOAL_STYLE = 0.5, 1.15
 
@@ -103,7 +100,6 @@ class SteadyResult:
     style: float  # mean live-size style loss of the sampled outputs
     content: float
     frames: int
-    samples: int
 
 
 def score(measurement: Measurement, painting: Path, scorer: LiveScorer) -> SteadyResult:
@@ -111,21 +107,15 @@ def score(measurement: Measurement, painting: Path, scorer: LiveScorer) -> Stead
     if not scores:
         raise ValueError(f"no frames sampled from {measurement.frames}: lower sample_every")
     return SteadyResult(measurement.ratio, statistics.fmean(s.style for s in scores),
-                        statistics.fmean(s.content for s in scores), measurement.frames, len(scores))
+                        statistics.fmean(s.content for s in scores), measurement.frames)
 
 
 def measure_steady(plan: SteadyPlan, engine: Engine, scorer: LiveScorer,
                    clip: Path) -> tuple[dict[tuple[str, str, bool], SteadyResult], np.ndarray]:
     path = handheld_clip(plan.source, clip, plan.frames, plan.shake)
-    results = {}
-    for model, style in plan.runs:
-        for stabilize in (False, True):
-            options = VideoOptions(schedule=Schedule.constant({style: 1.0}), model=model,
-                                   stabilize=StabilizeOptions() if stabilize else None)
-            taken = measure(clip, engine, options, plan.frames, plan.sample_every)
-            results[(model, style, stabilize)] = score(taken, plan.paintings[style], scorer)
-            log.info("steady %s/%s stabilize=%s done", model, style, stabilize)
-    return results, path
+    taken = measure_flicker(FlickerPlan(video=clip, runs=plan.runs, frames=plan.frames,
+                                        sample_every=plan.sample_every), engine)
+    return {key: score(m, plan.paintings[key[1]], scorer) for key, m in taken.items()}, path
 
 
 def steady_table(plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyResult], path: np.ndarray) -> Table:
