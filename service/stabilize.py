@@ -5,6 +5,12 @@ post-process: where the input's optical flow is consistent (not occluded, not le
 the new output is pulled toward the previous output warped onto the current frame; elsewhere the
 fresh stylization stands. Memory decays geometrically, so a few frames of overlap rebuild the state
 (the Ray engine relies on that at chunk borders).
+
+When the camera itself moves, the network repaints every frame's strokes in new places, so the
+blend averages strokes that do not line up and the painting fades to its colours (benchmark table
+13). Then the memory first gets its stroke detail back from the last fresh stylization
+(``service/detail.py``), in proportion to how far the whole frame moved; a still camera's frames
+are left exactly as the blend makes them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from service.detail import restore_detail
 from service.flow import FlowEstimator, Preset, source_grid, upscaled_source_maps, warp
 
 Consistency = Literal["photometric", "flow"]
@@ -35,6 +42,12 @@ class StabilizeOptions:
     # the metric's own check, twice the flow cost).
     consistency: Consistency = "photometric"
     photometric_tolerance: float = 16.0
+    # Under camera motion (median flow ``camera_motion_px`` or more: fully; none: off), the memory's
+    # stroke detail is raised toward ``detail_target`` x the last fresh stylization's before the blend
+    # (0 = never). On a handheld clip: flicker 0.34x plain and live-size style 1.13x, instead of 0.22x
+    # and 1.5x; on a tripod clip nothing changes (docs/realtime-design.md, table 13).
+    detail_target: float = 1.5
+    camera_motion_px: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.blend < 1.0:
@@ -47,6 +60,10 @@ class StabilizeOptions:
             raise ValueError(f"consistency must be 'photometric' or 'flow', got {self.consistency!r}")
         if not self.photometric_tolerance > 0:
             raise ValueError(f"photometric tolerance must be > 0, got {self.photometric_tolerance}")
+        if not 0.0 <= self.detail_target <= 4.0:
+            raise ValueError(f"detail target must be in [0, 4], got {self.detail_target}")
+        if not self.camera_motion_px > 0:
+            raise ValueError(f"camera motion scale must be > 0 px, got {self.camera_motion_px}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,7 @@ class Stabilizer:
         self._flow = FlowEstimator(options.preset)
         self._previous_input: np.ndarray | None = None
         self._previous_output: np.ndarray | None = None
+        self._previous_fresh: np.ndarray | None = None  # the last stylization before blending
 
     def step(self, input_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 input and its stylization (same size) -> stabilized HxWx3 uint8."""
@@ -99,6 +117,7 @@ class Stabilizer:
         if previous is None or previous_input is None or previous.shape[:2] != (height, width):
             return Motion(small, None, None)
         backward, valid = self._trusted_flow(previous_input, small)
+        previous = self._with_detail(previous, backward)
         mask: np.ndarray = valid.astype(np.float32)
         if self.options.feather:
             radius = max(1, round(self.options.feather * self.options.flow_scale))
@@ -121,7 +140,20 @@ class Stabilizer:
             output = np.asarray(cv2.blendLinear(motion.warped, stylized, motion.keep, 1.0 - motion.keep), np.uint8)
         self._previous_input = motion.small
         self._previous_output = output
+        self._previous_fresh = stylized
         return output
+
+    def _with_detail(self, previous: np.ndarray, backward: np.ndarray) -> np.ndarray:
+        """The memory with its stroke detail given back in proportion to the camera's motion."""
+        fresh, target = self._previous_fresh, self.options.detail_target
+        if target == 0.0 or fresh is None or fresh.shape != previous.shape:
+            return previous
+        moved = float(np.median(cv2.magnitude(backward[..., 0], backward[..., 1]))) / self.options.flow_scale
+        share = min(1.0, moved / self.options.camera_motion_px)
+        if share < 0.05:  # a still camera: the blend's strokes line up; leave them (and skip the cost)
+            return previous
+        restored = restore_detail(previous, fresh, target)
+        return restored if share == 1.0 else np.asarray(cv2.addWeighted(restored, share, previous, 1.0 - share, 0.0))
 
     def _trusted_flow(self, previous_rgb: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backward flow (t -> t-1) on the flow grid and where it can be trusted."""

@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-size", type=int, help="longer side of the output in pixels")
     parser.add_argument("--stabilize", action="store_true", help="reduce flicker with optical flow")
     parser.add_argument("--stabilize-blend", type=float, default=StabilizeOptions.blend)
+    parser.add_argument("--stabilize-detail", type=float, default=StabilizeOptions.detail_target,
+                        help="under camera motion, give the strokes back toward this x a fresh frame's detail (0: off)")
     parser.add_argument("--codec", default="libx264", help="any encoder PyAV has (default libx264)")
     parser.add_argument("--container", help="PyAV format name (default: from the output's suffix)")
     parser.add_argument("--workers", type=int, default=1, help="frames stylized at once")
@@ -79,7 +81,8 @@ def options_from_args(args: argparse.Namespace) -> VideoOptions:
     elif look.weights is not None:
         schedule = Schedule.constant(look.weights)
     try:
-        stabilize = StabilizeOptions(blend=args.stabilize_blend) if args.stabilize else None
+        stabilize = (StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)
+                     if args.stabilize else None)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     dream = None

@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--max-size", type=int)
     parser.add_argument("--stabilize-blend", type=float, default=StabilizeOptions.blend)
+    parser.add_argument("--stabilize-detail", type=float, default=StabilizeOptions.detail_target)
     parser.add_argument("--models-dir", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         engine = load_engine(settings)
         for style in args.styles.split(","):
-            for stabilize in (None, StabilizeOptions(blend=args.stabilize_blend)):
+            for stabilize in (None, StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)):
                 options = VideoOptions(
                     schedule=Schedule.constant({style: 1.0}), max_size=args.max_size, stabilize=stabilize
                 )

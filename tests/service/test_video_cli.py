@@ -160,6 +160,7 @@ def write_zero_frames(clip: Path, path: Path) -> None:
         ("unknown_style", "unknown styles ['picasso']"),
         ("unwritable", "cannot write"),
         ("both_style_and_schedule", "not both"),
+        ("negative_detail", "detail target must be in [0, 4]"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
@@ -176,6 +177,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
         extra = ["--style", "picasso=1"]
     elif case == "unwritable":
         out = tmp_path / "missing-folder" / "out.mp4"
+    elif case == "negative_detail":
+        extra += ["--stabilize", "--stabilize-detail", "-1"]
     else:
         extra += ["--schedule", str(tmp_path / "x.txt")]
     before = set(tmp_path.rglob("*"))
@@ -199,7 +202,7 @@ def test_interrupt_leaves_no_partial_file(clip: Path, tmp_path: Path, models_dir
 
 def test_other_codec_and_container_and_stabilize(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out.mkv"
-    code, err = run(clip, out, "--codec", "ffv1", "--stabilize", "--max-size", "32")
+    code, err = run(clip, out, "--codec", "ffv1", "--stabilize", "--stabilize-detail", "1.0", "--max-size", "32")
     assert code == 0, err
     with av.open(str(out)) as container:
         stream = container.streams.video[0]

@@ -59,12 +59,13 @@ def test_a_video_that_cannot_be_read_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_table_says_meets_and_misses_by_the_goals(tmp_path: Path) -> None:
     plan = SteadyPlan(source=tmp_path / "vtest.avi", runs=(("rt", "wave"), ("rt", "scream")),
                       paintings={"wave": tmp_path / "w.jpg", "scream": tmp_path / "s.jpg"})
-    results = {("rt", "wave", False): SteadyResult(2.0, 1e11, 3e5, 60),
-               ("rt", "wave", True): SteadyResult(0.6, 1.1e11, 3e5, 60),  # 0.30x flicker, 1.10x style
-               ("rt", "scream", False): SteadyResult(1.0, 1e11, 3e5, 60),
-               ("rt", "scream", True): SteadyResult(0.7, 1.3e11, 2.7e5, 60)}  # 0.70x, 1.30x
+    results = {("rt", "wave", False): SteadyResult(2.0, 1e11, 3e5, 60, 40.0),
+               ("rt", "wave", True): SteadyResult(0.6, 1.1e11, 3e5, 60, 32.0),  # 0.30x flicker, 1.10x style, +25%
+               ("rt", "scream", False): SteadyResult(1.0, 1e11, 3e5, 60, 40.0),
+               ("rt", "scream", True): SteadyResult(0.7, 1.3e11, 2.7e5, 60, 40.0)}  # 0.70x, 1.30x
     table = steady_table(plan, results, Shake().path(60))
     assert table.rows[0][5] == "0.30" and table.rows[0][8] == "1.10" and table.rows[1][9] == "0.90"
+    assert table.rows[0][10:] == ["40.0", "32.0", "+25%"] and table.rows[1][12] == "+0%"
     assert "flicker 0.30x plain (meets" in table.verdicts[0] and "style 1.10x plain (meets" in table.verdicts[0]
     assert "(MISSES <= 0.5x)" in table.verdicts[1] and "(MISSES <= 1.15x)" in table.verdicts[1]
     assert "translation std" in table.setup

@@ -100,6 +100,7 @@ class SteadyResult:
     style: float  # mean live-size style loss of the sampled outputs
     content: float
     frames: int
+    fps: float  # stylize (+ stabilize) frames a second, as table 3 counts them
 
 
 def score(measurement: Measurement, painting: Path, scorer: LiveScorer) -> SteadyResult:
@@ -107,7 +108,7 @@ def score(measurement: Measurement, painting: Path, scorer: LiveScorer) -> Stead
     if not scores:
         raise ValueError(f"no frames sampled from {measurement.frames}: lower sample_every")
     return SteadyResult(measurement.ratio, statistics.fmean(s.style for s in scores),
-                        statistics.fmean(s.content for s in scores), measurement.frames)
+                        statistics.fmean(s.content for s in scores), measurement.frames, measurement.fps)
 
 
 def measure_steady(plan: SteadyPlan, engine: Engine, scorer: LiveScorer,
@@ -123,14 +124,17 @@ def steady_table(plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyRe
     table = Table(
         title=TITLE,
         header=["model", "style", "frames", "flicker plain", "flicker stabilized", "stabilized / plain",
-                "live style plain", "live style stabilized", "stabilized / plain", "live content stabilized / plain"],
+                "live style plain", "live style stabilized", "stabilized / plain", "live content stabilized / plain",
+                "frames/s plain", "frames/s stabilized", "extra cost"],
         setup=(f"{plan.source.name} re-shot handheld at {LIVE_WIDTH}x{LIVE_HEIGHT}: each frame's window moved and "
                f"turned by a seeded shake (AR(1), keep {plan.shake.keep}, new {plan.shake.step_px} px and "
                f"{plan.shake.step_deg} deg a frame; measured: translation std {path[:, :2].std():.1f} px, rotation "
                f"std {path[:, 2].std():.2f} deg, median motion {np.median(moved):.1f} px a frame), lossless; first "
                f"{len(path)} frames as the live service runs them (service defaults {StabilizeOptions()}). Flicker "
                f"= flicker(output) / flicker(input) (QUALITY-METRIC.md); live-size style and content loss "
-               f"(painting at 480 px, the input frame as content) averaged over every {plan.sample_every}th output."),
+               f"(painting at 480 px, the input frame as content) averaged over every {plan.sample_every}th output; "
+               f"frames/s counts stylize (+ stabilize) only, the network on one thread and the stabilizer's motion "
+               f"(flow, detail, warp) on another, as table 3."),
         goal=(f"stabilized flicker <= {GOAL_FLICKER}x plain, and the stabilized frames' live-size style loss <= "
               f"{GOAL_STYLE}x the plain frames' (issue 15: steadiness must not wash the painting out)."),
     )
@@ -139,7 +143,8 @@ def steady_table(plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyRe
         flicker, paint = stable.flicker / plain.flicker, stable.style / plain.style
         table.rows.append([model, style, str(plain.frames), f"{plain.flicker:.2f}", f"{stable.flicker:.2f}",
                            f"{flicker:.2f}", fmt(plain.style), fmt(stable.style), f"{paint:.2f}",
-                           f"{stable.content / plain.content:.2f}"])
+                           f"{stable.content / plain.content:.2f}", f"{plain.fps:.1f}", f"{stable.fps:.1f}",
+                           f"{plain.fps / stable.fps - 1.0:+.0%}"])
         table.verdicts.append(
             f"{model} / {style}: stabilized flicker {flicker:.2f}x plain "
             f"({'meets' if flicker <= GOAL_FLICKER else 'MISSES'} <= {GOAL_FLICKER}x); live-size style "
