@@ -42,11 +42,12 @@ class StabilizeOptions:
     # the metric's own check, twice the flow cost).
     consistency: Consistency = "photometric"
     photometric_tolerance: float = 16.0
-    # Under camera motion (median flow ``camera_motion_px`` or more: fully; none: off), the memory's
-    # stroke detail is raised toward ``detail_target`` x the last fresh stylization's before the blend
-    # (0 = never). On a handheld clip: flicker 0.34x plain and live-size style 1.13x, instead of 0.22x
-    # and 1.5x; on a tripod clip nothing changes (docs/realtime-design.md, table 13).
+    # Under camera motion (fully from a median flow of ``camera_motion_px``, in proportion below it), the
+    # memory's stroke detail is raised toward ``detail_target`` x the last fresh stylization's (0 = never)
+    # and the blend is at most ``moving_blend``: the painting is not averaged away (table 13). A still
+    # camera's frames are exactly the plain blend's (docs/realtime-design.md).
     detail_target: float = 1.5
+    moving_blend: float = 0.7
     camera_motion_px: float = 2.0
 
     def __post_init__(self) -> None:
@@ -62,6 +63,8 @@ class StabilizeOptions:
             raise ValueError(f"photometric tolerance must be > 0, got {self.photometric_tolerance}")
         if not 0.0 <= self.detail_target <= 4.0:
             raise ValueError(f"detail target must be in [0, 4], got {self.detail_target}")
+        if not 0.0 <= self.moving_blend < 1.0:
+            raise ValueError(f"moving blend must be in [0, 1), got {self.moving_blend}")
         if not self.camera_motion_px > 0:
             raise ValueError(f"camera motion scale must be > 0 px, got {self.camera_motion_px}")
 
@@ -117,7 +120,11 @@ class Stabilizer:
         if previous is None or previous_input is None or previous.shape[:2] != (height, width):
             return Motion(small, None, None)
         backward, valid = self._trusted_flow(previous_input, small)
-        previous = self._with_detail(previous, backward)
+        moving = self._camera_motion(backward)
+        previous = self._with_detail(previous, moving)
+        blend = self.options.blend
+        if moving:
+            blend -= moving * max(0.0, blend - self.options.moving_blend)
         mask: np.ndarray = valid.astype(np.float32)
         if self.options.feather:
             radius = max(1, round(self.options.feather * self.options.flow_scale))
@@ -128,7 +135,7 @@ class Stabilizer:
             warped = cv2.remap(previous, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
         else:
             warped = warp(previous, backward)
-        return Motion(small, warped, self.options.blend * mask)
+        return Motion(small, warped, blend * mask)
 
     def blend(self, motion: Motion, stylized_rgb: np.ndarray) -> np.ndarray:
         """The stylization pulled toward the warped previous output where the motion trusts it (one
@@ -143,17 +150,20 @@ class Stabilizer:
         self._previous_fresh = stylized
         return output
 
-    def _with_detail(self, previous: np.ndarray, backward: np.ndarray) -> np.ndarray:
-        """The memory with its stroke detail given back in proportion to the camera's motion."""
-        fresh, target = self._previous_fresh, self.options.detail_target
-        if target == 0.0 or fresh is None or fresh.shape != previous.shape:
-            return previous
+    def _camera_motion(self, backward: np.ndarray) -> float:
+        """How much the whole frame moved, in [0, 1]: the median flow over ``camera_motion_px``; 0 below a
+        twentieth of it (a still camera: its blended strokes line up, nothing to give back)."""
         moved = float(np.median(cv2.magnitude(backward[..., 0], backward[..., 1]))) / self.options.flow_scale
         share = min(1.0, moved / self.options.camera_motion_px)
-        if share < 0.05:  # a still camera: the blend's strokes line up; leave them (and skip the cost)
+        return share if share >= 0.05 else 0.0
+
+    def _with_detail(self, previous: np.ndarray, moving: float) -> np.ndarray:
+        """The memory with its stroke detail given back in proportion to the camera's motion."""
+        fresh, target = self._previous_fresh, self.options.detail_target
+        if not moving or target == 0.0 or fresh is None or fresh.shape != previous.shape:
             return previous
         restored = restore_detail(previous, fresh, target)
-        return restored if share == 1.0 else np.asarray(cv2.addWeighted(restored, share, previous, 1.0 - share, 0.0))
+        return restored if moving == 1.0 else np.asarray(cv2.addWeighted(restored, moving, previous, 1.0 - moving, 0.0))
 
     def _trusted_flow(self, previous_rgb: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backward flow (t -> t-1) on the flow grid and where it can be trusted."""

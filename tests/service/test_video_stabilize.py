@@ -111,8 +111,23 @@ def test_under_camera_motion_the_strokes_are_given_back() -> None:
     assert runs[1.5][1] < 0.9, runs  # still steadier than the plain frames
 
 
+def test_under_camera_motion_the_blend_is_at_most_the_moving_blend() -> None:
+    def keep_after_two(options: StabilizeOptions, frames: list[np.ndarray]) -> float:
+        stabilizer = Stabilizer(options)
+        stabilizer.step(frames[0], repainted(0, frames[0]))
+        keep = stabilizer.motion(frames[1]).keep
+        assert keep is not None
+        return float(keep.max())
+
+    panned, still = [panning(0), panning(1)], [panning(0), panning(0)]
+    assert keep_after_two(StabilizeOptions(blend=0.9, moving_blend=0.7), panned) == pytest.approx(0.7, abs=1e-4)
+    assert keep_after_two(StabilizeOptions(blend=0.5, moving_blend=0.7), panned) == pytest.approx(0.5, abs=1e-4)
+    assert keep_after_two(StabilizeOptions(blend=0.9, moving_blend=0.7), still) == pytest.approx(0.9, abs=1e-4)
+
+
 def test_a_still_camera_is_left_exactly_as_the_blend_makes_it() -> None:
-    with_detail, without = Stabilizer(StabilizeOptions()), Stabilizer(StabilizeOptions(detail_target=0.0))
+    plain_blend = StabilizeOptions(detail_target=0.0, moving_blend=StabilizeOptions.blend)
+    with_detail, without = Stabilizer(StabilizeOptions()), Stabilizer(plain_blend)
     frame = panning(0)
     for i in range(6):
         stylized = repainted(i, frame)
@@ -126,6 +141,8 @@ def test_stabilize_options_reject_bad_values() -> None:
         StabilizeOptions(photometric_tolerance=0)
     with pytest.raises(ValueError, match="detail target"):
         StabilizeOptions(detail_target=-1)
+    with pytest.raises(ValueError, match="moving blend"):
+        StabilizeOptions(moving_blend=1.0)
     with pytest.raises(ValueError, match="camera motion"):
         StabilizeOptions(camera_motion_px=0)
 
