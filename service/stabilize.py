@@ -8,9 +8,9 @@ fresh stylization stands. Memory decays geometrically, so a few frames of overla
 
 When the camera itself moves, the network repaints every frame's strokes in new places, so the
 blend averages strokes that do not line up and the painting fades to its colours (benchmark table
-13). Then the memory first gets its stroke detail back from the last fresh stylization
-(``service/detail.py``), in proportion to how far the whole frame moved; a still camera's frames
-are left exactly as the blend makes them.
+13). Then, in proportion to how far the whole frame moved, the blend weakens and the memory first
+gets its stroke detail back from the last fresh stylization (``service/detail.py``); a still
+camera's frames are left exactly as the plain blend makes them.
 """
 
 from __future__ import annotations
