@@ -160,7 +160,7 @@ class Stabilizer:
     def _with_detail(self, previous: np.ndarray, moving: float) -> np.ndarray:
         """The memory with its stroke detail given back in proportion to the camera's motion."""
         fresh, target = self._previous_fresh, self.options.detail_target
-        if not moving or target == 0.0 or fresh is None or fresh.shape != previous.shape:
+        if not moving or target == 0.0 or fresh is None:  # (fresh always has the memory's shape: blend sets both)
             return previous
         restored = restore_detail(previous, fresh, target)
         return restored if moving == 1.0 else np.asarray(cv2.addWeighted(restored, moving, previous, 1.0 - moving, 0.0))
