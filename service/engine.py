@@ -49,6 +49,15 @@ def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) 
 # Passes over this many pixels (past 1.5x a 640x480 frame: REST images, big video jobs) shrink ONNX Runtime's
 # arena when they end, so memory returns to the live streams' level; live-size frames keep the arena's speed.
 SHRINK_ABOVE_PIXELS = int(1.5 * 640 * 480)
+# The realtime tier keeps its arena up to a brush-0.5 live frame (a 1280x960 copy stylized for a 640x480 one):
+# that holds about 150 MB more (the quality tier's would hold 1.3 GB), and giving it back after every frame made
+# that brush 1.5x slower on one thread.
+REALTIME_KEEP_PIXELS = 4 * 640 * 480
+
+
+def shrinks_arena(tier: str, pixels: int) -> bool:
+    """Whether a pass of ``pixels`` through a model of ``tier`` gives ONNX Runtime's arena back when it ends."""
+    return pixels > (REALTIME_KEEP_PIXELS if tier == "realtime" else SHRINK_ABOVE_PIXELS)
 SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -194,10 +203,10 @@ class Engine:
     def _run(loaded: LoadedModel, frame: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """One network pass: [1,3,H,W] -> [1,3,H,W], padded to the model's size multiple and cropped back.
         A pass larger than a live frame gives its arena memory back when it ends (one 1280x1704 image grew
-        the arena by 1.4 GB that was never returned; see SHRINK_ABOVE_PIXELS)."""
+        the arena by 1.4 GB that was never returned; see shrinks_arena)."""
         height, width = frame.shape[2:]
         padded = contract.pad_frame(frame, loaded.entry.size_multiple)
-        oversized = height * width > SHRINK_ABOVE_PIXELS
+        oversized = shrinks_arena(loaded.entry.tier, height * width)
         (out,) = loaded.session.run(
             [contract.OUTPUT_STYLIZED], {contract.INPUT_FRAME: padded, contract.INPUT_WEIGHTS: weights},
             SHRINK_ARENA if oversized else None,

@@ -64,7 +64,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
     return TrainConfig(
         **_run_fields(args), style_images=_style_paths(args), content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, grid_weight=args.grid_weight,
-        shift_weight=args.shift_weight,
+        grid_periods=args.grid_periods, shift_weight=args.shift_weight,
         dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight), style_size=args.style_size,
         also_at=tuple(getattr(args, "also_at", ())), resume=resume, new_styles_only=new_styles_only,
         only_styles=tuple(getattr(args, "only_styles", ())),
@@ -163,6 +163,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tv-weight", type=float, default=1e2)
     p.add_argument("--grid-weight", type=float, default=0.0,
                    help="weight of the mesh penalty (spikes at 2- and 4-pixel periods in the output's spectrum)")
+    p.add_argument("--grid-periods", type=int, choices=(4, 8), default=4,
+                   help="the longest mesh period the penalty looks at: 4, or 8 for an encoder striding by 8")
     p.add_argument("--shift-weight", type=float, default=0.0,
                    help="weight of the shift penalty (a frame moved 1-7 px must give the output moved): "
                         "removes patterns locked to the stride grid")

@@ -58,11 +58,14 @@ def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Ten
     return torch.log(activation_energy(output) + 1e-8) - torch.log(activation_energy(source) + 1e-8)
 
 
-def grid_penalty(image: torch.Tensor) -> torch.Tensor:
+def grid_penalty(image: torch.Tensor, divisions: int = 4) -> torch.Tensor:
     """How far a batch shows a 2- or 4-pixel mesh, differentiably: the grid score's spectrum (QUALITY-METRIC.md,
     training/bench/grid.py) with each of the 15 bins at multiples of a quarter side compared with the mean of its
     5x5 neighbourhood; the mean of log(max(ratio, 1)). 0 when no bin stands out, so it never asks for blur.
-    [B,3,H,W] with H, W multiples of 4 -> scalar."""
+    ``divisions`` 8 takes the bins at multiples of an eighth side (63 of them): the 8-pixel mesh of an encoder
+    that strides by 8 as well. [B,3,H,W] with H, W multiples of ``divisions`` -> scalar."""
+    if divisions not in (4, 8):
+        raise ValueError(f"divisions must be 4 or 8, got {divisions}")
     b, _, h, w = image.shape
     luma = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
     luma = luma - luma.mean(dim=(1, 2), keepdim=True)
@@ -72,8 +75,8 @@ def grid_penalty(image: torch.Tensor) -> torch.Tensor:
     total = torch.zeros((), device=image.device)
     count = 0
     offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
-    for fy in (0, h // 4, h // 2, 3 * h // 4):
-        for fx in (0, w // 4, w // 2, 3 * w // 4):
+    for fy in range(0, h - h // divisions + 1, h // divisions):
+        for fx in range(0, w - w // divisions + 1, w // divisions):
             if (fy, fx) == (0, 0):
                 continue
             around = torch.stack([power[:, (fy + dy) % h, (fx + dx) % w] for dy, dx in offsets], dim=1).mean(1)

@@ -57,6 +57,7 @@ class TrainConfig(RunConfig):
     # Weight of the mesh penalty (training/losses.py grid_penalty): spikes at 2- and 4-pixel periods in the
     # output's spectrum, relative to their neighbourhood. 0: off.
     grid_weight: float = 0.0
+    grid_periods: int = 4  # 8: the penalty also takes the 8-pixel periods (bins at eighths of a side)
     # Weight of the shift penalty (training/losses.py shift_penalty): the output of a frame moved by 1-7 pixels
     # against the output moved; kills patterns locked to the stride grid. 0: off.
     shift_weight: float = 0.0
@@ -76,6 +77,8 @@ class TrainConfig(RunConfig):
         if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, self.shift_weight,
                *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
+        if self.grid_periods not in (4, 8):
+            raise ValueError(f"--grid-periods must be 4 or 8, got {self.grid_periods}")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
             raise ValueError(f"give one dream weight, or one per dream layer ({len(self.dream_layers)})")
         if self.only_styles and (self.resume is None or self.new_styles_only):
@@ -255,7 +258,7 @@ class Trainer:
                     gain = gain + item_gain
                     weighted_gain = weighted_gain + cfg.dream_weights[min(j, len(cfg.dream_weights) - 1)] * item_gain
         tv = total_variation(output)
-        mesh = grid_penalty(output) if cfg.grid_weight else torch.zeros((), device=self.device)
+        mesh = grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else torch.zeros((), device=self.device)
         moved = self.shift_term(content, weights, output)
         total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
                  + cfg.grid_weight * mesh + cfg.shift_weight * moved - weighted_gain)

@@ -108,3 +108,13 @@ def test_memory_returns_after_an_oversized_image() -> None:
     engine.stylize(live, weights, model="realtime")
     kept = resident_mb() - baseline  # without shrinking the arena: 1416 MB; with it, 71 MB (this machine)
     assert kept < 300, f"{kept:.0f} MB kept after two oversized images"
+
+
+def test_a_brush_half_live_frame_keeps_the_realtime_arena_but_not_the_quality_one() -> None:
+    from service.engine import shrinks_arena
+
+    live, half_brush, photo = 640 * 480, 1280 * 960, 1280 * 1704
+    assert not shrinks_arena("realtime", live) and not shrinks_arena("quality", live)
+    assert not shrinks_arena("realtime", half_brush)  # the live brush 0.5: no reallocation every frame
+    assert shrinks_arena("quality", half_brush)  # would hold 1.3 GB
+    assert shrinks_arena("realtime", photo)

@@ -123,6 +123,39 @@ def test_the_training_penalty_sees_the_mesh_and_has_a_gradient() -> None:
     assert meshed.grad is not None and float(meshed.grad.abs().sum()) > 0
 
 
+def mesh8(size: tuple[int, int]) -> np.ndarray:
+    """A checkerboard of 4-pixel squares: a lattice with an 8-pixel period whose harmonics are all at odd
+    eighths of the side, none at the quarters the defined score takes."""
+    y, x = np.indices(size)
+    return np.repeat(((y // 4 + x // 4) % 2 - 0.5)[..., None], 3, axis=-1)
+
+
+def test_an_8_pixel_mesh_is_seen_at_eighths_and_not_at_quarters() -> None:
+    assert len(grid_bins(H, W, divisions=8)) == 63
+    assert set(grid_bins(H, W)) <= set(grid_bins(H, W, divisions=8))
+    lattice = np.clip(photo() + 0.05 * mesh8((H, W)), 0, 1)
+    assert grid_score(photo(), divisions=8) < 2
+    assert grid_score(lattice, divisions=8) > 4 * grid_score(photo(), divisions=8)
+    quarters = bin_ratios(spectrum(lattice))
+    eighths = bin_ratios(spectrum(lattice), divisions=8)
+    assert eighths.max() > 100 and geometric_mean(list(quarters)) < 2 < geometric_mean(list(eighths))
+    with pytest.raises(ValueError, match="divisions"):
+        grid_score(photo(), divisions=6)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        grid_score(photo()[:, :636], divisions=8)
+
+
+def test_the_training_penalty_at_eighths_sees_the_8_pixel_mesh() -> None:
+    from training.losses import grid_penalty
+
+    photo_t = torch.from_numpy(photo()[:256, :256].copy()).permute(2, 0, 1)[None].float()
+    meshed = photo_t + 0.05 * torch.from_numpy(mesh8((256, 256))).permute(2, 0, 1)[None].float()
+    assert float(grid_penalty(meshed, divisions=8)) > 2 * float(grid_penalty(meshed))
+    assert float(grid_penalty(photo_t, divisions=8)) < 0.5
+    with pytest.raises(ValueError, match="divisions"):
+        grid_penalty(photo_t, divisions=3)
+
+
 def test_the_shift_penalty_is_zero_for_a_moving_picture_and_sees_a_pattern_locked_to_the_grid() -> None:
     from training.losses import shift_penalty
 

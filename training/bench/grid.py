@@ -4,7 +4,9 @@ A decoder that upsamples by 2 and is not balanced paints a pattern with a period
 Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016). In the power spectrum that is a
 spike at exactly N/2 or N/4 cycles, where photos and paintings are smooth. The score is the geometric mean,
 over the 15 bins (fy, fx) in {0, H/4, H/2, 3H/4} x {0, W/4, W/2, 3W/4} less (0, 0), of the bin's power over
-the median of its 5x5 neighbourhood: about 1 means no spike, 10 a tenfold one. Numpy only.
+the median of its 5x5 neighbourhood: about 1 means no spike, 10 a tenfold one. ``divisions=8`` takes the bins
+at every eighth of a side as well (63): the 8-pixel mesh of a network that strides by 8, which the defined
+score (quarters) does not see; table 9 reports it beside the score. Numpy only.
 """
 
 from __future__ import annotations
@@ -26,28 +28,31 @@ def spectrum(rgb: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.fft2(y)) ** 2
 
 
-def grid_bins(h: int, w: int) -> list[tuple[int, int]]:
-    """The 15 (fy, fx) bins at multiples of a quarter of each side, (0, 0) left out."""
-    if h % 4 or w % 4 or h < 8 or w < 8:
-        raise ValueError(f"frame sides must be multiples of 4 and at least 8, got {w}x{h}")
-    return [(fy, fx) for fy in (0, h // 4, h // 2, 3 * h // 4) for fx in (0, w // 4, w // 2, 3 * w // 4)
-            if (fy, fx) != (0, 0)]
+def grid_bins(h: int, w: int, divisions: int = 4) -> list[tuple[int, int]]:
+    """The (fy, fx) bins at multiples of 1/``divisions`` of each side (4: 15 bins, 8: 63), (0, 0) left out."""
+    if divisions not in (4, 8):
+        raise ValueError(f"divisions must be 4 or 8, got {divisions}")
+    if h % divisions or w % divisions or h < 2 * divisions or w < 2 * divisions:
+        raise ValueError(f"frame sides must be multiples of {divisions} and at least {2 * divisions}, got {w}x{h}")
+    return [(ky * h // divisions, kx * w // divisions) for ky in range(divisions) for kx in range(divisions)
+            if (ky, kx) != (0, 0)]
 
 
-def bin_ratios(power: np.ndarray) -> np.ndarray:
-    """Each grid bin's power over the median of its 5x5 neighbourhood (bin excluded, wrapping): [15]."""
+def bin_ratios(power: np.ndarray, divisions: int = 4) -> np.ndarray:
+    """Each grid bin's power over the median of its 5x5 neighbourhood (bin excluded, wrapping): [15] (or [63])."""
     h, w = power.shape
     offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
     ratios = []
-    for fy, fx in grid_bins(h, w):
+    for fy, fx in grid_bins(h, w, divisions):
         around = [power[(fy + dy) % h, (fx + dx) % w] for dy, dx in offsets]
         ratios.append(power[fy, fx] / max(float(np.median(around)), 1e-30))
     return np.asarray(ratios)
 
 
-def grid_score(rgb: np.ndarray) -> float:
-    """Geometric mean of the 15 bin ratios of one [H,W,3] frame (sides multiples of 4)."""
-    ratios = np.maximum(bin_ratios(spectrum(rgb)), 1e-30)
+def grid_score(rgb: np.ndarray, divisions: int = 4) -> float:
+    """Geometric mean of the 15 bin ratios of one [H,W,3] frame (sides multiples of 4); ``divisions=8``: the 63
+    bins at eighths (sides multiples of 8)."""
+    ratios = np.maximum(bin_ratios(spectrum(rgb), divisions), 1e-30)
     return float(np.exp(np.log(ratios).mean()))
 
 

@@ -51,12 +51,18 @@ class LiveScores:
     """Per method: grid scores and (style, content) losses over photos x paintings; brush timings."""
 
     grid: dict[str, list[float]] = field(default_factory=dict)
+    mesh8: dict[str, list[float]] = field(default_factory=dict)  # the score at eighths: an 8-pixel mesh too
+    style_grid: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (method, style) -> scores
     loss: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     brush_ms: dict[float, float] = field(default_factory=dict)
     brush_grid: dict[float, float] = field(default_factory=dict)
+    brush_mesh8: dict[float, float] = field(default_factory=dict)
 
-    def add(self, method: str, frame: np.ndarray, out: np.ndarray, painting: Path, scorer: LiveScorer) -> None:
+    def add(self, method: str, style: str, frame: np.ndarray, out: np.ndarray, painting: Path,
+            scorer: LiveScorer) -> None:
         self.grid.setdefault(method, []).append(grid_score(out))
+        self.mesh8.setdefault(method, []).append(grid_score(out, divisions=8))
+        self.style_grid.setdefault((method, style), []).append(self.grid[method][-1])
         s = scorer.score(out, frame, painting)
         self.loss.setdefault(method, []).append((s.style, s.content))
 
@@ -65,6 +71,12 @@ class LiveScores:
         if not items:
             return float("nan"), float("nan")
         return statistics.fmean(i[0] for i in items), statistics.fmean(i[1] for i in items)
+
+    def worst_style(self, method: str) -> tuple[str, float]:
+        """The style whose grid score (geometric mean over the photos) is highest, and that score."""
+        per = {s: geometric_mean(g) for (m, s), g in self.style_grid.items() if m == method}
+        style = max(per, key=per.__getitem__)
+        return style, per[style]
 
 
 def paint(engine: Engine, model: str, frame: np.ndarray, style: str, brush: float = 1.0) -> np.ndarray:
@@ -83,11 +95,12 @@ def measure_live(plan: LivePlan, engine: Engine, models: list[str], arbitrary: A
     for index, photo in enumerate(plan.photos):
         frame = live_frame(photo)
         scores.grid.setdefault("photo", []).append(grid_score(frame))
+        scores.mesh8.setdefault("photo", []).append(grid_score(frame, divisions=8))
         for style, painting in plan.paintings.items():
             for name in models:
-                scores.add(name, frame, paint(engine, name, frame, style), painting, scorer)
+                scores.add(name, style, frame, paint(engine, name, frame, style), painting, scorer)
             if arbitrary is not None:
-                scores.add(PEER, frame, peer_paint(arbitrary, vectors[style], frame), painting, scorer)
+                scores.add(PEER, style, frame, peer_paint(arbitrary, vectors[style], frame), painting, scorer)
         log.info("live size: photo %d/%d", index + 1, len(plan.photos))
     realtime = models[0]
     frame = live_frame(plan.photos[0])
@@ -100,6 +113,7 @@ def measure_live(plan: LivePlan, engine: Engine, models: list[str], arbitrary: A
             times.append((time.perf_counter() - start) * 1000)
         scores.brush_ms[brush] = statistics.median(times)
         scores.brush_grid[brush] = grid_score(out)
+        scores.brush_mesh8[brush] = grid_score(out, divisions=8)
     return scores
 
 
@@ -174,30 +188,37 @@ def live_table(plan: LivePlan, scores: LiveScores, models: dict[str, str], sheet
     methods = [*models, *([PEER] if PEER in scores.loss else [])]
     table = Table(
         title="9. The look at 640x480: grid score and live-size loss",
-        header=["method", "grid score (geo. mean)", "worst frame", "live-size style", "live-size content"],
+        header=["method", "grid score (geo. mean)", "worst frame", "worst style (geo. mean)", "8-px mesh (geo. mean)",
+                "live-size style", "live-size content"],
         setup=(f"{len(plan.photos)} held-out photos (bsds_val_*) as 640x480 frames x {len(plan.paintings)} paintings; "
                "outputs scored as 8-bit frames. Grid score and live-size loss as defined in QUALITY-METRIC.md "
-               "(painting at 480 px, the frame's height). Models: "
+               "(painting at 480 px, the frame's height). The 8-px mesh column is the same score over the 63 bins at "
+               "eighths of a side: a mesh with an 8-pixel period, which the defined score does not see. Models: "
                + ", ".join(f"{m} sha256 {hashes[m][:12]}" for m in models if m in hashes) + "."),
-        goal=(f"grid score <= {GRID_GOAL} for both tiers; realtime live-size style <= {RT_STYLE_VS_PEER}x the peer's "
-              f"at <= {RT_CONTENT_VS_PEER}x its content; quality style <= {QUALITY_STYLE_VS_RT}x the realtime "
-              "tier's at <= its content."),
+        goal=(f"grid score <= {GRID_GOAL} for both tiers, every style; realtime live-size style <= "
+              f"{RT_STYLE_VS_PEER}x the peer's at <= {RT_CONTENT_VS_PEER}x its content; quality style <= "
+              f"{QUALITY_STYLE_VS_RT}x the realtime tier's at <= its content."),
     )
-    table.rows.append(["the photos", f"{geometric_mean(scores.grid['photo']):.2f}",
-                       f"{max(scores.grid['photo']):.1f}", "-", "-"])
+    photos = scores.grid["photo"]
+    table.rows.append(["the photos", f"{geometric_mean(photos):.2f}", f"{max(photos):.1f}", "-",
+                       f"{geometric_mean(scores.mesh8['photo']):.2f}", "-", "-"])
     for m in methods:
         s, c = scores.mean_loss(m)
         g = scores.grid[m]
-        table.rows.append([m, f"{geometric_mean(g):.2f}", f"{max(g):.1f}", fmt(s), fmt(c)])
+        style, worst = scores.worst_style(m)
+        table.rows.append([m, f"{geometric_mean(g):.2f}", f"{max(g):.1f}", f"{worst:.2f} ({style})",
+                           f"{geometric_mean(scores.mesh8[m]):.2f}", fmt(s), fmt(c)])
     for b in BRUSHES:
         realtime = next(iter(models))
         table.rows.append([f"{realtime}, brush {b:g}: {scores.brush_ms[b]:.1f} ms per frame (1 thread)",
-                           f"{scores.brush_grid[b]:.2f}", "", "", ""])
+                           f"{scores.brush_grid[b]:.2f}", "", "", f"{scores.brush_mesh8[b]:.2f}", "", ""])
     tiers = {t: m for m, t in reversed(models.items())}
     for m in models:
         grid = geometric_mean(scores.grid[m])
-        table.verdicts.append(f"{m}: grid score {grid:.2f} {'meets' if grid <= GRID_GOAL else 'MISSES'} "
-                              f"the goal (<= {GRID_GOAL}).")
+        style, worst = scores.worst_style(m)
+        met = max(grid, worst) <= GRID_GOAL
+        table.verdicts.append(f"{m}: grid score {grid:.2f}, worst style {style} {worst:.2f}: "
+                              f"{'meets' if met else 'MISSES'} the goal (<= {GRID_GOAL}, every style).")
     if "realtime" in tiers and PEER in scores.loss:
         (s, c), (ps, pc) = scores.mean_loss(tiers["realtime"]), scores.mean_loss(PEER)
         met = s <= RT_STYLE_VS_PEER * ps and c <= RT_CONTENT_VS_PEER * pc
