@@ -49,6 +49,8 @@ def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) 
 # Passes over this many pixels (past 1.5x a 640x480 frame: REST images, big video jobs) shrink ONNX Runtime's
 # arena when they end, so memory returns to the live streams' level; live-size frames keep the arena's speed.
 SHRINK_ABOVE_PIXELS = int(1.5 * 640 * 480)
+SHRINK_ARENA = ort.RunOptions()
+SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 # The realtime tier keeps its arena up to a brush-0.5 live frame (a 1280x960 copy stylized for a 640x480 one):
 # that holds about 150 MB more (the quality tier's would hold 1.3 GB), and giving it back after every frame made
 # that brush 1.5x slower on one thread.
@@ -58,8 +60,6 @@ REALTIME_KEEP_PIXELS = 4 * 640 * 480
 def shrinks_arena(tier: str, pixels: int) -> bool:
     """Whether a pass of ``pixels`` through a model of ``tier`` gives ONNX Runtime's arena back when it ends."""
     return pixels > (REALTIME_KEEP_PIXELS if tier == "realtime" else SHRINK_ABOVE_PIXELS)
-SHRINK_ARENA = ort.RunOptions()
-SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
 
 def trim_heap() -> None:

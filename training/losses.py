@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
+from training.bench.grid import grid_bins
+
 STYLE_SCALE = 1e6
 
 
@@ -64,26 +66,20 @@ def grid_penalty(image: torch.Tensor, divisions: int = 4) -> torch.Tensor:
     5x5 neighbourhood; the mean of log(max(ratio, 1)). 0 when no bin stands out, so it never asks for blur.
     ``divisions`` 8 takes the bins at multiples of an eighth side (63 of them): the 8-pixel mesh of an encoder
     that strides by 8 as well. [B,3,H,W] with H, W multiples of ``divisions`` -> scalar."""
-    if divisions not in (4, 8):
-        raise ValueError(f"divisions must be 4 or 8, got {divisions}")
     b, _, h, w = image.shape
+    bins = grid_bins(h, w, divisions)  # the score's own bins (and its check of divisions and sides)
     luma = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
     luma = luma - luma.mean(dim=(1, 2), keepdim=True)
     window = torch.hann_window(h, periodic=False, device=image.device)[:, None] * torch.hann_window(
         w, periodic=False, device=image.device)[None, :]
     power = torch.fft.fft2(luma.float() * window).abs().pow(2)  # [B,H,W]
     total = torch.zeros((), device=image.device)
-    count = 0
     offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
-    for fy in range(0, h - h // divisions + 1, h // divisions):
-        for fx in range(0, w - w // divisions + 1, w // divisions):
-            if (fy, fx) == (0, 0):
-                continue
-            around = torch.stack([power[:, (fy + dy) % h, (fx + dx) % w] for dy, dx in offsets], dim=1).mean(1)
-            ratio = power[:, fy, fx] / (around + 1e-12)
-            total = total + torch.log(ratio.clamp(min=1.0)).sum()
-            count += b
-    return total / count
+    for fy, fx in bins:
+        around = torch.stack([power[:, (fy + dy) % h, (fx + dx) % w] for dy, dx in offsets], dim=1).mean(1)
+        ratio = power[:, fy, fx] / (around + 1e-12)
+        total = total + torch.log(ratio.clamp(min=1.0)).sum()
+    return total / (b * len(bins))
 
 
 def shift_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch.Tensor, output: torch.Tensor,
