@@ -65,6 +65,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         **_run_fields(args), style_images=_style_paths(args), content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, grid_weight=args.grid_weight,
         grid_periods=args.grid_periods, shift_weight=args.shift_weight,
+        motion_weight=getattr(args, "motion_weight", 0.0),
         dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight), style_size=args.style_size,
         also_at=tuple(getattr(args, "also_at", ())), resume=resume, new_styles_only=new_styles_only,
         only_styles=tuple(getattr(args, "only_styles", ())),
@@ -168,6 +169,10 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shift-weight", type=float, default=0.0,
                    help="weight of the shift penalty (a frame moved 1-7 px must give the output moved): "
                         "removes patterns locked to the stride grid")
+    p.add_argument("--motion-weight", type=float, default=0.0,
+                   help="weight of the camera-motion penalty (a frame moved, turned and zoomed a little, as a "
+                        "hand-held camera's next one, must give the output warped the same): strokes that "
+                        "follow the camera, which stabilization keeps")
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
     p.add_argument("--also-at", nargs="+", default=[], metavar="SCENE:STYLE", type=scale_pair,
                    help="more scales, taken in turn with --scene-size/--style-size, one per step: photos at "

@@ -99,3 +99,36 @@ def shift_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch.
     moved = stylize(frame[..., dy:dy + h, dx:dx + w])
     same = output[..., dy:dy + h, dx:dx + w]
     return (moved[..., margin:-margin, margin:-margin] - same[..., margin:-margin, margin:-margin]).pow(2).mean()
+
+
+def motion_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch.Tensor, output: torch.Tensor,
+                   move: tuple[float, float, float, float], margin: int = 16) -> torch.Tensor:
+    """How far a network's strokes are from following a hand-held camera: the frame moved by ``move`` = (dy px,
+    dx px, degrees turned, zoom factor) about its centre (bilinear, reflected at the border) is stylized again
+    and compared with ``output`` (the whole frame's) warped the same, where both lie a ``margin`` inside the
+    picture (the margin at most a quarter of a side). A network that repaints each frame's strokes in new
+    places (table 13) fails it even when it is shift-equivariant on the stride grid (``shift_penalty``);
+    strokes that stay on the content pass, and then stabilization has nothing to average away (Gupta et al.,
+    "Characterizing and Improving Stability in Neural Style Transfer", ICCV 2017, train for it the same way).
+    Mean squared difference; [B,3,H,W] in, scalar out."""
+    b, _, h, w = frame.shape
+    dy, dx, degrees, zoom = move
+    if not zoom > 0 or h < 8 or w < 8:
+        raise ValueError(f"zoom {zoom} must be > 0 and the frame {h}x{w} at least 8x8")
+    margin = min(margin, h // 4, w // 4)
+    turn = torch.tensor(degrees * torch.pi / 180.0, dtype=torch.float64)
+    cos, sin = float(torch.cos(turn)) / zoom, float(torch.sin(turn)) / zoom
+    # Where each output pixel comes from, in affine_grid's [-1, 1] coordinates: pixels turned and zoomed about
+    # the centre, then moved (the aspect enters because the two axes are normalized by different sides).
+    theta = torch.tensor([[cos, -sin * h / w, -2.0 * dx / w], [sin * w / h, cos, -2.0 * dy / h]],
+                         dtype=frame.dtype, device=frame.device).expand(b, 2, 3)
+    grid = torch.nn.functional.affine_grid(theta, [b, 3, h, w], align_corners=False)
+    moved = stylize(torch.nn.functional.grid_sample(frame, grid, padding_mode="reflection", align_corners=False))
+    same = torch.nn.functional.grid_sample(output, grid.to(output.dtype), align_corners=False)
+    inside = (grid[..., 0].abs() <= 1.0 - 2.0 * margin / w) & (grid[..., 1].abs() <= 1.0 - 2.0 * margin / h)
+    inside[:, :margin] = inside[:, -margin:] = False
+    inside[:, :, :margin] = inside[:, :, -margin:] = False
+    if not inside.any():
+        raise ValueError(f"the move {move} leaves nothing of a {h}x{w} frame to compare")
+    squared = (moved.float() - same.float()).pow(2).mean(dim=1)
+    return squared[inside].mean()

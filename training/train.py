@@ -11,6 +11,7 @@ conditional instance norms, so a dream blends with the paintings like any other 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from training.losses import (
     gram,
     grid_penalty,
     log_activation_gain,
+    motion_penalty,
     per_item_style_loss,
     shift_penalty,
     total_variation,
@@ -61,6 +63,10 @@ class TrainConfig(RunConfig):
     # Weight of the shift penalty (training/losses.py shift_penalty): the output of a frame moved by 1-7 pixels
     # against the output moved; kills patterns locked to the stride grid. 0: off.
     shift_weight: float = 0.0
+    # Weight of the camera-motion penalty (training/losses.py motion_penalty): the output of a frame moved up to
+    # 6 px, turned up to 1 degree and zoomed up to 2%, as a hand-held camera's next frame, against the output
+    # warped the same; strokes that follow the camera, which stabilization keeps (table 13). 0: off.
+    motion_weight: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -75,6 +81,7 @@ class TrainConfig(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, self.shift_weight,
+               self.motion_weight,
                *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if self.grid_periods not in (4, 8):
@@ -108,7 +115,7 @@ class TrainConfig(RunConfig):
             raise ValueError(f"style names (file stems) must be unique: {names}")
         return names
 
-LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "shift", "total")
+LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "shift", "motion", "total")
 
 
 class StyleTargets:
@@ -260,8 +267,9 @@ class Trainer:
         tv = total_variation(output)
         mesh = grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else torch.zeros((), device=self.device)
         moved = self.shift_term(content, weights, output)
-        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv
-                 + cfg.grid_weight * mesh + cfg.shift_weight * moved - weighted_gain)
+        followed = self.motion_term(content, weights, output)
+        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv + cfg.grid_weight * mesh
+                 + cfg.shift_weight * moved + cfg.motion_weight * followed - weighted_gain)
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {float(total)} at step {self.step}; lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
@@ -269,7 +277,7 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return {"content": c_loss.item(), "style": s_loss.item(), "tv": tv.item(), "dream": gain.item(),
-                "grid": mesh.item(), "shift": moved.item(), "total": total.item()}
+                "grid": mesh.item(), "shift": moved.item(), "motion": followed.item(), "total": total.item()}
 
     def shift_term(self, content: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """The shift penalty for a random move of 1-7 pixels in each direction (0 when its weight is 0)."""
@@ -279,6 +287,15 @@ class Trainer:
         shift = (self.rng.randrange(1, multiple), self.rng.randrange(1, multiple))
         with autocast_for(self.device, self.cfg.precision, "net"):
             return shift_penalty(lambda x: self.model(x, weights).float(), content, output, shift, multiple)
+
+    def motion_term(self, content: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """The camera-motion penalty for a random hand-held move (0 when its weight is 0)."""
+        if not self.cfg.motion_weight:
+            return torch.zeros((), device=self.device)
+        r = self.rng
+        move = (r.uniform(-6.0, 6.0), r.uniform(-6.0, 6.0), r.uniform(-1.0, 1.0), math.exp(r.uniform(-0.02, 0.02)))
+        with autocast_for(self.device, self.cfg.precision, "net"):
+            return motion_penalty(lambda x: self.model(x, weights).float(), content, output, move)
 
     def preview(self, path: Path) -> None:
         """One row per preview photo: the photo, then each trained style, then a 50/50 blend."""

@@ -178,3 +178,26 @@ def test_the_shift_penalty_is_zero_for_a_moving_picture_and_sees_a_pattern_locke
     assert locked.grad is not None and float(locked.grad.abs().sum()) > 0
     with pytest.raises(ValueError):
         shift_penalty(blur, frame, output, (9, 0))
+
+
+def test_the_motion_penalty_passes_strokes_that_follow_the_camera_and_fails_a_pattern_fixed_to_the_frame() -> None:
+    from training.losses import motion_penalty
+
+    torch.manual_seed(0)
+    frame = torch.rand(2, 3, 128, 160)
+    move = (3.5, -2.2, 0.8, 1.02)
+
+    def colour(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x + 0.1
+
+    assert float(motion_penalty(colour, frame, colour(frame), move)) < 1e-10  # painted on the content
+    mesh = torch.zeros(1, 1, 128, 160)
+    mesh[..., ::2, :] = 0.3
+
+    def fixed(x: torch.Tensor) -> torch.Tensor:
+        return colour(x) + mesh
+
+    assert float(motion_penalty(fixed, frame, fixed(frame), move)) > 1e-2  # stays put while the camera moves
+    assert float(motion_penalty(fixed, frame, fixed(frame), (0.0, 0.0, 0.0, 1.0))) < 1e-10  # no move, no cost
+    with pytest.raises(ValueError, match="zoom"):
+        motion_penalty(colour, frame, colour(frame), (0.0, 0.0, 0.0, 0.0))

@@ -41,6 +41,14 @@ def test_the_shift_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list[
     assert len(shifts) == 6 and all(s > 0 for s in shifts)  # a strided network is not shift-equivariant
 
 
+def test_the_motion_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    content, styles = picture_dirs
+    Trainer(config(content, styles[:1], tmp_path / "run", steps=4, motion_weight=10.0)).run()
+    with (tmp_path / "run" / "log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and all(float(row["motion"]) > 0 for row in rows)  # an untrained net repaints
+
+
 def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
     out = tmp_path / "run"
