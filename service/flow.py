@@ -89,10 +89,11 @@ def upscaled_source_maps(flow: np.ndarray, height: int, width: int) -> np.ndarra
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """Remap frame t-1 (HxW or HxWxC) onto frame t's grid with the backward flow."""
+def warp(image: np.ndarray, backward: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Remap frame t-1 (HxW or HxWxC) onto frame t's grid with the backward flow (bilinear: the metric's
+    warp; the stabilizer's memory asks for bicubic, see ``service/stabilize.py``)."""
     map_x, map_y = source_grid(backward)
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
