@@ -9,8 +9,9 @@ fresh stylization stands. Memory decays geometrically, so a few frames of overla
 When the camera itself moves, the network repaints every frame's strokes in new places, so the
 blend averages strokes that do not line up and the painting fades to its colours (benchmark table
 13). Then, in proportion to how far the whole frame moved, the blend weakens and the memory first
-gets its stroke detail back from the last fresh stylization (``service/detail.py``); a still
-camera's frames are left exactly as the plain blend makes them.
+gets its stroke detail back from the last fresh stylization (``service/detail.py``) and is warped
+bicubic, so that warping it again every frame does not blur it; a still camera's frames are left exactly
+as the plain blend makes them.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ Consistency = Literal["photometric", "flow"]
 
 # The memory is warped again every frame, so its interpolation compounds: a bilinear warp by half a pixel is a
 # [0.5, 0.5] blur, and under a hand-held camera (sub-pixel motion every frame) the memory's strokes went soft
-# within a few frames. Bicubic keeps them: table 13's live-size style loss, stabilized / plain, went from
-# 1.14x / 1.29x to 1.07x / 1.16x (realtime) and 1.79x to 1.42x (quality) with nothing else changed, for about
-# 1 ms more of the stabilizer's motion step at 640x480 (docs/realtime-design.md).
-MEMORY_WARP = cv2.INTER_CUBIC
+# within a few frames. Bicubic keeps them (table 13's live-size style loss, stabilized / plain: realtime 1.14x /
+# 1.29x -> 1.07x / 1.16x, quality 1.79x / 2.10x -> 1.42x / 2.01x). On a still camera the warp's offsets are the
+# flow's sub-pixel noise, and there bicubic keeps that noise too: the tripod clip's flicker rose from 0.43x to
+# 0.50x of plain (table 3). So the memory is warped bicubic only while the camera moves (docs/realtime-design.md).
+MOVING_MEMORY_WARP = cv2.INTER_CUBIC
+STILL_MEMORY_WARP = cv2.INTER_LINEAR
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,13 @@ class Stabilizer:
         if self.options.feather:
             radius = max(1, round(self.options.feather * self.options.flow_scale))
             mask = cv2.GaussianBlur(mask, (2 * radius + 1, 2 * radius + 1), 0) * mask
+        interpolation = MOVING_MEMORY_WARP if moving else STILL_MEMORY_WARP
         if mask.shape != (height, width):
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
             maps = upscaled_source_maps(backward, height, width)
-            warped = cv2.remap(previous, maps, None, MEMORY_WARP, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
+            warped = cv2.remap(previous, maps, None, interpolation, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
         else:
-            warped = warp(previous, backward, MEMORY_WARP)
+            warped = warp(previous, backward, interpolation)
         return Motion(small, warped, blend * mask)
 
     def blend(self, motion: Motion, stylized_rgb: np.ndarray) -> np.ndarray:
