@@ -29,14 +29,8 @@ from service.flow import FlowEstimator, Preset, source_grid, upscaled_source_map
 
 Consistency = Literal["photometric", "flow"]
 
-# The memory is warped again every frame, so its interpolation compounds: a bilinear warp by half a pixel is a
-# [0.5, 0.5] blur, and under a hand-held camera (sub-pixel motion every frame) the memory's strokes went soft
-# within a few frames. Bicubic keeps them (table 13's live-size style loss, stabilized / plain: realtime 1.14x /
-# 1.29x -> 1.07x / 1.16x, quality 1.79x / 2.10x -> 1.42x / 2.01x). On a still camera the warp's offsets are the
-# flow's sub-pixel noise, and there bicubic keeps that noise too: the tripod clip's flicker rose from 0.43x to
-# 0.50x of plain (table 3). So the memory is warped bicubic only while the camera moves (docs/realtime-design.md).
-MOVING_MEMORY_WARP = cv2.INTER_CUBIC
-STILL_MEMORY_WARP = cv2.INTER_LINEAR
+Interpolation = Literal["linear", "cubic", "lanczos"]
+_INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
 
 
 @dataclass(frozen=True)
@@ -59,6 +53,13 @@ class StabilizeOptions:
     detail_target: float = 1.5
     moving_blend: float = 0.7
     camera_motion_px: float = 2.0
+    # How the memory is warped while the camera moves. It is warped again every frame, so the interpolation
+    # compounds: a bilinear warp by half a pixel is a [0.5, 0.5] blur, and under a hand-held camera the memory's
+    # strokes went soft within a few frames; bicubic keeps them (table 13's live-size style loss, stabilized /
+    # plain: realtime 1.14x / 1.29x -> 1.07x / 1.16x, quality 1.79x / 2.10x -> 1.42x / 2.01x). A still camera's
+    # memory is always warped bilinear: there the offsets are the flow's sub-pixel noise, which bicubic keeps
+    # (the tripod clip's flicker 0.43x -> 0.50x of plain, table 3). docs/realtime-design.md.
+    moving_warp: Interpolation = "cubic"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.blend < 1.0:
@@ -77,6 +78,8 @@ class StabilizeOptions:
             raise ValueError(f"moving blend must be in [0, 1), got {self.moving_blend}")
         if not self.camera_motion_px > 0:
             raise ValueError(f"camera motion scale must be > 0 px, got {self.camera_motion_px}")
+        if self.moving_warp not in _INTERPOLATIONS:
+            raise ValueError(f"moving warp must be one of {sorted(_INTERPOLATIONS)}, got {self.moving_warp!r}")
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class Stabilizer:
         if self.options.feather:
             radius = max(1, round(self.options.feather * self.options.flow_scale))
             mask = cv2.GaussianBlur(mask, (2 * radius + 1, 2 * radius + 1), 0) * mask
-        interpolation = MOVING_MEMORY_WARP if moving else STILL_MEMORY_WARP
+        interpolation = _INTERPOLATIONS[self.options.moving_warp if moving else "linear"]
         if mask.shape != (height, width):
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
             maps = upscaled_source_maps(backward, height, width)

@@ -1,0 +1,162 @@
+"""The stabilizer study behind docs/realtime-design.md: table 13's handheld clip, each model's stylizations
+computed once, then one stabilizer variant after another over the very same frames, so that only the
+stabilizer differs between rows (table 13 itself runs the network again for every row).
+
+    python -m training.bench.steady_study --model realtime --styles great_wave,the_scream \\
+        --variant "bilinear memory:moving_warp=linear" --variant "shipped:" \\
+        --variant "moving blend 0.8:moving_blend=0.8"
+
+A variant is ``NAME:FIELD=VALUE,...`` over ``StabilizeOptions`` (empty: the service defaults). Each row is
+flicker, live-size style and live-size content loss of the stabilized frames over the plain ones, and the
+stabilizer's own time per frame (flow, detail, warp and blend on one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from service.engine import Engine, RuntimeOptions
+from service.errors import ServiceError
+from service.stabilize import StabilizeOptions, Stabilizer
+from service.video.flicker import FlickerMeter
+from training.bench.steady import Shake, handheld_clip
+
+REPO = Path(__file__).resolve().parents[2]
+Score = Callable[[np.ndarray, np.ndarray], tuple[float, float]]  # (output, frame) -> (style, content)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    options: StabilizeOptions
+
+
+@dataclass(frozen=True)
+class Outcome:
+    flicker: float  # stabilized / plain
+    style: float
+    content: float
+    stabilizer_ms: float
+
+
+def parse_variant(text: str) -> Variant:
+    """``NAME:FIELD=VALUE,...`` -> a named StabilizeOptions; ValueError names what is wrong."""
+    name, sep, fields = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"variant {text!r}: expected NAME:FIELD=VALUE,... (an empty list: the defaults)")
+    types = {f.name: f.type for f in dataclasses.fields(StabilizeOptions)}
+    values: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in fields.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in types:
+            raise ValueError(f"variant {name!r}: {item!r} is not FIELD=VALUE with FIELD one of {sorted(types)}")
+        values[key] = float(value) if types[key] in ("float", float) else int(value) if types[key] in ("int", int) \
+            else value
+    return Variant(name.strip(), StabilizeOptions(**values))  # type: ignore[arg-type]
+
+
+def compare(frames: Sequence[np.ndarray], stylized: Sequence[np.ndarray], variants: Sequence[Variant],
+            score: Score, sample_every: int = 6) -> dict[str, Outcome]:
+    """Every variant over the same (frame, stylization) sequence, against the plain stylizations."""
+    if len(frames) != len(stylized) or len(frames) < 2:
+        raise ValueError(f"need as many stylizations as frames, at least 2 (got {len(frames)}, {len(stylized)})")
+
+    def measured(outputs: Sequence[np.ndarray]) -> tuple[float, float, float]:
+        meter, scores = FlickerMeter(), []
+        for i, (frame, out) in enumerate(zip(frames, outputs, strict=True)):
+            meter.add(frame, out)
+            if i % sample_every == sample_every - 1:
+                scores.append(score(out, frame))
+        if not scores:
+            raise ValueError(f"no frame sampled from {len(frames)}: lower sample_every ({sample_every})")
+        return meter.ratio, statistics.fmean(s for s, _ in scores), statistics.fmean(c for _, c in scores)
+
+    plain = measured(stylized)
+    results = {}
+    for variant in variants:
+        stabilizer = Stabilizer(variant.options)
+        start = time.perf_counter()
+        outputs = [stabilizer.step(frame, out) for frame, out in zip(frames, stylized, strict=True)]
+        ms = (time.perf_counter() - start) * 1000 / len(frames)
+        flicker, style, content = measured(outputs)
+        results[variant.name] = Outcome(flicker / plain[0], style / plain[1], content / plain[2], ms)
+    return results
+
+
+def _read(clip: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(clip))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return frames
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.bench.steady_study", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("LIVESTYLE_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--models-dir", type=Path, default=REPO / "models")
+    parser.add_argument("--model", default="realtime")
+    parser.add_argument("--styles", default="great_wave,the_scream", help="comma-separated; paintings in DATA/styles")
+    parser.add_argument("--video", default="vtest.avi", help="a clip in DATA/video, re-shot handheld as table 13")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0, help="the shake's seed (table 13: 0)")
+    parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (repeatable)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        variants = [parse_variant(v) for v in args.variant or ["service defaults:"]]
+        source = args.data / "video" / args.video
+        if not source.is_file():
+            raise FileNotFoundError(f"no video {source} (pass --data)")
+        engine = Engine.load(args.models_dir, RuntimeOptions(intra_op_threads=1))
+        styles = engine.model(args.model).styles
+        from training.quality import LiveScorer  # torch: only once the arguments are known good
+
+        scorer = LiveScorer()
+        with tempfile.TemporaryDirectory() as tmp:
+            handheld_clip(source, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=args.seed))
+            frames = _read(Path(tmp) / "handheld.mkv")
+        print(f"{args.model} on {args.video} re-shot handheld (seed {args.seed}), {len(frames)} frames; "
+              "stabilized / plain")
+        print("\n| variant | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
+        print("|---|---|---|---|---|---|")
+        for style in args.styles.split(","):
+            if style not in styles:
+                raise ValueError(f"{args.model} has no style {style!r}; it has {list(styles)}")
+            painting = args.data / "styles" / f"{style}.jpg"
+            weights = np.zeros((1, len(styles)), np.float32)
+            weights[0, styles.index(style)] = 1.0
+            stylized = [engine.stylize(frame, weights, model=args.model) for frame in frames]
+
+            def score(out: np.ndarray, frame: np.ndarray, painting: Path = painting) -> tuple[float, float]:
+                s = scorer.score(out, frame, painting)
+                return s.style, s.content
+
+            for name, o in compare(frames, stylized, variants, score).items():
+                print(f"| {name} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
+                      f"| {o.stabilizer_ms:.1f} |", flush=True)
+    except (ValueError, OSError, ServiceError) as exc:
+        sys.stderr.write(f"steady_study: {exc}\n")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
