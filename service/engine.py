@@ -51,15 +51,17 @@ def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) 
 SHRINK_ABOVE_PIXELS = int(1.5 * 640 * 480)
 SHRINK_ARENA = ort.RunOptions()
 SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-# The realtime tier keeps its arena up to a brush-0.5 live frame (a 1280x960 copy stylized for a 640x480 one):
-# that holds about 150 MB more (the quality tier's would hold 1.3 GB), and giving it back after every frame made
-# that brush 1.5x slower on one thread.
+# The realtime tier keeps its arena for a copy enlarged by a brush below 1 up to a brush-0.5 live frame (1280x960
+# stylized for a 640x480 one): that holds about 150 MB more (the quality tier's would hold 1.3 GB), and giving it
+# back after every frame made that brush 1.5x slower on one thread. A big image stylized as it is (brush 1: REST
+# images, video jobs) still gives it back, so memory returns to its baseline after one (table 10).
 REALTIME_KEEP_PIXELS = 4 * 640 * 480
 
 
-def shrinks_arena(tier: str, pixels: int) -> bool:
-    """Whether a pass of ``pixels`` through a model of ``tier`` gives ONNX Runtime's arena back when it ends."""
-    return pixels > (REALTIME_KEEP_PIXELS if tier == "realtime" else SHRINK_ABOVE_PIXELS)
+def shrinks_arena(tier: str, pixels: int, enlarged: bool = False) -> bool:
+    """Whether a pass of ``pixels`` through a model of ``tier`` gives ONNX Runtime's arena back when it ends;
+    ``enlarged``: the pass is a copy enlarged for a brush below 1 (a live stream's every frame)."""
+    return pixels > (REALTIME_KEEP_PIXELS if tier == "realtime" and enlarged else SHRINK_ABOVE_PIXELS)
 
 
 def trim_heap() -> None:
@@ -192,7 +194,8 @@ class Engine:
             height, width = frame.shape[2:]
             full = frame[0].transpose(1, 2, 0)
             small = shrink(full, *brush_size(height, width, brush))
-            styled = self._run(loaded, contract.image_to_frame(small), weights)[0].transpose(1, 2, 0)
+            pass_out = self._run(loaded, contract.image_to_frame(small), weights, enlarged=brush < 1)
+            styled = pass_out[0].transpose(1, 2, 0)
             big = guided_upsample(full, small, styled) if brush > 1 else shrink(styled, height, width)
             out = contract.image_to_frame(big)
         if keep_color:
@@ -200,13 +203,13 @@ class Engine:
         return contract.frame_to_image(contract.mix_strength(frame, out, strength))
 
     @staticmethod
-    def _run(loaded: LoadedModel, frame: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def _run(loaded: LoadedModel, frame: np.ndarray, weights: np.ndarray, enlarged: bool = False) -> np.ndarray:
         """One network pass: [1,3,H,W] -> [1,3,H,W], padded to the model's size multiple and cropped back.
         A pass larger than a live frame gives its arena memory back when it ends (one 1280x1704 image grew
         the arena by 1.4 GB that was never returned; see shrinks_arena)."""
         height, width = frame.shape[2:]
         padded = contract.pad_frame(frame, loaded.entry.size_multiple)
-        oversized = shrinks_arena(loaded.entry.tier, height * width)
+        oversized = shrinks_arena(loaded.entry.tier, height * width, enlarged)
         (out,) = loaded.session.run(
             [contract.OUTPUT_STYLIZED], {contract.INPUT_FRAME: padded, contract.INPUT_WEIGHTS: weights},
             SHRINK_ARENA if oversized else None,

@@ -115,6 +115,7 @@ def test_a_brush_half_live_frame_keeps_the_realtime_arena_but_not_the_quality_on
 
     live, half_brush, photo = 640 * 480, 1280 * 960, 1280 * 1704
     assert not shrinks_arena("realtime", live) and not shrinks_arena("quality", live)
-    assert not shrinks_arena("realtime", half_brush)  # the live brush 0.5: no reallocation every frame
-    assert shrinks_arena("quality", half_brush)  # would hold 1.3 GB
-    assert shrinks_arena("realtime", photo)
+    assert not shrinks_arena("realtime", half_brush, enlarged=True)  # the live brush 0.5: no reallocation every frame
+    assert shrinks_arena("quality", half_brush, enlarged=True)  # would hold 1.3 GB
+    assert shrinks_arena("realtime", half_brush)  # a 1280x960 photo at brush 1: memory back to its baseline
+    assert shrinks_arena("realtime", photo) and shrinks_arena("realtime", photo, enlarged=True)
