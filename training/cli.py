@@ -64,8 +64,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
     return TrainConfig(
         **_run_fields(args), style_images=_style_paths(args), content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, grid_weight=args.grid_weight,
-        grid_periods=args.grid_periods, shift_weight=args.shift_weight,
-        motion_weight=getattr(args, "motion_weight", 0.0),
+        grid_periods=args.grid_periods, shift_weight=args.shift_weight, motion_weight=args.motion_weight,
         dream_layers=tuple(args.dream), dream_weights=tuple(args.dream_weight), style_size=args.style_size,
         also_at=tuple(getattr(args, "also_at", ())), resume=resume, new_styles_only=new_styles_only,
         only_styles=tuple(getattr(args, "only_styles", ())),

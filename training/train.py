@@ -81,8 +81,7 @@ class TrainConfig(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, self.shift_weight,
-               self.motion_weight,
-               *self.dream_weights) < 0:
+               self.motion_weight, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if self.grid_periods not in (4, 8):
             raise ValueError(f"--grid-periods must be 4 or 8, got {self.grid_periods}")
