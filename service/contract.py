@@ -125,6 +125,10 @@ class ModelEntry:
     training: dict[str, Any] = field(default_factory=dict)
     credits: tuple[str, ...] = ()
     dreams: dict[str, dict[str, Any]] = field(default_factory=dict)  # dream style -> {"layer", "gain"}
+    # The stabilizer's blend under a moving camera, calibrated for this model's strokes with
+    # `python -m training.bench.steady_study` (docs/realtime-design.md); None: the stabilizer's default.
+    # It belongs to these weights: an export writes a new entry without it.
+    moving_blend: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.file:
@@ -140,6 +144,8 @@ class ModelEntry:
         stray = sorted(set(self.dreams) - set(self.styles))
         if stray:
             raise ContractError(f"model {self.name!r}: dreams {stray} are not among its styles")
+        if self.moving_blend is not None and not 0.0 <= self.moving_blend < 1.0:
+            raise ContractError(f"model {self.name!r}: moving_blend must be in [0, 1), got {self.moving_blend}")
         if self.contract_version != CONTRACT_VERSION:
             raise ContractError(
                 f"model {self.name!r}: contract version {self.contract_version}, "
@@ -161,6 +167,7 @@ class ModelEntry:
                 training=dict(data.get("training", {})),
                 credits=tuple(str(c) for c in data.get("credits", ())),
                 dreams={str(k): dict(v) for k, v in data.get("dreams", {}).items()},
+                moving_blend=None if data.get("moving_blend") is None else float(data["moving_blend"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ContractError):
@@ -171,6 +178,8 @@ class ModelEntry:
         data = asdict(self)
         data["styles"] = list(self.styles)
         data["credits"] = list(self.credits)
+        if self.moving_blend is None:
+            del data["moving_blend"]
         return data
 
 

@@ -113,6 +113,9 @@ class Painter:
         if key == self._key:
             return
         self._key = key
-        self._stabilizer = Stabilizer(look.stabilize) if look.stabilize is not None and look.mode == "style" else None
+        self._stabilizer = None
+        if look.stabilize is not None and look.mode == "style":
+            calibration = self.engine.model(look.model).entry.moving_blend
+            self._stabilizer = Stabilizer(look.stabilize.calibrated(calibration))
         if look.mode != "dream":
             self._dreamed = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import cv2
@@ -28,6 +28,7 @@ from service.detail import restore_detail
 from service.flow import FlowEstimator, Preset, source_grid, upscaled_source_maps, warp
 
 Consistency = Literal["photometric", "flow"]
+DEFAULT_MOVING_BLEND = 0.7  # for a model with no calibrated value (table 13; docs/realtime-design.md)
 
 Interpolation = Literal["linear", "cubic", "lanczos"]
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
@@ -51,7 +52,8 @@ class StabilizeOptions:
     # and the blend is at most ``moving_blend``: the painting is not averaged away (table 13). A still
     # camera's frames are exactly the plain blend's (docs/realtime-design.md).
     detail_target: float = 1.5
-    moving_blend: float = 0.7
+    # None: the model's calibrated value (its manifest entry's ``moving_blend``, see ``calibrated``), else 0.7.
+    moving_blend: float | None = None
     camera_motion_px: float = 2.0
     # How the memory is warped while the camera moves. It is warped again every frame, so the interpolation
     # compounds: a bilinear warp by half a pixel is a [0.5, 0.5] blur, and under a hand-held camera the memory's
@@ -74,12 +76,19 @@ class StabilizeOptions:
             raise ValueError(f"photometric tolerance must be > 0, got {self.photometric_tolerance}")
         if not 0.0 <= self.detail_target <= 4.0:
             raise ValueError(f"detail target must be in [0, 4], got {self.detail_target}")
-        if not 0.0 <= self.moving_blend < 1.0:
+        if self.moving_blend is not None and not 0.0 <= self.moving_blend < 1.0:
             raise ValueError(f"moving blend must be in [0, 1), got {self.moving_blend}")
         if not self.camera_motion_px > 0:
             raise ValueError(f"camera motion scale must be > 0 px, got {self.camera_motion_px}")
         if self.moving_warp not in _INTERPOLATIONS:
             raise ValueError(f"moving warp must be one of {sorted(_INTERPOLATIONS)}, got {self.moving_warp!r}")
+
+    def calibrated(self, moving_blend: float | None) -> StabilizeOptions:
+        """These options for a model whose calibrated moving blend is ``moving_blend`` (None: none): it fills
+        a moving blend left unset, never one that was chosen."""
+        if self.moving_blend is not None or moving_blend is None:
+            return self
+        return replace(self, moving_blend=moving_blend)
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,8 @@ class Stabilizer:
         previous = self._with_detail(previous, moving)
         blend = self.options.blend
         if moving:
-            blend -= moving * max(0.0, blend - self.options.moving_blend)
+            moving_blend = self.options.moving_blend
+            blend -= moving * max(0.0, blend - (DEFAULT_MOVING_BLEND if moving_blend is None else moving_blend))
         mask: np.ndarray = valid.astype(np.float32)
         if self.options.feather:
             radius = max(1, round(self.options.feather * self.options.flow_scale))

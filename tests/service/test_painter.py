@@ -3,6 +3,7 @@ look starts the stream's memory afresh (live) or keeps it through a schedule (vi
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from conftest import FAST
 from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.painter import Look, Painter
-from service.stabilize import StabilizeOptions
+from service.stabilize import StabilizeOptions, Stabilizer
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +63,31 @@ def test_passthrough_and_size_changes_forget(engine: Engine) -> None:
     np.testing.assert_array_equal(painter.paint(clip[4], look(0)), Painter(engine).paint(clip[4], look(0)))
     small = painter.paint(clip[4], look(0), side=32)  # adaptive resolution: a new size, fresh memory
     assert small.shape == clip[4].shape
+
+
+def test_a_stream_is_stabilized_with_its_models_calibrated_moving_blend(models_dir: Path, tmp_path: Path) -> None:
+    from test_video_stabilize import panning
+
+    entries = contract.read_manifest(models_dir / contract.MANIFEST_NAME)
+    for entry in entries:
+        (tmp_path / entry.file).symlink_to(models_dir / entry.file)
+    calibrated = [dataclasses.replace(e, moving_blend=0.8) if e.name == FAST else e for e in entries]
+    contract.write_manifest(tmp_path / contract.MANIFEST_NAME, calibrated)
+    assert contract.read_manifest(tmp_path / contract.MANIFEST_NAME) == calibrated  # it survives the round trip
+    engine = Engine.load(tmp_path, RuntimeOptions())
+    painter = Painter(engine)
+    by_hand = {b: Stabilizer(StabilizeOptions(moving_blend=b)) for b in (0.7, 0.8)}
+    for i in range(6):
+        frame = panning(i)
+        painted = painter.paint(frame, look(0))
+        stylized = engine.stylize(frame, contract.one_hot(0, 3), model=FAST)
+        expected = {b: s.step(frame, stylized) for b, s in by_hand.items()}
+    np.testing.assert_array_equal(painted, expected[0.8])
+    assert np.abs(expected[0.8].astype(int) - expected[0.7]).mean() > 0.1  # the calibration made a difference
+
+
+def test_a_manifest_moving_blend_outside_0_1_is_refused(models_dir: Path) -> None:
+    entry = contract.read_manifest(models_dir / contract.MANIFEST_NAME)[0]
+    with pytest.raises(contract.ContractError, match="moving_blend"):
+        contract.ModelEntry.from_json({**entry.to_json(), "moving_blend": 1.5})
+    assert "moving_blend" not in entry.to_json()  # none calibrated: the manifest does not say null

@@ -252,3 +252,15 @@ def test_video_pipeline_stabilizes_like_one_frame_at_a_time(models_dir: Path, wo
         np.testing.assert_array_equal(got, expected)
     naive = FrameStylizer(engine, VideoOptions(), size)
     assert not np.array_equal(plain[-1], naive.stylize(frames[-1].rgb, frames[-1].seconds))  # it did stabilize
+
+
+def test_a_models_calibrated_moving_blend_fills_only_an_unset_one() -> None:
+    assert StabilizeOptions().calibrated(0.8).moving_blend == 0.8
+    assert StabilizeOptions(moving_blend=0.5).calibrated(0.8).moving_blend == 0.5  # a chosen value stays
+    assert StabilizeOptions().calibrated(None).moving_blend is None
+    clip = [(panning(i), repainted(i, panning(i))) for i in range(6)]
+    unset, default, stronger = (Stabilizer(StabilizeOptions(moving_blend=b)) for b in (None, 0.7, 0.8))
+    for frame, stylized in clip:
+        a, b, c = unset.step(frame, stylized), default.step(frame, stylized), stronger.step(frame, stylized)
+        np.testing.assert_array_equal(a, b)  # unset: the stabilizer's default, 0.7
+    assert np.abs(c.astype(int) - b).mean() > 0.5  # the camera pans 4 px a frame: the moving blend is in force

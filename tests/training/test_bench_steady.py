@@ -87,6 +87,30 @@ def test_the_study_parses_variants_and_names_what_is_wrong() -> None:
             parse_variant(bad)
     with pytest.raises(ValueError, match="moving blend"):
         parse_variant("x:moving_blend=1.5")
+    assert parse_variant("x:moving_blend=none,feather=3").options == StabilizeOptions(moving_blend=None, feather=3)
+
+
+def test_the_study_keeps_the_stylized_frames_it_was_asked_to_cache(tmp_path: Path) -> None:
+    import argparse
+    from types import SimpleNamespace
+
+    from training.bench.steady_study import _stylized
+
+    calls = []
+
+    def stylize(frame: np.ndarray, weights: np.ndarray, model: str) -> np.ndarray:
+        calls.append(model)
+        return 255 - frame
+
+    entry = SimpleNamespace(sha256="ab" * 32)
+    engine = SimpleNamespace(stylize=stylize, model=lambda name: SimpleNamespace(entry=entry))
+    args = argparse.Namespace(cache=tmp_path / "cache", model="realtime", video="clip.avi", seed=0)
+    frames = [np.full((4, 6, 3), i, np.uint8) for i in range(3)]
+    first = _stylized(engine, args, "udnie", frames, np.ones((1, 1), np.float32))  # type: ignore[arg-type]
+    again = _stylized(engine, args, "udnie", frames, np.ones((1, 1), np.float32))  # type: ignore[arg-type]
+    assert len(calls) == 3  # the second time came from the cache
+    np.testing.assert_array_equal(np.stack(again), np.stack(first))
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["realtime-abababababab-clip.avi-udnie-seed0-3.npy"]
 
 
 def test_the_study_compares_variants_on_the_same_frames() -> None:

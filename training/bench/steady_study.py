@@ -63,8 +63,11 @@ def parse_variant(text: str) -> Variant:
         key, eq, value = item.partition("=")
         if not eq or key not in types:
             raise ValueError(f"variant {name!r}: {item!r} is not FIELD=VALUE with FIELD one of {sorted(types)}")
-        values[key] = float(value) if types[key] in ("float", float) else int(value) if types[key] in ("int", int) \
-            else value
+        kind = str(types[key])  # "float", "float | None", "int", a Literal's text
+        if value.strip().lower() == "none" and "None" in kind:
+            values[key] = None
+        else:
+            values[key] = float(value) if "float" in kind else int(value) if kind.startswith("int") else value
     return Variant(name.strip(), StabilizeOptions(**values))  # type: ignore[arg-type]
 
 
@@ -108,6 +111,26 @@ def _read(clip: Path) -> list[np.ndarray]:
     return frames
 
 
+def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequence[np.ndarray],
+              weights: np.ndarray) -> list[np.ndarray]:
+    """The plain stylization of every frame, from ``--cache`` when it holds this model's."""
+    def run() -> list[np.ndarray]:
+        return [engine.stylize(frame, weights, model=args.model) for frame in frames]
+
+    if args.cache is None:
+        return run()
+    digest = engine.model(args.model).entry.sha256[:12]
+    path = args.cache / f"{args.model}-{digest}-{args.video}-{style}-seed{args.seed}-{len(frames)}.npy"
+    if path.is_file():
+        return list(np.load(path))
+    stylized = run()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, np.stack(stylized))
+    partial.replace(path)
+    return stylized
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.bench.steady_study", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path,
@@ -118,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--video", default="vtest.avi", help="a clip in DATA/video, re-shot handheld as table 13")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0, help="the shake's seed (table 13: 0)")
+    parser.add_argument("--cache", type=Path, help="keep each style's stylized frames here and reuse them (same "
+                        "model file, clip, seed and frame count)")
     parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -128,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
             raise FileNotFoundError(f"no video {source} (pass --data)")
         engine = Engine.load(args.models_dir, RuntimeOptions(intra_op_threads=1))
         styles = engine.model(args.model).styles
+        calibration = engine.model(args.model).entry.moving_blend  # as the service runs this model
+        variants = [Variant(v.name, v.options.calibrated(calibration)) for v in variants]
         from training.quality import LiveScorer  # torch: only once the arguments are known good
 
         scorer = LiveScorer()
@@ -135,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
             handheld_clip(source, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=args.seed))
             frames = _read(Path(tmp) / "handheld.mkv")
         print(f"{args.model} on {args.video} re-shot handheld (seed {args.seed}), {len(frames)} frames; "
-              "stabilized / plain")
+              f"stabilized / plain; a moving blend left unset is the model's calibrated {calibration} (None: the "
+              "stabilizer's default)")
         print("\n| variant | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
         print("|---|---|---|---|---|---|")
         for style in args.styles.split(","):
@@ -144,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             painting = args.data / "styles" / f"{style}.jpg"
             weights = np.zeros((1, len(styles)), np.float32)
             weights[0, styles.index(style)] = 1.0
-            stylized = [engine.stylize(frame, weights, model=args.model) for frame in frames]
+            stylized = _stylized(engine, args, style, frames, weights)
 
             def score(out: np.ndarray, frame: np.ndarray, painting: Path = painting) -> tuple[float, float]:
                 s = scorer.score(out, frame, painting)

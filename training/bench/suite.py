@@ -199,7 +199,7 @@ class Suite:
                                    max_size=cfg.flicker_max_size, peer=self.peer)
         if not plan.video.is_file():
             return Table(title="3. Flicker and cost on a video", header=[], skipped=f"{plan.video} not found")
-        return flicker.flicker_table(plan, flicker.measure_flicker(plan, self.engine))
+        return self._calibrated(flicker.flicker_table(plan, flicker.measure_flicker(plan, self.engine)))
 
     def steady(self) -> Table:
         cfg = self.cfg
@@ -216,7 +216,14 @@ class Suite:
         plan = steady.SteadyPlan(source=cfg.video_path, runs=tuple(runs), paintings=paintings,
                                  frames=cfg.steady_frames, sample_every=cfg.steady_every)
         results, path = steady.measure_steady(plan, self.engine, LiveScorer(), self.workdir / "handheld.avi")
-        return steady.steady_table(plan, results, path)
+        return self._calibrated(steady.steady_table(plan, results, path))
+
+    def _calibrated(self, table: Table) -> Table:
+        """Say which moving blend each model ran with: the defaults leave it to the model's manifest entry."""
+        values = ", ".join(f"{e.name} {e.moving_blend if e.moving_blend is not None else 'none (0.7)'}"
+                           for e in self.ours)
+        table.notes.append(f"moving_blend=None in the defaults is each model's calibrated value (manifest): {values}.")
+        return table
 
     def browser(self) -> Table:
         cfg = self.cfg
