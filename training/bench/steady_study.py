@@ -30,7 +30,7 @@ import numpy as np
 
 from service.engine import Engine, RuntimeOptions
 from service.errors import ServiceError
-from service.stabilize import StabilizeOptions, Stabilizer
+from service.stabilize import DEFAULT_MOVING_BLEND, StabilizeOptions, Stabilizer
 from service.video.flicker import FlickerMeter
 from training.bench.steady import Shake, handheld_clip
 
@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> None:
             handheld_clip(source, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=args.seed))
             frames = _read(Path(tmp) / "handheld.mkv")
         print(f"{args.model} on {args.video} re-shot handheld (seed {args.seed}), {len(frames)} frames; "
-              f"stabilized / plain; a moving blend left unset is the model's calibrated {calibration} (None: the "
-              "stabilizer's default)")
+              f"stabilized / plain; a moving blend left unset is the model's calibrated one: "
+              f"{calibration if calibration is not None else f'none (the stabilizer default, {DEFAULT_MOVING_BLEND})'}")
         print("\n| variant | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
         print("|---|---|---|---|---|---|")
         for style in args.styles.split(","):

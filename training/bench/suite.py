@@ -16,6 +16,7 @@ from typing import Any
 from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.settings import Settings
+from service.stabilize import DEFAULT_MOVING_BLEND
 from training import images
 from training.bench import (
     add_style,
@@ -220,8 +221,8 @@ class Suite:
 
     def _calibrated(self, table: Table) -> Table:
         """Say which moving blend each model ran with: the defaults leave it to the model's manifest entry."""
-        values = ", ".join(f"{e.name} {e.moving_blend if e.moving_blend is not None else 'none (0.7)'}"
-                           for e in self.ours)
+        default = f"none ({DEFAULT_MOVING_BLEND})"
+        values = ", ".join(f"{e.name} {default if e.moving_blend is None else e.moving_blend}" for e in self.ours)
         table.notes.append(f"moving_blend=None in the defaults is each model's calibrated value (manifest): {values}.")
         return table
 
