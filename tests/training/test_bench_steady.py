@@ -104,10 +104,10 @@ def test_the_study_keeps_the_stylized_frames_it_was_asked_to_cache(tmp_path: Pat
 
     entry = SimpleNamespace(sha256="ab" * 32)
     engine = SimpleNamespace(stylize=stylize, model=lambda name: SimpleNamespace(entry=entry))
-    args = argparse.Namespace(cache=tmp_path / "cache", model="realtime", video="clip.avi", seed=0)
+    args = argparse.Namespace(cache=tmp_path / "cache", model="realtime", video="clip.avi")
     frames = [np.full((4, 6, 3), i, np.uint8) for i in range(3)]
-    first = _stylized(engine, args, "udnie", frames, np.ones((1, 1), np.float32))  # type: ignore[arg-type]
-    again = _stylized(engine, args, "udnie", frames, np.ones((1, 1), np.float32))  # type: ignore[arg-type]
+    first = _stylized(engine, args, "udnie", frames, np.ones((1, 1), np.float32), 0)  # type: ignore[arg-type]
+    again = _stylized(engine, args, "udnie", frames, np.ones((1, 1), np.float32), 0)  # type: ignore[arg-type]
     assert len(calls) == 3  # the second time came from the cache
     np.testing.assert_array_equal(np.stack(again), np.stack(first))
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["realtime-abababababab-clip.avi-udnie-seed0-3.npy"]
@@ -146,3 +146,36 @@ def test_the_study_compares_variants_on_the_same_frames() -> None:
     assert got["bicubic"].stabilizer_ms > 0
     with pytest.raises(ValueError):
         compare(frames, stylized[:-1], variants, score)
+
+
+def test_the_calibration_keeps_the_goals_then_the_painting() -> None:
+    from training.bench.steady_study import Outcome, choose_moving_blend
+
+    def rows(*cells: tuple[float, float, float]) -> list[Outcome]:
+        return [Outcome(flicker, style, content, 1.0) for flicker, style, content in cells]
+
+    outcomes = {
+        0.6: rows((0.51, 1.2, 1.0), (0.45, 1.3, 1.0)),  # one row flickers over the goal
+        0.7: rows((0.48, 1.4, 1.0), (0.47, 2.0, 1.0)),
+        0.8: rows((0.40, 1.1, 1.0), (0.40, 1.3, 1.0)),  # the best worst row
+        0.9: rows((0.38, 1.0, 1.12), (0.38, 1.0, 1.0)),  # the scene smeared (content 1.12x)
+    }
+    assert choose_moving_blend(outcomes) == 0.8
+    assert choose_moving_blend({**outcomes, 0.85: rows((0.39, 1.3, 1.0), (0.39, 1.302, 1.0))}) == 0.85  # a tie
+    assert choose_moving_blend({0.6: outcomes[0.6], 0.9: outcomes[0.9]}) is None
+
+
+def test_a_calibration_is_recorded_in_the_manifest_and_only_there(tmp_path: Path) -> None:
+    from service import contract
+    from training.bench.steady_study import write_calibration
+
+    entries = [contract.ModelEntry(name, f"{name}.onnx", "0" * 64, tier, ("a",), 4)
+               for name, tier in (("realtime", "realtime"), ("quality", "quality"))]
+    contract.write_manifest(tmp_path / contract.MANIFEST_NAME, entries)
+    write_calibration(tmp_path, "quality", 0.65)
+    read = {e.name: e for e in contract.read_manifest(tmp_path / contract.MANIFEST_NAME)}
+    assert read["quality"].moving_blend == 0.65 and read["realtime"].moving_blend is None
+    with pytest.raises(ValueError, match="no model 'peer'"):
+        write_calibration(tmp_path, "peer", 0.8)
+    with pytest.raises(ValueError, match="moving_blend"):
+        write_calibration(tmp_path, "quality", 1.0)

@@ -21,13 +21,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.errors import ServiceError
 from service.stabilize import DEFAULT_MOVING_BLEND, StabilizeOptions, Stabilizer
@@ -112,7 +113,7 @@ def _read(clip: Path) -> list[np.ndarray]:
 
 
 def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequence[np.ndarray],
-              weights: np.ndarray) -> list[np.ndarray]:
+              weights: np.ndarray, seed: int) -> list[np.ndarray]:
     """The plain stylization of every frame, from ``--cache`` when it holds this model's."""
     def run() -> list[np.ndarray]:
         return [engine.stylize(frame, weights, model=args.model) for frame in frames]
@@ -120,7 +121,7 @@ def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequ
     if args.cache is None:
         return run()
     digest = engine.model(args.model).entry.sha256[:12]
-    path = args.cache / f"{args.model}-{digest}-{args.video}-{style}-seed{args.seed}-{len(frames)}.npy"
+    path = args.cache / f"{args.model}-{digest}-{args.video}-{style}-seed{seed}-{len(frames)}.npy"
     if path.is_file():
         return list(np.load(path))
     stylized = run()
@@ -129,6 +130,34 @@ def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequ
     np.save(partial, np.stack(stylized))
     partial.replace(path)
     return stylized
+
+
+def choose_moving_blend(outcomes: Mapping[float, Sequence[Outcome]], flicker_goal: float = 0.5,
+                        content_limit: float = 1.1) -> float | None:
+    """The calibration rule: of the moving blends whose every row (shake x painting) keeps flicker within
+    table 13's goal and the live-size content within ``content_limit`` of plain (the scene not smeared), the
+    one with the lowest worst live-size style ratio; on a tie (0.005) the stronger blend. None: none qualifies."""
+    eligible = {b: rows for b, rows in outcomes.items()
+                if rows and all(o.flicker <= flicker_goal and o.content <= content_limit for o in rows)}
+    if not eligible:
+        return None
+    worst = {b: max(o.style for o in rows) for b, rows in eligible.items()}
+    best = min(worst.values())
+    return max(b for b, w in worst.items() if w <= best + 0.005)
+
+
+def write_calibration(models_dir: Path, model: str, moving_blend: float) -> None:
+    """Record ``moving_blend`` in ``model``'s manifest entry (the manifest rewritten atomically)."""
+    path = models_dir / contract.MANIFEST_NAME
+    entries = contract.read_manifest(path)
+    if model not in {e.name for e in entries}:
+        raise ValueError(f"{path} has no model {model!r}")
+    contract.write_manifest(path, [dataclasses.replace(e, moving_blend=moving_blend) if e.name == model else e
+                                   for e in entries])
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,14 +169,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--styles", default="great_wave,the_scream", help="comma-separated; paintings in DATA/styles")
     parser.add_argument("--video", default="vtest.avi", help="a clip in DATA/video, re-shot handheld as table 13")
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0, help="the shake's seed (table 13: 0)")
+    parser.add_argument("--seed", default="0", help="the shake's seeds, comma-separated (table 13: 0)")
     parser.add_argument("--cache", type=Path, help="keep each style's stylized frames here and reuse them (same "
                         "model file, clip, seed and frame count)")
     parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (repeatable)")
+    parser.add_argument("--calibrate", type=_floats, metavar="B,B,...",
+                        help="instead of variants: these moving blends, and the one choose_moving_blend picks")
+    parser.add_argument("--write", action="store_true", help="with --calibrate: record the pick in the manifest")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        variants = [parse_variant(v) for v in args.variant or ["service defaults:"]]
+        if args.calibrate is not None and args.variant:
+            raise ValueError("--calibrate makes its own variants: give it without --variant")
+        if args.write and not args.calibrate:
+            raise ValueError("--write records a calibration: give --calibrate B,B,...")
+        seeds = [int(v) for v in args.seed.split(",") if v.strip()]
+        if args.calibrate:
+            variants = [Variant(f"moving blend {b}", StabilizeOptions(moving_blend=b)) for b in args.calibrate]
+        else:
+            variants = [parse_variant(v) for v in args.variant or ["service defaults:"]]
         source = args.data / "video" / args.video
         if not source.is_file():
             raise FileNotFoundError(f"no video {source} (pass --data)")
@@ -155,33 +195,48 @@ def main(argv: list[str] | None = None) -> None:
         styles = engine.model(args.model).styles
         calibration = engine.model(args.model).entry.moving_blend  # as the service runs this model
         variants = [Variant(v.name, v.options.calibrated(calibration)) for v in variants]
-        from training.quality import LiveScorer  # torch: only once the arguments are known good
-
-        scorer = LiveScorer()
-        with tempfile.TemporaryDirectory() as tmp:
-            handheld_clip(source, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=args.seed))
-            frames = _read(Path(tmp) / "handheld.mkv")
-        print(f"{args.model} on {args.video} re-shot handheld (seed {args.seed}), {len(frames)} frames; "
-              f"stabilized / plain; a moving blend left unset is the model's calibrated one: "
-              f"{calibration if calibration is not None else f'none (the stabilizer default, {DEFAULT_MOVING_BLEND})'}")
-        print("\n| variant | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
-        print("|---|---|---|---|---|---|")
         for style in args.styles.split(","):
             if style not in styles:
                 raise ValueError(f"{args.model} has no style {style!r}; it has {list(styles)}")
-            painting = args.data / "styles" / f"{style}.jpg"
-            weights = np.zeros((1, len(styles)), np.float32)
-            weights[0, styles.index(style)] = 1.0
-            stylized = _stylized(engine, args, style, frames, weights)
+        from training.quality import LiveScorer  # torch: only once the arguments are known good
 
-            def score(out: np.ndarray, frame: np.ndarray, painting: Path = painting) -> tuple[float, float]:
-                s = scorer.score(out, frame, painting)
-                return s.style, s.content
+        scorer = LiveScorer()
+        print(f"{args.model} on {args.video} re-shot handheld, {args.frames} frames; stabilized / plain; a moving "
+              "blend left unset is the model's calibrated one: "
+              f"{calibration if calibration is not None else f'none (the stabilizer default, {DEFAULT_MOVING_BLEND})'}")
+        print("\n| variant | shake | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
+        print("|---|---|---|---|---|---|---|")
+        outcomes: dict[str, list[Outcome]] = {v.name: [] for v in variants}
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                handheld_clip(source, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=seed))
+                frames = _read(Path(tmp) / "handheld.mkv")
+            for style in args.styles.split(","):
+                painting = args.data / "styles" / f"{style}.jpg"
+                weights = np.zeros((1, len(styles)), np.float32)
+                weights[0, styles.index(style)] = 1.0
+                stylized = _stylized(engine, args, style, frames, weights, seed)
 
-            for name, o in compare(frames, stylized, variants, score).items():
-                print(f"| {name} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
-                      f"| {o.stabilizer_ms:.1f} |", flush=True)
-    except (ValueError, OSError, ServiceError) as exc:
+                def score(out: np.ndarray, frame: np.ndarray, painting: Path = painting) -> tuple[float, float]:
+                    s = scorer.score(out, frame, painting)
+                    return s.style, s.content
+
+                for name, o in compare(frames, stylized, variants, score).items():
+                    outcomes[name].append(o)
+                    print(f"| {name} | {seed} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
+                          f"| {o.stabilizer_ms:.1f} |", flush=True)
+        if args.calibrate:
+            by_blend = {b: outcomes[v.name] for b, v in zip(args.calibrate, variants, strict=True)}
+            chosen = choose_moving_blend(by_blend)
+            if chosen is None:
+                print("\nno moving blend keeps every row's flicker <= 0.5x and content <= 1.1x plain")
+            else:
+                print(f"\nchosen: moving blend {chosen} (worst live-size style "
+                      f"{max(o.style for o in by_blend[chosen]):.2f}x plain)")
+                if args.write:
+                    write_calibration(args.models_dir, args.model, chosen)
+                    print(f"recorded in {args.models_dir / contract.MANIFEST_NAME} ({args.model})")
+    except (ValueError, OSError, ServiceError) as exc:  # (a ContractError is a ValueError)
         sys.stderr.write(f"steady_study: {exc}\n")
         raise SystemExit(2) from None
 
