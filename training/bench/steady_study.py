@@ -9,6 +9,13 @@ stabilizer differs between rows (table 13 itself runs the network again for ever
 A variant is ``NAME:FIELD=VALUE,...`` over ``StabilizeOptions`` (empty: the service defaults). Each row is
 flicker, live-size style and live-size content loss of the stabilized frames over the plain ones, and the
 stabilizer's own time per frame (flow, detail, warp and blend on one thread).
+
+A model's moving blend is calibrated with the same frames (``--cache DIR`` keeps the stylizations between runs):
+
+    python -m training.bench.steady_study --model realtime --styles great_wave,the_scream,starry_night,udnie \\
+        --seed 0,1 --calibrate 0.7,0.8,0.9 --cache /tmp/steady --write
+
+picks by ``choose_moving_blend`` and, with ``--write``, records it in the model's manifest entry.
 """
 
 from __future__ import annotations
