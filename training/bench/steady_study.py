@@ -139,16 +139,19 @@ def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequ
     return stylized
 
 
-def choose_moving_blend(outcomes: Mapping[float, Sequence[Outcome]], flicker_goal: float = 0.5,
-                        content_limit: float = 1.1) -> float | None:
-    """The calibration rule: of the moving blends whose every row (shake x painting) keeps flicker within
-    table 13's goal and the live-size content within ``content_limit`` of plain (the scene not smeared), the
-    one with the lowest worst live-size style ratio; on a tie (0.005) the stronger blend. None: none qualifies."""
-    eligible = {b: rows for b, rows in outcomes.items()
-                if rows and all(o.flicker <= flicker_goal and o.content <= content_limit for o in rows)}
-    if not eligible:
-        return None
-    worst = {b: max(o.style for o in rows) for b, rows in eligible.items()}
+def misses(rows: Sequence[Outcome], flicker_goal: float = 0.5, content_limit: float = 1.1) -> int:
+    """Rows (shake x painting) over table 13's flicker goal, or whose live-size content is over ``content_limit``
+    x plain (the scene smeared by the memory)."""
+    return sum(o.flicker > flicker_goal or o.content > content_limit for o in rows)
+
+
+def choose_moving_blend(outcomes: Mapping[float, Sequence[Outcome]]) -> float:
+    """The calibration rule: the moving blend with the fewest ``misses``, then the lowest worst live-size style
+    ratio; on a tie (0.005) the stronger blend."""
+    if not outcomes or not all(outcomes.values()):
+        raise ValueError("a calibration needs at least one row for every moving blend")
+    fewest = min(misses(rows) for rows in outcomes.values())
+    worst = {b: max(o.style for o in rows) for b, rows in outcomes.items() if misses(rows) == fewest}
     best = min(worst.values())
     return max(b for b, w in worst.items() if w <= best + 0.005)
 
@@ -235,14 +238,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.calibrate:
             by_blend = {b: outcomes[v.name] for b, v in zip(args.calibrate, variants, strict=True)}
             chosen = choose_moving_blend(by_blend)
-            if chosen is None:
-                print("\nno moving blend keeps every row's flicker <= 0.5x and content <= 1.1x plain")
-            else:
-                print(f"\nchosen: moving blend {chosen} (worst live-size style "
-                      f"{max(o.style for o in by_blend[chosen]):.2f}x plain)")
-                if args.write:
-                    write_calibration(args.models_dir, args.model, chosen)
-                    print(f"recorded in {args.models_dir / contract.MANIFEST_NAME} ({args.model})")
+            rows = by_blend[chosen]
+            print(f"\nchosen: moving blend {chosen}: {misses(rows)} of {len(rows)} rows over the flicker goal (0.5x) "
+                  f"or 1.1x content, worst live-size style {max(o.style for o in rows):.2f}x plain")
+            if args.write:
+                write_calibration(args.models_dir, args.model, chosen)
+                print(f"recorded in {args.models_dir / contract.MANIFEST_NAME} ({args.model})")
     except (ValueError, OSError, ServiceError) as exc:  # (a ContractError is a ValueError)
         sys.stderr.write(f"steady_study: {exc}\n")
         raise SystemExit(2) from None
