@@ -50,7 +50,8 @@ class StubEngine:
         self.delay, self.failing = delay, False
 
     def model(self, name: str | None) -> SimpleNamespace:
-        return SimpleNamespace(styles=("only",))  # one style: the tracks' weights are [1, 1]
+        # one style: the tracks' weights are [1, 1]; no calibrated moving blend (the stabilizer's default)
+        return SimpleNamespace(styles=("only",), entry=SimpleNamespace(moving_blend=None))
 
     def stylize(self, rgb: np.ndarray, weights: np.ndarray, **_: object) -> np.ndarray:
         time.sleep(self.delay)

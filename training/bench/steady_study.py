@@ -170,7 +170,7 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.bench.steady_study", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path,
                         default=Path(os.environ.get("LIVESTYLE_DATA", REPO.parent / "shared" / "data")))
@@ -186,55 +186,67 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calibrate", type=_floats, metavar="B,B,...",
                         help="instead of variants: these moving blends, and the one choose_moving_blend picks")
     parser.add_argument("--write", action="store_true", help="with --calibrate: record the pick in the manifest")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _variants(args: argparse.Namespace) -> list[Variant]:
+    if args.calibrate is not None and args.variant:
+        raise ValueError("--calibrate makes its own variants: give it without --variant")
+    if args.write and not args.calibrate:
+        raise ValueError("--write records a calibration: give --calibrate B,B,...")
+    if args.calibrate:
+        return [Variant(f"moving blend {b}", StabilizeOptions(moving_blend=b)) for b in args.calibrate]
+    return [parse_variant(v) for v in args.variant or ["service defaults:"]]
+
+
+def _study(args: argparse.Namespace, engine: Engine, variants: Sequence[Variant]) -> dict[str, list[Outcome]]:
+    """Every variant over every (shake, painting), a table row printed as each comes."""
+    from training.quality import LiveScorer  # torch: only once the arguments are known good
+
+    scorer, styles = LiveScorer(), engine.model(args.model).styles
+    print("\n| variant | shake | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
+    print("|---|---|---|---|---|---|---|")
+    outcomes: dict[str, list[Outcome]] = {v.name: [] for v in variants}
+    for seed in [int(v) for v in args.seed.split(",") if v.strip()]:
+        with tempfile.TemporaryDirectory() as tmp:
+            handheld_clip(args.data / "video" / args.video, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=seed))
+            frames = _read(Path(tmp) / "handheld.mkv")
+        for style in args.styles.split(","):
+            painting = args.data / "styles" / f"{style}.jpg"
+            weights = np.zeros((1, len(styles)), np.float32)
+            weights[0, styles.index(style)] = 1.0
+            stylized = _stylized(engine, args, style, frames, weights, seed)
+
+            def score(out: np.ndarray, frame: np.ndarray, painting: Path = painting) -> tuple[float, float]:
+                s = scorer.score(out, frame, painting)
+                return s.style, s.content
+
+            for name, o in compare(frames, stylized, variants, score).items():
+                outcomes[name].append(o)
+                print(f"| {name} | {seed} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
+                      f"| {o.stabilizer_ms:.1f} |", flush=True)
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        if args.calibrate is not None and args.variant:
-            raise ValueError("--calibrate makes its own variants: give it without --variant")
-        if args.write and not args.calibrate:
-            raise ValueError("--write records a calibration: give --calibrate B,B,...")
-        seeds = [int(v) for v in args.seed.split(",") if v.strip()]
-        if args.calibrate:
-            variants = [Variant(f"moving blend {b}", StabilizeOptions(moving_blend=b)) for b in args.calibrate]
-        else:
-            variants = [parse_variant(v) for v in args.variant or ["service defaults:"]]
+        variants = _variants(args)
         source = args.data / "video" / args.video
         if not source.is_file():
             raise FileNotFoundError(f"no video {source} (pass --data)")
         engine = Engine.load(args.models_dir, RuntimeOptions(intra_op_threads=1))
         styles = engine.model(args.model).styles
+        unknown = [s for s in args.styles.split(",") if s not in styles]
+        if unknown:
+            raise ValueError(f"{args.model} has no style {unknown[0]!r}; it has {list(styles)}")
         calibration = engine.model(args.model).entry.moving_blend  # as the service runs this model
         variants = [Variant(v.name, v.options.calibrated(calibration)) for v in variants]
-        for style in args.styles.split(","):
-            if style not in styles:
-                raise ValueError(f"{args.model} has no style {style!r}; it has {list(styles)}")
-        from training.quality import LiveScorer  # torch: only once the arguments are known good
-
-        scorer = LiveScorer()
         print(f"{args.model} on {args.video} re-shot handheld, {args.frames} frames; stabilized / plain; a moving "
               "blend left unset is the model's calibrated one: "
               f"{calibration if calibration is not None else f'none (the stabilizer default, {DEFAULT_MOVING_BLEND})'}")
-        print("\n| variant | shake | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
-        print("|---|---|---|---|---|---|---|")
-        outcomes: dict[str, list[Outcome]] = {v.name: [] for v in variants}
-        for seed in seeds:
-            with tempfile.TemporaryDirectory() as tmp:
-                handheld_clip(source, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=seed))
-                frames = _read(Path(tmp) / "handheld.mkv")
-            for style in args.styles.split(","):
-                painting = args.data / "styles" / f"{style}.jpg"
-                weights = np.zeros((1, len(styles)), np.float32)
-                weights[0, styles.index(style)] = 1.0
-                stylized = _stylized(engine, args, style, frames, weights, seed)
-
-                def score(out: np.ndarray, frame: np.ndarray, painting: Path = painting) -> tuple[float, float]:
-                    s = scorer.score(out, frame, painting)
-                    return s.style, s.content
-
-                for name, o in compare(frames, stylized, variants, score).items():
-                    outcomes[name].append(o)
-                    print(f"| {name} | {seed} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
-                          f"| {o.stabilizer_ms:.1f} |", flush=True)
+        outcomes = _study(args, engine, variants)
         if args.calibrate:
             by_blend = {b: outcomes[v.name] for b, v in zip(args.calibrate, variants, strict=True)}
             chosen = choose_moving_blend(by_blend)
