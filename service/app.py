@@ -151,7 +151,8 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     scale.add_argument("--max-replicas", type=int, help="autoscale between --replicas and this many workers")
     scale.add_argument("--peers-per-replica", type=float, help="autoscaling target (default: 3/4 of max peers)")
     scale.add_argument("--address", help="the Ray cluster to join (default: start one on this machine)")
-    scale.add_argument("--replica-cpus", type=float, help="CPUs reserved per worker (default 1)")
+    scale.add_argument("--replica-cpus", type=float,
+                       help="CPUs reserved per worker (default 1, shared out when the cluster has fewer CPUs)")
     scale.add_argument("--replica-gpus", type=float, help="GPUs per worker (1 with --providers CUDAExecutionProvider)")
     args = vars(parser.parse_args(argv))
     level = args.pop("log_level")
@@ -197,7 +198,10 @@ def _serve_on_ray(settings: Settings, job_settings: jobs.JobSettings, style_sett
         options = cluster.ClusterSettings(**flags)
     except ValueError as exc:
         _exit_usage(f"invalid settings: {exc}")
-    cluster.run(settings, job_settings, style_settings, options)
+    try:
+        cluster.run(settings, job_settings, style_settings, options)
+    except cluster.ClusterDoesNotFit as exc:
+        _exit_usage(str(exc))
 
 
 def _exit_usage(message: str) -> NoReturn:

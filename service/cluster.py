@@ -57,7 +57,8 @@ class ClusterSettings(BaseModel):
     peers_per_replica: float | None = Field(
         None, gt=0, description="autoscaling target of peers per worker (default: 3/4 of max_peers)")
     address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or auto); None: start one")
-    replica_cpus: float = Field(1.0, ge=0, description="CPUs reserved per worker (0: share the machine)")
+    replica_cpus: float | None = Field(
+        None, ge=0, description="CPUs reserved per worker (None: one each, shared out when the cluster has fewer)")
     replica_gpus: float = Field(0.0, ge=0, description="GPUs per worker (1: ONNX Runtime runs CUDA there)")
     drain_seconds: float = Field(120.0, ge=0, description="how long a worker being removed waits for its streams")
     stats_period: float = Field(0.5, gt=0, description="seconds between a worker's peer-count reports")
@@ -73,6 +74,50 @@ class ClusterSettings(BaseModel):
     @property
     def autoscaling(self) -> bool:
         return self.max_replicas is not None and self.max_replicas > self.replicas
+
+    @property
+    def most_workers(self) -> int:
+        return self.max_replicas if self.autoscaling and self.max_replicas is not None else self.replicas
+
+
+class ClusterDoesNotFit(ValueError):
+    """The workers ask more of a resource than the Ray cluster has; the message says what to change."""
+
+
+def fit_to_cluster(options: ClusterSettings, available: dict[str, float]) -> tuple[ClusterSettings, str | None]:
+    """The settings the cluster can place, and the one line that says how they were fitted (None: as asked).
+
+    ``available``: ``ray.cluster_resources()``. The ingress reserves nothing; each of the most workers there can
+    be (``max_replicas`` when autoscaling) asks ``replica_cpus`` and ``replica_gpus``. Left unset, a worker asks one
+    CPU, and where the cluster has fewer CPUs than workers they share them out evenly: Ray only counts them, the
+    operating system schedules the threads, so the workers run, each slower. A count the user chose is a promise
+    the cluster cannot keep when it is short, so it is refused with what to change.
+    """
+    workers = options.most_workers
+    cpus, gpus = float(available.get("CPU", 0.0)), float(available.get("GPU", 0.0))
+    if workers * options.replica_gpus > gpus + 1e-9:
+        raise ClusterDoesNotFit(
+            f"{workers} workers x {options.replica_gpus:g} GPU need {workers * options.replica_gpus:g} GPUs and the "
+            f"Ray cluster has {gpus:g}: give --replica-gpus {gpus / workers:.2f} (workers share a GPU), fewer "
+            "--replicas, or join a cluster with GPUs (--address)")
+    if options.replica_cpus is not None:
+        if workers * options.replica_cpus > cpus + 1e-9:
+            raise ClusterDoesNotFit(
+                f"{workers} workers x {options.replica_cpus:g} CPU need {workers * options.replica_cpus:g} CPUs "
+                f"and the Ray cluster has {cpus:g}: give --replica-cpus {_share(cpus, workers):g} (workers share "
+                "the CPUs), fewer --replicas, or leave --replica-cpus out to share them automatically")
+        return options, None
+    if workers <= cpus:
+        return options.model_copy(update={"replica_cpus": 1.0}), None
+    share = _share(cpus, workers)
+    return options.model_copy(update={"replica_cpus": share}), (
+        f"{workers} workers share the Ray cluster's {cpus:g} CPUs ({share:g} CPU each): each runs slower than on "
+        "a CPU of its own (--replica-cpus sets the share, fewer --replicas gives each a whole CPU)")
+
+
+def _share(cpus: float, workers: int) -> float:
+    """An even share, rounded down to hundredths so the workers' sum never exceeds the cluster's CPUs."""
+    return math.floor(100 * cpus / workers) / 100
 
 
 def free_slots(stats: dict[str, Any]) -> int:
@@ -225,7 +270,8 @@ def worker_options(cluster: ClusterSettings, settings: Settings) -> dict[str, An
     """The worker deployment's Ray Serve options: the router, placement, drain time, count or autoscaling."""
     options: dict[str, Any] = dict(
         name=WORKER,
-        ray_actor_options={"num_cpus": cluster.replica_cpus, "num_gpus": cluster.replica_gpus},
+        ray_actor_options={"num_cpus": 1.0 if cluster.replica_cpus is None else cluster.replica_cpus,
+                           "num_gpus": cluster.replica_gpus},
         request_router_config=RequestRouterConfig.model_validate({
             "request_router_class": FreeSlotRouter, "request_routing_stats_period_s": cluster.stats_period,
             "request_routing_stats_timeout_s": max(2.0, 4 * cluster.stats_period)}),
@@ -264,27 +310,47 @@ class Front:
 def application(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
                 cluster: ClusterSettings) -> Application:
     workers = cast(Deployment, serve.deployment(LiveWorker)).options(**worker_options(cluster, settings))
-    front = cast(Deployment, serve.deployment(Front)).options(name="Front", num_replicas=1)
+    # The ingress only relays offers and serves the page: it reserves no CPU, so the workers can have them all.
+    front = cast(Deployment, serve.deployment(Front)).options(name="Front", num_replicas=1,
+                                                              ray_actor_options={"num_cpus": 0})
     return front.bind(workers.bind(settings, cluster.drain_seconds), settings, job_settings, style_settings)
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM reached the server: deploying or serving ends, and Serve and Ray are shut down."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal while the workers drain ends the process
+        signal.signal(sig, signal.SIG_DFL)
+    raise Stopped(signal.Signals(signum).name)
 
 
 def run(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
         cluster: ClusterSettings) -> None:
-    """``livestyle-serve --engine ray``: start (or join) Ray, deploy, serve until Ctrl-C or SIGTERM."""
+    """``livestyle-serve --engine ray``: start (or join) Ray, fit the workers to it, deploy, serve until Ctrl-C or
+    SIGTERM, at any point of that (even while deploying), then let the workers drain and shut down Serve and the
+    Ray cluster this process started. :class:`ClusterDoesNotFit` when the workers cannot be placed."""
     ray.init(address=cluster.address, include_dashboard=False, logging_level=logging.WARNING)
-    serve.start(http_options={"host": settings.host, "port": settings.port})
-    serve.run(application(settings, job_settings, style_settings, cluster), name=APP_NAME, route_prefix="/")
-    log.info("serving on http://%s:%d with %d stylizing workers", settings.host, settings.port, cluster.replicas)
-    stop = asyncio.Event()
-
-    async def wait() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-
+    for sig in (signal.SIGINT, signal.SIGTERM):  # ours, not Ray's (its SIGTERM exits without shutting Serve down)
+        signal.signal(sig, _stop)
+    deployed = False
     try:
-        asyncio.run(wait())
+        cluster, fitted = fit_to_cluster(cluster, ray.cluster_resources())
+        if fitted:
+            log.warning("%s", fitted)
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        deployed = True
+        serve.run(application(settings, job_settings, style_settings, cluster), name=APP_NAME, route_prefix="/")
+        log.info("serving on http://%s:%d with %d stylizing workers (%g CPU each)", settings.host, settings.port,
+                 cluster.replicas, cluster.replica_cpus)
+        while True:
+            time.sleep(3600)
+    except Stopped as exc:
+        log.info("%s: stopping (the workers drain their streams)", exc)
     finally:
-        serve.delete(APP_NAME)  # the workers drain
-        serve.shutdown()
+        if deployed:
+            with contextlib.suppress(Exception):
+                serve.delete(APP_NAME)  # the workers drain
+            serve.shutdown()
+        ray.shutdown()
