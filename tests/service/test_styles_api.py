@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import contract
-from service.added import StyleSettings
+from service.added import STARTER_DIR, STARTER_PHOTOS, StyleSettings, photos_in
 from service.app import create_app
 from service.settings import Settings
 
@@ -189,10 +189,42 @@ def test_the_example_client_adds_a_style_over_real_http(setup: tuple[Settings, S
 
 
 def test_a_server_that_cannot_learn_says_why(models_dir: Path, tmp_path: Path) -> None:
-    """Tiny hand-built models ship no checkpoints and no photos are set: 403 with the reason, and the page's info."""
+    """Tiny hand-built models ship no checkpoints: 403 with the reason, and the page's info; a photo folder the
+    user gave that does not exist is named, not replaced by the starter set."""
     app = create_app(Settings(models_dir=models_dir), style_settings=StyleSettings(dir=tmp_path, photos=None))
     with TestClient(app) as client:
         info = client.get("/api/styles/learning").json()
-        assert info["available"] is False and "LIVESTYLE_STYLES_PHOTOS" in info["reason"]
+        assert info["available"] is False and "checkpoints" in info["reason"] and info["photos"] is None
+        assert client.get("/api/health").json()["learning"]["available"] is False
         reply = client.post("/api/styles", files={"image": ("a.png", png(picture(1, 96)))}, data={"name": "x"})
         assert reply.status_code == 403 and "does not learn styles" in reply.json()["detail"]
+    (tmp_path / "learnable").mkdir()
+    models, _ = learnable_models(tmp_path / "learnable")
+    missing = tmp_path / "no-such-photos"
+    app = create_app(Settings(models_dir=models), style_settings=StyleSettings(dir=tmp_path / "s", photos=missing))
+    with TestClient(app) as client:
+        info = client.get("/api/styles/learning").json()
+        assert info["available"] is False and str(missing) in info["reason"]
+        assert not (tmp_path / "s" / STARTER_DIR).exists()
+
+
+def test_without_a_photo_folder_styles_learn_on_the_starter_set(tmp_path: Path) -> None:
+    """No LIVESTYLE_STYLES_PHOTOS: the public-domain / CC0 photos of scikit-image, copied into the store with
+    their credits, said in /api/health, and a real job learns on them."""
+    pytest.importorskip("skimage", reason="the starter set comes with scikit-image (the learn extra)")
+    models, _ = learnable_models(tmp_path)
+    style_settings = StyleSettings(dir=tmp_path / "store", photos=None, threads=1, nice=0)
+    with TestClient(create_app(Settings(models_dir=models), style_settings=style_settings)) as client:
+        said = client.get("/api/health").json()["learning"]
+        assert said["available"] is True and "starter set" in said["photos"] and "scikit-image" in said["photos"]
+        assert client.get("/api/styles/learning").json()["photos"] == said["photos"]
+        folder = tmp_path / "store" / STARTER_DIR
+        assert sorted(p.name for p in photos_in(folder)) == sorted(STARTER_PHOTOS)
+        assert "Stefan van der Walt (CC0)" in (folder / "CREDITS.txt").read_text()
+        reply = client.post("/api/styles", files={"image": ("mine.png", png(picture(22, 120)))},
+                            data={"name": "on_starters", "steps": "2", "models": "realtime"})
+        assert reply.status_code == 202, reply.text
+        job = wait_done(client, reply.json()["id"])
+        assert job["state"] == "done", job
+        request = (tmp_path / "store" / "jobs" / job["id"] / "request.json").read_text()
+        assert str(folder) in request
