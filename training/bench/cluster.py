@@ -69,11 +69,12 @@ class ClusterResult:
     expected_ended: int = 0  # the dead worker's own peers
     offer_ms_single: float = float("nan")
     offer_ms_ingress: float = float("nan")
+    replica_cpus: float = float("nan")  # what the server's fit to this machine reserved per worker
 
 
 @contextlib.contextmanager
-def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any]]:
-    """A local Ray with Serve on a free port; yields its URL and ``deploy(replicas)``."""
+def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any, float]]:
+    """A local Ray with Serve on a free port; yields its URL, ``deploy(replicas)`` and the CPUs per worker."""
     import ray
     from ray import serve
 
@@ -89,8 +90,14 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any]]:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     url = f"http://127.0.0.1:{port}"
 
+    # The CPU reservation `livestyle-serve` would choose for the most workers measured, kept for every count:
+    # Serve can then replace the workers without waiting for CPUs the old ones still hold.
+    most = cluster.ClusterSettings.model_validate({"replicas": max(plan.replicas)})
+    cpus = cluster.fit_to_cluster(most, ray.cluster_resources())[0].replica_cpus
+    assert cpus is not None  # a fitted reservation is always set
+
     def deploy(replicas: int) -> None:
-        options = cluster.ClusterSettings.model_validate({"replicas": replicas, "replica_cpus": 0.0,
+        options = cluster.ClusterSettings.model_validate({"replicas": replicas, "replica_cpus": cpus,
                                                           "drain_seconds": 5.0, "stats_period": 0.3})
         serve.run(cluster.application(settings, jobs, styles, options), name=cluster.APP_NAME, route_prefix="/")
         deadline = time.monotonic() + 120
@@ -102,7 +109,7 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any]]:
         raise RuntimeError(f"{replicas} workers did not come up")
 
     try:
-        yield url, deploy
+        yield url, deploy, cpus
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -169,7 +176,7 @@ def measure_cluster(plan: ClusterPlan) -> ClusterResult:
     with loopback_host_addresses():
         with server(plan.models_dir, plan.max_peers) as (url, _):
             result.offer_ms_single = asyncio.run(offer_ms(url, plan))
-        with deployment(plan) as (url, deploy):
+        with deployment(plan) as (url, deploy, result.replica_cpus):
             for replicas in plan.replicas:
                 deploy(replicas)
                 if replicas == plan.replicas[0]:
@@ -203,7 +210,8 @@ def cluster_table(plan: ClusterPlan, r: ClusterResult, models: dict[str, str]) -
         header=["what", "load", "result"],
         rows=rows,
         setup=(f"One Ray Serve deployment on this machine (`service/cluster.py`: the ingress and R stylizing workers, "
-               f"max_peers {plan.max_peers} each, no CPUs reserved), models {shas}; aiortc peers send a moving "
+               f"max_peers {plan.max_peers} each, {r.replica_cpus:g} CPU reserved by each as `livestyle-serve` fits "
+               f"{max(plan.replicas)} workers to this machine), models {shas}; aiortc peers send a moving "
                f"{plan.size[0]}x{plan.size[1]} gradient at 15 fps; frame rates over {plan.seconds:g} s. The workers "
                "share the same 2 cores, so the total does not grow with R: what is measured is that nothing is lost "
                "and routing is even. `python -m training.bench --only cluster`."),

@@ -92,11 +92,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(models_dir: Path, max_peers: int = 4, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``livestyle-serve`` on a free loopback port with loopback-only ICE; yields its URL and process."""
+def server(models_dir: Path, max_peers: int = 4,
+           **settings: str | None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``livestyle-serve`` on a free loopback port with loopback-only ICE; yields its URL and process.
+    ``settings``: environment variables for it; None removes one this process has."""
     port = free_port()
-    env = os.environ | {"LIVESTYLE_MAX_PEERS": str(max_peers), "LIVESTYLE_MODELS_DIR": str(models_dir),
-                        "LIVESTYLE_ICE_LOOPBACK": "true", "LIVESTYLE_DREAM": "false"} | settings
+    given = {"LIVESTYLE_MAX_PEERS": str(max_peers), "LIVESTYLE_MODELS_DIR": str(models_dir),
+             "LIVESTYLE_ICE_LOOPBACK": "true", "LIVESTYLE_DREAM": "false"} | settings
+    env = {k: v for k, v in (os.environ | given).items() if v is not None}
     process = subprocess.Popen([sys.executable, "-m", "service.app", "--port", str(port), "--log-level", "warning"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
