@@ -10,6 +10,7 @@ STAMP_LEARN := $(VENV)/.stamp-learn
 STAMP_RAY := $(VENV)/.stamp-ray
 REPLICAS ?= 2
 STAMP_APT := $(VENV)/.stamp-apt
+STAMP_WEB := $(VENV)/.stamp-web-runtime
 APT_PACKAGES := chromium chromium-driver firefox-esr iproute2 util-linux
 LIVESTYLE_HOST ?= 127.0.0.1
 LIVESTYLE_PORT ?= 8000
@@ -50,20 +51,27 @@ $(STAMP_APT): Makefile | $(PY)
 	fi
 	touch $@
 
-setup-serve: $(STAMP_SERVE)
+# The page's in-browser runtime: onnxruntime-web, pinned and integrity-checked, from the npm registry (never a CDN);
+# re-checked when its pin (service/web_runtime.py) changes. Without npm the page paints on the server only.
+$(STAMP_WEB): service/web_runtime.py | $(STAMP_SERVE)
+	@if command -v npm >/dev/null; then $(PY) -m service.web_runtime install; \
+	else echo "npm not found: the page will paint on the server only (apt-get install npm)"; fi
+	touch $@
 
-setup: $(STAMP_DEV) $(STAMP_APT)
+setup-serve: $(STAMP_SERVE) $(STAMP_WEB)
 
-serve: $(STAMP_SERVE)
+setup: $(STAMP_DEV) $(STAMP_APT) $(STAMP_WEB)
+
+serve: $(STAMP_SERVE) $(STAMP_WEB)
 	$(VENV)/bin/livestyle-serve
 
 # The same server, able to learn your own paintings (POST /api/styles, the page's "Add your painting" card);
 # the photos they learn on: LIVESTYLE_STYLES_PHOTOS=~/Pictures make serve-learn
-serve-learn: $(STAMP_LEARN)
+serve-learn: $(STAMP_LEARN) $(STAMP_WEB)
 	$(VENV)/bin/livestyle-serve
 
 # The same API with its live streams on REPLICAS stylizing workers behind one ingress (Ray Serve, this machine)
-serve-ray: $(STAMP_RAY)
+serve-ray: $(STAMP_RAY) $(STAMP_WEB)
 	$(VENV)/bin/livestyle-serve --engine ray --replicas $(REPLICAS)
 
 # The whole suite, inside a network namespace that holds only `lo` (no test traffic leaves 127.0.0.0/8).

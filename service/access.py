@@ -9,6 +9,10 @@
 - **Bodies**: each route has a byte limit (``BodyLimits``), enforced from ``Content-Length`` at once and
   while the body arrives (chunked uploads): 413 as soon as the limit is passed, never after the whole body
   is on disk. A route may have a precheck (the job queue is full: 503) that runs before its body is read.
+- **Cross-origin isolation**: every response carries ``Cross-Origin-Opener-Policy: same-origin`` and
+  ``Cross-Origin-Embedder-Policy: require-corp``; only an isolated page may share memory between threads, which
+  the in-browser runtime's WASM threads need (without it they silently run on one). Everything the page loads
+  comes from this origin, so nothing it uses is blocked.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from service.errors import ServiceError
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/api/health"})
+ISOLATION = ((b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-embedder-policy", b"require-corp"))
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -91,7 +96,9 @@ class Gate:
             nonlocal started
             if replied:
                 return
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", ()), *ISOLATION]}
             await send(message)
 
         await self.app(scope, counted, tracked)
@@ -133,5 +140,5 @@ async def _reply(send: Send, status: int, detail: str, extra: dict[str, str] | N
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *ISOLATION]})
     await send({"type": "http.response.body", "body": body})

@@ -95,6 +95,7 @@ def resize_to_fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
 class LoadedModel:
     entry: ModelEntry
     session: ort.InferenceSession
+    path: Path  # the verified file (its sha256 is the entry's): what a browser painting here downloads
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -118,7 +119,7 @@ def load_model(path: Path, entry: ModelEntry, options: RuntimeOptions, providers
         contract.check_io(inputs, outputs, len(entry.styles))
     except ContractError as exc:
         raise ModelLoadError(f"{path}: {exc}") from exc
-    return LoadedModel(entry=entry, session=session)
+    return LoadedModel(entry=entry, session=session, path=path)
 
 
 class Engine:

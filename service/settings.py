@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service import web_runtime
 from service.engine import RuntimeOptions
 
 
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(1, ge=0)
     spinning: bool = False
     inference_workers: int = Field(1, ge=1, description="threads running inference for all peers")
+
+    # painting in the viewer's browser (service/web_runtime.py)
+    web_runtime_dir: Path = Field(web_runtime.DEFAULT_DIR, description="onnxruntime-web's files, as installed")
 
     # streaming
     max_peers: int = Field(4, ge=1)

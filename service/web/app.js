@@ -18,6 +18,8 @@ const state = {
   dream: { mode: "off", styleLayer: null, layer: null, intensity: 30, feedback: 60, iterations: 3 },
   dreamInfo: null,        // GET /api/dream: whether live DeepDream runs here, its layers
   learning: null,         // GET /api/styles/learning: whether this server learns new styles
+  // Where the painting happens: "auto" (measured), "browser" or "server" (?paint= or the switch)
+  paint: { choice: "auto", mode: null, why: "", info: null, painter: null, serverFps: null },
   addJob: null,           // the style job this page started (GET /api/styles/jobs/{id})
   pc: null,
   channel: null,
@@ -30,6 +32,7 @@ const state = {
   errors: [],
 };
 window.livestyle = state;
+state.loadPainter = () => browserUsable();  // the browser tests load the in-browser painter without a camera
 
 // ---------- the API token (LIVESTYLE_API_TOKEN) ----------
 // Opened once as /?token=..., the page keeps the token for this tab (sessionStorage) and drops it from the
@@ -328,6 +331,16 @@ function wireControls() {
     state.passthrough = e.target.checked;
     sendControl({ mode: streamMode() });
   });
+  const forced = new URLSearchParams(location.search).get("paint");
+  if (["auto", "browser", "server"].includes(forced)) state.paint.choice = forced;
+  for (const radio of document.querySelectorAll('input[name="paint-mode"]')) {
+    radio.checked = radio.value === state.paint.choice;
+    radio.addEventListener("change", () => switchPaint(radio.value));
+  }
+  $("to-server").addEventListener("click", () => {
+    document.querySelector('input[name="paint-mode"][value="server"]').checked = true;
+    switchPaint("server");
+  });
   $("start").addEventListener("click", start);
   $("stop").addEventListener("click", stop);
 }
@@ -363,54 +376,9 @@ async function start() {
     });
     $("original").srcObject = state.stream;
     $("pip").hidden = false;
-
-    const pc = new RTCPeerConnection({ iceServers: state.iceServers });
-    state.pc = pc;
-    for (const track of state.stream.getVideoTracks()) pc.addTrack(track, state.stream);
-    const channel = pc.createDataChannel("control");
-    state.channel = channel;
-    channel.onmessage = onControlMessage;
-    channel.onopen = () => sendControl({
-      strength: state.strength / 100,
-      brush: state.brush,
-      preserve_color: state.preserveColor,
-      stabilize: state.stabilize,
-      mode: streamMode(),
-      ...(state.dream.mode === "iterative" ? dreamMessage() : {}),
-    });
-    pc.ontrack = (event) => {
-      $("stylized").srcObject = new MediaStream([event.track]);
-      $("placeholder").hidden = true;
-      $("overlay").hidden = false;
-      countShownFrames();
-    };
-    pc.onconnectionstatechange = () => {
-      if (pc.connectionState === "connected") setStatus("live", "live");
-      if (pc.connectionState === "failed") streamEnded("The connection to the server failed.");
-      if (pc.connectionState === "disconnected") {
-        setTimeout(() => {
-          if (state.pc === pc && pc.connectionState === "disconnected") streamEnded("The connection was lost.");
-        }, 3000);
-      }
-    };
-
-    await pc.setLocalDescription(await pc.createOffer());
-    await waitForIceGathering(pc);
-    const response = await api("/api/offer", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        sdp: pc.localDescription.sdp, type: pc.localDescription.type,
-        model: state.model, weights: blendFor(state.model),
-      }),
-    });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.detail || `server said ${response.status}`);
-    await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
-    state.lastServerMessage = 0;
+    await beginPainting();
     $("start").textContent = "Start camera";
     $("stop").disabled = false;
-    statsTimer = setInterval(pollStats, 1000);
   } catch (err) {
     toast(err.message || String(err));
     setStatus("error", "not connected");
@@ -418,11 +386,221 @@ async function start() {
   }
 }
 
-function stop() {
+// ---------- where the painting happens ----------
+
+// Auto: in this browser when it paints at least as fast as the server path delivers (this tab's last server
+// stream, else the frame rate the server's governor aims for); a server that cannot take the stream falls back.
+async function beginPainting() {
+  const mode = await choosePaintMode();
+  if (mode === "browser") {
+    await startBrowser();
+    return;
+  }
+  try {
+    await startServer();
+  } catch (err) {
+    const refused = err instanceof ServerRefused || err instanceof TypeError;  // 4xx/5xx or unreachable
+    if (!refused || state.paint.choice === "server" || !(await browserUsable())) throw err;
+    state.paint.why = `the server could not take the stream (${err.message}); painting here instead`;
+    await startBrowser();
+  }
+}
+
+async function browserUsable() {
+  if (state.paint.painter) return true;
+  try {
+    const info = state.paint.info || await apiJson("/api/in-browser");
+    state.paint.info = info;
+    if (!info.available) return false;
+    const painter = new BrowserPainter(async (url) => (await api(url)).arrayBuffer());
+    await painter.load(info, $("painted"));
+    state.paint.painter = painter;
+    showRuntimeCredit(info);
+    return true;
+  } catch (err) {
+    state.paint.loadError = err.message || String(err);
+    return false;
+  }
+}
+
+async function choosePaintMode() {
+  const choice = state.paint.choice;
+  if (choice === "server") return paintWhy("server", "you chose the server");
+  if (currentModel().tier !== "realtime") return paintWhy("server", `the ${currentModel().tier} tier paints on the server only`);
+  if (!(await browserUsable())) {
+    const info = state.paint.info;
+    const reason = info && !info.available ? info.reason : `this browser cannot run the model (${state.paint.loadError})`;
+    return paintWhy("server", reason);
+  }
+  if (choice === "browser") return paintWhy("browser", "you chose this browser");
+  const painter = state.paint.painter;
+  const video = $("original");
+  await waitForVideo(video);
+  const aspect = video.videoWidth / video.videoHeight || 4 / 3;
+  const ms = await painter.measure(painter.governor.maxSide, aspect);
+  const here = 1000 / ms;
+  const server = state.paint.serverFps || painter.info.governor.target_fps;
+  const whose = state.paint.serverFps ? "the server's stream gave" : "the server aims for";
+  const how = `${painter.backend.toUpperCase()}, ${painter.threads} thread${painter.threads > 1 ? "s" : ""}`;
+  if (here >= server) {
+    return paintWhy("browser", `${here.toFixed(0)} fps here at ${painter.governor.maxSide} px (${how}); ${whose} ${server.toFixed(0)}`);
+  }
+  return paintWhy("server", `${here.toFixed(0)} fps here at ${painter.governor.maxSide} px (${how}); ${whose} ${server.toFixed(0)}`);
+}
+
+function paintWhy(mode, why) {
+  state.paint.why = why;
+  return mode;
+}
+
+function waitForVideo(video) {
+  if (video.videoWidth) return Promise.resolve();
+  return new Promise((resolve) => {
+    video.addEventListener("loadedmetadata", resolve, { once: true });
+    setTimeout(resolve, 3000);
+  });
+}
+
+function showRuntimeCredit(info) {
+  $("runtime-licence").href = info.runtime.licence_url;
+  $("runtime-notices").href = info.runtime.notices_url;
+  $("runtime-credit").hidden = false;
+}
+
+async function startBrowser() {
+  const painter = state.paint.painter;
+  state.paint.mode = "browser";
+  $("stylized").hidden = true;
+  $("painted").hidden = false;
+  $("placeholder").hidden = true;
+  $("overlay").hidden = false;
+  painter.run($("original"), () => ({
+    weights: blendFor(painter.info.model.name), strength: state.strength / 100, keepColor: state.preserveColor,
+    passthrough: state.passthrough,
+  }));
+  setStatus("live", "live · this browser");
+  showPaintMode();
+  statsTimer = setInterval(browserStats, 1000);
+}
+
+let lastPainted = 0;
+function browserStats() {
+  const painter = state.paint.painter;
+  if (!painter || state.paint.mode !== "browser") return;
+  const s = painter.stats();
+  state.fpsShown = s.painted - lastPainted;
+  lastPainted = s.painted;
+  state.latencyMs = s.latencyMs === null ? null : Math.round(s.latencyMs);
+  $("fps-shown").textContent = `${state.fpsShown} fps`;
+  $("latency").textContent = state.latencyMs === null ? "–" : `≈${state.latencyMs} ms`;
+  $("server-fps").textContent = "not used";
+  $("infer").textContent = s.runMs === null ? "–" : `${s.runMs.toFixed(0)} ms @ ${s.side} px`;
+  $("dropped").textContent = String(s.dropped);
+}
+
+function showPaintMode() {
+  const browser = state.paint.mode === "browser";
+  $("paint-where").textContent = browser ? "this browser" : state.paint.mode === "server" ? "server" : "–";
+  $("paint-why").textContent = state.paint.mode ? `Painting ${browser ? "in this browser" : "on the server"}: ${state.paint.why}.` : "";
+  // what only the server paints: said where the control is, with a way to switch
+  for (const id of ["brush", "stabilize"]) {
+    $(id).disabled = browser;
+    $(id).title = browser ? "server only: switch to the server to use it" : "";
+  }
+  const iterative = document.querySelector('input[name="dream-mode"][value="iterative"]');
+  if (browser) iterative.disabled = true; else renderDream();
+  for (const radio of document.querySelectorAll('input[name="model"]')) {
+    radio.disabled = browser && radio.dataset.tier !== "realtime";
+  }
+  $("server-only-note").hidden = !browser;
+}
+
+// Switching keeps the camera and the look (styles, blend, strength, colour): only the painting path changes.
+async function switchPaint(choice) {
+  state.paint.choice = choice;
+  if (!state.stream) return;
+  stopPainting();
+  setStatus("connecting", "switching…");
+  try {
+    await beginPainting();
+  } catch (err) {
+    toast(err.message || String(err));
+    setStatus("error", "not connected");
+  }
+}
+
+class ServerRefused extends Error {}
+
+async function startServer() {
+  state.paint.mode = "server";
+  $("painted").hidden = true;
+  $("stylized").hidden = false;
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  state.pc = pc;
+  for (const track of state.stream.getVideoTracks()) pc.addTrack(track, state.stream);
+  const channel = pc.createDataChannel("control");
+  state.channel = channel;
+  channel.onmessage = onControlMessage;
+  channel.onopen = () => sendControl({
+    strength: state.strength / 100,
+    brush: state.brush,
+    preserve_color: state.preserveColor,
+    stabilize: state.stabilize,
+    mode: streamMode(),
+    ...(state.dream.mode === "iterative" ? dreamMessage() : {}),
+  });
+  pc.ontrack = (event) => {
+    $("stylized").srcObject = new MediaStream([event.track]);
+    $("placeholder").hidden = true;
+    $("overlay").hidden = false;
+    countShownFrames();
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "connected") setStatus("live", "live · server");
+    if (pc.connectionState === "failed") streamEnded("The connection to the server failed.");
+    if (pc.connectionState === "disconnected") {
+      setTimeout(() => {
+        if (state.pc === pc && pc.connectionState === "disconnected") streamEnded("The connection was lost.");
+      }, 3000);
+    }
+  };
+
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitForIceGathering(pc);
+  const response = await api("/api/offer", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      sdp: pc.localDescription.sdp, type: pc.localDescription.type,
+      model: state.model, weights: blendFor(state.model),
+    }),
+  });
+  const answer = await response.json();
+  if (!response.ok) {
+    pc.close();
+    state.pc = state.channel = null;
+    throw new ServerRefused(answer.detail || `server said ${response.status}`);
+  }
+  await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+  state.lastServerMessage = 0;
+  showPaintMode();
+  statsTimer = setInterval(pollStats, 1000);
+}
+
+// Ends the painting path (server stream or this browser's loop); the camera stays.
+function stopPainting() {
   clearInterval(statsTimer);
   if (state.pc) state.pc.close();
+  state.pc = state.channel = null;
+  if (state.paint.painter) state.paint.painter.stop();
+  state.paint.mode = null;
+  showPaintMode();
+}
+
+function stop() {
+  stopPainting();
   if (state.stream) for (const t of state.stream.getTracks()) t.stop();
-  state.pc = state.channel = state.stream = null;
+  state.stream = null;
   $("stylized").srcObject = null;
   $("original").srcObject = null;
   $("pip").hidden = true;
@@ -451,6 +629,7 @@ function onControlMessage(event) {
   } else if (message.stats) {
     state.serverStats = message.stats;
     const s = message.stats;
+    if (s.fps_out > 0) state.paint.serverFps = s.fps_out;
     $("server-fps").textContent = `${s.fps_out.toFixed(0)}/${s.fps_in.toFixed(0)} fps`;
     const at = s.side ? ` @ ${s.side} px` : "";
     $("infer").textContent = `${s.infer_ms_p50.toFixed(0)} ms (p90 ${s.infer_ms_p90.toFixed(0)})${at}`;
@@ -518,6 +697,7 @@ function styleNames(catalog) {
 
 // Styles added or removed (here or by anyone): new ones join at weight 0, the blend keeps its names.
 async function refreshCatalog() {
+  await followBrowserModel();
   const styles = await apiJson("/api/styles");
   if (state.catalog && styleNames(styles) === styleNames(state.catalog)) return;
   state.catalog = styles;
@@ -528,6 +708,17 @@ async function refreshCatalog() {
     state.weights[m.name] = next;
   }
   renderGallery();
+}
+
+// A style learned or removed on the server changes the model's sha256: the browser's copy is reloaded.
+async function followBrowserModel() {
+  const painter = state.paint.painter;
+  if (!painter) return;
+  const info = await apiJson("/api/in-browser");
+  if (info.available && info.model.sha256 !== painter.sha256) {
+    await painter.swap(info);
+    state.paint.info = info;
+  }
 }
 
 function renderAddStyle() {

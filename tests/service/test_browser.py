@@ -83,7 +83,8 @@ def server(settings: Settings) -> Iterator[LiveServer]:
 
 
 def start_streaming(page: object, url: str) -> None:
-    page.goto(url)  # type: ignore[attr-defined]
+    """The page painting on the server (?paint=server: these tests are about the WebRTC path)."""
+    page.goto(url + ("&" if "?" in url else "/?") + "paint=server")  # type: ignore[attr-defined]
     page.wait_for_selector(".card input[type=range]")  # type: ignore[attr-defined]
     page.click("#start")  # type: ignore[attr-defined]
     page.wait_for_function("window.livestyle.status === 'live'", timeout=20_000)  # type: ignore[attr-defined]

@@ -230,7 +230,7 @@ def test_the_page_says_its_stream_ended_and_reconnects_to_a_live_worker(deployme
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
             page = browser.new_page()
-            page.goto(deployment.url)
+            page.goto(f"{deployment.url}/?paint=server")
             page.wait_for_selector(".card input[type=range]")
             page.click("#start")
             page.wait_for_function("window.livestyle.status === 'live'", timeout=30_000)

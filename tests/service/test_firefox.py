@@ -89,7 +89,7 @@ def error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_firefox_streams_stylized_video_and_sliders_change_it(firefox: Firefox, server: LiveServer) -> None:
-    firefox.navigate(server.url)
+    firefox.navigate(f"{server.url}/?paint=server")
     firefox.wait_for("document.querySelector('.card input[type=range]') !== null")
     firefox.click("#start")
     try:

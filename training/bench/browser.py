@@ -171,7 +171,7 @@ def _one_model(browser: Any, url: str, model: str, seconds: float) -> BrowserRes
     page = browser.new_page()
     try:
         page.add_init_script(CANVAS_CAMERA)
-        page.goto(url)
+        page.goto(f"{url}/?paint=server")  # the server path (the in-browser one has its own table)
         page.wait_for_selector(f"input[name=model][value={model}]", state="attached")
         page.click(f"input[name=model][value={model}] + span")
         page.click("#start")

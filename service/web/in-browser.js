@@ -1,0 +1,236 @@
+// Painting in this browser: the server's realtime model run by onnxruntime-web in a worker (paint-worker.js).
+// The server's rules come from GET /api/in-browser (easing frames, the resolution governor); the blend is built
+// as service/blend.py builds it: weights in the model's style order, normalized to sum 1, eased linearly over
+// frames, following style names when the model's styles change.
+"use strict";
+
+// service/live/track.py ResolutionGovernor: the longer side to paint at, so painting fits the frame budget.
+class Governor {
+  constructor(rules) {
+    Object.assign(this, { enabled: rules.enabled, maxSide: rules.max_side, minSide: Math.min(rules.min_side, rules.max_side),
+                          targetFps: rules.target_fps, settle: rules.settle, step: rules.step });
+    this.side = this.maxSide;
+    this.emaMs = 0;
+    this.sinceChange = 0;
+  }
+
+  get budgetMs() { return 1000 / this.targetFps; }
+
+  observe(ms) {
+    if (!this.enabled) return this.side;
+    this.emaMs = this.emaMs === 0 ? ms : 0.8 * this.emaMs + 0.2 * ms;
+    this.sinceChange += 1;
+    if (this.sinceChange < this.settle) return this.side;
+    if (this.emaMs > this.budgetMs && this.side > this.minSide) {
+      const scaled = this.side * Math.sqrt(this.budgetMs / this.emaMs);
+      this.change(Math.max(this.minSide, Math.floor(Math.floor(scaled) / this.step) * this.step));
+    } else if (this.emaMs < 0.6 * this.budgetMs && this.side < this.maxSide) {
+      this.change(Math.min(this.maxSide, this.side + this.step));
+    }
+    return this.side;
+  }
+
+  change(side) {
+    if (side !== this.side) { this.side = side; this.sinceChange = 0; this.emaMs = 0; }
+  }
+}
+
+// service/contract.py fit_within: the largest size of the same aspect whose longer side is at most maxSide.
+function fitWithin(height, width, maxSide) {
+  const longest = Math.max(height, width);
+  if (longest <= maxSide) return [height, width];
+  const scale = maxSide / longest;
+  return [Math.max(1, Math.floor(height * scale + 0.5)), Math.max(1, Math.floor(width * scale + 0.5))];
+}
+
+// service/blend.py weights_vector: {style: weight} -> Float32Array in the model's order, summing to 1.
+function weightsVector(styles, weights) {
+  const vector = styles.map((s) => Math.max(0, Number(weights[s]) || 0));
+  const total = vector.reduce((a, b) => a + b, 0);
+  return Float32Array.from(total > 0 ? vector.map((v) => v / total) : styles.map((_, i) => (i === 0 ? 1 : 0)));
+}
+
+// service/blend.py remap_weights: the same blend over another list of styles, by name.
+function remapWeights(vector, oldStyles, newStyles) {
+  const out = newStyles.map((name) => (oldStyles.includes(name) ? vector[oldStyles.indexOf(name)] : 0));
+  const total = out.reduce((a, b) => a + b, 0);
+  return Float32Array.from(total > 0 ? out.map((v) => v / total) : newStyles.map((_, i) => (i === 0 ? 1 : 0)));
+}
+
+// service/blend.py Easing: from where the weights are to a new target, linearly over `frames` frames.
+class Easing {
+  constructor(initial, frames) {
+    this.frames = Math.max(0, frames);
+    this.start = this.target = this.current = initial;
+    this.at = this.frames;
+  }
+
+  setTarget(target) {
+    if (target.length !== this.current.length) { this.start = this.target = this.current = target; this.at = this.frames; return; }
+    this.start = this.current; this.target = target; this.at = 0;
+  }
+
+  follow(oldStyles, newStyles) {
+    [this.start, this.target, this.current] = [this.start, this.target, this.current].map((v) => remapWeights(v, oldStyles, newStyles));
+  }
+
+  step() {
+    if (this.at < this.frames) {
+      this.at += 1;
+      const t = this.at / this.frames;
+      this.current = this.start.map((s, i) => Math.fround((1 - t) * s + t * this.target[i]));
+    } else {
+      this.current = this.target;
+    }
+    return this.current;
+  }
+}
+
+// WebGPU only on a real adapter (a software fallback runs on the CPU, slower than WASM); ?backend= forces one.
+async function chooseBackend(info) {
+  const forced = new URLSearchParams(location.search).get("backend");
+  if (forced === "wasm" || forced === "webgpu") return forced;
+  if (!info.runtime.webgpu || !navigator.gpu) return "wasm";
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    const fallback = adapter && (adapter.isFallbackAdapter || (adapter.info && adapter.info.isFallbackAdapter));
+    return adapter && !fallback ? "webgpu" : "wasm";
+  } catch (err) {
+    return "wasm";
+  }
+}
+
+class BrowserPainter {
+  constructor(fetchModel) {
+    this.fetchModel = fetchModel;  // (url) -> ArrayBuffer, with the page's token
+    this.worker = null;
+    this.canvas = null;
+    this.info = null;
+    this.backend = null;
+    this.threads = 0;
+    this.pending = new Map();  // id -> resolve, for replies
+    this.nextId = 1;
+    this.running = false;
+    this.inFlight = false;
+    this.counts = { painted: 0, dropped: 0 };
+    this.runMs = [];
+    this.latencyMs = [];
+  }
+
+  get sha256() { return this.info ? this.info.model.sha256 : null; }
+
+  // Load the runtime and the model into a worker; resolves when the first session is ready.
+  async load(info, canvas) {
+    this.info = info;
+    this.backend = await chooseBackend(info);
+    this.threads = Math.min(4, navigator.hardwareConcurrency || 1);
+    this.worker = new Worker("paint-worker.js", { type: "module" });
+    this.worker.onmessage = ({ data }) => this.onMessage(data);
+    this.worker.onerror = (event) => this.fail(event.message || "the painting worker failed");
+    this.canvas = canvas;
+    const offscreen = canvas.transferControlToOffscreen();
+    const model = await this.fetchModel(info.model.url);
+    const ready = await this.request({
+      type: "init", runtimeBase: new URL(info.runtime.base_url, location.href).href, backend: this.backend,
+      threads: this.threads, model, multiple: info.model.size_multiple, canvas: offscreen,
+      names: { frame: info.model.frame_input, weights: info.model.weights_input, output: info.model.output },
+    }, [model, offscreen]);
+    this.threads = ready.threads;
+    this.isolated = ready.isolated;
+    this.easing = new Easing(weightsVector(info.model.styles, {}), info.ease_frames);
+    this.governor = new Governor(info.governor);
+  }
+
+  // A new model on the server (a style learned or removed): the blend follows the names.
+  async swap(info) {
+    const model = await this.fetchModel(info.model.url);
+    await this.request({ type: "model", model, backend: this.backend }, [model]);
+    this.easing.follow(this.info.model.styles, info.model.styles);
+    this.info = info;
+  }
+
+  request(message, transfer = []) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  onMessage(data) {
+    const waiting = this.pending.get(data.id);
+    if (!waiting) return;
+    this.pending.delete(data.id);
+    if (data.type === "error") waiting.reject(new Error(data.message));
+    else waiting.resolve(data);
+  }
+
+  fail(message) {
+    for (const [id, w] of this.pending) { this.pending.delete(id); w.reject(new Error(message)); }
+  }
+
+  // One frame's pixels painted (no drawing): for measuring and the parity tests.
+  async paintPixels(rgba, width, height, weights, strength = 1, keepColor = false) {
+    const copy = new Uint8ClampedArray(rgba).buffer;
+    const reply = await this.request({ type: "pixels", rgba: copy, width, height, strength, keepColor,
+                                       weights: weightsVector(this.info.model.styles, weights) }, [copy]);
+    return { rgba: new Uint8ClampedArray(reply.rgba), runMs: reply.runMs };
+  }
+
+  // Median milliseconds to paint a grey frame of the camera's aspect with its longer side at `side`.
+  async measure(side, aspect, runs = 4) {
+    const [height, width] = fitWithin(Math.round(side / aspect), side, side);
+    const grey = new Uint8ClampedArray(4 * width * height).fill(128);
+    const times = [];
+    for (let i = 0; i < runs; i++) {
+      const started = performance.now();
+      await this.paintPixels(grey, width, height, { [this.info.model.styles[0]]: 1 });
+      times.push(performance.now() - started);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(times.length / 2)];
+  }
+
+  // Paint `video`'s frames while running: newest frame wins (one in flight, the rest dropped and counted).
+  run(video, look) {
+    this.running = true;
+    const onFrame = (now) => {
+      if (!this.running) return;
+      video.requestVideoFrameCallback(onFrame);
+      if (this.inFlight || !video.videoWidth) { this.counts.dropped += this.inFlight ? 1 : 0; return; }
+      this.paintFrame(video, look(), now);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+
+  async paintFrame(video, current, capturedAt) {
+    this.inFlight = true;
+    try {
+      const [height, width] = fitWithin(video.videoHeight, video.videoWidth, this.governor.side);
+      const bitmap = await createImageBitmap(video, { resizeWidth: width, resizeHeight: height, resizeQuality: "medium" });
+      const target = weightsVector(this.info.model.styles, current.weights);
+      if (target.some((v, i) => v !== this.easing.target[i])) this.easing.setTarget(target);
+      const reply = await this.request({ type: "frame", bitmap, weights: this.easing.step(), strength: current.strength,
+                                         keepColor: current.keepColor, passthrough: current.passthrough }, [bitmap]);
+      this.counts.painted += 1;
+      this.governor.observe(reply.ms);
+      this.runMs.push(reply.runMs);
+      this.latencyMs.push(performance.now() - capturedAt);
+      if (this.runMs.length > 60) { this.runMs.shift(); this.latencyMs.shift(); }
+    } catch (err) {
+      this.lastError = err.message;
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  stop() { this.running = false; }
+
+  stats() {
+    const median = (values) => (values.length ? [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] : null);
+    return { side: this.governor ? this.governor.side : null, runMs: median(this.runMs), latencyMs: median(this.latencyMs),
+             painted: this.counts.painted, dropped: this.counts.dropped, backend: this.backend, threads: this.threads };
+  }
+}
+
+window.BrowserPainter = BrowserPainter;

@@ -1,0 +1,144 @@
+// The in-browser painter: the server's realtime ONNX model in onnxruntime-web, off the page's main thread.
+// Each frame is painted exactly as the server's engine does it (service/engine.py stylize, service/contract.py):
+// pixels / 255 -> reflect-pad bottom/right to the size multiple (at least two) -> the network -> crop ->
+// keep colour (YUV: the painting's luma, the frame's chroma) -> strength mix -> round to 8 bits.
+// Messages: init {runtimeBase, backend, threads, model, canvas?, names} -> ready | error;
+// frame {bitmap, weights, strength, keepColor} -> painted {ms, runMs}; pixels {rgba, width, height, ...} -> pixels.
+
+let ort = null;
+let session = null;
+let names = null;
+let multiple = 8;
+let canvas = null;  // the page's display canvas, handed over (OffscreenCanvas)
+let scratch = null; // frames are read back here
+
+async function init(message) {
+  const module = message.backend === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
+  ort = await import(message.runtimeBase + module);
+  ort.env.wasm.wasmPaths = message.runtimeBase;
+  ort.env.wasm.numThreads = message.threads;
+  ort.env.logLevel = "error";
+  names = message.names;
+  multiple = message.multiple;
+  if (message.canvas) canvas = message.canvas;
+  await load(message.model, message.backend);
+  return { type: "ready", backend: message.backend, threads: ort.env.wasm.numThreads,
+           isolated: self.crossOriginIsolated === true };
+}
+
+async function load(model, backend) {
+  const next = await ort.InferenceSession.create(new Uint8Array(model), {
+    executionProviders: [backend], graphOptimizationLevel: "all",
+  });
+  if (session) await session.release();
+  session = next;
+}
+
+// numpy's "reflect" (the edge pixel is not repeated); "edge" when the frame is smaller than its padding.
+function source(i, n, reflect) {
+  if (i < n) return i;
+  return reflect ? 2 * (n - 1) - i : n - 1;
+}
+
+function padded(size) {
+  return Math.max(Math.ceil(size / multiple), 2) * multiple;
+}
+
+async function paint(rgba, width, height, weights, strength, keepColor) {
+  const hp = padded(height), wp = padded(width);
+  const reflect = hp - height < height && wp - width < width;
+  const plane = hp * wp;
+  const input = new Float32Array(3 * plane);
+  for (let y = 0; y < hp; y++) {
+    const sy = source(y, height, reflect);
+    for (let x = 0; x < wp; x++) {
+      const at = 4 * (sy * width + source(x, width, reflect));
+      const o = y * wp + x;
+      input[o] = rgba[at] / 255;
+      input[plane + o] = rgba[at + 1] / 255;
+      input[2 * plane + o] = rgba[at + 2] / 255;
+    }
+  }
+  const feeds = {
+    [names.frame]: new ort.Tensor("float32", input, [1, 3, hp, wp]),
+    [names.weights]: new ort.Tensor("float32", Float32Array.from(weights), [1, weights.length]),
+  };
+  const started = performance.now();
+  const result = await session.run(feeds);
+  const runMs = performance.now() - started;
+  const out = result[names.output].data;
+  const pixels = new Uint8ClampedArray(4 * width * height);
+  const mix = strength < 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = y * wp + x;
+      const at = 4 * (y * width + x);
+      let r = out[o], g = out[plane + o], b = out[2 * plane + o];
+      const cr = rgba[at] / 255, cg = rgba[at + 1] / 255, cb = rgba[at + 2] / 255;
+      if (keepColor) {
+        const ys = 0.299 * r + 0.587 * g + 0.114 * b;
+        const yc = 0.299 * cr + 0.587 * cg + 0.114 * cb;
+        const u = 0.492 * (cb - yc), v = 0.877 * (cr - yc);
+        r = ys + v / 0.877;
+        b = ys + u / 0.492;
+        g = (ys - 0.299 * r - 0.114 * b) / 0.587;
+        r = Math.min(Math.max(r, 0), 1); g = Math.min(Math.max(g, 0), 1); b = Math.min(Math.max(b, 0), 1);
+      }
+      if (mix) {
+        r = r * strength + cr * (1 - strength);
+        g = g * strength + cg * (1 - strength);
+        b = b * strength + cb * (1 - strength);
+      }
+      pixels[at] = Math.floor(Math.min(Math.max(r * 255 + 0.5, 0), 255));
+      pixels[at + 1] = Math.floor(Math.min(Math.max(g * 255 + 0.5, 0), 255));
+      pixels[at + 2] = Math.floor(Math.min(Math.max(b * 255 + 0.5, 0), 255));
+      pixels[at + 3] = 255;
+    }
+  }
+  for (const tensor of Object.values(result)) if (tensor.dispose) tensor.dispose();
+  return { pixels, runMs };
+}
+
+function readBitmap(bitmap) {
+  const { width, height } = bitmap;
+  if (!scratch || scratch.width !== width || scratch.height !== height) scratch = new OffscreenCanvas(width, height);
+  const context = scratch.getContext("2d", { willReadFrequently: true });
+  context.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return context.getImageData(0, 0, width, height).data;
+}
+
+async function onFrame(message) {
+  const started = performance.now();
+  const { width, height } = message.bitmap;
+  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+  if (message.passthrough) {  // "Show unpainted": the camera as it is
+    canvas.getContext("2d").drawImage(message.bitmap, 0, 0);
+    message.bitmap.close();
+    return { type: "painted", id: message.id, width, height, runMs: 0, ms: performance.now() - started };
+  }
+  const rgba = readBitmap(message.bitmap);
+  const { pixels, runMs } = await paint(rgba, width, height, message.weights, message.strength, message.keepColor);
+  canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
+  return { type: "painted", id: message.id, width, height, runMs, ms: performance.now() - started };
+}
+
+self.onmessage = async ({ data }) => {
+  try {
+    if (data.type === "init") {
+      self.postMessage({ ...(await init(data)), id: data.id });
+    } else if (data.type === "model") {
+      await load(data.model, data.backend);
+      self.postMessage({ type: "ready", id: data.id });
+    } else if (data.type === "frame") {
+      self.postMessage(await onFrame(data));
+    } else if (data.type === "pixels") {
+      const { pixels, runMs } = await paint(new Uint8ClampedArray(data.rgba), data.width, data.height, data.weights,
+                                            data.strength, data.keepColor);
+      self.postMessage({ type: "pixels", id: data.id, rgba: pixels.buffer, runMs }, [pixels.buffer]);
+    }
+  } catch (err) {
+    if (data.bitmap) data.bitmap.close();
+    self.postMessage({ type: "error", id: data.id, message: String(err && err.message ? err.message : err) });
+  }
+};
