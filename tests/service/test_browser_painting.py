@@ -1,0 +1,169 @@
+"""Painting in the viewer's browser, in real headless Chromium: the shipped realtime model in onnxruntime-web
+(as `make setup` installs it) gives Python onnxruntime's pixels, the page paints the camera with no request to the
+server per frame, keeps painting with the API blocked, chooses and says why, and falls back to the server when the
+runtime is missing. Run inside a loopback-only namespace like the other browser tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from conftest import LiveServer
+
+from service import contract, web_runtime
+from service.settings import Settings
+from training.bench.browser import FLAGS, loopback_only
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+if not CHROMIUM.exists():
+    pytest.skip("chromium not installed (apt-get install -y chromium)", allow_module_level=True)
+if not loopback_only():
+    pytest.skip("needs a loopback-only network namespace: run tests/service/run_browser_tests.sh",
+                allow_module_level=True)
+if not web_runtime.runtime_status(web_runtime.DEFAULT_DIR).available:
+    pytest.skip("onnxruntime-web is not installed: make setup (python -m service.web_runtime install)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+PAINT = """async ([rgba, w, h, weights, strength, keep]) => {
+  const r = await window.livestyle.paint.painter.paintPixels(Uint8ClampedArray.from(rgba), w, h, weights, strength, keep);
+  return Array.from(r.rgba);
+}"""
+PAINTED_PIXELS = """() => {  // the shown canvas at 160x120, whatever size the governor paints at
+  const c = document.getElementById('painted');
+  const copy = document.createElement('canvas'); copy.width = 160; copy.height = 120;
+  const g = copy.getContext('2d'); g.drawImage(c, 0, 0, 160, 120);
+  return Array.from(g.getImageData(0, 0, 160, 120).data.filter((_, i) => i % 4 !== 3));
+}"""
+
+
+@pytest.fixture(scope="module")
+def realtime() -> contract.ModelEntry:
+    return next(e for e in contract.read_manifest(MODELS / contract.MANIFEST_NAME) if e.name == "realtime")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    with LiveServer(Settings(models_dir=MODELS, dream=False, ease_frames=0, ice_loopback=True)) as live:
+        yield live
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def fixed_frame() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (90, 124, 3), dtype=np.uint8)  # sides that are not multiples of 8: padding
+    rgb[:, :60] = np.linspace(0, 255, 60, dtype=np.uint8)[None, :, None]
+    return rgb
+
+
+def python_reference(entry: contract.ModelEntry, rgb: np.ndarray, weights: dict[str, float], strength: float,
+                     keep_color: bool) -> np.ndarray:
+    """What the server's engine paints (service/engine.py stylize), by its contract functions."""
+    session = ort.InferenceSession(str(MODELS / entry.file), providers=["CPUExecutionProvider"])
+    vector = np.array([weights.get(s, 0.0) for s in entry.styles])
+    frame = contract.image_to_frame(rgb)
+    (out,) = session.run([contract.OUTPUT_STYLIZED], {
+        contract.INPUT_FRAME: contract.pad_frame(frame, entry.size_multiple),
+        contract.INPUT_WEIGHTS: contract.normalize_weights(vector, len(entry.styles))})
+    out = contract.crop_frame(out, *rgb.shape[:2])
+    if keep_color:
+        out = contract.preserve_color(frame, out)
+    return contract.frame_to_image(contract.mix_strength(frame, out, strength))
+
+
+def open_page(chromium: Any, url: str) -> Any:
+    page = chromium.new_page()
+    page.goto(url)
+    page.wait_for_selector(".card input[type=range]")
+    return page
+
+
+def test_the_browser_paints_the_servers_pixels(chromium: Any, server: LiveServer,
+                                                realtime: contract.ModelEntry) -> None:
+    """WASM in Chromium against Python onnxruntime: one style, a 50/50 blend, and strength with kept colours,
+    within 1/255 on every pixel; the runtime ran cross-origin isolated on more than one thread."""
+    page = open_page(chromium, server.url)
+    assert page.evaluate("window.livestyle.loadPainter()") is True
+    painter = page.evaluate("(({backend, threads, isolated}) => ({backend, threads, isolated}))"
+                            "(window.livestyle.paint.painter)")
+    assert painter["backend"] == "wasm" and painter["isolated"] is True
+    rgb = fixed_frame()
+    h, w = rgb.shape[:2]
+    rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], axis=-1).reshape(-1).tolist()
+    first, second = realtime.styles[1], realtime.styles[4]
+    for weights, strength, keep in (({first: 1.0}, 1.0, False), ({first: 0.5, second: 0.5}, 1.0, False),
+                                    ({second: 1.0}, 0.6, True)):
+        got = np.array(page.evaluate(PAINT, [rgba, w, h, weights, strength, keep]), np.uint8).reshape(h, w, 4)
+        expected = python_reference(realtime, rgb, weights, strength, keep)
+        difference = np.abs(got[..., :3].astype(int) - expected.astype(int))
+        assert difference.max() <= 1, (weights, strength, keep, int(difference.max()))
+        assert np.abs(expected.astype(int) - rgb.astype(int)).mean() > 10  # it painted something
+
+
+def test_the_page_paints_here_without_asking_the_server_and_on_with_the_api_blocked(
+        chromium: Any, server: LiveServer, realtime: contract.ModelEntry) -> None:
+    page = chromium.new_page()
+    page.goto(f"{server.url}/?paint=browser")
+    page.wait_for_selector(".card input[type=range]")
+    page.click("#start")
+    page.wait_for_function("window.livestyle.status === 'live' && window.livestyle.paint.mode === 'browser'",
+                           timeout=30_000)
+    page.wait_for_function("window.livestyle.paint.painter.stats().painted > 5", timeout=30_000)
+    assert "this browser" in page.inner_text("#paint-why") and page.is_disabled("#brush")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    before = np.asarray(page.evaluate(PAINTED_PIXELS), np.float32)
+    other = realtime.styles[4]
+    page.click(f".card[data-style={other}] button.thumb")  # that painting alone
+    time.sleep(1.5)
+    after = np.asarray(page.evaluate(PAINTED_PIXELS), np.float32)
+    assert np.abs(after - before).mean() > 5, "a new painting did not change the picture"
+    assert not [u for u in asked if "/api/" in u], f"a blend change asked the server: {asked}"
+    page.route("**/api/**", lambda route: route.abort())
+    painted = page.evaluate("window.livestyle.paint.painter.stats().painted")
+    time.sleep(2.0)
+    assert page.evaluate("window.livestyle.paint.painter.stats().painted") > painted + 5
+    stats = page.evaluate("window.livestyle.paint.painter.stats()")
+    print(f"in-browser painting: {stats}, shown {page.evaluate('window.livestyle.fpsShown')} fps")
+
+
+def test_auto_chooses_by_measurement_and_says_why(chromium: Any, server: LiveServer) -> None:
+    page = open_page(chromium, server.url)
+    page.click("#start")
+    page.wait_for_function("window.livestyle.status === 'live'", timeout=30_000)
+    mode = page.evaluate("window.livestyle.paint.mode")
+    why = page.inner_text("#paint-why")
+    assert mode in ("browser", "server") and "fps here" in why and "server aims for" in why, why
+    assert page.inner_text("#paint-where") == ("this browser" if mode == "browser" else "server")
+    page.click("input[name=paint-mode][value=server] + span")  # switch: the camera and the look stay
+    page.wait_for_function("window.livestyle.paint.mode === 'server' && window.livestyle.status === 'live'",
+                           timeout=30_000)
+    assert page.evaluate("window.livestyle.stream !== null")
+
+
+def test_without_the_runtime_the_page_says_so_and_paints_on_the_server(chromium: Any, tmp_path: Path) -> None:
+    settings = Settings(models_dir=MODELS, dream=False, ice_loopback=True, web_runtime_dir=tmp_path / "none")
+    with LiveServer(settings) as live:
+        page = open_page(chromium, f"{live.url}/?paint=browser")
+        page.click("#start")
+        page.wait_for_function("window.livestyle.paint.mode === 'server' && window.livestyle.status === 'live'",
+                               timeout=30_000)
+        assert "not installed" in page.inner_text("#paint-why")
