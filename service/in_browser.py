@@ -85,7 +85,8 @@ async def in_browser(services: ServicesDep) -> InBrowserInfo:
     return InBrowserInfo(
         available=reason is None, reason=reason, model=model,
         runtime=InBrowserRuntime(version=status.version, base_url=_runtime_url(), webgpu=status.webgpu,
-                                 licence_url=_runtime_url("LICENSE"), notices_url=_runtime_url("ThirdPartyNotices.txt")),
+                                 licence_url=_runtime_url("LICENSE"),
+                                 notices_url=_runtime_url("ThirdPartyNotices.txt")),
         ease_frames=settings.ease_frames,
         governor=GovernorRules(enabled=settings.adaptive_resolution, max_side=rules.max_side, min_side=rules.min_side,
                                target_fps=rules.target_fps, settle=rules.settle, step=rules.step))

@@ -83,7 +83,8 @@ def install(folder: Path = DEFAULT_DIR, tarball: Path | None = None) -> Path:
             tarball = _pack(work)
         found = integrity_of(tarball)
         if found != INTEGRITY:
-            raise RuntimeInstallError(f"{tarball.name}: integrity {found[:24]}... is not the pinned {INTEGRITY[:24]}...")
+            raise RuntimeInstallError(f"{tarball.name}: integrity {found[:24]}... is not the pinned "
+                                      f"{INTEGRITY[:24]}...")
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)

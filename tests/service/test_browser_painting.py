@@ -35,7 +35,8 @@ if not web_runtime.runtime_status(web_runtime.DEFAULT_DIR).available:
 sync_api = pytest.importorskip("playwright.sync_api")
 
 PAINT = """async ([rgba, w, h, weights, strength, keep]) => {
-  const r = await window.livestyle.paint.painter.paintPixels(Uint8ClampedArray.from(rgba), w, h, weights, strength, keep);
+  const painter = window.livestyle.paint.painter;
+  const r = await painter.paintPixels(Uint8ClampedArray.from(rgba), w, h, weights, strength, keep);
   return Array.from(r.rgba);
 }"""
 PAINTED_PIXELS = """() => {  // the shown canvas at 160x120, whatever size the governor paints at
