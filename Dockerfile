@@ -12,6 +12,12 @@
 # styles (-v livestyle-data:/home/livestyle/.local/share/livestyle); README "Deployment" lists the rest.
 # Live streams on several workers (Ray Serve): --build-arg EXTRAS="[ray]", then run the image with
 #   livestyle-serve --engine ray --replicas 3 [--address RAY_HEAD:6379] (README "Live streams on several workers").
+# The page's in-browser runtime, packed from the npm registry (the pin of service/web_runtime.py; its integrity is
+# checked again when it is unpacked below).
+FROM node:20-slim AS web-runtime
+WORKDIR /runtime
+RUN npm pack onnxruntime-web@1.30.0 --silent
+
 FROM python:3.11-slim
 
 ARG ORT_PACKAGE=""
@@ -25,6 +31,9 @@ COPY service ./service
 COPY training ./training
 RUN pip install ".$EXTRAS" \
     && if [ -n "$ORT_PACKAGE" ]; then pip uninstall -y onnxruntime && pip install "$ORT_PACKAGE"; fi
+COPY --from=web-runtime /runtime/onnxruntime-web-1.30.0.tgz /tmp/
+RUN cd /tmp && python -m service.web_runtime install --tarball /tmp/onnxruntime-web-1.30.0.tgz \
+    && rm /tmp/onnxruntime-web-1.30.0.tgz
 COPY models ./models
 
 RUN useradd --create-home livestyle
