@@ -21,7 +21,7 @@ def user_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    """Everything the service can be told; built once in ``app.main`` (or a test) and passed down."""
+    """Everything the service can be told; built once in ``service.cli.main`` (or a test) and passed down."""
 
     model_config = SettingsConfigDict(env_prefix="LIVESTYLE_", frozen=True, extra="ignore")
 

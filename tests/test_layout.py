@@ -1,4 +1,5 @@
-"""The shape of the code: serving needs no torch, and neither service/ nor training/ has an import circle."""
+"""The shape of the code: serving needs no torch, neither service/ nor training/ has an import circle at any
+depth, the web framework, Ray and the benchmarks stay in the modules that are about them."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ def modules(package: str) -> list[str]:
 
 
 def imports_of(module: str) -> set[str]:
-    """The project modules ``module`` imports at module level (from x import y counts x, and x.y if a module)."""
+    """The project modules ``module`` imports anywhere in it, inside functions too (from x import y counts x, and
+    x.y if a module): a lazy import is still a dependency, and a circle through one is still a circle."""
     path = ROOT / Path(*module.split("."))
     path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     tree = ast.parse(path.read_text())
     known = set(modules("service")) | set(modules("training"))
     found: set[str] = set()
-    for node in tree.body:  # top level only: imports inside functions are lazy on purpose
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -81,3 +83,43 @@ def test_no_function_past_60_lines() -> None:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
             and (node.end_lineno or node.lineno) - node.lineno + 1 > 60]
     assert not long, f"functions over 60 lines: {long}"
+
+
+# The modules that speak HTTP (the app, its routes, the gate, the command that serves it, the Ray ingress): the
+# only ones that may import a web framework. The core (contract, engine, look, painter, blend, brush, flow,
+# stabilize, dream, video) is called by them and imports none.
+HTTP_MODULES = {"service.app", "service.cli", "service.api", "service.access", "service.jobs", "service.learning",
+                "service.in_browser", "service.cluster"}
+WEB_FRAMEWORKS = ("fastapi", "starlette", "uvicorn")
+SERVES_IN_PROCESS = {"training.bench.browser"}  # a benchmark that runs the app under uvicorn in its own process
+RAY_MODULES = {"service.cluster", "service.video.scaleout", "training.bench.cluster"}
+
+
+def third_party_imports(module: str) -> set[str]:
+    """Top-level package names ``module`` imports anywhere in it."""
+    path = ROOT / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_only_the_http_modules_import_a_web_framework() -> None:
+    speaking = {m for m in modules("service") + modules("training") if third_party_imports(m) & set(WEB_FRAMEWORKS)}
+    allowed = HTTP_MODULES | SERVES_IN_PROCESS
+    assert speaking <= allowed, f"a web framework imported outside the HTTP modules: {speaking - allowed}"
+
+
+def test_ray_stays_in_its_modules() -> None:
+    using = {m for m in modules("service") + modules("training") if "ray" in third_party_imports(m)}
+    assert using <= RAY_MODULES, f"Ray imported outside its modules: {using - RAY_MODULES}"
+
+
+def test_training_core_does_not_import_the_benchmarks() -> None:
+    core = [m for m in modules("training") if not m.startswith("training.bench")]
+    leaning = {m: sorted(i for i in imports_of(m) if i.startswith("training.bench")) for m in core}
+    assert not {m: v for m, v in leaning.items() if v}, f"training core imports bench/: {leaning}"

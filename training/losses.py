@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
-from training.bench.grid import grid_bins
+from training.grid import grid_bins
 
 STYLE_SCALE = 1e6
 
@@ -62,7 +62,7 @@ def log_activation_gain(output: torch.Tensor, source: torch.Tensor) -> torch.Ten
 
 def grid_penalty(image: torch.Tensor, divisions: int = 4) -> torch.Tensor:
     """How far a batch shows a 2- or 4-pixel mesh, differentiably: the grid score's spectrum (QUALITY-METRIC.md,
-    training/bench/grid.py) with each of the 15 bins at multiples of a quarter side compared with the mean of its
+    training/grid.py) with each of the 15 bins at multiples of a quarter side compared with the mean of its
     5x5 neighbourhood; the mean of log(max(ratio, 1)). 0 when no bin stands out, so it never asks for blur.
     ``divisions`` 8 takes the bins at multiples of an eighth side (63 of them): the 8-pixel mesh of an encoder
     that strides by 8 as well. [B,3,H,W] with H, W multiples of ``divisions`` -> scalar."""

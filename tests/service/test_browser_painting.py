@@ -22,6 +22,7 @@ from training.bench.browser import FLAGS, loopback_only
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
+WEBGPU_MAX, WEBGPU_MEAN = 8, 1.0  # out of 255: WebGPU against Python onnxruntime, on the software adapter
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
 if not CHROMIUM.exists():
@@ -168,3 +169,62 @@ def test_without_the_runtime_the_page_says_so_and_paints_on_the_server(chromium:
         page.wait_for_function("window.livestyle.paint.mode === 'server' && window.livestyle.status === 'live'",
                                timeout=30_000)
         assert "not installed" in page.inner_text("#paint-why")
+
+
+def test_a_style_added_on_the_server_reaches_the_browser_and_paints(chromium: Any, tmp_path: Path) -> None:
+    """The page paints here; a style learned on the server changes the model's sha256: the page reloads the
+    model (the blend kept by name), the new card appears, and choosing it changes the painted picture."""
+    pytest.importorskip("torch", reason="learning a style needs torch (the train extra)")
+    import httpx
+    from conftest import learnable_models, picture, png
+
+    from service.added import StyleSettings
+
+    models, photos = learnable_models(tmp_path)
+    style_settings = StyleSettings(dir=tmp_path / "store", photos=photos, nice=0)
+    settings = Settings(models_dir=models, dream=False, ice_loopback=True, ease_frames=0)
+    with LiveServer(settings, style_settings) as live:
+        page = open_page(chromium, f"{live.url}/?paint=browser")
+        page.click("#start")
+        page.wait_for_function("window.livestyle.paint.mode === 'browser' && "
+                               "window.livestyle.paint.painter.stats().painted > 3", timeout=30_000)
+        before_sha = page.evaluate("window.livestyle.paint.painter.sha256")
+        reply = httpx.post(f"{live.url}/api/styles", files={"image": ("dots.png", png(picture(41, 120)))},
+                           data={"name": "dots", "steps": "3"}, timeout=30)
+        assert reply.status_code == 202, reply.text
+        page.wait_for_selector(".card[data-style=dots]", timeout=120_000)
+        page.wait_for_function(f"window.livestyle.paint.painter.sha256 !== '{before_sha}'", timeout=30_000)
+        assert page.evaluate("window.livestyle.paint.painter.info.model.styles").count("dots") == 1
+        before = np.asarray(page.evaluate(PAINTED_PIXELS), np.float32)
+        page.click(".card[data-style=dots] button.thumb")
+        time.sleep(1.5)
+        after = np.asarray(page.evaluate(PAINTED_PIXELS), np.float32)
+        assert np.abs(after - before).mean() > 1.0, "the added style did not change the painted picture"
+        assert page.evaluate("window.livestyle.paint.mode") == "browser"
+
+
+def test_webgpu_through_the_software_adapter_paints_near_the_servers_pixels(realtime: contract.ModelEntry) -> None:
+    """WebGPU forced (?backend=webgpu) on Chromium's SwiftShader adapter, at a small size: the same pixels within a
+    stated tolerance (WebGPU kernels round differently: at most WEBGPU_MAX / 255 on a pixel, a mean under
+    WEBGPU_MEAN / 255). The page never picks this adapter by itself: it is a fallback, slower than WASM."""
+    flags = [f for f in FLAGS if f != "--disable-gpu"] + ["--enable-unsafe-webgpu"]
+    settings = Settings(models_dir=MODELS, dream=False)
+    with LiveServer(settings) as live, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=flags)
+        try:
+            page = open_page(browser, f"{live.url}/?backend=webgpu")
+            if not page.evaluate("!!navigator.gpu && navigator.gpu.requestAdapter().then((a) => !!a)"):
+                pytest.skip("this Chromium exposes no WebGPU adapter")
+            assert page.evaluate("window.livestyle.loadPainter()") is True, page.evaluate(
+                "window.livestyle.paint.loadError")
+            assert page.evaluate("window.livestyle.paint.painter.backend") == "webgpu"
+            rgb = fixed_frame()[:48, :64]
+            h, w = rgb.shape[:2]
+            rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], axis=-1).reshape(-1).tolist()
+            weights = {realtime.styles[1]: 0.5, realtime.styles[4]: 0.5}
+            got = np.array(page.evaluate(PAINT, [rgba, w, h, weights, 1.0, False]), np.uint8).reshape(h, w, 4)
+        finally:
+            browser.close()
+    difference = np.abs(got[..., :3].astype(int) - python_reference(realtime, rgb, weights, 1.0, False).astype(int))
+    print(f"WebGPU (SwiftShader) against Python onnxruntime: max {difference.max()}, mean {difference.mean():.3f}")
+    assert difference.max() <= WEBGPU_MAX and difference.mean() <= WEBGPU_MEAN

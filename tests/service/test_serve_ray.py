@@ -55,7 +55,7 @@ def test_a_chosen_reservation_the_cluster_cannot_hold_is_refused_with_what_to_ch
 def serve_ray(models_dir: Path, port: int, *flags: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LIVESTYLE_MAX_PEERS": "2", "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
     return subprocess.Popen(
-        [sys.executable, "-c", "from service.app import main; main()", "--engine", "ray", "--models-dir",
+        [sys.executable, "-c", "from service.cli import main; main()", "--engine", "ray", "--models-dir",
          str(models_dir), "--host", "127.0.0.1", "--port", str(port), "--ice-loopback", *flags],
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.bench.grid import bin_ratios, geometric_mean, grid_bins, grid_score, spectrum
+from training.grid import bin_ratios, geometric_mean, grid_bins, grid_score, spectrum
 from training.networks import NetConfig, StyleNet
 
 H, W = 480, 640

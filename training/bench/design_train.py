@@ -23,8 +23,8 @@ import torch
 from service.contract import frame_to_image, image_to_frame
 from training import images
 from training.bench.design import MESHED
-from training.bench.grid import geometric_mean, grid_score
 from training.checkpoint import build_from_checkpoint, load_checkpoint
+from training.grid import geometric_mean, grid_score
 from training.networks import NetConfig, StyleNet
 from training.quality import LiveScorer, live_frame
 from training.train import TrainConfig, Trainer

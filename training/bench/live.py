@@ -2,7 +2,7 @@
 
 Held-out photos (bsds_val_*, never trained on) become 640x480 frames; every painting style of each of our
 models and the peer's arbitrary mode (given the same painting) paints them. Each output is scored as the
-8-bit frame it would be: the grid score (training/bench/grid.py) and the live-size style and content loss
+8-bit frame it would be: the grid score (training/grid.py) and the live-size style and content loss
 (training/quality.py, painting at the frame's height), both defined in ../shared/QUALITY-METRIC.md. The brush
 rows time ``Engine.stylize`` (network, resizes and guided upsampling) at each brush on one ORT thread.
 The contact sheet shows real video frames (vtest.avi, tree.avi) at 640x480, each tier beside the peer.
@@ -23,9 +23,9 @@ from PIL import Image, ImageDraw
 from service import contract
 from service.engine import Engine
 from training import images
-from training.bench.grid import geometric_mean, grid_score
 from training.bench.peer import ArbitraryStyle
 from training.bench.report import Table, fmt
+from training.grid import geometric_mean, grid_score
 from training.quality import LIVE_HEIGHT, LIVE_WIDTH, LiveScorer, as_live_frame, live_frame
 
 log = logging.getLogger(__name__)

@@ -100,7 +100,7 @@ def server(models_dir: Path, max_peers: int = 4,
     given = {"LIVESTYLE_MAX_PEERS": str(max_peers), "LIVESTYLE_MODELS_DIR": str(models_dir),
              "LIVESTYLE_ICE_LOOPBACK": "true", "LIVESTYLE_DREAM": "false"} | settings
     env = {k: v for k, v in (os.environ | given).items() if v is not None}
-    process = subprocess.Popen([sys.executable, "-m", "service.app", "--port", str(port), "--log-level", "warning"],
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "--port", str(port), "--log-level", "warning"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

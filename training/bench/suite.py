@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service import contract
+from service import contract, web_runtime
 from service.engine import Engine, RuntimeOptions
 from service.settings import Settings
 from service.stabilize import DEFAULT_MOVING_BLEND
@@ -24,6 +24,7 @@ from training.bench import (
     dream,
     flicker,
     gpu,
+    in_browser,
     latency,
     live,
     peer,
@@ -36,7 +37,7 @@ from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
 TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability",
-          "texture", "cluster", "steady")
+          "texture", "cluster", "steady", "in_browser")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
@@ -153,7 +154,7 @@ class Suite:
                  "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
                  "add_style": self.add_style, "live": self.live, "reliability": self.reliability,
                  "cluster": self.cluster, "steady": self.steady,
-                 "texture": self.texture}
+                 "texture": self.texture, "in_browser": self.in_browser}
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -245,6 +246,17 @@ class Suite:
                 table.verdicts.append(
                     f"{e.name}: {fps:.1f} frames shown per second {met} the {browser.GOAL_FPS:.0f} goal.")
         return table
+
+    def in_browser(self) -> Table:
+        cfg = self.cfg
+        reason = None if cfg.browser else "not asked for (--browser)"
+        reason = reason or browser.unavailable_reason()
+        status = web_runtime.runtime_status(web_runtime.DEFAULT_DIR)
+        reason = reason or status.reason
+        if reason:
+            return in_browser.in_browser_table([], cfg.models_dir, cfg.browser_seconds, skipped=reason)
+        results = in_browser.measure_in_browser(cfg.models_dir, cfg.browser_seconds)
+        return in_browser.in_browser_table(results, cfg.models_dir, cfg.browser_seconds)
 
     def training(self) -> Table:
         cfg = self.cfg

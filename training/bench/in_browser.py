@@ -1,0 +1,246 @@
+"""Table 14: painting in the viewer's browser against painting on the server, in one run on one machine.
+
+The same canvas camera (a frame counter drawn into it as blocks) feeds the page in headless Chromium, once with
+``?paint=browser`` (the realtime model in onnxruntime-web, WASM) and once with ``?paint=server`` (WebRTC to the
+server and back), at 320x240, 480x360 and 640x480, each size held fixed (adaptive resolution off on both sides).
+Camera-to-screen latency is the counter read back from what is on screen (the painted canvas, or the decoded
+video), not the page's estimate. Chromium's CPU time (all its processes) and the server's (this process) are
+divided by the frames shown. A second viewer: two pages at 640x480 at once, each path.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service import contract
+from service.settings import Settings
+from training.bench.browser import CHROMIUM, FLAGS, _Server
+from training.bench.report import Table, fmt
+
+log = logging.getLogger(__name__)
+SIZES = ((320, 240), (480, 360), (640, 480))
+GOAL_FPS_MID, GOAL_FPS_FULL, GOAL_LATENCY = 25.0, 15.0, 0.5
+
+# A canvas camera of any size at 30 fps: a gradient, a moving square, a black and a white block, then the frame
+# counter as 16 blocks of 1/20 of the width.
+CAMERA = """([W, H]) => {
+  const B = Math.floor(W / 20), BITS = 16;
+  window.__sent = new Map(); window.__latency = [];
+  navigator.mediaDevices.getUserMedia = async () => {
+    const c = document.createElement('canvas'); c.width = W; c.height = H;
+    const g = c.getContext('2d'); let id = 0;
+    const draw = () => {
+      id = (id + 1) & 0xffff;
+      const grad = g.createLinearGradient(0, 0, W, H);
+      grad.addColorStop(0, '#3060c0'); grad.addColorStop(1, '#e0a040');
+      g.fillStyle = grad; g.fillRect(0, 0, W, H);
+      g.fillStyle = '#30c080'; g.fillRect(W / 6 + (id * 5) % (W / 2), H / 2.4, W / 8, W / 8);
+      g.fillStyle = '#000'; g.fillRect(0, 0, B, B); g.fillStyle = '#fff'; g.fillRect(B, 0, B, B);
+      for (let i = 0; i < BITS; i++) {
+        g.fillStyle = (id >> i) & 1 ? '#fff' : '#000'; g.fillRect(2 * B + i * B, 0, B, B);
+      }
+      window.__sent.set(id, performance.now());
+    };
+    draw(); setInterval(draw, 33);
+    return c.captureStream(30);
+  };
+}"""
+
+# Reads the counter from what is on screen: the painted canvas (each animation frame, a counter once) or the
+# video (each decoded frame).
+READ_SCREEN = """([W, fromCanvas]) => {
+  const B = Math.floor(W / 20), BITS = 16;
+  const source = document.getElementById(fromCanvas ? 'painted' : 'stylized');
+  const c = document.createElement('canvas'); c.width = W; c.height = B;
+  const g = c.getContext('2d', {willReadFrequently: true});
+  const seen = new Set();
+  const q = Math.floor(B / 4);
+  const level = (d, x0) => {
+    let sum = 0, n = 0;
+    for (let y = q; y < B - q; y += 2) for (let x = x0 + q; x < x0 + B - q; x += 2) {
+      const i = 4 * (y * W + x); sum += d[i] + d[i + 1] + d[i + 2]; n += 3;
+    }
+    return sum / n;
+  };
+  const read = () => {
+    const sw = fromCanvas ? source.width : source.videoWidth, sh = fromCanvas ? source.height : source.videoHeight;
+    if (!sw) return;
+    g.drawImage(source, 0, 0, sw, sw * B / W, 0, 0, W, B);
+    const d = g.getImageData(0, 0, W, B).data;
+    const black = level(d, 0), white = level(d, B);
+    if (Math.abs(white - black) < 60) return;
+    let id = 0;
+    for (let i = 0; i < BITS; i++) {
+      const l = level(d, 2 * B + i * B);
+      if (Math.abs(l - white) < Math.abs(l - black)) id |= 1 << i;
+    }
+    const sent = window.__sent.get(id);
+    if (sent !== undefined && !seen.has(id) && performance.now() - sent < 5000) {
+      seen.add(id); window.__latency.push(performance.now() - sent);
+    }
+  };
+  const next = fromCanvas ? (f) => requestAnimationFrame(f) : (f) => source.requestVideoFrameCallback(f);
+  const tick = () => { read(); next(tick); };
+  next(tick);
+}"""
+
+
+@dataclass(frozen=True)
+class PathResult:
+    path: str  # browser | server
+    size: tuple[int, int]
+    viewers: int
+    fps: float  # frames shown per second, per viewer (median over the viewers)
+    latency: list[float]
+    browser_cpu_ms: float  # Chromium's CPU time per frame shown
+    server_cpu_ms: float  # the server's CPU time per frame shown
+    detail: str  # backend and threads, or the server's inference
+
+
+def chromium_cpu_seconds() -> float:
+    """User + system CPU seconds of every Chromium process on this machine (the benchmark's only browser)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith("chrom"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 100.0  # clock ticks
+
+
+def _open(browser: Any, url: str, path: str, size: tuple[int, int]) -> Any:
+    page = browser.new_page()
+    page.add_init_script(f"({CAMERA})({list(size)})")
+    page.goto(f"{url}/?paint={path}")
+    page.wait_for_selector(".card input[type=range]")
+    page.click("#start")
+    page.wait_for_function(f"window.livestyle.status === 'live' && window.livestyle.paint.mode === '{path}'",
+                           timeout=60_000)
+    ready = ("window.livestyle.paint.painter.stats().painted > 3" if path == "browser"
+             else "document.getElementById('stylized').videoWidth > 0")
+    page.wait_for_function(ready, timeout=60_000)
+    page.evaluate(READ_SCREEN, [size[0], path == "browser"])
+    return page
+
+
+def _shown(page: Any, path: str) -> int:
+    return int(page.evaluate("window.livestyle.paint.painter.stats().painted")) if path == "browser" else 0
+
+
+def measure_path(browser: Any, url: str, path: str, size: tuple[int, int], seconds: float,
+                 viewers: int = 1) -> PathResult:
+    pages = [_open(browser, url, path, size) for _ in range(viewers)]
+    try:
+        time.sleep(2.0)  # start-up
+        for page in pages:
+            page.evaluate("window.__latency.length = 0")
+        painted = [_shown(p, path) for p in pages]
+        cpu, server_cpu, wall = chromium_cpu_seconds(), time.process_time(), time.monotonic()
+        samples: list[list[float]] = [[] for _ in pages]
+        for _ in range(max(1, round(seconds))):
+            time.sleep(1.0)
+            for i, page in enumerate(pages):
+                samples[i].append(float(page.evaluate("window.livestyle.fpsShown")))
+        elapsed = time.monotonic() - wall
+        cpu, server_cpu = chromium_cpu_seconds() - cpu, time.process_time() - server_cpu
+        if path == "browser":
+            frames = sum(_shown(p, path) - n for p, n in zip(pages, painted, strict=True))
+            stats = pages[0].evaluate("window.livestyle.paint.painter.stats()")
+            detail = f"{stats['backend']}, {stats['threads']} threads, run {fmt(stats['runMs'])} ms"
+        else:
+            frames = round(sum(statistics.fmean(s) for s in samples) * elapsed)
+            stats = pages[0].evaluate("window.livestyle.serverStats") or {}
+            detail = f"server infer {stats.get('infer_ms_p50', 'n/a')} ms at {stats.get('side', 'n/a')} px"
+        latency = [float(x) for p in pages for x in p.evaluate("window.__latency")]
+    finally:
+        for page in pages:
+            page.close()
+    per = max(frames, 1)
+    return PathResult(path, size, viewers, statistics.median(statistics.median(s) for s in samples), latency,
+                      1000.0 * cpu / per, 1000.0 * server_cpu / per, detail)
+
+
+def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
+    from playwright.sync_api import sync_playwright
+
+    results = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            for size in SIZES:
+                side = max(size)
+                settings = Settings.model_validate({
+                    "models_dir": models_dir, "dream": False, "ice_loopback": True, "max_frame_side": side,
+                    "min_frame_side": side, "adaptive_resolution": False})
+                with _Server(settings) as server:
+                    for path in ("browser", "server"):
+                        results.append(measure_path(browser, server.url, path, size, seconds))
+                        log.info("in-browser: %s at %dx%d done", path, *size)
+                    if size == SIZES[-1]:
+                        for path in ("browser", "server"):
+                            results.append(measure_path(browser, server.url, path, size, seconds, viewers=2))
+        finally:
+            browser.close()
+    return results
+
+
+def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float, skipped: str = "") -> Table:
+    realtime = next((e for e in contract.read_manifest(models_dir / contract.MANIFEST_NAME)
+                     if e.tier == "realtime"), None)
+    sha = realtime.sha256[:12] if realtime else "n/a"
+    table = Table(
+        title="14. Painting in the browser against painting on the server",
+        header=["path", "camera", "viewers", "frames shown/s", "camera to screen median / p95 ms",
+                "browser CPU ms per frame", "server CPU ms per frame", "how"],
+        setup=(f"The realtime model (sha256 {sha}) in headless Chromium on this machine: `?paint=browser` runs it "
+               "in onnxruntime-web (WASM, in a worker), `?paint=server` streams over WebRTC to the server in this "
+               "process and back. A canvas camera at 30 fps with a frame counter drawn into it; latency is the "
+               "counter read back from the screen (the painted canvas, or each decoded video frame). Each size "
+               f"held fixed on both paths (adaptive resolution off); {seconds:.0f} s per row after 2 s start-up. "
+               "CPU: Chromium's processes and the server process, over the frames shown. Browser, server and "
+               "camera share the same 2 cores: a second viewer's browser here is a second machine in real use. "
+               "`python -m training.bench --only in_browser`."),
+        goal=(f"in the browser >= {GOAL_FPS_MID:.0f} fps at 480x360 and >= {GOAL_FPS_FULL:.0f} fps at 640x480, at "
+              f"least the server path's frame rate at each size, median latency <= {GOAL_LATENCY}x the server "
+              "path's; a second in-browser viewer costs the server nothing per frame; WebGPU at 640x480 >= 30 fps "
+              "where a GPU is present."),
+        skipped=skipped,
+    )
+    by = {(r.path, r.size, r.viewers): r for r in results}
+    for r in results:
+        lat = (f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 95):.0f} ({len(r.latency)} read)"
+               if len(r.latency) >= 10 else f"n/a ({len(r.latency)} read)")
+        table.rows.append([r.path, f"{r.size[0]}x{r.size[1]}", str(r.viewers), f"{r.fps:.1f}", lat,
+                           f"{r.browser_cpu_ms:.0f}", f"{r.server_cpu_ms:.1f}", r.detail])
+    for size in SIZES:
+        here, there = by.get(("browser", size, 1)), by.get(("server", size, 1))
+        if here is None or there is None:
+            continue
+        goal = GOAL_FPS_FULL if size == SIZES[-1] else GOAL_FPS_MID if size == SIZES[1] else 0.0
+        met = here.fps >= goal and here.fps >= there.fps
+        line = f"{size[0]}x{size[1]}: in the browser {here.fps:.1f} fps against the server path's {there.fps:.1f}"
+        if len(here.latency) >= 10 and len(there.latency) >= 10:
+            ratio = float(np.median(here.latency) / np.median(there.latency))
+            met = met and ratio <= GOAL_LATENCY
+            line += f", latency {ratio:.2f}x the server path's"
+        table.verdicts.append(f"{line}: {'meets' if met else 'MISSES'} the goal.")
+    second = by.get(("browser", SIZES[-1], 2))
+    if second is not None:
+        table.verdicts.append(f"two in-browser viewers: the server's CPU per frame shown is "
+                              f"{second.server_cpu_ms:.1f} ms ({'meets' if second.server_cpu_ms < 1 else 'MISSES'} "
+                              "the goal of ~0).")
+    table.notes.append("WebGPU: this machine has no GPU (Chromium's only adapter is the SwiftShader fallback, which "
+                       "the page never picks by itself), so the WebGPU goal is not measured here.")
+    return table
