@@ -192,13 +192,22 @@ class BrowserPainter {
     return times[Math.floor(times.length / 2)];
   }
 
-  // Paint `video`'s frames while running: newest frame wins (one in flight, the rest dropped and counted).
+  // Paint `video`'s frames while running: newest frame wins. One frame is in flight; camera frames that arrive
+  // meanwhile are dropped and counted, and the newest of them is painted as soon as the worker is free (not at
+  // the next camera frame: that wait would idle the worker for up to a frame interval).
   run(video, look) {
     this.running = true;
+    this.look = look;
+    this.waiting = null;  // when the newest dropped frame arrived
     const onFrame = (now) => {
       if (!this.running) return;
       video.requestVideoFrameCallback(onFrame);
-      if (this.inFlight || !video.videoWidth) { this.counts.dropped += this.inFlight ? 1 : 0; return; }
+      if (!video.videoWidth) return;
+      if (this.inFlight) {
+        if (this.waiting !== null) this.counts.dropped += 1;  // overtaken by this newer one
+        this.waiting = now;
+        return;
+      }
       this.paintFrame(video, look(), now);
     };
     video.requestVideoFrameCallback(onFrame);
@@ -216,12 +225,18 @@ class BrowserPainter {
       this.counts.painted += 1;
       this.governor.observe(reply.ms);
       this.runMs.push(reply.runMs);
+      this.parts = reply.parts;  // the last frame's read, pre, run, post and draw milliseconds
       this.latencyMs.push(performance.now() - capturedAt);
       if (this.runMs.length > 60) { this.runMs.shift(); this.latencyMs.shift(); }
     } catch (err) {
       this.lastError = err.message;
     } finally {
       this.inFlight = false;
+      if (this.running && this.waiting !== null) {
+        const arrived = this.waiting;
+        this.waiting = null;
+        this.paintFrame(video, this.look(), arrived);
+      }
     }
   }
 
@@ -230,7 +245,8 @@ class BrowserPainter {
   stats() {
     const median = (values) => (values.length ? [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] : null);
     return { side: this.governor ? this.governor.side : null, runMs: median(this.runMs), latencyMs: median(this.latencyMs),
-             painted: this.counts.painted, dropped: this.counts.dropped, backend: this.backend, threads: this.threads };
+             painted: this.counts.painted, dropped: this.counts.dropped, backend: this.backend, threads: this.threads,
+             parts: this.parts || null };
   }
 }
 

@@ -28,7 +28,7 @@ async function init(message) {
 
 async function load(model, backend) {
   const next = await ort.InferenceSession.create(new Uint8Array(model), {
-    executionProviders: [backend], graphOptimizationLevel: "all",
+    executionProviders: [backend],
   });
   if (session) await session.release();
   session = next;
@@ -44,58 +44,91 @@ function padded(size) {
   return Math.max(Math.ceil(size / multiple), 2) * multiple;
 }
 
-async function paint(rgba, width, height, weights, strength, keepColor) {
-  const hp = padded(height), wp = padded(width);
-  const reflect = hp - height < height && wp - width < width;
+const INV255 = 1 / 255;
+
+// RGBA bytes -> [1,3,hp,wp] floats in [0,1], reflect-padded at the bottom and right. The frame's own rows are
+// one straight pass; only the padding looks its source pixel up.
+function toInput(rgba, width, height, hp, wp) {
   const plane = hp * wp;
   const input = new Float32Array(3 * plane);
+  const reflect = hp - height < height && wp - width < width;
   for (let y = 0; y < hp; y++) {
-    const sy = source(y, height, reflect);
-    for (let x = 0; x < wp; x++) {
-      const at = 4 * (sy * width + source(x, width, reflect));
-      const o = y * wp + x;
-      input[o] = rgba[at] / 255;
-      input[plane + o] = rgba[at + 1] / 255;
-      input[2 * plane + o] = rgba[at + 2] / 255;
+    const row = source(y, height, reflect) * width;
+    let o = y * wp;
+    let at = 4 * row;
+    for (let x = 0; x < width; x++, o++, at += 4) {
+      input[o] = rgba[at] * INV255;
+      input[plane + o] = rgba[at + 1] * INV255;
+      input[2 * plane + o] = rgba[at + 2] * INV255;
+    }
+    for (let x = width; x < wp; x++, o++) {
+      const from = 4 * (row + source(x, width, reflect));
+      input[o] = rgba[from] * INV255;
+      input[plane + o] = rgba[from + 1] * INV255;
+      input[2 * plane + o] = rgba[from + 2] * INV255;
     }
   }
+  return input;
+}
+
+// clip(v * 255 + 0.5, 0, 255) then floor: service/contract.py frame_to_image
+function toByte(v) {
+  const b = v * 255 + 0.5;
+  return b <= 0 ? 0 : b >= 255 ? 255 : Math.floor(b);
+}
+
+function clip01(v) {
+  return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+// The network's [1,3,hp,wp] output cropped, with kept colours and the strength mix -> RGBA bytes.
+function toPixels(out, rgba, width, height, wp, plane, strength, keepColor) {
+  const pixels = new Uint8ClampedArray(4 * width * height);
+  const mix = strength < 1;
+  for (let y = 0; y < height; y++) {
+    let o = y * wp;
+    let at = 4 * y * width;
+    for (let x = 0; x < width; x++, o++, at += 4) {
+      let r = out[o], g = out[plane + o], b = out[2 * plane + o];
+      if (keepColor || mix) {
+        const cr = rgba[at] * INV255, cg = rgba[at + 1] * INV255, cb = rgba[at + 2] * INV255;
+        if (keepColor) {  // the painting's luma, the frame's chroma (YUV)
+          const ys = 0.299 * r + 0.587 * g + 0.114 * b;
+          const yc = 0.299 * cr + 0.587 * cg + 0.114 * cb;
+          const u = 0.492 * (cb - yc), v = 0.877 * (cr - yc);
+          r = ys + v / 0.877;
+          b = ys + u / 0.492;
+          g = (ys - 0.299 * r - 0.114 * b) / 0.587;
+          r = clip01(r); g = clip01(g); b = clip01(b);
+        }
+        if (mix) {
+          r = r * strength + cr * (1 - strength);
+          g = g * strength + cg * (1 - strength);
+          b = b * strength + cb * (1 - strength);
+        }
+      }
+      pixels[at] = toByte(r);
+      pixels[at + 1] = toByte(g);
+      pixels[at + 2] = toByte(b);
+      pixels[at + 3] = 255;
+    }
+  }
+  return pixels;
+}
+
+async function paint(rgba, width, height, weights, strength, keepColor) {
+  const t0 = performance.now();
+  const hp = padded(height), wp = padded(width);
   const feeds = {
-    [names.frame]: new ort.Tensor("float32", input, [1, 3, hp, wp]),
+    [names.frame]: new ort.Tensor("float32", toInput(rgba, width, height, hp, wp), [1, 3, hp, wp]),
     [names.weights]: new ort.Tensor("float32", Float32Array.from(weights), [1, weights.length]),
   };
   const started = performance.now();
   const result = await session.run(feeds);
   const runMs = performance.now() - started;
-  const out = result[names.output].data;
-  const pixels = new Uint8ClampedArray(4 * width * height);
-  const mix = strength < 1;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const o = y * wp + x;
-      const at = 4 * (y * width + x);
-      let r = out[o], g = out[plane + o], b = out[2 * plane + o];
-      const cr = rgba[at] / 255, cg = rgba[at + 1] / 255, cb = rgba[at + 2] / 255;
-      if (keepColor) {
-        const ys = 0.299 * r + 0.587 * g + 0.114 * b;
-        const yc = 0.299 * cr + 0.587 * cg + 0.114 * cb;
-        const u = 0.492 * (cb - yc), v = 0.877 * (cr - yc);
-        r = ys + v / 0.877;
-        b = ys + u / 0.492;
-        g = (ys - 0.299 * r - 0.114 * b) / 0.587;
-        r = Math.min(Math.max(r, 0), 1); g = Math.min(Math.max(g, 0), 1); b = Math.min(Math.max(b, 0), 1);
-      }
-      if (mix) {
-        r = r * strength + cr * (1 - strength);
-        g = g * strength + cg * (1 - strength);
-        b = b * strength + cb * (1 - strength);
-      }
-      pixels[at] = Math.floor(Math.min(Math.max(r * 255 + 0.5, 0), 255));
-      pixels[at + 1] = Math.floor(Math.min(Math.max(g * 255 + 0.5, 0), 255));
-      pixels[at + 2] = Math.floor(Math.min(Math.max(b * 255 + 0.5, 0), 255));
-      pixels[at + 3] = 255;
-    }
-  }
+  const pixels = toPixels(result[names.output].data, rgba, width, height, wp, hp * wp, strength, keepColor);
   for (const tensor of Object.values(result)) if (tensor.dispose) tensor.dispose();
+  self.lastParts = { pre: started - t0, run: runMs, post: performance.now() - started - runMs };
   return { pixels, runMs };
 }
 
@@ -118,9 +151,12 @@ async function onFrame(message) {
     return { type: "painted", id: message.id, width, height, runMs: 0, ms: performance.now() - started };
   }
   const rgba = readBitmap(message.bitmap);
+  const read = performance.now() - started;
   const { pixels, runMs } = await paint(rgba, width, height, message.weights, message.strength, message.keepColor);
+  const drawn = performance.now();
   canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
-  return { type: "painted", id: message.id, width, height, runMs, ms: performance.now() - started };
+  const parts = { read, ...self.lastParts, draw: performance.now() - drawn };
+  return { type: "painted", id: message.id, width, height, runMs, parts, ms: performance.now() - started };
 }
 
 self.onmessage = async ({ data }) => {

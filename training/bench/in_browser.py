@@ -102,6 +102,7 @@ class PathResult:
     browser_cpu_ms: float  # Chromium's CPU time per frame shown
     server_cpu_ms: float  # the server's CPU time per frame shown
     detail: str  # backend and threads, or the server's inference
+    adaptive: bool = False  # the defaults: the resolution governor on (both paths)
 
 
 def chromium_cpu_seconds() -> float:
@@ -140,7 +141,7 @@ def _shown(page: Any, path: str) -> int:
 
 
 def measure_path(browser: Any, url: str, path: str, size: tuple[int, int], seconds: float,
-                 viewers: int = 1) -> PathResult:
+                 viewers: int = 1, adaptive: bool = False) -> PathResult:
     pages = [_open(browser, url, path, size) for _ in range(viewers)]
     try:
         time.sleep(2.0)  # start-up
@@ -158,7 +159,8 @@ def measure_path(browser: Any, url: str, path: str, size: tuple[int, int], secon
         if path == "browser":
             frames = sum(_shown(p, path) - n for p, n in zip(pages, painted, strict=True))
             stats = pages[0].evaluate("window.livestyle.paint.painter.stats()")
-            detail = f"{stats['backend']}, {stats['threads']} threads, run {fmt(stats['runMs'])} ms"
+            detail = (f"{stats['backend']}, {stats['threads']} threads, run {fmt(stats['runMs'])} ms at "
+                      f"{stats['side']} px")
         else:
             frames = round(sum(statistics.fmean(s) for s in samples) * elapsed)
             stats = pages[0].evaluate("window.livestyle.serverStats") or {}
@@ -169,7 +171,7 @@ def measure_path(browser: Any, url: str, path: str, size: tuple[int, int], secon
             page.close()
     per = max(frames, 1)
     return PathResult(path, size, viewers, statistics.median(statistics.median(s) for s in samples), latency,
-                      1000.0 * cpu / per, 1000.0 * server_cpu / per, detail)
+                      1000.0 * cpu / per, 1000.0 * server_cpu / per, detail, adaptive)
 
 
 def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
@@ -191,6 +193,10 @@ def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
                     if size == SIZES[-1]:
                         for path in ("browser", "server"):
                             results.append(measure_path(browser, server.url, path, size, seconds, viewers=2))
+            defaults = Settings.model_validate({"models_dir": models_dir, "dream": False, "ice_loopback": True})
+            with _Server(defaults) as server:  # what a newcomer gets: each path's governor picks the size
+                for path in ("browser", "server"):
+                    results.append(measure_path(browser, server.url, path, SIZES[-1], seconds, adaptive=True))
         finally:
             browser.close()
     return results
@@ -208,7 +214,8 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
                "in onnxruntime-web (WASM, in a worker), `?paint=server` streams over WebRTC to the server in this "
                "process and back. A canvas camera at 30 fps with a frame counter drawn into it; latency is the "
                "counter read back from the screen (the painted canvas, or each decoded video frame). Each size "
-               f"held fixed on both paths (adaptive resolution off); {seconds:.0f} s per row after 2 s start-up. "
+               f"held fixed on both paths (adaptive resolution off), then the defaults at 640x480 ('adaptive': each "
+               f"path's resolution governor picks the size); {seconds:.0f} s per row after 2 s start-up. "
                "CPU: Chromium's processes and the server process, over the frames shown. Browser, server and "
                "camera share the same 2 cores: a second viewer's browser here is a second machine in real use. "
                "`python -m training.bench --only in_browser`."),
@@ -218,11 +225,12 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
               "where a GPU is present."),
         skipped=skipped,
     )
-    by = {(r.path, r.size, r.viewers): r for r in results}
+    by = {(r.path, r.size, r.viewers): r for r in results if not r.adaptive}
     for r in results:
         lat = (f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 95):.0f} ({len(r.latency)} read)"
                if len(r.latency) >= 10 else f"n/a ({len(r.latency)} read)")
-        table.rows.append([r.path, f"{r.size[0]}x{r.size[1]}", str(r.viewers), f"{r.fps:.1f}", lat,
+        camera = f"{r.size[0]}x{r.size[1]}" + (", adaptive" if r.adaptive else "")
+        table.rows.append([r.path, camera, str(r.viewers), f"{r.fps:.1f}", lat,
                            f"{r.browser_cpu_ms:.0f}", f"{r.server_cpu_ms:.1f}", r.detail])
     for size in SIZES:
         here, there = by.get(("browser", size, 1)), by.get(("server", size, 1))
