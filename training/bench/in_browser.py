@@ -244,6 +244,15 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
             met = met and ratio <= GOAL_LATENCY
             line += f", latency {ratio:.2f}x the server path's"
         table.verdicts.append(f"{line}: {'meets' if met else 'MISSES'} the goal.")
+    adaptive = {r.path: r for r in results if r.adaptive}
+    if len(adaptive) == 2 and len(adaptive["browser"].latency) >= 10 and len(adaptive["server"].latency) >= 10:
+        here, there = adaptive["browser"], adaptive["server"]
+        ratio = float(np.median(here.latency) / np.median(there.latency))
+        table.verdicts.append(
+            f"with the defaults (a 640x480 camera, each governor choosing the size): in the browser {here.fps:.1f} fps "
+            f"({here.detail.rsplit('at ', 1)[-1]}) against the server path's {there.fps:.1f}, latency {ratio:.2f}x "
+            f"the server path's: {'at least' if here.fps >= there.fps else 'below'} its frame rate, "
+            f"{'within' if ratio <= GOAL_LATENCY else 'over'} the latency goal.")
     second = by.get(("browser", SIZES[-1], 2))
     if second is not None:
         table.verdicts.append(f"two in-browser viewers: the server's CPU per frame shown is "
