@@ -29,6 +29,7 @@ from training.bench import (
     live,
     peer,
     quality,
+    real_motion,
     steady,
     throughput,
 )
@@ -37,7 +38,7 @@ from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
 TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability",
-          "texture", "cluster", "steady", "in_browser")
+          "texture", "cluster", "steady", "in_browser", "real_motion")
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
@@ -154,7 +155,8 @@ class Suite:
                  "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
                  "add_style": self.add_style, "live": self.live, "reliability": self.reliability,
                  "cluster": self.cluster, "steady": self.steady,
-                 "texture": self.texture, "in_browser": self.in_browser}
+                 "texture": self.texture, "in_browser": self.in_browser,
+                 "real_motion": self.real_motion}
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -203,15 +205,31 @@ class Suite:
             return Table(title="3. Flicker and cost on a video", header=[], skipped=f"{plan.video} not found")
         return self._calibrated(flicker.flicker_table(plan, flicker.measure_flicker(plan, self.engine)))
 
-    def steady(self) -> Table:
-        cfg = self.cfg
+    def _painted_runs(self) -> tuple[list[tuple[str, str]], dict[str, Path]]:
+        """(model, style) for each of our models, the realtime tier first, the flicker styles; their paintings."""
         runs: list[tuple[str, str]] = []
         for e in sorted(self.ours, key=lambda e: e.tier != "realtime"):
             painted = [s for s in e.styles if s not in e.dreams]
             styles = [s for s in FLICKER_STYLES if s in painted] or painted
-            runs += [(e.name, s) for s in styles[: cfg.flicker_styles]]
-        paintings = paintings_for(cfg.data, tuple(dict.fromkeys(s for _, s in runs)), 0)
-        runs = [(model, s) for model, s in runs if s in paintings]
+            runs += [(e.name, s) for s in styles[: self.cfg.flicker_styles]]
+        paintings = paintings_for(self.cfg.data, tuple(dict.fromkeys(s for _, s in runs)), 0)
+        return [(model, s) for model, s in runs if s in paintings], paintings
+
+    def real_motion(self) -> Table:
+        cfg = self.cfg
+        runs, paintings = self._painted_runs()
+        clips = real_motion.default_clips(cfg.data)
+        if not clips or not runs:
+            return Table(title=real_motion.TITLE, header=[],
+                         skipped=f"needs clips under {cfg.data / 'video'} and paintings under {cfg.data / 'styles'}")
+        results = real_motion.measure_real_motion(clips, tuple(runs), paintings, self.engine, cfg.steady_frames,
+                                                  cfg.steady_every, self.workdir)
+        shas = ", ".join(f"{e.name} {e.sha256[:12]}" for e in self.ours)
+        return self._calibrated(real_motion.real_motion_table(clips, tuple(runs), results, cfg.steady_frames, shas))
+
+    def steady(self) -> Table:
+        cfg = self.cfg
+        runs, paintings = self._painted_runs()
         if not cfg.video_path.is_file() or not runs:
             return Table(title=steady.TITLE, header=[],
                          skipped=f"needs {cfg.video_path} and a painting of a style under {cfg.data / 'styles'}")
