@@ -12,7 +12,6 @@ from training.bench.steady import SteadyResult, handheld_clip
 from training.quality import LIVE_HEIGHT, LIVE_WIDTH
 
 
-
 def test_the_clips_are_the_real_ones_the_shakes_and_the_tripod(tmp_path: Path) -> None:
     video = tmp_path / "video"
     video.mkdir()
