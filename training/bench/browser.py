@@ -31,20 +31,20 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection"]
 GOAL_FPS = 15.0
 
-# 640x480 canvas camera at 30 fps: gradient, a moving square, and the frame id as 16 blocks after a black
-# and a white reference block (same recipe as tests/service/test_browser.py).
-CANVAS_CAMERA = """(() => {
-  const B = 32, BITS = 16;
+# A canvas camera of any size at 30 fps: a gradient, a moving square, a black and a white block, then the frame
+# counter as 16 blocks of 1/20 of the width.
+CAMERA = """([W, H]) => {
+  const B = Math.floor(W / 20), BITS = 16;
   window.__sent = new Map(); window.__latency = [];
   navigator.mediaDevices.getUserMedia = async () => {
-    const c = document.createElement('canvas'); c.width = 640; c.height = 480;
+    const c = document.createElement('canvas'); c.width = W; c.height = H;
     const g = c.getContext('2d'); let id = 0;
     const draw = () => {
       id = (id + 1) & 0xffff;
-      const grad = g.createLinearGradient(0, 0, 640, 480);
+      const grad = g.createLinearGradient(0, 0, W, H);
       grad.addColorStop(0, '#3060c0'); grad.addColorStop(1, '#e0a040');
-      g.fillStyle = grad; g.fillRect(0, 0, 640, 480);
-      g.fillStyle = '#30c080'; g.fillRect(100 + (id * 5) % 400, 200, 80, 80);
+      g.fillStyle = grad; g.fillRect(0, 0, W, H);
+      g.fillStyle = '#30c080'; g.fillRect(W / 6 + (id * 5) % (W / 2), H / 2.4, W / 8, W / 8);
       g.fillStyle = '#000'; g.fillRect(0, 0, B, B); g.fillStyle = '#fff'; g.fillRect(B, 0, B, B);
       for (let i = 0; i < BITS; i++) {
         g.fillStyle = (id >> i) & 1 ? '#fff' : '#000'; g.fillRect(2 * B + i * B, 0, B, B);
@@ -54,39 +54,49 @@ CANVAS_CAMERA = """(() => {
     draw(); setInterval(draw, 33);
     return c.captureStream(30);
   };
-})();"""
+}"""
 
-READ_IDS = """() => {
-  const B = 32, BITS = 16;
-  const v = document.getElementById('stylized');
-  const c = document.createElement('canvas'); c.width = 640; c.height = B;
+# Reads the counter from what is on screen: the painted canvas (each animation frame, a counter once) or the
+# video (each decoded frame).
+READ_SCREEN = """([W, fromCanvas]) => {
+  const B = Math.floor(W / 20), BITS = 16;
+  const source = document.getElementById(fromCanvas ? 'painted' : 'stylized');
+  const c = document.createElement('canvas'); c.width = W; c.height = B;
   const g = c.getContext('2d', {willReadFrequently: true});
+  const seen = new Set();
+  const q = Math.floor(B / 4);
   const level = (d, x0) => {
     let sum = 0, n = 0;
-    for (let y = 8; y < 24; y += 2) for (let x = x0 + 8; x < x0 + 24; x += 2) {
-      const i = 4 * (y * 640 + x); sum += d[i] + d[i + 1] + d[i + 2]; n += 3;
+    for (let y = q; y < B - q; y += 2) for (let x = x0 + q; x < x0 + B - q; x += 2) {
+      const i = 4 * (y * W + x); sum += d[i] + d[i + 1] + d[i + 2]; n += 3;
     }
     return sum / n;
   };
-  const tick = () => {
-    if (v.videoWidth === 640) {
-      g.drawImage(v, 0, 0, 640, B, 0, 0, 640, B);
-      const d = g.getImageData(0, 0, 640, B).data;
-      const black = level(d, 0), white = level(d, B);
-      if (Math.abs(white - black) > 60) {
-        let id = 0;
-        for (let i = 0; i < BITS; i++) {
-          const l = level(d, 2 * B + i * B);
-          if (Math.abs(l - white) < Math.abs(l - black)) id |= 1 << i;
-        }
-        const sent = window.__sent.get(id);
-        if (sent !== undefined && performance.now() - sent < 5000) window.__latency.push(performance.now() - sent);
-      }
+  const read = () => {
+    const sw = fromCanvas ? source.width : source.videoWidth, sh = fromCanvas ? source.height : source.videoHeight;
+    if (!sw) return;
+    g.drawImage(source, 0, 0, sw, sw * B / W, 0, 0, W, B);
+    const d = g.getImageData(0, 0, W, B).data;
+    const black = level(d, 0), white = level(d, B);
+    if (Math.abs(white - black) < 60) return;
+    let id = 0;
+    for (let i = 0; i < BITS; i++) {
+      const l = level(d, 2 * B + i * B);
+      if (Math.abs(l - white) < Math.abs(l - black)) id |= 1 << i;
     }
-    v.requestVideoFrameCallback(tick);
+    const sent = window.__sent.get(id);
+    if (sent !== undefined && !seen.has(id) && performance.now() - sent < 5000) {
+      seen.add(id); window.__latency.push(performance.now() - sent);
+    }
   };
-  v.requestVideoFrameCallback(tick);
+  const next = fromCanvas ? (f) => requestAnimationFrame(f) : (f) => source.requestVideoFrameCallback(f);
+  const tick = () => { read(); next(tick); };
+  next(tick);
 }"""
+
+# The 640x480 camera and its counter read from the decoded video (tables 4 and the browser tests).
+CANVAS_CAMERA = f"({CAMERA})([640, 480])"
+READ_IDS = f"() => ({READ_SCREEN})([640, false])"
 
 
 SET_SLIDERS = """(weights) => {

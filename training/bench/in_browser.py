@@ -21,76 +21,12 @@ import numpy as np
 
 from service import contract
 from service.settings import Settings
-from training.bench.browser import CHROMIUM, FLAGS, _Server
+from training.bench.browser import CAMERA, CHROMIUM, FLAGS, READ_SCREEN, _Server
 from training.bench.report import Table, fmt
 
 log = logging.getLogger(__name__)
 SIZES = ((320, 240), (480, 360), (640, 480))
 GOAL_FPS_MID, GOAL_FPS_FULL, GOAL_LATENCY = 25.0, 15.0, 0.5
-
-# A canvas camera of any size at 30 fps: a gradient, a moving square, a black and a white block, then the frame
-# counter as 16 blocks of 1/20 of the width.
-CAMERA = """([W, H]) => {
-  const B = Math.floor(W / 20), BITS = 16;
-  window.__sent = new Map(); window.__latency = [];
-  navigator.mediaDevices.getUserMedia = async () => {
-    const c = document.createElement('canvas'); c.width = W; c.height = H;
-    const g = c.getContext('2d'); let id = 0;
-    const draw = () => {
-      id = (id + 1) & 0xffff;
-      const grad = g.createLinearGradient(0, 0, W, H);
-      grad.addColorStop(0, '#3060c0'); grad.addColorStop(1, '#e0a040');
-      g.fillStyle = grad; g.fillRect(0, 0, W, H);
-      g.fillStyle = '#30c080'; g.fillRect(W / 6 + (id * 5) % (W / 2), H / 2.4, W / 8, W / 8);
-      g.fillStyle = '#000'; g.fillRect(0, 0, B, B); g.fillStyle = '#fff'; g.fillRect(B, 0, B, B);
-      for (let i = 0; i < BITS; i++) {
-        g.fillStyle = (id >> i) & 1 ? '#fff' : '#000'; g.fillRect(2 * B + i * B, 0, B, B);
-      }
-      window.__sent.set(id, performance.now());
-    };
-    draw(); setInterval(draw, 33);
-    return c.captureStream(30);
-  };
-}"""
-
-# Reads the counter from what is on screen: the painted canvas (each animation frame, a counter once) or the
-# video (each decoded frame).
-READ_SCREEN = """([W, fromCanvas]) => {
-  const B = Math.floor(W / 20), BITS = 16;
-  const source = document.getElementById(fromCanvas ? 'painted' : 'stylized');
-  const c = document.createElement('canvas'); c.width = W; c.height = B;
-  const g = c.getContext('2d', {willReadFrequently: true});
-  const seen = new Set();
-  const q = Math.floor(B / 4);
-  const level = (d, x0) => {
-    let sum = 0, n = 0;
-    for (let y = q; y < B - q; y += 2) for (let x = x0 + q; x < x0 + B - q; x += 2) {
-      const i = 4 * (y * W + x); sum += d[i] + d[i + 1] + d[i + 2]; n += 3;
-    }
-    return sum / n;
-  };
-  const read = () => {
-    const sw = fromCanvas ? source.width : source.videoWidth, sh = fromCanvas ? source.height : source.videoHeight;
-    if (!sw) return;
-    g.drawImage(source, 0, 0, sw, sw * B / W, 0, 0, W, B);
-    const d = g.getImageData(0, 0, W, B).data;
-    const black = level(d, 0), white = level(d, B);
-    if (Math.abs(white - black) < 60) return;
-    let id = 0;
-    for (let i = 0; i < BITS; i++) {
-      const l = level(d, 2 * B + i * B);
-      if (Math.abs(l - white) < Math.abs(l - black)) id |= 1 << i;
-    }
-    const sent = window.__sent.get(id);
-    if (sent !== undefined && !seen.has(id) && performance.now() - sent < 5000) {
-      seen.add(id); window.__latency.push(performance.now() - sent);
-    }
-  };
-  const next = fromCanvas ? (f) => requestAnimationFrame(f) : (f) => source.requestVideoFrameCallback(f);
-  const tick = () => { read(); next(tick); };
-  next(tick);
-}"""
-
 
 @dataclass(frozen=True)
 class PathResult:
