@@ -199,9 +199,18 @@ class BrowserPainter {
     this.running = true;
     this.look = look;
     this.waiting = null;  // when the newest dropped frame arrived
+    // Each new camera frame: requestVideoFrameCallback, or (a browser without it) an animation frame whose video
+    // time has moved on.
+    const hasCallback = "requestVideoFrameCallback" in HTMLVideoElement.prototype;
+    let shownTime = -1;
+    const next = (f) => (hasCallback ? video.requestVideoFrameCallback(f) : requestAnimationFrame(f));
     const onFrame = (now) => {
       if (!this.running) return;
-      video.requestVideoFrameCallback(onFrame);
+      next(onFrame);
+      if (!hasCallback) {
+        if (video.currentTime === shownTime) return;
+        shownTime = video.currentTime;
+      }
       if (!video.videoWidth) return;
       if (this.inFlight) {
         if (this.waiting !== null) this.counts.dropped += 1;  // overtaken by this newer one
@@ -210,7 +219,7 @@ class BrowserPainter {
       }
       this.paintFrame(video, look(), now);
     };
-    video.requestVideoFrameCallback(onFrame);
+    next(onFrame);
   }
 
   async paintFrame(video, current, capturedAt) {

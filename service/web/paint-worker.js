@@ -10,7 +10,9 @@ let session = null;
 let names = null;
 let multiple = 8;
 let canvas = null;  // the page's display canvas, handed over (OffscreenCanvas)
+let shown = null;   // its 2D context, taken once (Firefox refuses a second getContext on a handed-over canvas)
 let scratch = null; // frames are read back here
+let scratchContext = null;
 
 async function init(message) {
   const module = message.backend === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
@@ -20,7 +22,10 @@ async function init(message) {
   ort.env.logLevel = "error";
   names = message.names;
   multiple = message.multiple;
-  if (message.canvas) canvas = message.canvas;
+  if (message.canvas) {
+    canvas = message.canvas;
+    shown = canvas.getContext("2d");
+  }
   await load(message.model, message.backend);
   return { type: "ready", backend: message.backend, threads: ort.env.wasm.numThreads,
            isolated: self.crossOriginIsolated === true };
@@ -134,11 +139,13 @@ async function paint(rgba, width, height, weights, strength, keepColor) {
 
 function readBitmap(bitmap) {
   const { width, height } = bitmap;
-  if (!scratch || scratch.width !== width || scratch.height !== height) scratch = new OffscreenCanvas(width, height);
-  const context = scratch.getContext("2d", { willReadFrequently: true });
-  context.drawImage(bitmap, 0, 0);
+  if (!scratch || scratch.width !== width || scratch.height !== height) {
+    scratch = new OffscreenCanvas(width, height);
+    scratchContext = scratch.getContext("2d", { willReadFrequently: true });
+  }
+  scratchContext.drawImage(bitmap, 0, 0);
   bitmap.close();
-  return context.getImageData(0, 0, width, height).data;
+  return scratchContext.getImageData(0, 0, width, height).data;
 }
 
 async function onFrame(message) {
@@ -146,7 +153,7 @@ async function onFrame(message) {
   const { width, height } = message.bitmap;
   if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
   if (message.passthrough) {  // "Show unpainted": the camera as it is
-    canvas.getContext("2d").drawImage(message.bitmap, 0, 0);
+    shown.drawImage(message.bitmap, 0, 0);
     message.bitmap.close();
     return { type: "painted", id: message.id, width, height, runMs: 0, ms: performance.now() - started };
   }
@@ -154,7 +161,7 @@ async function onFrame(message) {
   const read = performance.now() - started;
   const { pixels, runMs } = await paint(rgba, width, height, message.weights, message.strength, message.keepColor);
   const drawn = performance.now();
-  canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
+  shown.putImageData(new ImageData(pixels, width, height), 0, 0);
   const parts = { read, ...self.lastParts, draw: performance.now() - drawn };
   return { type: "painted", id: message.id, width, height, runMs, parts, ms: performance.now() - started };
 }

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from conftest import LiveServer
+from painting_reference import MODELS, PAINT, fixed_frame, python_reference
 
 from service import contract, web_runtime
 from service.settings import Settings
@@ -23,7 +23,6 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 WEBGPU_MAX, WEBGPU_MEAN = 8, 1.0  # out of 255: WebGPU against Python onnxruntime, on the software adapter
-MODELS = Path(__file__).resolve().parents[2] / "models"
 
 if not CHROMIUM.exists():
     pytest.skip("chromium not installed (apt-get install -y chromium)", allow_module_level=True)
@@ -35,11 +34,6 @@ if not web_runtime.runtime_status(web_runtime.DEFAULT_DIR).available:
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-PAINT = """async ([rgba, w, h, weights, strength, keep]) => {
-  const painter = window.livestyle.paint.painter;
-  const r = await painter.paintPixels(Uint8ClampedArray.from(rgba), w, h, weights, strength, keep);
-  return Array.from(r.rgba);
-}"""
 PAINTED_PIXELS = """() => {  // the shown canvas at 160x120, whatever size the governor paints at
   const c = document.getElementById('painted');
   const copy = document.createElement('canvas'); copy.width = 160; copy.height = 120;
@@ -67,28 +61,6 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
-
-
-def fixed_frame() -> np.ndarray:
-    rng = np.random.default_rng(3)
-    rgb = rng.integers(0, 256, (90, 124, 3), dtype=np.uint8)  # sides that are not multiples of 8: padding
-    rgb[:, :60] = np.linspace(0, 255, 60, dtype=np.uint8)[None, :, None]
-    return rgb
-
-
-def python_reference(entry: contract.ModelEntry, rgb: np.ndarray, weights: dict[str, float], strength: float,
-                     keep_color: bool) -> np.ndarray:
-    """What the server's engine paints (service/engine.py stylize), by its contract functions."""
-    session = ort.InferenceSession(str(MODELS / entry.file), providers=["CPUExecutionProvider"])
-    vector = np.array([weights.get(s, 0.0) for s in entry.styles])
-    frame = contract.image_to_frame(rgb)
-    (out,) = session.run([contract.OUTPUT_STYLIZED], {
-        contract.INPUT_FRAME: contract.pad_frame(frame, entry.size_multiple),
-        contract.INPUT_WEIGHTS: contract.normalize_weights(vector, len(entry.styles))})
-    out = contract.crop_frame(out, *rgb.shape[:2])
-    if keep_color:
-        out = contract.preserve_color(frame, out)
-    return contract.frame_to_image(contract.mix_strength(frame, out, strength))
 
 
 def open_page(chromium: Any, url: str) -> Any:

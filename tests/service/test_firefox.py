@@ -135,3 +135,40 @@ def test_firefox_streams_stylized_video_and_sliders_change_it(firefox: Firefox, 
     assert firefox.evaluate("window.livestyle.errors") == []
     firefox.click("#stop")
     firefox.wait_for("window.livestyle.status === 'idle'", timeout=10)
+
+
+def test_firefox_paints_in_the_browser_with_the_servers_pixels(firefox: Firefox) -> None:
+    """The in-browser path in Firefox's WASM runtime: the shipped realtime model's pixels within 1/255 of Python
+    onnxruntime on a fixed frame (a 50/50 blend), then the camera painted here."""
+    from service import web_runtime
+
+    if not web_runtime.runtime_status(web_runtime.DEFAULT_DIR).available:
+        pytest.skip("onnxruntime-web is not installed: make setup")
+    from painting_reference import MODELS, PAINT, fixed_frame, python_reference
+
+    from service import contract
+
+    realtime = next(e for e in contract.read_manifest(MODELS / contract.MANIFEST_NAME) if e.name == "realtime")
+    with LiveServer(Settings(models_dir=MODELS, dream=False, ease_frames=0)) as live:
+        firefox.navigate(f"{live.url}/?paint=browser")
+        firefox.wait_for("document.querySelector('.card input[type=range]') !== null")
+        loaded = firefox.evaluate("window.livestyle.loadPainter()", timeout=60)
+        assert loaded is True, firefox.evaluate("window.livestyle.paint.loadError")
+        assert firefox.evaluate("window.livestyle.paint.painter.isolated") is True
+        rgb = fixed_frame()
+        h, w = rgb.shape[:2]
+        rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], axis=-1).reshape(-1).tolist()
+        weights = {realtime.styles[1]: 0.5, realtime.styles[4]: 0.5}
+        got = np.array(firefox.call(PAINT, [rgba, w, h, weights, 1.0, False], timeout=60), np.uint8)
+        expected_rgb = python_reference(realtime, rgb, weights, 1.0, False)
+        difference = np.abs(got.reshape(h, w, 4)[..., :3].astype(int) - expected_rgb.astype(int))
+        assert difference.max() <= 1, int(difference.max())
+        firefox.click("#start")
+        try:
+            firefox.wait_for("window.livestyle.paint.mode === 'browser' && "
+                             "window.livestyle.paint.painter.stats().painted > 5", timeout=60)
+        except TimeoutError:
+            state = firefox.evaluate("[window.livestyle.status, window.livestyle.paint.mode, "
+                                     "window.livestyle.paint.why, window.livestyle.paint.painter.lastError, "
+                                     "window.livestyle.paint.painter.stats()]")
+            pytest.fail(f"never painted here: {state}")
