@@ -74,8 +74,7 @@ def integrity_of(path: Path) -> str:
 def install(folder: Path = DEFAULT_DIR, tarball: Path | None = None) -> Path:
     """Fetch (or take ``tarball``), check and unpack the pinned runtime into ``folder``; a no-op when it is
     complete. Raises :class:`RuntimeInstallError` with what went wrong."""
-    if runtime_status(folder).available and runtime_status(folder).webgpu and all(
-            (folder / n).is_file() for n in NOTICES):
+    if all((folder / name).is_file() for name in (*WASM_FILES, *WEBGPU_FILES, *NOTICES)):
         return folder
     with tempfile.TemporaryDirectory(prefix="livestyle-runtime-") as tmp:
         work = Path(tmp)

@@ -133,8 +133,7 @@ async function paint(rgba, width, height, weights, strength, keepColor) {
   const runMs = performance.now() - started;
   const pixels = toPixels(result[names.output].data, rgba, width, height, wp, hp * wp, strength, keepColor);
   for (const tensor of Object.values(result)) if (tensor.dispose) tensor.dispose();
-  self.lastParts = { pre: started - t0, run: runMs, post: performance.now() - started - runMs };
-  return { pixels, runMs };
+  return { pixels, runMs, parts: { pre: started - t0, run: runMs, post: performance.now() - started - runMs } };
 }
 
 function readBitmap(bitmap) {
@@ -159,10 +158,11 @@ async function onFrame(message) {
   }
   const rgba = readBitmap(message.bitmap);
   const read = performance.now() - started;
-  const { pixels, runMs } = await paint(rgba, width, height, message.weights, message.strength, message.keepColor);
+  const { pixels, runMs, parts: painted } = await paint(rgba, width, height, message.weights, message.strength,
+                                                       message.keepColor);
   const drawn = performance.now();
   shown.putImageData(new ImageData(pixels, width, height), 0, 0);
-  const parts = { read, ...self.lastParts, draw: performance.now() - drawn };
+  const parts = { read, ...painted, draw: performance.now() - drawn };
   return { type: "painted", id: message.id, width, height, runMs, parts, ms: performance.now() - started };
 }
 
