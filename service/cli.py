@@ -1,5 +1,5 @@
 """``livestyle-serve``: settings from flags and ``LIVESTYLE_*`` variables, then the app under uvicorn, or on Ray
-Serve (``--engine ray``, service/cluster.py). Config flows one way: built here, passed down."""
+Serve (``--engine ray``, service/http/cluster.py). Config flows one way: built here, passed down."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import uvicorn
 
 from service import jobs
 from service.added import StyleSettings
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 
 CLUSTER_FLAGS = ("engine", "replicas", "max_replicas", "peers_per_replica", "address", "replica_cpus",
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 def _serve_on_ray(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
                   flags: dict[str, Any]) -> None:
     try:
-        from service import cluster
+        from service.http import cluster
     except ImportError as exc:
         _exit_usage(f"--engine ray needs Ray Serve (pip install 'livestyle[ray]'): {exc}")
     try:

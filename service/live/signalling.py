@@ -85,7 +85,7 @@ class OfferAnswer(BaseModel):
 
 class LivePeers(Protocol):
     """Where offers go: this process's :class:`PeerRegistry`, or the workers of a Ray Serve deployment
-    (service/cluster.py). The routes and /api/health see only this."""
+    (service/http/cluster.py). The routes and /api/health see only this."""
 
     async def start(self) -> None:
         """Called once the app has started (before the first offer)."""

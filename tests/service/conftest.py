@@ -23,8 +23,8 @@ from PIL import Image
 
 from service import contract
 from service.added import StyleSettings
-from service.app import create_app
 from service.contract import ModelEntry
+from service.http.app import create_app
 from service.settings import Settings
 
 STYLES = ("starry_night", "the_scream", "dream_relu3_3")  # the fast model marks the third as a dream style

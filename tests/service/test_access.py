@@ -23,10 +23,11 @@ from starlette.routing import Route
 from test_stream import StillTrack, gradient
 
 from examples.client import ClientError, StyleClient
-from service.access import BodyLimits, Gate
-from service.api import Slots, decode_image
-from service.app import create_app
 from service.errors import PayloadTooLarge, ServiceBusy
+from service.http.app import create_app
+from service.http.deps import Slots
+from service.http.gate import BodyLimits, Gate
+from service.pictures import decode_image
 from service.settings import Settings
 
 TOKEN = "s3cret-token-for-tests-0123456789"

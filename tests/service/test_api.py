@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import contract
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 
 

@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import contract
-from service.app import create_app
 from service.blend import Easing
 from service.brush import BRUSH_MAX, BRUSH_MIN, brush_size, check_brush, guided_upsample, shrink
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
+from service.http.app import create_app
 from service.live.signalling import apply_control
 from service.live.track import Controls
 from service.settings import Settings

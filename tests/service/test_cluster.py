@@ -1,4 +1,4 @@
-"""Live streams on Ray Serve (service/cluster.py): offers spread by free slots, a dead worker costs only its
+"""Live streams on Ray Serve (service/http/cluster.py): offers spread by free slots, a dead worker costs only its
 own peers, a scale-down drains, control messages work through the ingress. Real Ray, real aiortc, loopback."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from ray.serve._private.common import DeploymentID  # noqa: E402
 from ray.serve.request_router import ReplicaID  # noqa: E402
 
 from examples.client import StyleClient  # noqa: E402
-from service import cluster  # noqa: E402
 from service.added import StyleSettings  # noqa: E402
+from service.http import cluster, ray_router  # noqa: E402
 from service.jobs import JobSettings  # noqa: E402
 from service.live.signalling import loopback_host_addresses  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -42,13 +42,13 @@ def replica(rid: str, peers: int, max_peers: int = PER_WORKER, offers: int = 0, 
                            routing_stats=stats)
 
 
-def router() -> cluster.FreeSlotRouter:
-    made = cluster.FreeSlotRouter.__new__(cluster.FreeSlotRouter)  # its Serve plumbing is not needed here
+def router() -> ray_router.FreeSlotRouter:
+    made = ray_router.FreeSlotRouter.__new__(ray_router.FreeSlotRouter)  # its Serve plumbing is not needed here
     made.initialize_state()
     return made
 
 
-def ranked(r: cluster.FreeSlotRouter, replicas: list[Any]) -> list[str]:
+def ranked(r: ray_router.FreeSlotRouter, replicas: list[Any]) -> list[str]:
     ranks = asyncio.run(r.choose_replicas(replicas))
     assert all(len(rank) == 1 for rank in ranks)
     return [rank[0].replica_id.unique_id for rank in ranks]
@@ -251,3 +251,10 @@ def test_the_page_says_its_stream_ended_and_reconnects_to_a_live_worker(deployme
             assert second not in (None, first)
         finally:
             browser.close()
+
+
+def test_the_router_is_passed_by_an_import_path_that_names_it() -> None:
+    from ray._common.utils import import_module_and_attr
+
+    _, found = import_module_and_attr(cluster.ROUTER)
+    assert found is ray_router.FreeSlotRouter

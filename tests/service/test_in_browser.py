@@ -10,7 +10,7 @@ from conftest import FAST, STYLES
 from fastapi.testclient import TestClient
 
 from service import contract, web_runtime
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 
 

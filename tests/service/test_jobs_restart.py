@@ -13,7 +13,7 @@ from test_video_cli import FRAMES, write_clip
 from test_video_jobs import post, wait
 
 from service import jobs
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs import JobSettings
 from service.settings import Settings
 

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from test_video_cli import write_clip
 
-from service.app import create_app
 from service.blend import Easing
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
+from service.http.app import create_app
 from service.jobs import JobSettings
 from service.live.signalling import apply_control
 from service.live.track import Controls

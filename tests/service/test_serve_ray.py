@@ -20,7 +20,7 @@ pytest.importorskip("ray.serve", reason="Ray Serve is an optional extra (pip ins
 
 from conftest import free_port  # noqa: E402
 
-from service import cluster  # noqa: E402
+from service.http import cluster  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

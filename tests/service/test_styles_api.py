@@ -20,7 +20,7 @@ from PIL import Image
 
 from service import contract
 from service.added import STARTER_DIR, STARTER_PHOTOS, StyleSettings, photos_in
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 
 torch = pytest.importorskip("torch", reason="learning a style needs torch (the train extra)")

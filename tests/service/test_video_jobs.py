@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from test_video_cli import FRAMES, write_clip
 
 from service import jobs
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs import JobSettings
 from service.settings import Settings
 

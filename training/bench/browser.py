@@ -142,7 +142,7 @@ class _Server:
     def __init__(self, settings: Settings) -> None:
         import uvicorn
 
-        from service.app import create_app
+        from service.http.app import create_app
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

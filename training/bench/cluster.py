@@ -1,4 +1,4 @@
-"""Table 12: live streams on several stylizing workers (``livestyle-serve --engine ray``, service/cluster.py).
+"""Table 12: live streams on several stylizing workers (``livestyle-serve --engine ray``, service/http/cluster.py).
 
 - **Spread and frame rate**: the same load (``peers`` aiortc peers sending a moving gradient at 15 fps) on 1, 2
   and 3 workers of one Ray Serve deployment on this machine: peers served, frames received per second per
@@ -78,8 +78,8 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any, float]]:
     import ray
     from ray import serve
 
-    from service import cluster
     from service.added import StyleSettings
+    from service.http import cluster
     from service.jobs import JobSettings
 
     port = free_port()
@@ -209,7 +209,8 @@ def cluster_table(plan: ClusterPlan, r: ClusterResult, models: dict[str, str]) -
         title="12. Live streams on several workers (Ray Serve)",
         header=["what", "load", "result"],
         rows=rows,
-        setup=(f"One Ray Serve deployment on this machine (`service/cluster.py`: the ingress and R stylizing workers, "
+        setup=(f"One Ray Serve deployment on this machine (`service/http/cluster.py`: the ingress and R "
+               f"stylizing workers, "
                f"max_peers {plan.max_peers} each, {r.replica_cpus:g} CPU reserved by each as `livestyle-serve` fits "
                f"{max(plan.replicas)} workers to this machine), models {shas}; aiortc peers send a moving "
                f"{plan.size[0]}x{plan.size[1]} gradient at 15 fps; frame rates over {plan.seconds:g} s. The workers "

@@ -16,8 +16,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from service import contract, web_runtime
-from service.api import ServicesDep
 from service.errors import NotFound
+from service.http.deps import ServicesDep
 from service.live.track import ResolutionGovernor
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -66,11 +66,11 @@ def _runtime_url(name: str = "") -> str:
     return f"/runtime/{web_runtime.VERSION}/{name}"
 
 
-api_router = APIRouter(prefix="/api", tags=["painting in the browser"])
+router = APIRouter(tags=["painting in the browser"])
 runtime_router = APIRouter(tags=["painting in the browser"])
 
 
-@api_router.get("/in-browser")
+@router.get("/in-browser")
 async def in_browser(services: ServicesDep) -> InBrowserInfo:
     """Whether a viewer can paint in their own browser here, the model and runtime to load, and the rules."""
     settings, engine = services.settings, services.engine
@@ -92,7 +92,7 @@ async def in_browser(services: ServicesDep) -> InBrowserInfo:
                                target_fps=rules.target_fps, settle=rules.settle, step=rules.step))
 
 
-@api_router.get("/models/{name}/onnx", response_class=Response,
+@router.get("/models/{name}/onnx", response_class=Response,
                 responses={200: {"content": {"application/octet-stream": {}}}, 304: {"description": "unchanged"}})
 async def model_file(name: str, services: ServicesDep, request: Request) -> Response:
     """The model's ONNX file as served now (a style learned here changes it, and its ETag)."""

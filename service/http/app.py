@@ -1,5 +1,5 @@
-"""The FastAPI app factory: the routers, the gate, the error handlers and the page (the entry point that serves
-it is service/cli.py)."""
+"""The FastAPI app factory: the services in its lifespan, the gate, the routes, the error handlers and the page
+(the entry point that serves it is service/cli.py)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,20 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from service import access, api, in_browser, jobs, learning
+from service import jobs
 from service.added import StyleSettings
 from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
+from service.http import gate
+from service.http.deps import Services, Slots
+from service.http.routes import api_router, in_browser
 from service.live.signalling import LivePeers, loopback_host_addresses, open_registry
 from service.settings import Settings
 from service.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).parent / "web"
+WEB_DIR = Path(__file__).parents[1] / "web"
 
 
 def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
@@ -34,7 +37,7 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
     """The whole service; models load in the lifespan, so building the app is cheap. ``job_settings`` and
     ``style_settings``: from the entry point (``LIVESTYLE_JOBS_*``, ``LIVESTYLE_STYLES_*``); defaults when not
     given. ``live``: where offers go when not to this process (the Ray Serve workers of
-    service/cluster.py); this process then holds no stream itself."""
+    service/http/cluster.py); this process then holds no stream itself."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,8 +58,8 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
                 executor = stack.enter_context(ThreadPoolExecutor(settings.inference_workers,
                                                                   thread_name_prefix="inference"))
             thumbnails = Thumbnails(settings.thumbnails_path, engine, (app.state.style_settings.dir / "thumbnails",))
-            slots = api.Slots(settings.stylize_workers, "image stylizing")
-            app.state.services = api.Services(settings, engine, peers, thumbnails, executor, slots)
+            slots = Slots(settings.stylize_workers, "image stylizing")
+            app.state.services = Services(settings, engine, peers, thumbnails, executor, slots)
             await peers.start()
             try:
                 yield
@@ -71,10 +74,7 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
     app.state.job_settings = job_settings = job_settings or jobs.JobSettings.model_validate({})
     app.state.style_settings = style_settings = style_settings or StyleSettings.model_validate({})
     _guard(app, settings, job_settings, style_settings)
-    app.include_router(api.router)
-    app.include_router(jobs.router)
-    app.include_router(learning.router)
-    app.include_router(in_browser.api_router)
+    app.include_router(api_router)
     app.include_router(in_browser.runtime_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -83,10 +83,10 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
 
 
 def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings) -> None:
-    """The gate every request passes before a route (service/access.py): the token, foreign pages, each
+    """The gate every request passes before a route (service/http/gate.py): the token, foreign pages, each
     route's body limit, the job queue checked before an upload is read; and the allowed Host names."""
     overhead = 64 * 1024  # multipart headers and form fields around a file
-    limits = access.BodyLimits({
+    limits = gate.BodyLimits({
         ("POST", "/api/stylize"): settings.max_upload_bytes + overhead,
         ("POST", "/api/jobs"): job_settings.max_upload_bytes + overhead,
         ("POST", "/api/styles"): style_settings.max_upload_bytes + overhead,
@@ -103,7 +103,7 @@ def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings, sty
         if styles is not None:
             styles.check_capacity()
 
-    app.add_middleware(access.Gate, token=settings.api_token, allowed_origins=tuple(settings.allowed_origins),
+    app.add_middleware(gate.Gate, token=settings.api_token, allowed_origins=tuple(settings.allowed_origins),
                        limits=limits, prechecks={("POST", "/api/jobs"): jobs_accepting,
                                                  ("POST", "/api/styles"): styles_accepting})
     if settings.allowed_hosts != ["*"]:

@@ -19,7 +19,6 @@ import logging
 import math
 import signal
 import time
-from collections import deque
 from typing import Any, cast
 
 import ray
@@ -30,12 +29,11 @@ from ray.serve import Application
 from ray.serve.config import AutoscalingContext, RequestRouterConfig
 from ray.serve.deployment import Deployment
 from ray.serve.handle import DeploymentHandle
-from ray.serve.request_router import PendingRequest, ReplicaID, ReplicaResult, RequestRouter, RunningReplica
 
 from service import errors, jobs
 from service.added import StyleSettings
-from service.app import create_app
 from service.engine import Engine
+from service.http.app import create_app
 from service.live.signalling import OfferAnswer, OfferRequest, loopback_host_addresses, open_registry
 from service.settings import Settings
 
@@ -43,6 +41,9 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "livestyle"
 WORKER = "LiveWorker"
+# By import path, as Ray Serve's own example does: Serve imports it in the process that holds the handle (the
+# ingress), where it writes what it hears into VIEW below.
+ROUTER = "service.http.ray_router.FreeSlotRouter"
 # Ray errors that mean the chosen worker is gone (its offer is tried on another one)
 WORKER_GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
@@ -125,46 +126,6 @@ def free_slots(stats: dict[str, Any]) -> int:
     if not stats or stats.get("draining"):
         return 0
     return int(stats.get("max_peers", 0)) - int(stats.get("peers", 0))
-
-
-class FreeSlotRouter(RequestRouter):
-    """Ranks workers by free peer slots, most first, counting the offers this router sent since a worker's
-    last report (its ``offers`` counter moves when it has seen them): a burst of offers spreads instead of
-    landing where the last report said there was room. Workers without room rank last (they answer 503)."""
-
-    def initialize_state(self, **kwargs: Any) -> None:
-        self._sent: dict[ReplicaID, deque[float]] = {}
-        self._offers_seen: dict[ReplicaID, int] = {}
-
-    def _in_flight(self, replica: RunningReplica) -> int:
-        sent = self._sent.setdefault(replica.replica_id, deque())
-        offers = int(replica.routing_stats.get("offers", 0))
-        seen = self._offers_seen.get(replica.replica_id)
-        self._offers_seen[replica.replica_id] = offers
-        for _ in range(max(0, offers - seen) if seen is not None else 0):
-            if sent:
-                sent.popleft()
-        while sent and time.monotonic() - sent[0] > 10.0:  # its report never came: forget the guess
-            sent.popleft()
-        return len(sent)
-
-    async def choose_replicas(self, candidate_replicas: list[RunningReplica],
-                              pending_request: PendingRequest | None = None) -> list[list[RunningReplica]]:
-        room = {r.replica_id: free_slots(r.routing_stats) - self._in_flight(r) for r in candidate_replicas}
-        ranked = sorted(candidate_replicas, key=lambda r: (-room[r.replica_id], int(r.routing_stats.get("peers", 0))))
-        return [[r] for r in ranked]
-
-    def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID,
-                          result: ReplicaResult) -> None:
-        if pending_request.metadata.call_method == "open":
-            self._sent.setdefault(replica_id, deque()).append(time.monotonic())
-
-    def update_replicas(self, replicas: list[RunningReplica]) -> None:
-        super().update_replicas(replicas)
-        # Serve ships this class by value: the module as imported in this process holds the view
-        from service import cluster
-
-        cluster.VIEW[:] = [dict(r.routing_stats, id=r.replica_id.unique_id) for r in replicas]
 
 
 # What the ingress's router last heard from each running worker: /api/health of the whole deployment.
@@ -273,7 +234,7 @@ def worker_options(cluster: ClusterSettings, settings: Settings) -> dict[str, An
         ray_actor_options={"num_cpus": 1.0 if cluster.replica_cpus is None else cluster.replica_cpus,
                            "num_gpus": cluster.replica_gpus},
         request_router_config=RequestRouterConfig.model_validate({
-            "request_router_class": FreeSlotRouter, "request_routing_stats_period_s": cluster.stats_period,
+            "request_router_class": ROUTER, "request_routing_stats_period_s": cluster.stats_period,
             "request_routing_stats_timeout_s": max(2.0, 4 * cluster.stats_period)}),
         max_ongoing_requests=max(8, 2 * settings.max_peers),
         graceful_shutdown_wait_loop_s=1.0, graceful_shutdown_timeout_s=cluster.drain_seconds + 10.0,

@@ -1,0 +1,10 @@
+"""Every route, one module per resource, gathered under ``/api`` once (the page and the runtime files are
+mounted by the app factory, service/http/app.py)."""
+
+from fastapi import APIRouter
+
+from service.http.routes import health, in_browser, jobs, learning, live, styles, stylize
+
+api_router = APIRouter(prefix="/api")
+for module in (health, styles, stylize, live, jobs, learning, in_browser):
+    api_router.include_router(module.router)
