@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import importlib.util
-import io
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,10 +38,9 @@ from service import contract
 from service.engine import Engine, LoadedModel, RuntimeOptions, choose_providers, load_model
 from service.errors import (
     BadRequest,
-    PayloadTooLarge,
     ServiceError,
-    UnsupportedMedia,
 )
+from service.pictures import open_picture
 from service.settings import user_data_dir
 from service.thumbnails import Thumbnails
 
@@ -384,16 +382,9 @@ def photos_in(folder: Path) -> list[Path]:
 
 
 def read_picture(data: bytes, settings: StyleSettings) -> Image.Image:
-    """The upload as RGB, upright; 415 for what is not a picture, 413 for too many pixels, 400 too small."""
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            width, height = probe.size
-            if width * height > settings.max_pixels:
-                raise PayloadTooLarge(f"the picture has {width * height} pixels; the limit is {settings.max_pixels}")
-            probe.load()
-            picture = ImageOps.exif_transpose(probe).convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnsupportedMedia("the upload is not a picture Pillow can read (JPEG, PNG, WebP, ...)") from exc
+    """The upload as RGB, upright (service/pictures.py answers the faults every picture upload shares); 400
+    when its shorter side is too small to learn from."""
+    picture = open_picture(data, settings.max_upload_bytes, settings.max_pixels)
     if min(picture.size) < settings.min_side:
         raise BadRequest(f"the picture is {picture.width}x{picture.height}; its shorter side must be at least "
                          f"{settings.min_side} px")

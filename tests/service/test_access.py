@@ -23,7 +23,7 @@ from starlette.routing import Route
 from test_stream import StillTrack, gradient
 
 from examples.client import ClientError, StyleClient
-from service.errors import PayloadTooLarge, ServiceBusy
+from service.errors import PayloadTooLarge, ServiceBusy, UnsupportedMedia
 from service.http.app import create_app
 from service.http.deps import Slots
 from service.http.gate import BodyLimits, Gate
@@ -248,6 +248,20 @@ def test_pixels_are_checked_from_the_header_before_decoding() -> None:
     with pytest.raises(PayloadTooLarge, match="13000x13000"):
         decode_image(big.getvalue(), 10_000_000, max_pixels=40_000_000)
     assert time.perf_counter() - started < 1.0  # nothing was decoded
+
+
+def test_every_picture_upload_answers_a_fault_the_same_way() -> None:
+    """/api/stylize's decoder and the learned-style upload share one decoder: one answer per fault."""
+    from service.added import StyleSettings, read_picture
+
+    big = io.BytesIO()
+    Image.new("L", (13000, 13000)).save(big, format="PNG")
+    settings = StyleSettings.model_validate({"max_pixels": 40_000_000})
+    for decode in (lambda d: decode_image(d, 10_000_000), lambda d: read_picture(d, settings)):
+        with pytest.raises(PayloadTooLarge, match="13000x13000"):
+            decode(big.getvalue())
+        with pytest.raises(UnsupportedMedia, match="not an image"):
+            decode(b"not a picture at all")
 
 
 def test_exif_orientation_is_honoured(client_app: TestClient) -> None:

@@ -141,7 +141,7 @@ def test_two_styles_queue_one_is_cancelled_and_removing_one_keeps_the_other(clie
 
 
 @pytest.mark.parametrize("files, data, status, fragment", [
-    ({"image": ("a.txt", b"not a picture")}, {"name": "fine"}, 415, "not a picture"),
+    ({"image": ("a.txt", b"not a picture")}, {"name": "fine"}, 415, "not an image"),
     ({"image": ("a.png", png(picture(1, 32)))}, {"name": "fine"}, 400, "at least 64"),
     ({"image": ("a.png", png(picture(1, 96)))}, {"name": "Bad Name"}, 400, "lowercase"),
     ({"image": ("a.png", png(picture(1, 96)))}, {"name": "dream_relu3_3"}, 400, "dream_"),
