@@ -173,7 +173,7 @@ class Engine:
         *,
         model: str | None = None,
         strength: float = 1.0,
-        keep_color: bool = False,
+        preserve_color: bool = False,
         brush: float = 1.0,
         styles: tuple[str, ...] | None = None,
     ) -> np.ndarray:
@@ -199,7 +199,7 @@ class Engine:
             styled = pass_out[0].transpose(1, 2, 0)
             big = guided_upsample(full, small, styled) if brush > 1 else shrink(styled, height, width)
             out = contract.image_to_frame(big)
-        if keep_color:
+        if preserve_color:
             out = contract.preserve_color(frame, out)
         return contract.frame_to_image(contract.mix_strength(frame, out, strength))
 

@@ -22,13 +22,12 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.engine import Engine
-from service.errors import BadRequest, InsufficientStorage, NotFound, ServiceBusy, ServiceError
+from service.errors import InsufficientStorage, NotFound, ServiceBusy, ServiceError
 from service.look import LookUpdate
 from service.settings import user_data_dir
-from service.stabilize import StabilizeOptions
 from service.video.media import VideoLimits
 from service.video.pipeline import Cancelled, VideoOptions, process_video
-from service.video.schedule import Schedule, parse_schedule
+from service.video.schedule import parse_schedule
 
 log = logging.getLogger(__name__)
 RECORD = "job.json"
@@ -314,23 +313,6 @@ def options_from_form(form: dict[str, Any]) -> VideoOptions:
     """A job's options from its form fields (the upload's, or its record's after a restart)."""
     look = LookUpdate.from_text({k: form.get(k) for k in ("weights", "model", "strength", "preserve_color",
                                                           "stabilize", "brush")})
-    max_size = form.get("max_size")
-    return VideoOptions(
-        schedule=job_schedule(look, form.get("schedule")),
-        model=look.model,
-        strength=1.0 if look.strength is None else look.strength,
-        preserve_color=bool(look.preserve_color),
-        brush=1.0 if look.brush is None else look.brush,
-        max_size=int(max_size) if max_size is not None else None,
-        stabilize=StabilizeOptions() if look.stabilize else None,
-    )
-
-
-def job_schedule(look: LookUpdate, schedule: str | None) -> Schedule | None:
-    if look.weights is not None and schedule:
-        raise BadRequest("give weights or schedule, not both")
-    if schedule:
-        return parse_schedule(schedule)
-    return Schedule.constant(look.weights) if look.weights is not None else None
-
-
+    max_size, schedule = form.get("max_size"), form.get("schedule")
+    return VideoOptions(look=look, schedule=parse_schedule(schedule) if schedule else None,
+                        max_size=int(max_size) if max_size is not None else None)

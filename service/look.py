@@ -1,10 +1,12 @@
-"""One look update: the control vocabulary every entry point speaks, validated by ONE pydantic model.
+"""The look of a frame, and the one vocabulary that changes it.
 
-The data channel (JSON objects), the REST form of /api/stylize, the job form of /api/jobs and the flags of
-``livestyle-video`` all build a :class:`LookUpdate`; the same bad value gets the same message everywhere, and
-nothing malformed (NaN, 1e400, a 5000-digit number, a nested object, the wrong type, an unknown key) escapes
-as anything but :class:`BadRequest`. Weights are checked here for shape and range; their names are checked
-against the chosen model by :meth:`LookUpdate.weights_for`.
+:class:`Look` is the complete, validated look one frame is painted with; the live track, the painter, video
+files, jobs, /api/stylize and the CLI all hold one. :class:`LookUpdate` is a partial change in the control
+vocabulary every entry point speaks (the data channel's JSON, the forms of /api/stylize and /api/jobs, the
+flags of ``livestyle-video``), validated once by ONE pydantic model: the same bad value gets the same message
+everywhere, and nothing malformed (NaN, 1e400, a 5000-digit number, a nested object, the wrong type, an
+unknown key) escapes as anything but :class:`BadRequest`. ``update.applied_to(look, engine)`` is the new look;
+the names of styles and models are checked there, against the models loaded.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from service.blend import check_strength, parse_weights_text, weights_vector
+from service import contract
+from service.blend import check_strength, parse_weights_text, remap_weights, weights_vector
 from service.brush import check_brush
+from service.dream import DreamParams
+from service.engine import Engine
 from service.errors import BadRequest
+from service.stabilize import StabilizeOptions
 
-MODES = ("style", "dream", "passthrough")
+Mode = Literal["style", "dream", "passthrough"]  # the style network, iterative DeepDream, or the camera as is
+MODES: tuple[str, ...] = get_args(Mode)
 DREAM_KEYS = ("layer", "iterations", "octaves", "feedback", "intensity")
 LOOK_KEYS = ("weights", "strength", "preserve_color", "stabilize", "brush", "model", "mode", *DREAM_KEYS)
 MAX_STYLES_IN_A_BLEND = 256
@@ -51,6 +59,44 @@ def _flag(name: str, value: object) -> bool:
     return value
 
 
+@dataclass(frozen=True)
+class Look:
+    """Everything that decides how one frame is painted; complete and already valid (made by
+    :meth:`LookUpdate.applied_to` or :meth:`Look.first`, never checked again)."""
+
+    model: str
+    styles: tuple[str, ...]  # the model's styles, in the order ``weights`` follows
+    weights: np.ndarray  # normalized float32 [1, len(styles)]
+    strength: float = 1.0  # 0 = the camera, 1 = fully painted
+    preserve_color: bool = False  # keep the camera's colours, paint only the strokes
+    brush: float = 1.0  # stroke scale (service/brush.py)
+    stabilize: StabilizeOptions | None = None  # None: each frame painted on its own
+    mode: Mode = "style"
+    dream: DreamParams = field(default_factory=DreamParams)
+
+    @classmethod
+    def first(cls, engine: Engine, model: str | None = None) -> Look:
+        """A model's (default: the engine's default) first style, fully painted."""
+        loaded = engine.model(model)
+        return cls(model=loaded.entry.name, styles=loaded.styles, weights=contract.one_hot(0, len(loaded.styles)))
+
+    def key(self, with_weights: bool = True) -> tuple[object, ...]:
+        """What makes two looks different: a new look starts the stream's memory afresh."""
+        weights = self.weights.tobytes() if with_weights else None
+        return (self.model, weights, self.strength, self.preserve_color, self.brush, self.stabilize,
+                self.mode, self.dream if self.mode == "dream" else None)
+
+    def blended(self, weights: np.ndarray) -> Look:
+        """This look with another blend over the same styles (an eased or scheduled frame)."""
+        return replace(self, weights=weights)
+
+    def following(self, styles: tuple[str, ...]) -> Look:
+        """The same blend, by name, over the model's styles after one was added or removed under a stream."""
+        if styles == self.styles:
+            return self
+        return replace(self, styles=styles, weights=remap_weights(self.weights, self.styles, styles))
+
+
 class LookUpdate(BaseModel):
     """Any subset of the look: what a control message, a form or the command line asks to change."""
 
@@ -62,7 +108,7 @@ class LookUpdate(BaseModel):
     stabilize: bool | None = None
     brush: float | None = None
     model: str | None = None
-    mode: str | None = None
+    mode: Mode | None = None
     layer: str | None = None
     iterations: int | None = None
     octaves: int | None = None
@@ -167,6 +213,26 @@ class LookUpdate(BaseModel):
     def weights_for(self, styles: tuple[str, ...]) -> np.ndarray | None:
         """The weights as the model's normalized [1, S] vector (None when not given); names are checked."""
         return None if self.weights is None else weights_vector(styles, self.weights)
+
+    def applied_to(self, look: Look, engine: Engine, steady: StabilizeOptions | None = None) -> Look:
+        """The look after this change: what is not named stays, a new model starts on its first style unless
+        weights are given, and a blend over styles that changed follows their names. ``steady``: the
+        stabilizer's tuning when this turns it on (default: the shipped one)."""
+        loaded = engine.model(self.model if self.model is not None else look.model)
+        weights = self.weights_for(loaded.styles)
+        if weights is None:
+            weights = (look.following(loaded.styles).weights if loaded.entry.name == look.model
+                       else contract.one_hot(0, len(loaded.styles)))
+        stabilize = look.stabilize
+        if self.stabilize is not None:
+            stabilize = (stabilize or steady or StabilizeOptions()) if self.stabilize else None
+        return Look(
+            model=loaded.entry.name, styles=loaded.styles, weights=weights,
+            strength=look.strength if self.strength is None else self.strength,
+            preserve_color=look.preserve_color if self.preserve_color is None else self.preserve_color,
+            brush=look.brush if self.brush is None else self.brush, stabilize=stabilize,
+            mode=look.mode if self.mode is None else self.mode,
+            dream=look.dream.updated(self.dream_changes()))
 
     def dream_changes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in DREAM_KEYS if getattr(self, k) is not None}

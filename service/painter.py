@@ -10,35 +10,14 @@ network runs (the overlap that keeps steady frames cheap).
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from service.dream import Dreamer, DreamParams
+from service.dream import Dreamer
 from service.engine import Engine, resize_to_fit
-from service.stabilize import Motion, StabilizeOptions, Stabilizer
-
-
-@dataclass(frozen=True)
-class Look:
-    """Everything that decides how one frame is painted."""
-
-    model: str
-    weights: np.ndarray  # normalized float32 [1, S]
-    styles: tuple[str, ...] | None = None  # the names ``weights`` refers to (None: the model's own)
-    strength: float = 1.0
-    keep_color: bool = False
-    brush: float = 1.0
-    stabilize: StabilizeOptions | None = None
-    mode: str = "style"  # style | dream | passthrough
-    dream: DreamParams = field(default_factory=DreamParams)
-
-    def key(self, with_weights: bool = True) -> tuple[object, ...]:
-        """What makes two looks different: a new look starts the stream's memory afresh."""
-        weights = self.weights.tobytes() if with_weights else None
-        return (self.model, weights, self.strength, self.keep_color, self.brush, self.stabilize,
-                self.mode, self.dream if self.mode == "dream" else None)
+from service.look import Look
+from service.stabilize import Motion, Stabilizer
 
 
 class Painter:
@@ -60,7 +39,7 @@ class Painter:
         if look.mode != "style":
             return rgb
         return self.engine.stylize(rgb, look.weights, model=look.model, strength=look.strength,
-                                   keep_color=look.keep_color, brush=look.brush, styles=look.styles)
+                                   preserve_color=look.preserve_color, brush=look.brush, styles=look.styles)
 
     def motion(self, rgb: np.ndarray, look: Look) -> Motion | None:
         """What stabilizing this frame needs from the frames before it (None: not stabilizing). Call it in

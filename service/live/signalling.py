@@ -18,13 +18,11 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnec
 from aiortc.mediastreams import MediaStreamTrack
 from pydantic import BaseModel, Field
 
-from service import contract
-from service.blend import Easing
 from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, PayloadTooLarge, ServiceBusy, ServiceError, TooManyRequests
 from service.live.track import Controls, ResolutionGovernor, StylizedTrack
-from service.look import LOOK_KEYS, LookUpdate, decode_json
+from service.look import LOOK_KEYS, Look, LookUpdate, decode_json
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,30 +142,21 @@ def apply_control(engine: Engine, controls: Controls, raw: object, dreamer: Drea
 
 
 def _apply(engine: Engine, controls: Controls, update: LookUpdate, dreamer: Dreamer | None) -> None:
-    model = engine.model(update.model if update.model is not None else controls.model)
-    switching = model.entry.name != controls.model
-    weights = update.weights_for(model.styles)
-    strength = update.strength if update.strength is not None else controls.strength
-    brush = update.brush if update.brush is not None else controls.brush
-    keep_color = update.preserve_color if update.preserve_color is not None else controls.keep_color
-    stabilize = update.stabilize if update.stabilize is not None else controls.stabilize
-    mode = update.mode or controls.mode
-    dream = controls.dream.updated(update.dream_changes())
-    if mode == "dream" and mode != controls.mode:
+    """All of the update or none of it: the new look is made (and checked) first, then the blend eases to it."""
+    old = controls.look
+    look = update.applied_to(old, engine)
+    if look.mode == "dream" and old.mode != "dream":
         reason = "this server was started without dream mode" if dreamer is None else dreamer.unavailable
         if reason:
             raise FeatureUnavailable(reason)
-    # everything is valid: apply
-    if controls.styles and model.styles != controls.styles and not switching:  # changed under the stream
-        controls.easing.follow(controls.styles, model.styles)
-    controls.styles = model.styles
-    if switching:
-        controls.model = model.entry.name
-        controls.easing.reset(weights if weights is not None else contract.one_hot(0, len(model.styles)))
-    elif weights is not None:
-        controls.easing.set_target(weights)
-    controls.strength, controls.keep_color, controls.mode, controls.dream = strength, keep_color, mode, dream
-    controls.stabilize, controls.brush = stabilize, brush
+    if look.model != old.model:
+        controls.easing.reset(look.weights)
+    else:
+        if look.styles != old.styles:  # a style was added or removed under the stream
+            controls.easing.follow(old.styles, look.styles)
+        if update.weights is not None:
+            controls.easing.set_target(look.weights)
+    controls.look = look
 
 
 @dataclass
@@ -262,12 +251,9 @@ class PeerRegistry:
         pending = sum(1 for p in self.peers.values() if p.client == client and p.connecting)
         if pending >= settings.max_pending_offers:
             raise TooManyRequests(f"{pending} offers from this address are still connecting; wait for them")
-        model = self.engine.model(offer.model)
-        initial = LookUpdate.parse({"weights": offer.weights}, "the offer").weights_for(model.styles)
-        if initial is None:
-            initial = contract.one_hot(0, len(model.styles))
-        controls = Controls(model=model.entry.name, easing=Easing(initial, self.settings.ease_frames),
-                            styles=model.styles)
+        look = LookUpdate.parse({"weights": offer.weights}, "the offer").applied_to(
+            Look.first(self.engine, offer.model), self.engine)
+        controls = Controls.starting(look, self.settings.ease_frames)
         pc = RTCPeerConnection(rtc_configuration(self.settings.effective_ice_servers))
         peer = Peer(peer_id=uuid.uuid4().hex[:12], pc=pc, controls=controls, client=client,
                     messages=RateLimit(settings.control_rate, settings.control_burst))
@@ -284,7 +270,7 @@ class PeerRegistry:
                 raise
             raise BadRequest(f"malformed SDP offer ({type(exc).__name__}: {exc})") from exc
         peer.supervisor = asyncio.ensure_future(self._supervise(peer))
-        log.info("peer %s connected (model %s, %d open)", peer.peer_id, controls.model, len(self.peers))
+        log.info("peer %s connected (model %s, %d open)", peer.peer_id, look.model, len(self.peers))
         local = pc.localDescription
         return OfferAnswer(sdp=local.sdp, type=local.type, peer_id=peer.peer_id, replica=self.replica)
 

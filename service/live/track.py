@@ -7,7 +7,7 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -16,10 +16,10 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
 from service.blend import Easing
-from service.dream import Dreamer, DreamParams
+from service.dream import Dreamer
 from service.engine import Engine, resize_to_fit
-from service.painter import Look, Painter
-from service.stabilize import StabilizeOptions
+from service.look import Look
+from service.painter import Painter
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +27,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Controls:
-    """What one peer asked for; mutated only on the event loop by control messages."""
+    """What one peer asked for: the look it is heading to (its blend reached over frames by ``easing``);
+    replaced only on the event loop, by control messages."""
 
-    model: str
+    look: Look
     easing: Easing
-    styles: tuple[str, ...] = ()  # the model's styles the easing's vectors are over (they may change live)
-    strength: float = 1.0
-    keep_color: bool = False
-    mode: str = "style"  # style: the ONNX network; dream: iterative DeepDream; passthrough
-    dream: DreamParams = field(default_factory=DreamParams)
-    stabilize: bool = False  # steady: pull each stylized frame toward the flow-warped previous one
-    brush: float = 1.0  # stroke scale (service/brush.py): 2 paints strokes twice as large
+
+    @classmethod
+    def starting(cls, look: Look, ease_frames: int) -> Controls:
+        return cls(look=look, easing=Easing(look.weights, ease_frames))
 
 
 @dataclass
@@ -250,18 +248,16 @@ class StylizedTrack(MediaStreamTrack):
         """The look of the next frame; the blend is eased here, on the loop, so the worker sees fixed values.
         While live DeepDream loads, painted frames keep flowing."""
         c = self.controls
-        mode = c.mode
-        if mode == "dream" and (self.dreamer is None or not self.dreamer.ready(c.dream.layer)):
+        styles = self.engine.model(c.look.model).styles
+        if styles != c.look.styles:  # a style was added or removed while streaming: follow the names
+            c.easing.follow(c.look.styles, styles)
+            c.look = c.look.following(styles)
+        look = c.look.blended(c.easing.step())
+        if look.mode == "dream" and (self.dreamer is None or not self.dreamer.ready(look.dream.layer)):
             if self.dreamer is not None:
-                self._start_warming(self.dreamer, c.dream.layer)
-            mode = "style"
-        styles = self.engine.model(c.model).styles
-        if c.styles and c.styles != styles:  # a style was added or removed while streaming: follow the names
-            c.easing.follow(c.styles, styles)
-        c.styles = styles
-        return Look(model=c.model, weights=c.easing.step(), styles=styles, strength=c.strength,
-                    keep_color=c.keep_color, brush=c.brush, stabilize=StabilizeOptions() if c.stabilize else None,
-                    mode=mode, dream=c.dream)
+                self._start_warming(self.dreamer, look.dream.layer)
+            look = replace(look, mode="style")
+        return look
 
     def _steady_pool_for(self, look: Look) -> ThreadPoolExecutor | None:
         """The thread that finds the stabilization motion while the network runs (made on first need)."""

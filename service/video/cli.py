@@ -20,7 +20,7 @@ from service.look import LookUpdate, parse_weights_field
 from service.settings import Settings
 from service.stabilize import StabilizeOptions
 from service.video.pipeline import Progress, VideoOptions, process_video
-from service.video.schedule import Schedule, read_schedule
+from service.video.schedule import read_schedule
 
 log = logging.getLogger(__name__)
 
@@ -70,45 +70,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def options_from_args(args: argparse.Namespace) -> VideoOptions:
+    """The flags as the control vocabulary (service/look.py checks every value, as for the data channel)."""
     if args.style and args.schedule:
         raise BadRequest("give --style or --schedule, not both")
-    look = LookUpdate.parse({"weights": parse_weights_field(args.style) if args.style else None,
-                             "strength": args.strength, "brush": args.brush, "model": args.model,
-                             "preserve_color": args.preserve_color, "stabilize": args.stabilize}, "the flags")
-    schedule = None
-    if args.schedule:
-        schedule = read_schedule(args.schedule)
-    elif look.weights is not None:
-        schedule = Schedule.constant(look.weights)
-    try:
-        stabilize = (StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)
-                     if args.stabilize else None)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    dream = None
+    fields: dict[str, Any] = {"weights": parse_weights_field(args.style) if args.style else None,
+                              "strength": args.strength, "brush": args.brush, "model": args.model,
+                              "preserve_color": args.preserve_color, "stabilize": args.stabilize}
     if args.mode == "dream":
         if args.style or args.schedule:
             raise BadRequest("--mode dream does not use --style or --schedule (dream styles go with --mode style)")
         if args.engine == "ray":
             raise BadRequest("--mode dream feeds each frame into the next, so it runs in order: use --engine local")
-        dream = DreamParams(layer=args.dream_layer, iterations=args.dream_iterations, octaves=args.dream_octaves,
-                            feedback=args.dream_feedback, intensity=args.dream_intensity)
         if args.dream_size < 16:
             raise BadRequest(f"--dream-size must be at least 16 px, got {args.dream_size}")
+        fields |= {"mode": "dream", "layer": args.dream_layer, "iterations": args.dream_iterations,
+                   "octaves": args.dream_octaves, "feedback": args.dream_feedback, "intensity": args.dream_intensity}
+    look = LookUpdate.parse({k: v for k, v in fields.items() if v is not None}, "the flags")
+    try:
+        steady = StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     return VideoOptions(
-        dream=dream,
+        look=look, schedule=read_schedule(args.schedule) if args.schedule else None, steady=steady,
         dream_options=DreamOptions(device=args.dream_device, max_side_cpu=args.dream_size,
                                    max_side_gpu=args.dream_size),
-        schedule=schedule,
-        model=look.model,
-        strength=1.0 if look.strength is None else look.strength,
-        brush=1.0 if look.brush is None else look.brush,
-        preserve_color=bool(look.preserve_color),
-        max_size=args.max_size,
-        stabilize=stabilize,
-        codec=args.codec,
-        container=args.container,
-        workers=args.workers,
+        max_size=args.max_size, codec=args.codec, container=args.container, workers=args.workers,
     )
 
 

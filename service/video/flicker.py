@@ -21,6 +21,7 @@ import numpy as np
 from service.engine import Engine
 from service.errors import ServiceError
 from service.flow import FlowEstimator, warp
+from service.look import LookUpdate
 from service.settings import Settings
 from service.stabilize import StabilizeOptions
 from service.video.cli import load_engine
@@ -130,10 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         engine = load_engine(settings)
         for style in args.styles.split(","):
-            for stabilize in (None, StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)):
-                options = VideoOptions(
-                    schedule=Schedule.constant({style: 1.0}), max_size=args.max_size, stabilize=stabilize
-                )
+            steady = StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)
+            for stabilize in (False, True):
+                options = VideoOptions(look=LookUpdate(stabilize=stabilize), schedule=Schedule.constant({style: 1.0}),
+                                       steady=steady, max_size=args.max_size)
                 m = measure(args.video, engine, options, args.frames)
                 mode = "on" if stabilize else "off"
                 print(f"| {style} | {mode} | {m.frames} | {m.ratio:.2f} | {m.fps:.1f} |")

@@ -20,12 +20,11 @@ import av
 import cv2
 import numpy as np
 
-from service.blend import check_strength
-from service.brush import check_brush
 from service.dream import Dreamer, DreamOptions, DreamParams
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, ServiceError
-from service.painter import Look, Painter
+from service.look import Look, LookUpdate
+from service.painter import Painter
 from service.stabilize import Motion, StabilizeOptions
 from service.video.media import (
     DecodedFrame,
@@ -54,30 +53,39 @@ class Cancelled(ServiceError):
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """Everything that shapes one processed video; validated here, shared by CLI, API and Ray."""
+    """Everything that shapes one processed video, shared by the CLI, jobs and Ray: the look as asked (the
+    control vocabulary, validated by :class:`LookUpdate`), its blends over time, and the output."""
 
-    schedule: Schedule | None = None  # None: the model's first style throughout
-    model: str | None = None
-    strength: float = 1.0
-    preserve_color: bool = False
-    brush: float = 1.0  # stroke scale (service/brush.py)
+    look: LookUpdate = LookUpdate()  # model, strength, colour, brush, steady, mode and dream keys; weights or...
+    schedule: Schedule | None = None  # ...keyframed blends (neither: the model's first style throughout)
+    steady: StabilizeOptions = StabilizeOptions()  # the stabilizer's tuning when the look asks for it
     max_size: int | None = None  # longer side of the output; None keeps the input size
-    stabilize: StabilizeOptions | None = None
     codec: str = "libx264"
     container: str | None = None  # PyAV format name; None guesses from the output's suffix
     workers: int = 1  # frames stylized concurrently (each ONNX Runtime run stays single-threaded)
-    dream: DreamParams | None = None  # iterative DeepDream instead of the style network (frames in order)
     dream_options: DreamOptions = DreamOptions(max_side_cpu=320, max_side_gpu=1280)
 
     def __post_init__(self) -> None:
-        check_strength(self.strength)
-        check_brush(self.brush)
+        if self.look.weights is not None and self.schedule is not None:
+            raise BadRequest("give weights or schedule, not both")
+        DreamParams().updated(self.look.dream_changes())  # dream keys checked before any frame is read
         if self.max_size is not None and self.max_size < 16:
             raise BadRequest(f"max size must be at least 16 px, got {self.max_size}")
         if self.workers < 1:
             raise BadRequest(f"workers must be >= 1, got {self.workers}")
         if self.codec not in av.codecs_available:
             raise BadRequest(f"unknown codec {self.codec!r}; try libx264, mpeg4, ffv1, libvpx-vp9")
+
+    @property
+    def dreaming(self) -> bool:
+        return self.look.mode == "dream"
+
+    def on(self, engine: Engine) -> tuple[Look, BlendTrack]:
+        """The video's look and its blend over time on ``engine``'s models: model and style names are checked
+        here (a job checks them before its upload is stored)."""
+        base = self.look.applied_to(Look.first(engine, self.look.model), engine, steady=self.steady)
+        schedule = self.schedule or Schedule.constant(self.look.weights or {base.styles[0]: 1.0})
+        return base, schedule.for_styles(base.styles)
 
 
 @dataclass(frozen=True)
@@ -91,25 +99,20 @@ class FrameStylizer:
     output size; the painting itself (style or dream, stabilize) is the shared :class:`Painter`."""
 
     def __init__(self, engine: Engine, options: VideoOptions, size: tuple[int, int]) -> None:
-        loaded = engine.model(options.model)
         self.options = options
-        self.model = loaded.entry.name
-        schedule = options.schedule or Schedule.constant({loaded.styles[0]: 1.0})
-        self.track: BlendTrack = schedule.for_styles(loaded.styles)
+        self.base, self.track = options.on(engine)
         self.size = size
         dreamer = None
-        if options.dream is not None:
+        if options.dreaming:
             dreamer = Dreamer(options.dream_options)
             if dreamer.unavailable:
                 raise FeatureUnavailable(dreamer.unavailable)
-            dreamer.warm(options.dream.layer)
+            dreamer.warm(self.base.dream.layer)
         self.painter = Painter(engine, dreamer, weights_reset=False)  # a schedule moves the blend every frame
 
     def look(self, seconds: float) -> Look:
-        o = self.options
-        return Look(model=self.model, weights=self.track.at(seconds), strength=o.strength, keep_color=o.preserve_color,
-                    brush=o.brush, stabilize=o.stabilize, mode="dream" if o.dream is not None else "style",
-                    dream=o.dream or DreamParams())
+        """The look of the frame at ``seconds``: the video's look with the schedule's blend of that time."""
+        return self.base.blended(self.track.at(seconds))
 
     def resized(self, frame: DecodedFrame) -> np.ndarray:
         """The frame at the output size."""

@@ -157,7 +157,7 @@ def process_video_ray(
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    plan = plan_chunks(pts, keyframes, chunks or 2 * cpus, overlap if options.stabilize else 0)
+    plan = plan_chunks(pts, keyframes, chunks or 2 * cpus, overlap if options.look.stabilize else 0)
     task = ray.remote(num_cpus=1)(render_chunk)
     refs = [task.remote(str(src), str(models_dir), options, chunk) for chunk in plan]
     segments = sorted(ray.get(refs), key=lambda s: s.index)

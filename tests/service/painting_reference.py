@@ -27,7 +27,7 @@ def fixed_frame() -> np.ndarray:
 
 
 def python_reference(entry: contract.ModelEntry, rgb: np.ndarray, weights: dict[str, float], strength: float,
-                     keep_color: bool) -> np.ndarray:
+                     preserve_color: bool) -> np.ndarray:
     """What the server's engine paints (service/engine.py stylize), by its contract functions."""
     session = ort.InferenceSession(str(MODELS / entry.file), providers=["CPUExecutionProvider"])
     vector = np.array([weights.get(s, 0.0) for s in entry.styles])
@@ -36,6 +36,6 @@ def python_reference(entry: contract.ModelEntry, rgb: np.ndarray, weights: dict[
         contract.INPUT_FRAME: contract.pad_frame(frame, entry.size_multiple),
         contract.INPUT_WEIGHTS: contract.normalize_weights(vector, len(entry.styles))})
     out = contract.crop_frame(out, *rgb.shape[:2])
-    if keep_color:
+    if preserve_color:
         out = contract.preserve_color(frame, out)
     return contract.frame_to_image(contract.mix_strength(frame, out, strength))

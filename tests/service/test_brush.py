@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import contract
-from service.blend import Easing
 from service.brush import BRUSH_MAX, BRUSH_MIN, brush_size, check_brush, guided_upsample, shrink
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
 from service.http.app import create_app
 from service.live.signalling import apply_control
 from service.live.track import Controls
+from service.look import Look, LookUpdate
 from service.settings import Settings
 from service.video.pipeline import VideoOptions
 
@@ -113,19 +113,19 @@ def test_brush_on_the_data_channel_is_checked_and_applied() -> None:
 
             return Loaded()
 
-    state = Controls(model="fast", easing=Easing(np.array([[1.0, 0.0]], np.float32), 0))
+    state = Controls.starting(Look(model="fast", styles=("a", "b"), weights=np.array([[1.0, 0.0]], np.float32)), 0)
     assert apply_control(FakeEngine(), state, {"brush": 2.5}) == {"ok": True}  # type: ignore[arg-type]
-    assert state.brush == 2.5
+    assert state.look.brush == 2.5
     for bad in ({"brush": 9}, {"brush": "big"}, '{"brush": 1e400}', {"brush": 2, "strength": 7}):
         reply = apply_control(FakeEngine(), state, bad)  # type: ignore[arg-type]
         assert "error" in reply, bad
-    assert state.brush == 2.5  # nothing of a bad message applied
+    assert state.look.brush == 2.5  # nothing of a bad message applied
 
 
 def test_brush_in_video_options_and_rest(client: TestClient) -> None:
     with pytest.raises(BadRequest, match="brush"):
-        VideoOptions(brush=0)
-    assert VideoOptions(brush=2).brush == 2
+        VideoOptions(look=LookUpdate.parse({"brush": 0}))
+    assert VideoOptions(look=LookUpdate.parse({"brush": 2})).look.brush == 2
     buf = io.BytesIO()
     Image.fromarray((sharp_scene() * 255).astype(np.uint8)).save(buf, format="PNG")
     ok = client.post("/api/stylize", files={"image": ("a.png", buf.getvalue(), "image/png")}, data={"brush": "2"})

@@ -13,11 +13,11 @@ from test_stream import TOLERANCE, StillTrack, gradient
 
 from examples.client import StyleClient
 from service import dream as dream_module
-from service.blend import Easing
 from service.dream import LAYERS, Dreamer, DreamOptions, DreamParams
 from service.errors import BadRequest
 from service.live.signalling import apply_control
 from service.live.track import Controls
+from service.look import Look
 from service.settings import Settings
 
 needs_torch = pytest.mark.skipif(dream_module.missing_requirement() is not None,
@@ -88,7 +88,7 @@ def test_feedback_carries_the_previous_dream_into_the_next_frame(dreamer: Dreame
 
 
 def controls() -> Controls:
-    return Controls(model="fast", easing=Easing(np.ones((1, 3), np.float32) / 3, 0))
+    return Controls.starting(Look(model="fast", styles=("a", "b", "c"), weights=np.ones((1, 3), np.float32) / 3), 0)
 
 
 class FakeEngine:
@@ -111,10 +111,10 @@ def test_dream_control_messages_apply_all_or_nothing() -> None:
         pytest.skip(dreamer.unavailable)
     reply = apply_control(engine, state, {"mode": "dream", "layer": "relu5_2", "iterations": 2}, dreamer)  # type: ignore[arg-type]
     assert reply == {"ok": True}
-    assert state.mode == "dream" and state.dream.layer == "relu5_2" and state.dream.iterations == 2
+    assert state.look.mode == "dream" and state.look.dream.layer == "relu5_2" and state.look.dream.iterations == 2
     reply = apply_control(engine, state, {"mode": "style", "layer": "pool9"}, dreamer)  # type: ignore[arg-type]
     assert "allowed" in reply["error"] and all(layer in reply["error"] for layer in LAYERS)
-    assert state.mode == "dream" and state.dream.layer == "relu5_2"  # nothing of the bad message applied
+    assert state.look.mode == "dream" and state.look.dream.layer == "relu5_2"  # nothing of the bad message applied
 
 
 def test_dream_mode_without_the_extra_is_refused_and_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,7 +123,7 @@ def test_dream_mode_without_the_extra_is_refused_and_names_it(monkeypatch: pytes
                         lambda name: None if name == "torch" else object())
     reply = apply_control(engine, state, {"mode": "dream"}, Dreamer(DreamOptions()))  # type: ignore[arg-type]
     assert "livestyle[dream]" in reply["error"] and "torch" in reply["error"]
-    assert state.mode == "style"
+    assert state.look.mode == "style"
     reply = apply_control(engine, state, {"mode": "dream"}, None)  # type: ignore[arg-type]
     assert "without dream mode" in reply["error"]
     # settings for later are accepted on their own

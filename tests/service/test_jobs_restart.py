@@ -95,8 +95,8 @@ def test_a_job_retried_after_a_restart_runs_with_its_own_settings(
         assert client.post(f"/api/jobs/{failed['id']}/retry").status_code == 202
         assert wait(client, failed["id"])["state"] == "done"
     first, again = seen
-    assert again == first and again.strength == 0.6 and again.brush == 2 and again.max_size == 48
-    assert again.preserve_color and again.schedule is not None
+    assert again == first and again.look.strength == 0.6 and again.look.brush == 2 and again.max_size == 48
+    assert again.look.preserve_color and again.look.weights == {"starry_night": 0.25, "the_scream": 0.75}
 
 
 def test_old_results_expire(settings: Settings, clip_bytes: bytes, tmp_path: Path) -> None:

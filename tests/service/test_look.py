@@ -15,14 +15,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from test_video_cli import write_clip
 
-from service.blend import Easing
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
 from service.http.app import create_app
 from service.jobs import JobSettings
 from service.live.signalling import apply_control
 from service.live.track import Controls
-from service.look import LookUpdate, decode_json
+from service.look import Look, LookUpdate, decode_json
 from service.settings import Settings
 from service.video.cli import main
 
@@ -46,7 +45,7 @@ def engine(models_dir: Path) -> Engine:
 
 
 def controls() -> Controls:
-    return Controls(model="tiny_realtime", easing=Easing(np.array([[1.0, 0, 0]], np.float32), 0))
+    return Controls.starting(Look(model="tiny_realtime", styles=STYLES, weights=np.array([[1.0, 0, 0]], np.float32)), 0)
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def test_hostile_control_messages_are_replies_never_exceptions(raw: str | bytes,
     reply = apply_control(engine, state, raw)
     assert "error" in reply and isinstance(reply["error"], str) and len(reply["error"]) < 600
     json.dumps(reply)  # the reply itself can always be sent
-    assert state.strength == 1.0 and state.brush == 1.0  # nothing applied
+    assert state.look.strength == 1.0 and state.look.brush == 1.0  # nothing applied
 
 
 def test_a_good_message_applies_every_field(engine: Engine) -> None:
@@ -100,7 +99,8 @@ def test_a_good_message_applies_every_field(engine: Engine) -> None:
     reply = apply_control(engine, state, json.dumps({"weights": {STYLES[1]: 1}, "strength": 0.5, "brush": 2,
                                                      "preserve_color": True, "stabilize": True, "id": "a"}))
     assert reply == {"id": "a", "ok": True}
-    assert (state.strength, state.brush, state.keep_color, state.stabilize) == (0.5, 2.0, True, True)
+    look = state.look
+    assert (look.strength, look.brush, look.preserve_color, look.stabilize is not None) == (0.5, 2.0, True, True)
 
 
 def test_form_text_is_read_like_json() -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST
+from conftest import FAST, STYLES
 
 from service import contract
 from service.engine import Engine, RuntimeOptions
-from service.painter import Look, Painter
+from service.look import Look
+from service.painter import Painter
 from service.stabilize import StabilizeOptions, Stabilizer
 
 
@@ -29,7 +30,8 @@ def frames(count: int = 5) -> list[np.ndarray]:
 
 
 def look(style: int, steady: bool = True) -> Look:
-    return Look(model=FAST, weights=contract.one_hot(style, 3), stabilize=StabilizeOptions() if steady else None)
+    return Look(model=FAST, styles=STYLES, weights=contract.one_hot(style, 3),
+                stabilize=StabilizeOptions() if steady else None)
 
 
 def test_live_paint_with_the_overlap_equals_the_ordered_halves(engine: Engine) -> None:
@@ -58,7 +60,7 @@ def test_passthrough_and_size_changes_forget(engine: Engine) -> None:
     clip = frames()
     for frame in clip[:3]:
         painter.paint(frame, look(0))
-    passthrough = Look(model=FAST, weights=contract.one_hot(0, 3), mode="passthrough")
+    passthrough = Look(model=FAST, styles=STYLES, weights=contract.one_hot(0, 3), mode="passthrough")
     np.testing.assert_array_equal(painter.paint(clip[3], passthrough), clip[3])
     np.testing.assert_array_equal(painter.paint(clip[4], look(0)), Painter(engine).paint(clip[4], look(0)))
     small = painter.paint(clip[4], look(0), side=32)  # adaptive resolution: a new size, fresh memory

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,8 +17,9 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from service.blend import Easing
 from service.live.track import Controls, ResolutionGovernor, StylizedTrack
+from service.look import Look
+from service.stabilize import StabilizeOptions
 
 TIME_BASE = fractions.Fraction(1, 90_000)
 
@@ -61,7 +63,7 @@ class StubEngine:
 
 
 def make_track(camera: Camera, engine: StubEngine, executor: ThreadPoolExecutor) -> StylizedTrack:
-    controls = Controls(model="m", easing=Easing(np.ones((1, 1), np.float32), 0))
+    controls = Controls.starting(Look(model="m", styles=("only",), weights=np.ones((1, 1), np.float32)), 0)
     return StylizedTrack(camera, engine, controls, executor, max_side=640)  # type: ignore[arg-type]
 
 
@@ -150,7 +152,7 @@ def test_adaptive_resolution_keeps_the_stream_size_and_the_frame_rate() -> None:
     engine = SizeCostEngine()
     governor = ResolutionGovernor(max_side=320, min_side=96, target_fps=40, settle=3)  # 25 ms budget
     with ThreadPoolExecutor(1) as executor:
-        controls = Controls(model="m", easing=Easing(np.ones((1, 1), np.float32), 0))
+        controls = Controls.starting(Look(model="m", styles=("only",), weights=np.ones((1, 1), np.float32)), 0)
         track = StylizedTrack(camera, engine, controls, executor, 320, governor=governor)  # type: ignore[arg-type]
         received = asyncio.run(drain(track))
     assert {f.to_ndarray(format="rgb24").shape for f, _ in received} == {(240, 320, 3)}  # size kept
@@ -164,15 +166,16 @@ def test_steady_frames_lean_on_the_previous_output_until_the_look_changes() -> N
 
     async def scenario(track: StylizedTrack) -> list[VideoFrame]:
         frames = [await track.recv() for _ in range(4)]
-        track.controls.strength = 0.5  # a new look: shown at once, not blended with the old one
+        # a new look: shown at once, not blended with the old one
+        track.controls.look = replace(track.controls.look, strength=0.5)
         frames.append(await track.recv())
-        track.controls.stabilize = False
+        track.controls.look = replace(track.controls.look, stabilize=None)
         frames.append(await track.recv())
         return frames
 
     with ThreadPoolExecutor(1) as executor:
         track = make_track(camera, engine, executor)
-        track.controls.stabilize = True
+        track.controls.look = replace(track.controls.look, stabilize=StabilizeOptions())
         frames = asyncio.run(scenario(track))
     values = [int(f.to_ndarray(format="rgb24")[24, 32, 0]) for f in frames]
     fresh = [255 - (f.pts // 3000) % 200 for f in frames]  # what the stub engine makes of each frame
@@ -199,7 +202,7 @@ def test_pipelined_track_stylizes_the_next_frame_before_it_is_asked_for(pipeline
         return started, len(engine.sizes), frames
 
     with ThreadPoolExecutor(1) as executor:
-        controls = Controls(model="m", easing=Easing(np.ones((1, 1), np.float32), 0))
+        controls = Controls.starting(Look(model="m", styles=("only",), weights=np.ones((1, 1), np.float32)), 0)
         track = StylizedTrack(camera, engine, controls, executor, 320, pipelined=pipelined)  # type: ignore[arg-type]
         started, total, frames = asyncio.run(scenario(track))
     assert started == (2 if pipelined else 1)  # one more frame is stylized than was asked for, no more
@@ -222,7 +225,7 @@ def test_a_slow_model_runs_on_its_own_thread_and_the_fast_pool_stays_free() -> N
     async def scenario() -> float:
         fast = ThreadPoolExecutor(1, thread_name_prefix="fast")
         slow = ThreadPoolExecutor(1, thread_name_prefix="slow")
-        controls = Controls(model="quality", easing=Easing(np.ones((1, 1), np.float32), 0))
+        controls = Controls.starting(Look(model="quality", styles=("only",), weights=np.ones((1, 1), np.float32)), 0)
         track = StylizedTrack(Camera(4, 0.01), Recording(delay=0.3), controls, fast, max_side=640,  # type: ignore[arg-type]
                               slow_executor=slow, slow_models=frozenset({"quality"}), pipelined=False)
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from conftest import STYLES, reference_output
 from service import contract
 from service.dream import missing_requirement
 from service.engine import Engine, RuntimeOptions
+from service.look import LookUpdate
 from service.video.cli import main
 from service.video.pipeline import VideoOptions, process_video
 from service.video.schedule import parse_schedule
@@ -274,7 +275,8 @@ def test_rotation_metadata_is_honoured(tmp_path: Path, models_dir: Path) -> None
         out.mux(video.encode(None))
     portrait = rotate_display(plain)
     result = tmp_path / "upright.mp4"
-    process_video(portrait, result, Engine.load(models_dir, RuntimeOptions()), VideoOptions(strength=0.0))
+    engine = Engine.load(models_dir, RuntimeOptions())
+    process_video(portrait, result, engine, VideoOptions(look=LookUpdate(strength=0.0)))
     with av.open(str(result)) as container:
         shown = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert shown.shape[:2] == (WIDTH, HEIGHT)  # portrait now

@@ -12,6 +12,7 @@ import pytest
 from test_video_cli import clip_frame
 
 from service.engine import Engine, RuntimeOptions
+from service.look import LookUpdate
 from service.stabilize import StabilizeOptions, Stabilizer
 from service.video.flicker import FlickerMeter
 from service.video.media import DecodedFrame
@@ -241,7 +242,7 @@ def test_a_failed_stylization_leaves_the_memory_as_it_was() -> None:
 def test_video_pipeline_stabilizes_like_one_frame_at_a_time(models_dir: Path, workers: int) -> None:
     """stylized_frames finds each motion while the workers stylize: same frames as the plain loop."""
     engine = Engine.load(models_dir, RuntimeOptions())
-    options = VideoOptions(stabilize=StabilizeOptions(), workers=workers)
+    options = VideoOptions(look=LookUpdate(stabilize=True), workers=workers)
     frames = [DecodedFrame(i, i / 10, clip_frame(i)) for i in range(8)]
     size = frames[0].rgb.shape[:2]
     piped = [out for _, out in stylized_frames(iter(frames), FrameStylizer(engine, options, size), print)]

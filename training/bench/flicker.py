@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.engine import Engine
+from service.look import LookUpdate
 from service.stabilize import StabilizeOptions
 from service.video.flicker import Measurement, measure
 from service.video.pipeline import VideoOptions
@@ -35,8 +36,8 @@ def measure_flicker(plan: FlickerPlan, engine: Engine) -> dict[tuple[str, str, b
     results = {}
     for model, style in plan.runs:
         for stabilize in (False, True):
-            options = VideoOptions(schedule=Schedule.constant({style: 1.0}), model=model, max_size=plan.max_size,
-                                   stabilize=StabilizeOptions() if stabilize else None)
+            options = VideoOptions(look=LookUpdate(model=model, stabilize=stabilize),
+                                   schedule=Schedule.constant({style: 1.0}), max_size=plan.max_size)
             results[(model, style, stabilize)] = measure(plan.video, engine, options, plan.frames, plan.sample_every)
             log.info("flicker %s/%s stabilize=%s done", model, style, stabilize)
     return results

@@ -69,9 +69,7 @@ async def create_job(
                             "preserve_color": preserve_color, "max_size": max_size, "stabilize": stabilize,
                             "brush": brush}
     options = options_from_form(form)
-    loaded = get_services(request).engine.model(options.model)
-    if options.schedule is not None:
-        options.schedule.for_styles(loaded.styles)
+    options.on(get_services(request).engine)  # unknown models and styles answer before the upload is stored
     job_id, folder = jobs.new_folder()
     try:
         source = folder / "input"  # a fixed name: the client's file name never picks a demuxer

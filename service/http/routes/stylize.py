@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import cv2
-import numpy as np
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from service import contract
 from service.brush import BRUSH_MAX, BRUSH_MIN
 from service.engine import SHRINK_ABOVE_PIXELS, resize_to_fit, trim_heap
 from service.errors import PayloadTooLarge
 from service.http.deps import Services, ServicesDep
-from service.look import LookUpdate
+from service.look import Look, LookUpdate
+from service.painter import Painter
 from service.pictures import decode_image
 
 router = APIRouter(tags=["stylize"])
@@ -35,30 +34,24 @@ async def stylize(
     brush: Annotated[str | None, Form(description=BRUSH_HELP + " (default 1)")] = None,
 ) -> Response:
     """Stylize one image and return it as PNG (longer side capped at ``max_image_side``)."""
-    look = LookUpdate.from_text({"weights": weights, "strength": strength, "preserve_color": preserve_color,
-                                 "model": model, "brush": brush})
+    update = LookUpdate.from_text({"weights": weights, "strength": strength, "preserve_color": preserve_color,
+                                   "model": model, "brush": brush})
+    look = update.applied_to(Look.first(services.engine, update.model), services.engine)
     settings = services.settings
     limit = settings.max_upload_bytes
     if image.size is not None and image.size > limit:
         raise PayloadTooLarge(f"image is {image.size} bytes; the limit is {limit}")
-    loaded = services.engine.model(look.model)
-    vector = look.weights_for(loaded.styles)
-    if vector is None:
-        vector = contract.one_hot(0, len(loaded.styles))
     data = await image.read(limit + 1)
     with services.stylize_slots.hold():  # 503 when every slot works: the loop never waits on a decode
-        png = await run_in_threadpool(_stylize_bytes, services, data, vector, loaded.entry.name, look)
+        png = await run_in_threadpool(_stylize_bytes, services, data, look)
     return Response(png, media_type="image/png")
 
 
-def _stylize_bytes(services: Services, data: bytes, vector: np.ndarray, model: str, look: LookUpdate) -> bytes:
+def _stylize_bytes(services: Services, data: bytes, look: Look) -> bytes:
     """Decode (pixel count checked from the header first), stylize and encode one upload, in a worker thread."""
     settings = services.settings
     rgb = decode_image(data, settings.max_upload_bytes, settings.max_image_pixels)
-    out = services.engine.stylize(
-        resize_to_fit(rgb, settings.max_image_side), vector, model=model,
-        strength=1.0 if look.strength is None else look.strength, keep_color=bool(look.preserve_color),
-        brush=1.0 if look.brush is None else look.brush)
+    out = Painter(services.engine).stylize(resize_to_fit(rgb, settings.max_image_side), look)
     ok, png = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     assert ok
     body = bytes(png.tobytes())
