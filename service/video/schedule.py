@@ -24,7 +24,7 @@ import numpy as np
 
 from service.blend import parse_weights_text, weights_vector
 from service.errors import BadRequest
-from service.look import decode_json
+from service.look import LookUpdate, decode_json
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Keyframe:
     def __post_init__(self) -> None:
         if not math.isfinite(self.time) or self.time < 0:
             raise BadRequest(f"keyframe time must be a non-negative number of seconds, got {self.time}")
+        LookUpdate.parse({"weights": self.weights}, "a keyframe")  # the control vocabulary's own check
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 
 from service.blend import Easing, check_strength, parse_weights_text, weights_vector
 from service.errors import BadRequest
+from service.look import LookUpdate
 
 STYLES = ("a", "b", "c")
 
@@ -33,8 +34,10 @@ def test_weights_by_name_are_normalized_and_ordered() -> None:
     ],
 )
 def test_bad_weights_say_what_is_wrong(weights: object, message: str) -> None:
+    """Values are checked once, by the control vocabulary; names against the model by ``weights_vector``."""
     with pytest.raises(BadRequest, match=message.replace("[", r"\[").replace("]", r"\]")):
-        weights_vector(STYLES, weights)
+        update = LookUpdate.parse({"weights": weights})
+        weights_vector(STYLES, update.weights or {})
 
 
 def test_weights_text_form() -> None:
