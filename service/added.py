@@ -25,8 +25,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +39,12 @@ from service.errors import (
     BadRequest,
     ServiceError,
 )
+from service.jobs import JobRecord, JobState
 from service.pictures import open_picture
 from service.settings import user_data_dir
 from service.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
-RECORD = "job.json"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED = {"jobs", "learning"}
 PHOTO_TYPES = (".jpg", ".jpeg", ".png", ".webp")
@@ -102,62 +101,31 @@ class StyleSettings(BaseSettings):
     keep_jobs: int = Field(20, ge=1, description="finished jobs whose records and previews are kept")
 
 
-class JobState(StrEnum):
-    queued = "queued"
-    learning = "learning"
-    installing = "installing"
-    done = "done"
-    failed = "failed"
-    cancelled = "cancelled"
+@dataclass(kw_only=True)
+class StyleJob(JobRecord):
+    """Learning a picture as a style (``add``) or rebuilding a model without one (``remove``); the rest is
+    every job's (service/jobs.py)."""
 
-
-FINAL = (JobState.done, JobState.failed, JobState.cancelled)
-
-
-@dataclass
-class StyleJob:
-    id: str
-    folder: Path
     kind: str  # add | remove
     name: str
     models: tuple[str, ...]
     minutes: float = 0.0
     steps: int = 0
     source_sha256: str | None = None
-    state: JobState = JobState.queued
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
     process: asyncio.subprocess.Process | None = None
 
-    @property
-    def finished(self) -> bool:
-        return self.state in FINAL
-
-    def save(self) -> None:
-        record = {k: getattr(self, k) for k in ("id", "kind", "name", "minutes", "steps", "source_sha256", "error",
-                                                "created_at", "finished_at")}
-        record |= {"models": list(self.models), "state": self.state.value}
-        tmp = self.folder / f"{RECORD}.tmp"
-        tmp.write_text(json.dumps(record))
-        tmp.replace(self.folder / RECORD)
+    RECORDED = ("kind", "name", "models", "minutes", "steps", "source_sha256")
 
     @classmethod
-    def restored(cls, folder: Path) -> StyleJob | None:
-        """A job after a restart: a finished one as it was; one that was queued or learning failed (its worker
-        stopped with the server; the model it would have changed is still the one served)."""
-        try:
-            r = json.loads((folder / RECORD).read_text())
-            job = cls(str(r["id"]), folder, str(r["kind"]), str(r["name"]), tuple(r["models"]), float(r["minutes"]),
-                      int(r["steps"]), r["source_sha256"], JobState(r["state"]), r["error"], float(r["created_at"]),
-                      r["finished_at"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if not job.finished:
-            job.state, job.error, job.finished_at = JobState.failed, "interrupted by a server restart", time.time()
-            shutil.rmtree(folder / "out", ignore_errors=True)
-            job.save()
-        return job
+    def rebuilt(cls, folder: Path, own: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": str(own["kind"]), "name": str(own["name"]), "models": tuple(own["models"]),
+                "minutes": float(own["minutes"]), "steps": int(own["steps"])}
+
+    def after_restart(self) -> None:
+        """The model a stopped job would have changed is still the one served; what it learned is dropped."""
+        if not self.finished:
+            shutil.rmtree(self.folder / "out", ignore_errors=True)
+        super().after_restart()
 
     def progress(self) -> dict[str, Any]:
         try:

@@ -11,10 +11,10 @@ from typing import Any, NoReturn
 
 import uvicorn
 
-from service import jobs
 from service.added import StyleSettings
 from service.http.app import create_app
 from service.settings import Settings
+from service.video import jobs
 
 CLUSTER_FLAGS = ("engine", "replicas", "max_replicas", "peers_per_replica", "address", "replica_cpus",
                  "replica_gpus")

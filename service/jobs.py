@@ -1,318 +1,128 @@
-"""Video jobs: a bounded queue of uploaded videos painted on worker threads, each with a durable record.
-
-Jobs run on their own worker threads, off the request path, so a client may disconnect and come
-back; the queue is bounded and a full one answers 503.
-"""
+"""What every background job shares (video jobs: service/video/jobs.py; learned styles: service/learning.py):
+its states, its durable record beside its files, what a server restart does to it, the disk check before an
+upload, and forgetting old finished jobs. Each feature keeps only what differs: its own fields, its work, its
+status reply."""
 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from service.errors import InsufficientStorage, ServiceError
 
-from service.engine import Engine
-from service.errors import InsufficientStorage, NotFound, ServiceBusy, ServiceError
-from service.look import LookUpdate
-from service.settings import user_data_dir
-from service.video.media import VideoLimits
-from service.video.pipeline import Cancelled, VideoOptions, process_video
-from service.video.schedule import parse_schedule
-
-log = logging.getLogger(__name__)
 RECORD = "job.json"
 RESTARTED = "interrupted by a server restart"
 
 
-class JobNotReady(ServiceError):
-    status_code = 409
-
-
-class JobSettings(BaseSettings):
-    """Video job limits (``LIVESTYLE_JOBS_*``); a test may put its own in ``app.state.job_settings``."""
-
-    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_JOBS_", frozen=True, extra="ignore")
-
-    workers: int = Field(1, ge=1, description="videos processed at once")
-    max_queued: int = Field(4, ge=1, description="jobs waiting to start; more answer 503")
-    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
-    work_dir: Path = Field(default_factory=lambda: default_work_dir(),
-                           description="uploads, results and job records; kept across restarts")
-    keep_hours: float = Field(24.0, gt=0, description="a finished job's files are deleted this long after it ends")
-    min_free_bytes: int = Field(1024**3, ge=0, description="free disk below which uploads answer 507")
-    max_pixels: int = Field(3840 * 2160, ge=256, description="pixels a frame of an uploaded video")
-    max_frames: int = Field(30 * 60 * 30, ge=1, description="frames of an uploaded video")
-    max_seconds: float = Field(30 * 60, gt=0, description="duration of an uploaded video")
-
-    @property
-    def video_limits(self) -> VideoLimits:
-        return VideoLimits(self.max_pixels, self.max_frames, self.max_seconds)
-
-
-def default_work_dir() -> Path:
-    """``$XDG_DATA_HOME/livestyle/jobs`` (``~/.local/share/livestyle/jobs``): outside the checkout, kept."""
-    return user_data_dir() / "jobs"
-
-
 class JobState(StrEnum):
     queued = "queued"
-    running = "running"
+    running = "running"  # a video being painted
+    learning = "learning"  # a style being learned in its worker process
+    installing = "installing"  # a learned style going into the model served
     done = "done"
     failed = "failed"
     cancelled = "cancelled"
 
 
-@dataclass
-class Job:
+FINAL = frozenset({JobState.done, JobState.failed, JobState.cancelled})
+
+
+@dataclass(kw_only=True)
+class JobRecord:
+    """One job and its folder; ``job.json`` in the folder is its durable record (written whole under a temporary
+    name, so a crash leaves the old record or the new one, never half of one)."""
+
     id: str
     folder: Path
-    source: Path
-    options: VideoOptions
     state: JobState = JobState.queued
-    frames_done: int = 0
-    frames_total: int | None = None
     error: str | None = None
-    warning: str | None = None
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    form: dict[str, Any] | None = None  # the request's look fields, kept so the job can be rebuilt after a restart
 
-    @property
-    def result(self) -> Path:
-        return self.folder / "result.mp4"
+    RECORDED: ClassVar[tuple[str, ...]] = ()  # the feature's own fields that go into the record as they are
 
     @property
     def finished(self) -> bool:
-        return self.state in (JobState.done, JobState.failed, JobState.cancelled)
+        return self.state in FINAL
+
+    def record(self) -> dict[str, Any]:
+        """What ``job.json`` holds: the common fields and the feature's :attr:`RECORDED` ones."""
+        return {"id": self.id, "state": self.state.value, "error": self.error, "created_at": self.created_at,
+                "finished_at": self.finished_at, **{name: getattr(self, name) for name in self.RECORDED}}
 
     def save(self) -> None:
-        """The job's record beside its files (``job.json``, written whole under a temporary name)."""
-        record = {"id": self.id, "state": self.state.value, "frames_done": self.frames_done,
-                  "frames_total": self.frames_total, "error": self.error, "warning": self.warning,
-                  "created_at": self.created_at, "finished_at": self.finished_at, "form": self.form}
-        tmp = self.folder / "job.json.tmp"
-        tmp.write_text(json.dumps(record))
+        tmp = self.folder / f"{RECORD}.tmp"
+        tmp.write_text(json.dumps(self.record()))
         tmp.replace(self.folder / RECORD)
 
     @classmethod
-    def restored(cls, folder: Path) -> Job | None:
-        """A job from its record after a restart: finished ones as they were (a result whose file is gone is
-        failed); queued or running ones failed, since their work stopped with the server. None: no record."""
+    def from_record(cls, folder: Path, record: dict[str, Any]) -> Self:
+        """The job a record describes (a KeyError, TypeError or ValueError: not a record of this kind)."""
+        own = {name: record[name] for name in cls.RECORDED if name in record}  # a missing one: its default
+        return cls(id=str(record["id"]), folder=folder, state=JobState(record["state"]), error=record["error"],
+                   created_at=float(record["created_at"]), finished_at=record["finished_at"],
+                   **(own | cls.rebuilt(folder, own)))
+
+    @classmethod
+    def rebuilt(cls, folder: Path, own: dict[str, Any]) -> dict[str, Any]:
+        """The feature's fields made again from the recorded ones (and any that replace a recorded one's
+        JSON form, such as a tuple read back as a list)."""
+        return {}
+
+    @classmethod
+    def restored(cls, folder: Path) -> Self | None:
+        """A job of an earlier run of the server, settled (see :meth:`after_restart`); None: no readable record."""
         try:
-            record = json.loads((folder / RECORD).read_text())
-            form = record.get("form") if isinstance(record.get("form"), dict) else None
-            options = options_from_form(form) if form is not None else VideoOptions()
-            job = cls(str(record["id"]), folder, folder / "input", options, JobState(record["state"]),
-                      int(record["frames_done"]), record["frames_total"], record["error"], record["warning"],
-                      float(record["created_at"]), record["finished_at"], form=form)
+            job = cls.from_record(folder, json.loads((folder / RECORD).read_text()))
         except (OSError, ValueError, KeyError, TypeError, ServiceError):
             return None
-        if job.state is JobState.done and not job.result.is_file():
-            job.state, job.error = JobState.failed, "the result file was lost"
-        if not job.finished:  # its options died with the process: it cannot be retried as it was
-            job.state, job.error, job.finished_at = JobState.failed, RESTARTED, time.time()
-            job.source.unlink(missing_ok=True)
+        job.after_restart()
         job.save()
         return job
 
-
-class JobStatus(BaseModel):
-    id: str
-    state: JobState
-    frames_done: int
-    frames_total: int | None
-    progress: float | None = Field(description="0..1 when the frame count is known")
-    error: str | None
-    warning: str | None = Field(description="e.g. where a damaged input stopped decoding")
-    result_url: str | None
-
-    @classmethod
-    def of(cls, job: Job) -> JobStatus:
-        total = job.frames_total
-        return cls(
-            id=job.id,
-            state=job.state,
-            frames_done=job.frames_done,
-            frames_total=total,
-            progress=min(1.0, job.frames_done / total) if total else None,
-            error=job.error,
-            warning=job.warning,
-            result_url=f"/api/jobs/{job.id}/result" if job.state is JobState.done else None,
-        )
+    def after_restart(self) -> None:
+        """A finished job stays as it was; one that was queued or working failed, since its work stopped with
+        the server (the feature drops what that work left half-made)."""
+        if not self.finished:
+            self.state, self.error, self.finished_at = JobState.failed, RESTARTED, time.time()
 
 
-class JobManager:
-    """Owns the job table, the worker threads and the files; thread-safe."""
+Job = TypeVar("Job", bound=JobRecord)
 
-    def __init__(self, engine: Engine, settings: JobSettings, work_dir: Path) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.work_dir = work_dir
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="video-job")
-        self._restore()
 
-    def _restore(self) -> None:
-        """Jobs of an earlier run of the server: their records come back, folders without one are removed
-        (an upload that never became a job)."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        for folder in self.work_dir.iterdir():
-            if not folder.is_dir():
-                continue
-            job = Job.restored(folder)
-            if job is None:
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                self._jobs[job.id] = job
-        if self._jobs:
-            log.info("%d video jobs from before the restart (%d finished results)", len(self._jobs),
-                     sum(j.state is JobState.done for j in self._jobs.values()))
-        self.expire()
-
-    def new_folder(self) -> tuple[str, Path]:
-        job_id = uuid.uuid4().hex
-        folder = self.work_dir / job_id
-        folder.mkdir(parents=True)
-        return job_id, folder
-
-    def expire(self, now: float | None = None) -> int:
-        """Delete finished jobs older than ``keep_hours`` (their files and records); returns how many."""
-        limit = (now if now is not None else time.time()) - 3600 * self.settings.keep_hours
-        with self._lock:
-            old = [j for j in self._jobs.values() if j.finished and (j.finished_at or j.created_at) < limit]
-            for job in old:
-                del self._jobs[job.id]
-                shutil.rmtree(job.folder, ignore_errors=True)
-        return len(old)
-
-    def check_capacity(self) -> None:
-        """ServiceBusy when the queue is full: asked before an upload is read, and again when it is queued."""
-        with self._lock:
-            self._check_capacity()
-
-    def _check_capacity(self) -> None:
-        waiting = sum(j.state is JobState.queued for j in self._jobs.values())
-        if waiting >= self.settings.max_queued:
-            raise ServiceBusy(f"{waiting} video jobs are waiting already; try again later", retry_after=30)
-        free = shutil.disk_usage(self.work_dir).free
-        if free < self.settings.min_free_bytes:
-            raise InsufficientStorage(f"the server is short of disk space ({free // 2**20} MiB free); "
-                                      "try again later")
-
-    def submit(self, job_id: str, folder: Path, source: Path, options: VideoOptions,
-               form: dict[str, Any] | None = None) -> Job:
-        """Queue a job whose upload is already in ``folder``; ServiceBusy when the queue is full. ``form``: the
-        look fields it was built from (:func:`options_from_form`), recorded so a retry after a restart is the same
-        job."""
-        with self._lock:
-            try:
-                self._check_capacity()
-            except ServiceBusy:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-            job = self._jobs[job_id] = Job(job_id, folder, source, options, form=form)
-            job.save()
-        self._pool.submit(self._run, job)
-        return job
-
-    def retry(self, job_id: str) -> Job:
-        """Queue a failed job again; its upload is kept when it fails (until it expires)."""
-        job = self.get(job_id)
-        with self._lock:
-            if job.state is not JobState.failed:
-                raise JobNotReady(f"job {job_id} is {job.state.value}; only a failed job can be retried")
-            if not job.source.is_file():
-                raise JobNotReady(f"job {job_id}'s upload is gone; upload it again")
-            if job.form is None:
-                raise JobNotReady(f"job {job_id}'s settings were not recorded; upload it again")
-            self._check_capacity()
-            job.state, job.error, job.frames_done, job.finished_at = JobState.queued, None, 0, None
-            job.cancel.clear()
-            job.save()
-        self._pool.submit(self._run, job)
-        return job
-
-    def get(self, job_id: str) -> Job:
-        with self._lock:
-            job = self._jobs.get(job_id)
+def restore_jobs(kind: type[Job], folder: Path) -> dict[str, Job]:
+    """The jobs recorded under ``folder`` (made if missing); a folder without a record is an upload that never
+    became a job, and is removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs: dict[str, Job] = {}
+    for path in sorted(folder.iterdir()):
+        job = kind.restored(path) if path.is_dir() else None
         if job is None:
-            raise NotFound(f"no video job {job_id!r}")
-        return job
-
-    def cancel(self, job_id: str) -> Job:
-        """Stop a queued or running job and delete its files; a finished job's files are deleted too."""
-        job = self.get(job_id)
-        job.cancel.set()
-        with self._lock:
-            if job.state in (JobState.queued, JobState.done, JobState.failed):
-                job.state = JobState.cancelled
-                job.finished_at = job.finished_at or time.time()
-                shutil.rmtree(job.folder, ignore_errors=True)  # the record goes too: a restart forgets it
-        return job
-
-    def close(self) -> None:
-        for job in list(self._jobs.values()):
-            job.cancel.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _run(self, job: Job) -> None:
-        with self._lock:
-            if job.state is not JobState.queued:
-                return
-            job.state = JobState.running
-            job.save()
-
-        def progress(done: int, total: int | None) -> None:
-            job.frames_done, job.frames_total = done, total
-
-        try:
-            result = process_video(job.source, job.result, self.engine, job.options, progress, job.cancel)
-        except Cancelled:
-            self._finish(job, JobState.cancelled)
-        except ServiceError as exc:
-            self._finish(job, JobState.failed, error=self._public(str(exc), job))
-        except Exception as exc:  # a bug must not kill the worker thread
-            log.exception("video job %s failed", job.id)
-            self._finish(job, JobState.failed, error=self._public(f"internal error: {type(exc).__name__}", job))
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
         else:
-            self._finish(job, JobState.done, warning=result.stopped)
-
-    @staticmethod
-    def _public(message: str, job: Job) -> str:
-        """What a client may read: no server paths."""
-        return message.replace(str(job.source), "the upload").replace(str(job.result), "the result") \
-            .replace(str(job.folder), "the job")
-
-    def _finish(
-        self, job: Job, state: JobState, error: str | None = None, warning: str | None = None
-    ) -> None:
-        with self._lock:
-            job.error, job.warning, job.finished_at = error, warning, time.time()
-            job.state = JobState.cancelled if job.cancel.is_set() else state
-            if job.state is JobState.cancelled:
-                shutil.rmtree(job.folder, ignore_errors=True)
-                return
-            if job.state is JobState.done:
-                job.source.unlink(missing_ok=True)  # a failed job keeps its upload, to retry
-            job.save()
+            jobs[job.id] = job
+    return jobs
 
 
-def options_from_form(form: dict[str, Any]) -> VideoOptions:
-    """A job's options from its form fields (the upload's, or its record's after a restart)."""
-    look = LookUpdate.from_text({k: form.get(k) for k in ("weights", "model", "strength", "preserve_color",
-                                                          "stabilize", "brush")})
-    max_size, schedule = form.get("max_size"), form.get("schedule")
-    return VideoOptions(look=look, schedule=parse_schedule(schedule) if schedule else None,
-                        max_size=int(max_size) if max_size is not None else None)
+def forget_finished(jobs: dict[str, Job], old: Callable[[list[Job]], list[Job]]) -> list[Job]:
+    """Delete the finished jobs ``old`` picks from them (oldest first), with their files and records."""
+    finished = sorted((j for j in jobs.values() if j.finished), key=lambda j: j.finished_at or j.created_at)
+    gone = old(finished)
+    for job in gone:
+        del jobs[job.id]
+        shutil.rmtree(job.folder, ignore_errors=True)
+    return gone
+
+
+def check_disk(folder: Path, min_free_bytes: int) -> None:
+    """507 before an upload is taken when the disk under ``folder`` is short."""
+    free = shutil.disk_usage(folder).free
+    if free < min_free_bytes:
+        raise InsufficientStorage(f"the server is short of disk space ({free // 2**20} MiB free); try again later")

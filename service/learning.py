@@ -22,7 +22,6 @@ from pathlib import Path
 from service.added import (
     NAME,
     RESERVED,
-    JobState,
     LearningInfo,
     LearningPhotos,
     Store,
@@ -35,10 +34,10 @@ from service.errors import (
     BadRequest,
     Conflict,
     Forbidden,
-    InsufficientStorage,
     NotFound,
     TooManyRequests,
 )
+from service.jobs import JobState, check_disk, forget_finished, restore_jobs
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,19 +60,12 @@ class Learning:
         self._restore()
 
     def _restore(self) -> None:
-        for folder in sorted(self.jobs_dir.iterdir()):
-            job = StyleJob.restored(folder) if folder.is_dir() else None
-            if job is None:
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                self.jobs[job.id] = job
+        self.jobs = restore_jobs(StyleJob, self.jobs_dir)
         self._prune()
 
     def _prune(self) -> None:
-        finished = sorted((j for j in self.jobs.values() if j.finished), key=lambda j: j.finished_at or 0)
-        for job in finished[: max(0, len(finished) - self.settings.keep_jobs)]:
-            del self.jobs[job.id]
-            shutil.rmtree(job.folder, ignore_errors=True)
+        """Keep the records and previews of the last ``keep_jobs`` finished jobs."""
+        forget_finished(self.jobs, lambda done: done[: max(0, len(done) - self.settings.keep_jobs)])
 
     def info(self) -> LearningInfo:
         return LearningInfo(available=self.unavailable is None, reason=self.unavailable,
@@ -90,9 +82,7 @@ class Learning:
         running = any(j.state in (JobState.learning, JobState.installing) for j in self.jobs.values())
         if waiting >= self.settings.max_queued + (0 if running else 1):
             raise TooManyRequests(f"{waiting} style jobs are waiting already; try again later", retry_after=60)
-        free = shutil.disk_usage(self.store.folder).free
-        if free < self.settings.min_free_bytes:
-            raise InsufficientStorage(f"the server is short of disk space ({free // 2**20} MiB free)")
+        check_disk(self.store.folder, self.settings.min_free_bytes)
 
     def check_name(self, name: str) -> None:
         if not NAME.match(name) or name in RESERVED or name.startswith("dream_"):
@@ -111,7 +101,8 @@ class Learning:
         job_id = uuid.uuid4().hex
         folder = self.jobs_dir / job_id
         folder.mkdir(parents=True)
-        return StyleJob(job_id, folder, kind, name, models, minutes, steps, sha)
+        return StyleJob(id=job_id, folder=folder, kind=kind, name=name, models=models, minutes=minutes, steps=steps,
+                        source_sha256=sha)
 
     def submit_add(self, name: str, picture_png: bytes, sha: str, models: tuple[str, ...], minutes: float,
                    steps: int) -> StyleJob:

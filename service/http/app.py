@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from service import jobs
 from service.added import StyleSettings
 from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
@@ -26,6 +25,7 @@ from service.http.routes import api_router, in_browser
 from service.live.signalling import LivePeers, loopback_host_addresses, open_registry
 from service.settings import Settings
 from service.thumbnails import Thumbnails
+from service.video import jobs
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,13 @@ from ray.serve.config import AutoscalingContext, RequestRouterConfig
 from ray.serve.deployment import Deployment
 from ray.serve.handle import DeploymentHandle
 
-from service import errors, jobs
+from service import errors
 from service.added import StyleSettings
 from service.engine import Engine
 from service.http.app import create_app
 from service.live.signalling import OfferAnswer, OfferRequest, loopback_host_addresses, open_registry
 from service.settings import Settings
+from service.video import jobs
 
 log = logging.getLogger(__name__)
 

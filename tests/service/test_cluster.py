@@ -26,9 +26,9 @@ from ray.serve.request_router import ReplicaID  # noqa: E402
 from examples.client import StyleClient  # noqa: E402
 from service.added import StyleSettings  # noqa: E402
 from service.http import cluster, ray_router  # noqa: E402
-from service.jobs import JobSettings  # noqa: E402
 from service.live.signalling import loopback_host_addresses  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from service.video.jobs import JobSettings  # noqa: E402
 from training.bench.browser import FLAGS, loopback_only  # noqa: E402
 from training.bench.reliability import Camera, Counter, rates  # noqa: E402
 

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from test_video_cli import FRAMES, write_clip
 from test_video_jobs import post, wait
 
-from service import jobs
 from service.http.app import create_app
-from service.jobs import JobSettings
 from service.settings import Settings
+from service.video import jobs
+from service.video.jobs import JobSettings
 
 
 @pytest.fixture(scope="module")

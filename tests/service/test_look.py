@@ -18,12 +18,12 @@ from test_video_cli import write_clip
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
 from service.http.app import create_app
-from service.jobs import JobSettings
 from service.live.signalling import apply_control
 from service.live.track import Controls
 from service.look import Look, LookUpdate, decode_json
 from service.settings import Settings
 from service.video.cli import main
+from service.video.jobs import JobSettings
 
 # (data-channel value, the same value as form/flag text, fragment of the one message)
 SAME_MESSAGE = [
