@@ -14,6 +14,14 @@ class ServiceError(Exception):
         if retry_after is not None:
             self.retry_after = retry_after
 
+    def headers(self) -> dict[str, str]:
+        """The reply's headers: Retry-After when the client should come back later."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
+    def detail(self) -> dict[str, str]:
+        """The reply's JSON body, the same at every door (the gate, the routes)."""
+        return {"detail": str(self)}
+
 
 class ModelLoadError(ServiceError):
     """A model or the manifest cannot be used; the service refuses to start."""
@@ -54,7 +62,12 @@ class TooManyRequests(ServiceError):
 
 
 class Unauthorized(ServiceError):
+    """No API token, or the wrong one (the reply says how to send it)."""
+
     status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "WWW-Authenticate": "Bearer"}
 
 
 class InsufficientStorage(ServiceError):

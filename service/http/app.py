@@ -112,8 +112,7 @@ def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings, sty
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.detail(), status_code=exc.status_code, headers=exc.headers())
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ServiceError
+from service.errors import Forbidden, PayloadTooLarge, ServiceError, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ class Gate:
         method, path = scope["method"], scope["path"]
         headers = Headers(scope=scope)
         limit = self.limits.of(method, path)
-        refusal = self._refusal(method, path, headers, limit)
-        if refusal is not None:
-            await _reply(send, *refusal)
+        try:
+            self._check(method, path, headers, limit)
+        except ServiceError as refused:
+            await _reply(send, refused)
             return
         started = replied = False
         received = 0
@@ -87,7 +88,8 @@ class Gate:
                 if received > limit:
                     log.info("%s %s: body past its limit of %d bytes", method, path, limit)
                     if not started:
-                        await _reply(send, 413, f"the request body is larger than this route's limit of {limit} bytes")
+                        await _reply(send, PayloadTooLarge(f"the request body is larger than this route's limit of "
+                                                           f"{limit} bytes"))
                     replied = True
                     return {"type": "http.disconnect"}
             return message
@@ -103,26 +105,20 @@ class Gate:
 
         await self.app(scope, counted, tracked)
 
-    def _refusal(self, method: str, path: str, headers: Headers,
-                 limit: int) -> tuple[int, str, dict[str, str]] | None:
+    def _check(self, method: str, path: str, headers: Headers, limit: int) -> None:
+        """Raises the refusal (an errors.py class) of a request that must not reach its route."""
         if self.expected is not None and path.startswith("/api/") and path not in OPEN_PATHS:
             given = headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, self.expected):
-                return 401, "this server needs its API token: Authorization: Bearer <token>", {
-                    "www-authenticate": "Bearer"}
+                raise Unauthorized("this server needs its API token: Authorization: Bearer <token>")
         if method not in SAFE_METHODS and not self._same_site(headers):
-            return 403, "requests from another site's page are refused (add it to allowed_origins)", {}
+            raise Forbidden("requests from another site's page are refused (add it to allowed_origins)")
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return 413, f"the request body is larger than this route's limit of {limit} bytes", {}
+            raise PayloadTooLarge(f"the request body is larger than this route's limit of {limit} bytes")
         check = self.prechecks.get((method, path.rstrip("/")))
         if check is not None:
-            try:
-                check()
-            except ServiceError as exc:
-                extra = {"retry-after": str(exc.retry_after)} if exc.retry_after else {}
-                return exc.status_code, str(exc), extra
-        return None
+            check()
 
     def _same_site(self, headers: Headers) -> bool:
         """No Origin (not a browser, or same-origin GET-like navigation), or an Origin naming this server."""
@@ -136,9 +132,10 @@ class Gate:
         return origin != "null" and urlsplit(origin).netloc == host
 
 
-async def _reply(send: Send, status: int, detail: str, extra: dict[str, str] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def _reply(send: Send, refused: ServiceError) -> None:
+    """The refusal as the app's error handler renders it (service/errors.py), from the gate itself."""
+    body = json.dumps(refused.detail()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, *ISOLATION]})
+    headers += [(k.lower().encode(), v.encode()) for k, v in refused.headers().items()]
+    await send({"type": "http.response.start", "status": refused.status_code, "headers": [*headers, *ISOLATION]})
     await send({"type": "http.response.body", "body": body})

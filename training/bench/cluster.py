@@ -80,7 +80,7 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any, float]]:
 
     from service.added import StyleSettings
     from service.http import cluster
-    from service.jobs import JobSettings
+    from service.video.jobs import JobSettings
 
     port = free_port()
     settings = Settings.model_validate({"models_dir": plan.models_dir, "ice_loopback": True, "dream": False,
