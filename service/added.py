@@ -31,7 +31,6 @@ from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service import contract
 from service.engine import Engine, LoadedModel, RuntimeOptions, choose_providers, load_model
@@ -41,7 +40,7 @@ from service.errors import (
 )
 from service.jobs import JobRecord, JobState
 from service.pictures import open_picture
-from service.settings import user_data_dir
+from service.settings import StyleSettings
 from service.thumbnails import Thumbnails
 
 log = logging.getLogger(__name__)
@@ -67,38 +66,6 @@ STARTER_PHOTOS = {
     "grass.png": "Grass 01, linolafett (CC0)",
     "gravel.png": "Gravel04, CC0Textures (CC0)",
 }
-
-
-def default_styles_dir() -> Path:
-    """``$XDG_DATA_HOME/livestyle/styles`` (``~/.local/share/livestyle/styles``): outside the checkout, kept."""
-    return user_data_dir() / "styles"
-
-
-def default_photos() -> Path | None:
-    data = os.environ.get("LIVESTYLE_DATA")
-    return Path(data) / "photos" if data else None
-
-
-class StyleSettings(BaseSettings):
-    """Added styles (``LIVESTYLE_STYLES_*``); a test may put its own in ``app.state.style_settings``."""
-
-    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_STYLES_", frozen=True, extra="ignore")
-
-    dir: Path = Field(default_factory=default_styles_dir, description="added styles, their models and jobs")
-    photos: Path | None = Field(default_factory=default_photos,
-                                description="photos a new style learns on (default: $LIVESTYLE_DATA/photos)")
-    minutes: float = Field(10.0, gt=0, description="default learning budget per model")
-    max_minutes: float = Field(60.0, gt=0, description="largest budget a request may ask")
-    max_steps: int = Field(20_000, ge=1, description="largest step budget a request may ask")
-    threads: int = Field(1, ge=1, description="torch threads of the learning worker")
-    nice: int = Field(10, ge=0, le=19, description="the worker's niceness: live streams come first")
-    max_queued: int = Field(2, ge=0, description="jobs waiting behind the one learning; more answer 429")
-    max_added: int = Field(16, ge=1, description="added styles the store holds")
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
-    max_pixels: int = Field(40_000_000, ge=256, description="pixels of an uploaded picture (from its header)")
-    min_side: int = Field(64, ge=16, description="shorter side of an uploaded picture")
-    min_free_bytes: int = Field(256 * 1024**2, ge=0, description="free disk below which uploads answer 507")
-    keep_jobs: int = Field(20, ge=1, description="finished jobs whose records and previews are kept")
 
 
 @dataclass(kw_only=True)

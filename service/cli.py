@@ -11,10 +11,8 @@ from typing import Any, NoReturn
 
 import uvicorn
 
-from service.added import StyleSettings
 from service.http.app import create_app
-from service.settings import Settings
-from service.video import jobs
+from service.settings import ClusterSettings, JobSettings, Settings, StyleSettings
 
 CLUSTER_FLAGS = ("engine", "replicas", "max_replicas", "peers_per_replica", "address", "replica_cpus",
                  "replica_gpus")
@@ -61,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     try:
         settings = Settings(**overrides)
-        job_settings = jobs.JobSettings.model_validate({})  # LIVESTYLE_JOBS_* variables
+        job_settings = JobSettings.model_validate({})  # LIVESTYLE_JOBS_* variables
         style_settings = StyleSettings.model_validate({})  # LIVESTYLE_STYLES_* variables
     except ValueError as exc:
         _exit_usage(f"invalid settings: {exc}")
@@ -77,14 +75,14 @@ def main(argv: list[str] | None = None) -> None:
                 log_level=level.lower())
 
 
-def _serve_on_ray(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
+def _serve_on_ray(settings: Settings, job_settings: JobSettings, style_settings: StyleSettings,
                   flags: dict[str, Any]) -> None:
     try:
         from service.http import cluster
     except ImportError as exc:
         _exit_usage(f"--engine ray needs Ray Serve (pip install 'livestyle[ray]'): {exc}")
     try:
-        options = cluster.ClusterSettings(**flags)
+        options = ClusterSettings(**flags)
     except ValueError as exc:
         _exit_usage(f"invalid settings: {exc}")
     try:

@@ -1,4 +1,6 @@
-"""Typed service configuration, read from ``LIVESTYLE_*`` environment variables at the entry point."""
+"""Every setting of the service, typed, in one place: the server (``LIVESTYLE_*``), video jobs
+(``LIVESTYLE_JOBS_*``), added styles (``LIVESTYLE_STYLES_*``) and the Ray Serve workers (``livestyle-serve
+--engine ray`` flags). Read at the entry point (service/cli.py, a test) and passed down, never read again."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import web_runtime
 from service.engine import RuntimeOptions
+from service.video.media import VideoLimits
 
 
 def user_data_dir() -> Path:
@@ -112,3 +115,94 @@ class Settings(BaseSettings):
     @property
     def effective_ice_servers(self) -> list[str]:
         return [] if self.ice_loopback else list(self.ice_servers)
+
+
+class JobSettings(BaseSettings):
+    """Video job limits (``LIVESTYLE_JOBS_*``); a test may put its own in ``app.state.job_settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_JOBS_", frozen=True, extra="ignore")
+
+    workers: int = Field(1, ge=1, description="videos processed at once")
+    max_queued: int = Field(4, ge=1, description="jobs waiting to start; more answer 503")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    work_dir: Path = Field(default_factory=lambda: default_work_dir(),
+                           description="uploads, results and job records; kept across restarts")
+    keep_hours: float = Field(24.0, gt=0, description="a finished job's files are deleted this long after it ends")
+    min_free_bytes: int = Field(1024**3, ge=0, description="free disk below which uploads answer 507")
+    max_pixels: int = Field(3840 * 2160, ge=256, description="pixels a frame of an uploaded video")
+    max_frames: int = Field(30 * 60 * 30, ge=1, description="frames of an uploaded video")
+    max_seconds: float = Field(30 * 60, gt=0, description="duration of an uploaded video")
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        return VideoLimits(self.max_pixels, self.max_frames, self.max_seconds)
+
+
+def default_work_dir() -> Path:
+    """``$XDG_DATA_HOME/livestyle/jobs`` (``~/.local/share/livestyle/jobs``): outside the checkout, kept."""
+    return user_data_dir() / "jobs"
+
+
+def default_styles_dir() -> Path:
+    """``$XDG_DATA_HOME/livestyle/styles`` (``~/.local/share/livestyle/styles``): outside the checkout, kept."""
+    return user_data_dir() / "styles"
+
+
+def default_photos() -> Path | None:
+    data = os.environ.get("LIVESTYLE_DATA")
+    return Path(data) / "photos" if data else None
+
+
+class StyleSettings(BaseSettings):
+    """Added styles (``LIVESTYLE_STYLES_*``); a test may put its own in ``app.state.style_settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_STYLES_", frozen=True, extra="ignore")
+
+    dir: Path = Field(default_factory=default_styles_dir, description="added styles, their models and jobs")
+    photos: Path | None = Field(default_factory=default_photos,
+                                description="photos a new style learns on (default: $LIVESTYLE_DATA/photos)")
+    minutes: float = Field(10.0, gt=0, description="default learning budget per model")
+    max_minutes: float = Field(60.0, gt=0, description="largest budget a request may ask")
+    max_steps: int = Field(20_000, ge=1, description="largest step budget a request may ask")
+    threads: int = Field(1, ge=1, description="torch threads of the learning worker")
+    nice: int = Field(10, ge=0, le=19, description="the worker's niceness: live streams come first")
+    max_queued: int = Field(2, ge=0, description="jobs waiting behind the one learning; more answer 429")
+    max_added: int = Field(16, ge=1, description="added styles the store holds")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(40_000_000, ge=256, description="pixels of an uploaded picture (from its header)")
+    min_side: int = Field(64, ge=16, description="shorter side of an uploaded picture")
+    min_free_bytes: int = Field(256 * 1024**2, ge=0, description="free disk below which uploads answer 507")
+    keep_jobs: int = Field(20, ge=1, description="finished jobs whose records and previews are kept")
+
+
+class ClusterSettings(BaseModel):
+    """How many workers and where (``livestyle-serve --engine ray`` flags)."""
+
+    model_config = {"frozen": True}
+
+    replicas: int = Field(2, ge=1, description="workers at start; the fixed count unless max_replicas is higher")
+    max_replicas: int | None = Field(None, ge=1, description="autoscale between replicas and this")
+    peers_per_replica: float | None = Field(
+        None, gt=0, description="autoscaling target of peers per worker (default: 3/4 of max_peers)")
+    address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or auto); None: start one")
+    replica_cpus: float | None = Field(
+        None, ge=0, description="CPUs reserved per worker (None: one each, shared out when the cluster has fewer)")
+    replica_gpus: float = Field(0.0, ge=0, description="GPUs per worker (1: ONNX Runtime runs CUDA there)")
+    drain_seconds: float = Field(120.0, ge=0, description="how long a worker being removed waits for its streams")
+    stats_period: float = Field(0.5, gt=0, description="seconds between a worker's peer-count reports")
+    upscale_delay: float = Field(2.0, ge=0, description="seconds of more peers than wanted before a worker is added")
+    downscale_delay: float = Field(30.0, ge=0, description="seconds of fewer peers before a worker is removed")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ClusterSettings:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below replicas ({self.replicas})")
+        return self
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.max_replicas is not None and self.max_replicas > self.replicas
+
+    @property
+    def most_workers(self) -> int:
+        return self.max_replicas if self.autoscaling and self.max_replicas is not None else self.replicas

@@ -16,23 +16,21 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from service.added import StyleSettings
 from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
 from service.http import gate
 from service.http.deps import Services, Slots
 from service.http.routes import api_router, in_browser
 from service.live.signalling import LivePeers, loopback_host_addresses, open_registry
-from service.settings import Settings
+from service.settings import JobSettings, Settings, StyleSettings
 from service.thumbnails import Thumbnails
-from service.video import jobs
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parents[1] / "web"
 
 
-def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
+def create_app(settings: Settings, job_settings: JobSettings | None = None,
                style_settings: StyleSettings | None = None, live: LivePeers | None = None) -> FastAPI:
     """The whole service; models load in the lifespan, so building the app is cheap. ``job_settings`` and
     ``style_settings``: from the entry point (``LIVESTYLE_JOBS_*``, ``LIVESTYLE_STYLES_*``); defaults when not
@@ -71,7 +69,7 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
         summary="Real-time video stylization: WebRTC webcam filter, live style blending, REST for apps",
         lifespan=lifespan,
     )
-    app.state.job_settings = job_settings = job_settings or jobs.JobSettings.model_validate({})
+    app.state.job_settings = job_settings = job_settings or JobSettings.model_validate({})
     app.state.style_settings = style_settings = style_settings or StyleSettings.model_validate({})
     _guard(app, settings, job_settings, style_settings)
     app.include_router(api_router)
@@ -82,7 +80,7 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
     return app
 
 
-def _guard(app: FastAPI, settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings) -> None:
+def _guard(app: FastAPI, settings: Settings, job_settings: JobSettings, style_settings: StyleSettings) -> None:
     """The gate every request passes before a route (service/http/gate.py): the token, foreign pages, each
     route's body limit, the job queue checked before an upload is read; and the allowed Host names."""
     overhead = 64 * 1024  # multipart headers and form fields around a file

@@ -23,7 +23,6 @@ from typing import Any, cast
 
 import ray
 from fastapi import FastAPI
-from pydantic import BaseModel, Field, model_validator
 from ray import serve
 from ray.serve import Application
 from ray.serve.config import AutoscalingContext, RequestRouterConfig
@@ -31,12 +30,10 @@ from ray.serve.deployment import Deployment
 from ray.serve.handle import DeploymentHandle
 
 from service import errors
-from service.added import StyleSettings
 from service.engine import Engine
 from service.http.app import create_app
 from service.live.signalling import OfferAnswer, OfferRequest, loopback_host_addresses, open_registry
-from service.settings import Settings
-from service.video import jobs
+from service.settings import ClusterSettings, JobSettings, Settings, StyleSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +44,6 @@ WORKER = "LiveWorker"
 ROUTER = "service.http.ray_router.FreeSlotRouter"
 # Ray errors that mean the chosen worker is gone (its offer is tried on another one)
 WORKER_GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
-
-
-class ClusterSettings(BaseModel):
-    """How many workers and where (``livestyle-serve --engine ray`` flags)."""
-
-    model_config = {"frozen": True}
-
-    replicas: int = Field(2, ge=1, description="workers at start; the fixed count unless max_replicas is higher")
-    max_replicas: int | None = Field(None, ge=1, description="autoscale between replicas and this")
-    peers_per_replica: float | None = Field(
-        None, gt=0, description="autoscaling target of peers per worker (default: 3/4 of max_peers)")
-    address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or auto); None: start one")
-    replica_cpus: float | None = Field(
-        None, ge=0, description="CPUs reserved per worker (None: one each, shared out when the cluster has fewer)")
-    replica_gpus: float = Field(0.0, ge=0, description="GPUs per worker (1: ONNX Runtime runs CUDA there)")
-    drain_seconds: float = Field(120.0, ge=0, description="how long a worker being removed waits for its streams")
-    stats_period: float = Field(0.5, gt=0, description="seconds between a worker's peer-count reports")
-    upscale_delay: float = Field(2.0, ge=0, description="seconds of more peers than wanted before a worker is added")
-    downscale_delay: float = Field(30.0, ge=0, description="seconds of fewer peers before a worker is removed")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ClusterSettings:
-        if self.max_replicas is not None and self.max_replicas < self.replicas:
-            raise ValueError(f"max_replicas ({self.max_replicas}) is below replicas ({self.replicas})")
-        return self
-
-    @property
-    def autoscaling(self) -> bool:
-        return self.max_replicas is not None and self.max_replicas > self.replicas
-
-    @property
-    def most_workers(self) -> int:
-        return self.max_replicas if self.autoscaling and self.max_replicas is not None else self.replicas
 
 
 class ClusterDoesNotFit(ValueError):
@@ -260,7 +224,7 @@ class Front:
     """The ingress: the whole single-process app (page, REST, jobs, your own styles are refused), with its
     offers sent to the workers."""
 
-    def __init__(self, workers: DeploymentHandle, settings: Settings, job_settings: jobs.JobSettings,
+    def __init__(self, workers: DeploymentHandle, settings: Settings, job_settings: JobSettings,
                  style_settings: StyleSettings) -> None:
         self.peers = RemotePeers(workers)
         self._asgi = create_app(settings, job_settings, style_settings, live=self.peers)
@@ -269,7 +233,7 @@ class Front:
         return self._asgi
 
 
-def application(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
+def application(settings: Settings, job_settings: JobSettings, style_settings: StyleSettings,
                 cluster: ClusterSettings) -> Application:
     workers = cast(Deployment, serve.deployment(LiveWorker)).options(**worker_options(cluster, settings))
     # The ingress only relays offers and serves the page: it reserves no CPU, so the workers can have them all.
@@ -288,7 +252,7 @@ def _stop(signum: int, frame: object) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def run(settings: Settings, job_settings: jobs.JobSettings, style_settings: StyleSettings,
+def run(settings: Settings, job_settings: JobSettings, style_settings: StyleSettings,
         cluster: ClusterSettings) -> None:
     """``livestyle-serve --engine ray``: start (or join) Ray, fit the workers to it, deploy, serve until Ctrl-C or
     SIGTERM, at any point of that (even while deploying), then let the workers drain and shut down Serve and the

@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.engine import Engine
 from service.errors import NotFound, ServiceBusy, ServiceError
 from service.jobs import JobRecord, JobState, check_disk, forget_finished, restore_jobs
 from service.look import LookUpdate
-from service.settings import user_data_dir
-from service.video.media import VideoLimits
+from service.settings import JobSettings
 from service.video.pipeline import Cancelled, VideoOptions, process_video
 from service.video.schedule import parse_schedule
 
@@ -33,32 +31,6 @@ log = logging.getLogger(__name__)
 
 class JobNotReady(ServiceError):
     status_code = 409
-
-
-class JobSettings(BaseSettings):
-    """Video job limits (``LIVESTYLE_JOBS_*``); a test may put its own in ``app.state.job_settings``."""
-
-    model_config = SettingsConfigDict(env_prefix="LIVESTYLE_JOBS_", frozen=True, extra="ignore")
-
-    workers: int = Field(1, ge=1, description="videos processed at once")
-    max_queued: int = Field(4, ge=1, description="jobs waiting to start; more answer 503")
-    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
-    work_dir: Path = Field(default_factory=lambda: default_work_dir(),
-                           description="uploads, results and job records; kept across restarts")
-    keep_hours: float = Field(24.0, gt=0, description="a finished job's files are deleted this long after it ends")
-    min_free_bytes: int = Field(1024**3, ge=0, description="free disk below which uploads answer 507")
-    max_pixels: int = Field(3840 * 2160, ge=256, description="pixels a frame of an uploaded video")
-    max_frames: int = Field(30 * 60 * 30, ge=1, description="frames of an uploaded video")
-    max_seconds: float = Field(30 * 60, gt=0, description="duration of an uploaded video")
-
-    @property
-    def video_limits(self) -> VideoLimits:
-        return VideoLimits(self.max_pixels, self.max_frames, self.max_seconds)
-
-
-def default_work_dir() -> Path:
-    """``$XDG_DATA_HOME/livestyle/jobs`` (``~/.local/share/livestyle/jobs``): outside the checkout, kept."""
-    return user_data_dir() / "jobs"
 
 
 @dataclass(kw_only=True)

@@ -22,10 +22,9 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from service import contract
-from service.added import StyleSettings
 from service.contract import ModelEntry
 from service.http.app import create_app
-from service.settings import Settings
+from service.settings import Settings, StyleSettings
 
 STYLES = ("starry_night", "the_scream", "dream_relu3_3")  # the fast model marks the third as a dream style
 DREAMS = {"dream_relu3_3": {"layer": "relu3_3", "gain": 2.5}}

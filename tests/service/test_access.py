@@ -252,7 +252,8 @@ def test_pixels_are_checked_from_the_header_before_decoding() -> None:
 
 def test_every_picture_upload_answers_a_fault_the_same_way() -> None:
     """/api/stylize's decoder and the learned-style upload share one decoder: one answer per fault."""
-    from service.added import StyleSettings, read_picture
+    from service.added import read_picture
+    from service.settings import StyleSettings
 
     big = io.BytesIO()
     Image.new("L", (13000, 13000)).save(big, format="PNG")

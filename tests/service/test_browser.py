@@ -245,7 +245,7 @@ def test_a_painting_added_from_the_page_joins_the_gallery_while_streaming(browse
     pytest.importorskip("torch", reason="learning a style needs torch (the train extra)")
     from conftest import learnable_models, picture
 
-    from service.added import StyleSettings
+    from service.settings import StyleSettings
 
     models, photos = learnable_models(tmp_path)
     painting = tmp_path / "my sketch.png"

@@ -150,7 +150,7 @@ def test_a_style_added_on_the_server_reaches_the_browser_and_paints(chromium: An
     import httpx
     from conftest import learnable_models, picture, png
 
-    from service.added import StyleSettings
+    from service.settings import StyleSettings
 
     models, photos = learnable_models(tmp_path)
     style_settings = StyleSettings(dir=tmp_path / "store", photos=photos, nice=0)

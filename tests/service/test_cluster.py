@@ -24,11 +24,9 @@ from ray.serve._private.common import DeploymentID  # noqa: E402
 from ray.serve.request_router import ReplicaID  # noqa: E402
 
 from examples.client import StyleClient  # noqa: E402
-from service.added import StyleSettings  # noqa: E402
 from service.http import cluster, ray_router  # noqa: E402
 from service.live.signalling import loopback_host_addresses  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from service.video.jobs import JobSettings  # noqa: E402
+from service.settings import ClusterSettings, JobSettings, Settings, StyleSettings  # noqa: E402
 from training.bench.browser import FLAGS, loopback_only  # noqa: E402
 from training.bench.reliability import Camera, Counter, rates  # noqa: E402
 
@@ -87,7 +85,7 @@ def deployment(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
                         host="127.0.0.1", port=port, idle_timeout=3.0, ease_frames=1, max_frame_side=160)
     jobs = JobSettings.model_validate({"work_dir": tmp_path_factory.mktemp("jobs")})
     styles = StyleSettings.model_validate({"dir": tmp_path_factory.mktemp("styles"), "photos": None})
-    options = cluster.ClusterSettings(replicas=3, replica_cpus=0.0, drain_seconds=40.0, stats_period=0.3)
+    options = ClusterSettings(replicas=3, replica_cpus=0.0, drain_seconds=40.0, stats_period=0.3)
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
 

@@ -13,9 +13,8 @@ from test_video_cli import FRAMES, write_clip
 from test_video_jobs import post, wait
 
 from service.http.app import create_app
-from service.settings import Settings
+from service.settings import JobSettings, Settings
 from service.video import jobs
-from service.video.jobs import JobSettings
 
 
 @pytest.fixture(scope="module")

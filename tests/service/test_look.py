@@ -21,9 +21,8 @@ from service.http.app import create_app
 from service.live.signalling import apply_control
 from service.live.track import Controls
 from service.look import Look, LookUpdate, decode_json
-from service.settings import Settings
+from service.settings import JobSettings, Settings
 from service.video.cli import main
-from service.video.jobs import JobSettings
 
 # (data-channel value, the same value as form/flag text, fragment of the one message)
 SAME_MESSAGE = [

@@ -17,8 +17,7 @@ from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
-from service.settings import Settings  # noqa: E402
-from service.video.jobs import JobSettings  # noqa: E402
+from service.settings import JobSettings, Settings  # noqa: E402
 
 EXAMPLES = 25
 

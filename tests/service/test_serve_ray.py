@@ -21,12 +21,13 @@ pytest.importorskip("ray.serve", reason="Ray Serve is an optional extra (pip ins
 from conftest import free_port  # noqa: E402
 
 from service.http import cluster  # noqa: E402
+from service.settings import ClusterSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def fit(available: dict[str, float], **asked: Any) -> tuple[cluster.ClusterSettings, str | None]:
-    return cluster.fit_to_cluster(cluster.ClusterSettings(**asked), available)
+def fit(available: dict[str, float], **asked: Any) -> tuple[ClusterSettings, str | None]:
+    return cluster.fit_to_cluster(ClusterSettings(**asked), available)
 
 
 def test_defaults_take_a_cpu_each_where_the_cluster_has_them() -> None:

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import contract
-from service.added import STARTER_DIR, STARTER_PHOTOS, StyleSettings, photos_in
+from service.added import STARTER_DIR, STARTER_PHOTOS, photos_in
 from service.http.app import create_app
-from service.settings import Settings
+from service.settings import Settings, StyleSettings
 
 torch = pytest.importorskip("torch", reason="learning a style needs torch (the train extra)")
 from training.checkpoint import load_checkpoint  # noqa: E402

@@ -14,9 +14,8 @@ from fastapi.testclient import TestClient
 from test_video_cli import FRAMES, write_clip
 
 from service.http.app import create_app
-from service.settings import Settings
+from service.settings import JobSettings, Settings
 from service.video import jobs
-from service.video.jobs import JobSettings
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ import httpx
 
 from examples.client import ClientError, StyleClient
 from service.live.signalling import loopback_host_addresses
-from service.settings import Settings
+from service.settings import ClusterSettings, JobSettings, Settings, StyleSettings
 from training.bench.reliability import Camera, Counter, free_port, rates, server
 from training.bench.report import Table
 
@@ -78,9 +78,7 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any, float]]:
     import ray
     from ray import serve
 
-    from service.added import StyleSettings
     from service.http import cluster
-    from service.video.jobs import JobSettings
 
     port = free_port()
     settings = Settings.model_validate({"models_dir": plan.models_dir, "ice_loopback": True, "dream": False,
@@ -92,12 +90,12 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any, float]]:
 
     # The CPU reservation `livestyle-serve` would choose for the most workers measured, kept for every count:
     # Serve can then replace the workers without waiting for CPUs the old ones still hold.
-    most = cluster.ClusterSettings.model_validate({"replicas": max(plan.replicas)})
+    most = ClusterSettings.model_validate({"replicas": max(plan.replicas)})
     cpus = cluster.fit_to_cluster(most, ray.cluster_resources())[0].replica_cpus
     assert cpus is not None  # a fitted reservation is always set
 
     def deploy(replicas: int) -> None:
-        options = cluster.ClusterSettings.model_validate({"replicas": replicas, "replica_cpus": cpus,
+        options = ClusterSettings.model_validate({"replicas": replicas, "replica_cpus": cpus,
                                                           "drain_seconds": 5.0, "stats_period": 0.3})
         serve.run(cluster.application(settings, jobs, styles, options), name=cluster.APP_NAME, route_prefix="/")
         deadline = time.monotonic() + 120

@@ -18,7 +18,8 @@ from service.errors import PayloadTooLarge
 from service.http.deps import get_services
 from service.http.routes.stylize import BRUSH_HELP, WEIGHTS_HELP
 from service.jobs import JobState
-from service.video.jobs import JobManager, JobNotReady, JobSettings, JobStatus, options_from_form
+from service.settings import JobSettings
+from service.video.jobs import JobManager, JobNotReady, JobStatus, options_from_form
 from service.video.media import probe_upload
 
 

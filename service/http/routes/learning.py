@@ -16,10 +16,11 @@ from fastapi.responses import FileResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from service.added import LearningInfo, Store, StyleJobStatus, StyleSettings, read_picture
+from service.added import LearningInfo, Store, StyleJobStatus, read_picture
 from service.errors import BadRequest, NotFound, PayloadTooLarge
 from service.learning import Learning
 from service.live.signalling import PeerRegistry
+from service.settings import StyleSettings
 
 log = logging.getLogger(__name__)
 
