@@ -15,7 +15,7 @@ from training.features import FeatureWeightsError
 from training.images import ImageInputError, list_images
 from training.interpret import cli as interpret_cli
 from training.loop import PRECISIONS
-from training.optimize_cli import add_subcommands
+from training.optimize.cli import add_subcommands
 from training.train import TrainConfig, Trainer
 
 log = logging.getLogger("livestyle.train")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.colour import luminance, luminance_like, match_colours, recolour, to_rgb, to_yiq
+from training.optimize.colour import luminance, luminance_like, match_colours, recolour, to_rgb, to_yiq
 
 
 def picture(seed: int, tint: tuple[float, float, float]) -> torch.Tensor:

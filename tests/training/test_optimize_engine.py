@@ -11,7 +11,7 @@ from torch import nn
 
 from training.features import Taps
 from training.losses import gram, style_loss, total_variation
-from training.optimize import (
+from training.optimize.engine import (
     ImageTooLargeError,
     Objective,
     OptimConfig,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.dream import DreamConfig, dream, dream_objective
 from training.features import CONTENT_TAP, STYLE_TAPS, VGGFeatures, load_vgg
-from training.gatys import GatysConfig, blended_grams, dream_term, noise_like, stylize
 from training.images import load_image
 from training.losses import content_loss, style_loss
-from training.optimize import OptimConfig
+from training.optimize.dream import DreamConfig, dream, dream_objective
+from training.optimize.engine import OptimConfig
+from training.optimize.gatys import GatysConfig, blended_grams, dream_term, noise_like, stylize
 from training.quality import QualityScorer, metric_content
 
 from .conftest import needs_data

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from training.cli import run
-from training.pixel_texture import PixelTextureConfig, efros_leung, wei_levoy
+from training.optimize.pixel_texture import PixelTextureConfig, efros_leung, wei_levoy
 
 
 def stripes(size: int = 48, width: int = 4) -> np.ndarray:

@@ -85,11 +85,11 @@ class Metric:
 
 
 def gatys_function() -> Callable[[Path, Path, int, int, VGGFeatures], torch.Tensor] | None:
-    """Gatys from training.gatys when it is there (it is another engineer's module): (photo, painting,
+    """Gatys from training.optimize.gatys when it is there (it is another engineer's module): (photo, painting,
     size, iterations, vgg) -> [1,3,size,size]."""
     try:
-        from training import gatys
-        from training.optimize import OptimConfig
+        from training.optimize import gatys
+        from training.optimize.engine import OptimConfig
     except ImportError:
         return None
 
@@ -207,7 +207,7 @@ def quality_table(scores: Scores, plan: QualityPlan, models: dict[str, str], she
     if "quality" not in models.values():
         table.notes.append("No quality-tier model is bundled yet: its column is absent.")
     if not g_n:
-        table.notes.append("Gatys: not available in this run (training.gatys missing or --gatys-pairs 0).")
+        table.notes.append("Gatys: not available in this run (training.optimize.gatys missing or --gatys-pairs 0).")
     if sheet_path is not None:
         table.notes.append(f"Contact sheet: {sheet_path.name} (photo, painting, {', '.join(methods)}).")
     return table

@@ -17,12 +17,12 @@ from PIL import Image, ImageDraw, ImageFont
 from training import images
 from training.bench.report import Table
 from training.features import STYLE_TAPS, VGGFeatures, load_vgg
-from training.gatys import blended_grams
 from training.interpret import figures
 from training.losses import style_loss
-from training.optimize import OptimConfig
-from training.pixel_texture import PixelTextureConfig, synthesize_pixels
-from training.texture import TextureConfig, synthesize
+from training.optimize.engine import OptimConfig
+from training.optimize.gatys import blended_grams
+from training.optimize.pixel_texture import PixelTextureConfig, synthesize_pixels
+from training.optimize.texture import TextureConfig, synthesize
 
 METHODS = ("efros-leung", "wei-levoy", "gram")
 GOAL_SECONDS = 60.0  # Wei-Levoy, 128x128 from a 64x64 sample

@@ -1,7 +1,7 @@
 """Class and channel visualization by gradient ascent (Simonyan et al. 2014; Yosinski et al. 2015).
 
 Maximise a class score, or an inner channel's mean activation, over the pixels of an image that starts
-near grey, on the shared engine (training/optimize.py) with its regularizers: L2 towards grey, Gaussian
+near grey, on the shared engine (training/optimize/engine.py) with its regularizers: L2 towards grey, Gaussian
 blur every few steps, random jitter and pixel clipping.
 """
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from training.interpret.hooks import recording
-from training.optimize import Objective, ObjectiveAt, OptimConfig, OptimResult, optimize
+from training.optimize.engine import Objective, ObjectiveAt, OptimConfig, OptimResult, optimize
 
 ENGINE = OptimConfig(iterations=(30, 30, 40), optimizer="adam", lr=0.05, l2_weight=5.0, jitter=16, blur_every=4,
                      blur_sigma=1.5, clip=True, octaves=3, octave_scale=1.4, progress=False)

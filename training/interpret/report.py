@@ -46,7 +46,7 @@ from training.interpret import (
     style_norms,
 )
 from training.interpret.page import Figure, Section, render_html
-from training.optimize import OptimConfig
+from training.optimize.engine import OptimConfig
 
 log = logging.getLogger(__name__)
 
@@ -342,9 +342,9 @@ class Report:
     def inversion(self) -> Section:
         assert self.photos is not None
         try:
-            from training.invert import InvertConfig, invert
+            from training.optimize.invert import InvertConfig, invert
         except ImportError as exc:  # written in another issue; the report still runs without it
-            return Section("Feature inversion", f"Skipped: training/invert.py is not importable ({exc}).")
+            return Section("Feature inversion", f"Skipped: training/optimize/invert.py is not importable ({exc}).")
         path = self.photos.paths[self.query()]
         layers = ("relu2_1", "relu3_1", "relu4_1")
         engine = OptimConfig(iterations=(self.cfg.iterations,), tv_weight=0.5, seed=self.cfg.seed, progress=False)
@@ -352,7 +352,8 @@ class Report:
         pictures = [to_image(photo), *[to_image(r.image) for r in results]]
         captions = ["photo (128 px)", *[f"from {layer}" for layer in layers]]
         return Section("Feature inversion (VGG19)", "Images whose VGG19 features at one layer match the photo's "
-                       f"(Mahendran & Vedaldi; training/invert.py, {self.cfg.iterations} L-BFGS steps, TV prior).",
+                       f"(Mahendran & Vedaldi; training/optimize/invert.py, {self.cfg.iterations} L-BFGS steps, "
+                       "TV prior).",
                        [self.save("inversion", figures.captioned_row(pictures, captions, 192),
                                   "Shallow layers keep the picture almost exactly; deeper ones keep parts and "
                                   "textures but lose exact colours and positions.")])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from training.optimize import resize
+from training.optimize.engine import resize
 
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 

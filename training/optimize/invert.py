@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from training.features import VGGFeatures, load_vgg
-from training.gatys import check_layers, noise_like, output_size
 from training.images import load_image
-from training.optimize import Objective, ObjectiveAt, OptimConfig, OptimResult, ensure_fits, optimize, resize
+from training.optimize.engine import Objective, ObjectiveAt, OptimConfig, OptimResult, ensure_fits, optimize, resize
+from training.optimize.gatys import check_layers, noise_like, output_size
 
 INVERT_TAPS = ("relu2_1", "relu3_1", "relu4_1", "relu5_1")
 

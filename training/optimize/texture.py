@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from training.features import STYLE_TAPS, VGGFeatures, load_vgg
-from training.gatys import blended_grams, check_layers, noise_like
 from training.images import load_image
 from training.losses import style_loss
-from training.optimize import Objective, ObjectiveAt, OptimConfig, OptimResult, ensure_fits, optimize, resize
+from training.optimize.engine import Objective, ObjectiveAt, OptimConfig, OptimResult, ensure_fits, optimize, resize
+from training.optimize.gatys import blended_grams, check_layers, noise_like
 
 
 def growing(layers: Sequence[str]) -> list[tuple[str, ...]]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from training.features import VGGFeatures, load_vgg
-from training.gatys import check_layers, dream_term, noise_like, output_size
 from training.images import load_image
-from training.optimize import ObjectiveAt, OptimConfig, OptimResult, ensure_fits, optimize
+from training.optimize.engine import ObjectiveAt, OptimConfig, OptimResult, ensure_fits, optimize
+from training.optimize.gatys import check_layers, dream_term, noise_like, output_size
 
 DREAM_TAPS = ("relu4_2",)
 

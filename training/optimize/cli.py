@@ -1,6 +1,6 @@
 """``livestyle-train gatys|texture|invert|dream|quality``: the offline optimisation tools' flags.
 
-Flags are read here, turned into frozen configs (training/optimize.py's OptimConfig plus one per
+Flags are read here, turned into frozen configs (training/optimize/engine.py's OptimConfig plus one per
 method) and passed down; results are written atomically as PNGs plus a contact sheet per run.
 """
 
@@ -18,16 +18,16 @@ import torch
 from PIL import Image, ImageChops
 from tqdm import tqdm
 
-from training.dream import DREAM_TAPS, DreamConfig, dream
 from training.features import CONTENT_TAP, STYLE_TAPS
-from training.gatys import GatysConfig, stylize
 from training.images import grid, open_rgb, save_png, to_image
-from training.invert import INVERT_TAPS, InvertConfig, invert
-from training.optimize import OptimConfig, OptimResult
-from training.pixel_texture import METHODS as PIXEL_METHODS
-from training.pixel_texture import PixelTextureConfig, synthesize_pixels
+from training.optimize.dream import DREAM_TAPS, DreamConfig, dream
+from training.optimize.engine import OptimConfig, OptimResult
+from training.optimize.gatys import GatysConfig, stylize
+from training.optimize.invert import INVERT_TAPS, InvertConfig, invert
+from training.optimize.pixel_texture import METHODS as PIXEL_METHODS
+from training.optimize.pixel_texture import PixelTextureConfig, synthesize_pixels
+from training.optimize.texture import TextureConfig, growing, synthesize
 from training.quality import QualityScorer
-from training.texture import TextureConfig, growing, synthesize
 
 log = logging.getLogger("livestyle.optimize")
 SHOW_DEFAULTS = argparse.ArgumentDefaultsHelpFormatter

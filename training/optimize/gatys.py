@@ -1,6 +1,6 @@
 """Style transfer by optimisation: Gatys, Ecker & Bethge, Image Style Transfer Using CNNs (2016).
 
-The objective on top of the shared engine (training/optimize.py): content loss at the content layers,
+The objective on top of the shared engine (training/optimize/engine.py): content loss at the content layers,
 style loss against a blend of several styles' Gram matrices, and optionally a DeepDream term.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from training import colour
 from training.features import CONTENT_TAP, STYLE_TAPS, VGGFeatures, layer_names, load_vgg
 from training.images import load_image, picture_size
 from training.losses import activation_energy, content_loss, gram, style_loss
-from training.optimize import Objective, OptimConfig, OptimResult, ensure_fits, optimize, resize
+from training.optimize import colour
+from training.optimize.engine import Objective, OptimConfig, OptimResult, ensure_fits, optimize, resize
 
 log = logging.getLogger(__name__)
 INITS = ("content", "noise")
