@@ -8,7 +8,7 @@ for the transformer layout; Dumoulin, Shlens & Kudlur, "A Learned Representation
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -16,10 +16,23 @@ from torch import nn
 
 from service.contract import pad_amounts
 
-PADDINGS = ("reflect", "edges")
-DECODERS = ("upsample_first", "project_first")
-OUTPUTS = ("conv", "transposed", "upsampled", "bilinear")
-UPSAMPLES = ("nearest", "bilinear")
+# "reflect": reflection padding everywhere (Johnson). "edges": reflect only where the picture's border shows (the
+# first and last convolutions) and zero padding inside, which ONNX Runtime fuses into the convolution.
+Padding = Literal["reflect", "edges"]
+# "upsample_first": upsample, then the conv. "project_first": a 1x1 projection at the low resolution, then upsample
+# and a depthwise 3x3 (a 1x1 conv commutes with a linear upsampling, so the projection costs a quarter; needs
+# separable).
+Decoder = Literal["upsample_first", "project_first"]
+# "conv": a kernel x kernel conv (with a stride-2 stem it predicts the 2x2 sub-pixels and pixel-shuffles them).
+# "transposed": a 2x2 stride-2 transposed conv straight to RGB (the same prediction from a 1x1 footprint).
+# "upsampled": a 3x3 conv to RGB at half resolution, bilinear 2x, then a 3x3 conv at full resolution.
+# "bilinear": the same without the full-resolution conv. The last two apply every learned weight the same way at
+# each output pixel, so they cannot paint a sub-pixel mesh. All but "conv" need a stride-2 stem.
+Output = Literal["conv", "transposed", "upsampled", "bilinear"]
+# "nearest" (Johnson) or "bilinear": a fixed, symmetric interpolation that the convolutions after it cannot turn
+# into a 2- or 4-pixel mesh (Odena et al. 2016, resize-convolution). Both tiers use bilinear.
+Upsample = Literal["nearest", "bilinear"]
+PADDINGS, DECODERS, OUTPUTS, UPSAMPLES = (get_args(t) for t in (Padding, Decoder, Output, Upsample))
 
 
 @dataclass(frozen=True)
@@ -33,24 +46,10 @@ class NetConfig:
     out_kernel: int = 9
     stem_stride: int = 1  # 2 moves the first convolution off full resolution (realtime tier)
     separable: bool = False  # depthwise-separable residual and decoder convolutions
-    # "reflect" everywhere (Johnson), or "edges": reflect only where the picture's border shows
-    # (the first and last convolutions) and zero padding inside, which ONNX Runtime fuses into the conv.
-    padding: str = "reflect"
-    # Decoder step: "upsample_first" (nearest upsample, then conv) or "project_first" (1x1 projection
-    # at the low resolution, then upsample and a depthwise 3x3: a 1x1 conv commutes with nearest
-    # upsampling, so the projection costs a quarter; needs separable).
-    decoder: str = "upsample_first"
-    # Last layer: "conv" (a kernel x kernel conv; with a stride-2 stem it predicts the 2x2 sub-pixels and
-    # pixel-shuffles them) or "transposed" (a 2x2 stride-2 transposed conv straight to RGB: the same
-    # sub-pixel prediction from a 1x1 footprint, 4x cheaper on a CPU than conv + DepthToSpace; needs
-    # a stride-2 stem).
-    # "upsampled": a 3x3 conv to RGB at the half resolution, bilinear 2x, then a 3x3 conv at full resolution;
-    # "bilinear": the same without the full-resolution conv. Every learned weight acts the same at each
-    # output pixel, so neither can paint a sub-pixel mesh (both need a stride-2 stem).
-    output: str = "conv"
-    # Decoder upsampling: "nearest" (Johnson) or "bilinear": a fixed, symmetric interpolation that the
-    # convolutions after it cannot turn into a 2- or 4-pixel mesh (Odena et al. 2016, resize-convolution).
-    upsample: str = "nearest"
+    padding: Padding = "reflect"  # see Padding above
+    decoder: Decoder = "upsample_first"  # see Decoder
+    output: Output = "conv"  # the last layer, see Output
+    upsample: Upsample = "nearest"  # the decoder's upsampling, see Upsample
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -128,7 +127,7 @@ class CondInstanceNorm(nn.Module):
         return y.reshape(x.shape)
 
 
-def upsampler(mode: str) -> nn.Module:
+def upsampler(mode: Upsample) -> nn.Module:
     """2x upsampling; bilinear uses half-pixel centres (ONNX Resize 'linear', 'half_pixel')."""
     return nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
 
@@ -156,11 +155,11 @@ class ConvLayer(nn.Module):
 
 
 class ConvNormReLU(nn.Module):
-    """Optional nearest upsample, convolution, conditional instance norm, ReLU."""
+    """Optional 2x upsample (``mode``), convolution, conditional instance norm, ReLU."""
 
     def __init__(
         self, c_in: int, c_out: int, kernel: int, num_styles: int, stride: int = 1,
-        upsample: bool = False, separable: bool = False, reflect: bool = True, mode: str = "nearest",
+        upsample: bool = False, separable: bool = False, reflect: bool = True, mode: Upsample = "nearest",
     ) -> None:
         super().__init__()
         self.upsample = upsampler(mode) if upsample else nn.Identity()
@@ -174,9 +173,9 @@ class ConvNormReLU(nn.Module):
 
 
 class ProjectUpsampleNormReLU(nn.Module):
-    """1x1 projection at the low resolution, nearest upsample, depthwise 3x3, conditional norm, ReLU."""
+    """1x1 projection at the low resolution, 2x upsample (``mode``), depthwise 3x3, conditional norm, ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, num_styles: int, reflect: bool, mode: str = "nearest") -> None:
+    def __init__(self, c_in: int, c_out: int, num_styles: int, reflect: bool, mode: Upsample = "nearest") -> None:
         super().__init__()
         self.project = nn.Conv2d(c_in, c_out, 1, bias=False)  # commutes with either upsampling: both are linear
         self.upsample = upsampler(mode)
@@ -281,7 +280,7 @@ class UpsampledOutput(nn.Module):
 
 
 class StyleNet(nn.Module):
-    """Johnson-style transformer: strided convs down, residual blocks, nearest upsample + conv up."""
+    """Johnson-style transformer: strided convs down, residual blocks, upsample (``config.upsample``) + conv up."""
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
