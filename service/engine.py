@@ -54,7 +54,7 @@ SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0
 # The realtime tier keeps its arena for a copy enlarged by a brush below 1 up to a brush-0.5 live frame (1280x960
 # stylized for a 640x480 one): that holds about 150 MB more (the quality tier's would hold 1.3 GB), and giving it
 # back after every frame made that brush 1.5x slower on one thread. A big image stylized as it is (brush 1: REST
-# images, video jobs) still gives it back, so memory returns to its baseline after one (table 10).
+# images, video jobs) still gives it back, so memory returns to its baseline after one.
 REALTIME_KEEP_PIXELS = 4 * 640 * 480
 
 
@@ -206,8 +206,8 @@ class Engine:
     @staticmethod
     def _run(loaded: LoadedModel, frame: np.ndarray, weights: np.ndarray, enlarged: bool = False) -> np.ndarray:
         """One network pass: [1,3,H,W] -> [1,3,H,W], padded to the model's size multiple and cropped back.
-        A pass larger than a live frame gives its arena memory back when it ends (one 1280x1704 image grew
-        the arena by 1.4 GB that was never returned; see shrinks_arena)."""
+        A pass larger than a live frame gives its arena memory back when it ends: ONNX Runtime's arena keeps
+        what its largest pass needed, so one big image would hold that much for good (see shrinks_arena)."""
         height, width = frame.shape[2:]
         padded = contract.pad_frame(frame, loaded.entry.size_multiple)
         oversized = shrinks_arena(loaded.entry.tier, height * width, enlarged)

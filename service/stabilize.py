@@ -28,7 +28,7 @@ from service.detail import restore_detail
 from service.flow import FlowEstimator, Preset, source_grid, upscaled_source_maps, warp
 
 Consistency = Literal["photometric", "flow"]
-DEFAULT_MOVING_BLEND = 0.7  # for a model with no calibrated value (table 13; docs/realtime-design.md)
+DEFAULT_MOVING_BLEND = 0.7  # for a model with no calibrated value (docs/realtime-design.md)
 
 Interpolation = Literal["linear", "cubic", "lanczos"]
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
@@ -38,7 +38,7 @@ _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczo
 class StabilizeOptions:
     """``blend``: weight of the warped previous output on consistent pixels (0 = off)."""
 
-    blend: float = 0.9  # with half-resolution flow and the photometric check: 0.45x naive flicker (vtest.avi)
+    blend: float = 0.9  # the share of the memory where the flow is trusted: higher is steadier and smears more
     preset: Preset = "fast"
     feather: int = 5  # px of Gaussian softening on the mask's edges, so occlusions leave no seams
     flow_scale: float = 0.5  # flow and its consistency check run at this scale (a quarter of the pixels)
@@ -49,18 +49,16 @@ class StabilizeOptions:
     photometric_tolerance: float = 16.0
     # Under camera motion (fully from a median flow of ``camera_motion_px``, in proportion below it), the
     # memory's stroke detail is raised toward ``detail_target`` x the last fresh stylization's (0 = never)
-    # and the blend is at most ``moving_blend``: the painting is not averaged away (table 13). A still
-    # camera's frames are exactly the plain blend's (docs/realtime-design.md).
+    # and the blend is at most ``moving_blend``, so the painting is not averaged away while the view moves. A
+    # still camera's frames are exactly the plain blend's (docs/realtime-design.md).
     detail_target: float = 1.5
     # None: the model's calibrated value (its manifest entry's ``moving_blend``, see ``calibrated``), else 0.7.
     moving_blend: float | None = None
     camera_motion_px: float = 2.0
     # How the memory is warped while the camera moves. It is warped again every frame, so the interpolation
-    # compounds: a bilinear warp by half a pixel is a [0.5, 0.5] blur, and under a hand-held camera the memory's
-    # strokes went soft within a few frames; bicubic keeps them (table 13's live-size style loss, stabilized /
-    # plain: realtime 1.14x / 1.29x -> 1.07x / 1.16x, quality 1.79x / 2.10x -> 1.42x / 2.01x). A still camera's
-    # memory is always warped bilinear: there the offsets are the flow's sub-pixel noise, which bicubic keeps
-    # (the tripod clip's flicker 0.43x -> 0.50x of plain, table 3). docs/realtime-design.md.
+    # compounds: a bilinear warp by half a pixel is a [0.5, 0.5] blur that softens the strokes within a few
+    # frames, and bicubic keeps them. A still camera's memory is always warped bilinear: there the offsets are
+    # the flow's sub-pixel noise, which bicubic would keep as flicker. Measured in docs/realtime-design.md.
     moving_warp: Interpolation = "cubic"
 
     def __post_init__(self) -> None:

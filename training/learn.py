@@ -61,7 +61,7 @@ class LearnRequest:
     remove: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # content photos not to learn on (the held-out ones)
     batch_size: int = 4
-    crop_size: int = 128  # table 8's setting: 0.97x a fully trained row in 10 minutes
+    crop_size: int = 128  # small crops: many more steps in a short budget, at a small cost in look
 
     @classmethod
     def read(cls, path: Path) -> LearnRequest:

@@ -65,7 +65,7 @@ class TrainConfig(RunConfig):
     shift_weight: float = 0.0
     # Weight of the camera-motion penalty (training/losses.py motion_penalty): the output of a frame moved up to
     # 6 px, turned up to 1 degree and zoomed up to 2%, as a hand-held camera's next frame, against the output
-    # warped the same; strokes that follow the camera, which stabilization keeps (table 13). 0: off.
+    # warped the same: strokes that follow the camera, which the stabilizer can then keep. 0: off.
     motion_weight: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
