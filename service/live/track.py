@@ -284,6 +284,8 @@ class StylizedTrack(MediaStreamTrack):
     def stop(self) -> None:
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
+        self._source_ended = True  # a recv waiting for a frame (a relay's reader) ends instead of waiting forever
+        self._arrived.set()
         if self._upcoming is not None:
             if self._upcoming.done() and not self._upcoming.cancelled():
                 self._upcoming.exception()  # retrieved: the camera ended while nobody was asking
