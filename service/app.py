@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from service import access, api, in_browser, jobs, learning
+from service import access, api, in_browser, jobs, learning, whip
 from service.added import StyleSettings
 from service.engine import Engine
 from service.errors import ModelLoadError, ServiceError
@@ -76,6 +76,7 @@ def create_app(settings: Settings, job_settings: jobs.JobSettings | None = None,
     app.include_router(learning.router)
     app.include_router(in_browser.api_router)
     app.include_router(in_browser.runtime_router)
+    app.include_router(whip.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -89,7 +89,7 @@ def test_no_function_past_60_lines() -> None:
 # only ones that may import a web framework. The core (contract, engine, look, painter, blend, brush, flow,
 # stabilize, dream, video) is called by them and imports none.
 HTTP_MODULES = {"service.app", "service.cli", "service.api", "service.access", "service.jobs", "service.learning",
-                "service.in_browser", "service.cluster"}
+                "service.in_browser", "service.cluster", "service.whip"}
 WEB_FRAMEWORKS = ("fastapi", "starlette", "uvicorn")
 SERVES_IN_PROCESS = {"training.bench.browser"}  # a benchmark that runs the app under uvicorn in its own process
 RAY_MODULES = {"service.cluster", "service.video.scaleout", "training.bench.cluster"}
