@@ -103,13 +103,13 @@ class Broadcasts:
         if pending >= settings.max_pending_offers:
             raise TooManyRequests(f"{pending} viewers from this address are still connecting; wait for them")
         check_codecs(sdp)
-        assert peer.track is not None  # a session exists only once its offer brought a video track
+        assert peer.painted is not None  # a session exists only once its offer brought a video track
         viewer = Viewer(secrets.token_urlsafe(12), RTCPeerConnection(rtc_configuration(settings.effective_ice_servers)),
                         client)
         viewers[viewer.viewer_id] = viewer
         self._wire(session_id, viewer)
         try:
-            viewer.track = peer.relay.subscribe(peer.track, buffered=False)  # a slow encoder gets the newest frame
+            viewer.track = peer.relay.subscribe(peer.painted, buffered=False)  # a slow encoder: the newest frame
             viewer.pc.addTrack(viewer.track)
             await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await answer_video_only(viewer.pc)

@@ -28,7 +28,7 @@ from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
 from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError, TooManyRequests
 from service.live.offers import answer_video_only, check_codecs, check_sdp
-from service.live.track import Controls, ResolutionGovernor, StylizedTrack
+from service.live.track import Controls, EncoderFrames, ResolutionGovernor, StylizedTrack
 from service.look import LOOK_KEYS, LookUpdate, decode_json
 from service.settings import Settings
 
@@ -179,6 +179,7 @@ class Peer:
     supervisor: asyncio.Task[None] | None = None
     ingest: bool = False  # a WHIP publisher: nothing is sent back to it, its painting goes to viewers only
     relay: MediaRelay = field(default_factory=MediaRelay)  # the one painting, fanned out to every subscriber
+    painted: EncoderFrames | None = None  # the one painting, as the relay hands it out
     tap: asyncio.Task[None] | None = None  # an ingest's painting runs (and its camera is read) with no viewer too
 
     @property
@@ -329,7 +330,8 @@ class PeerRegistry:
                 self.dreamer, self.dream_executor, governor, pipelined=settings.pipeline_frames,
                 slow_executor=self.slow_executor, slow_models=self.slow_models,
             )
-            painted = peer.relay.subscribe(peer.track, buffered=False)  # a slow encoder gets the newest frame
+            peer.painted = EncoderFrames(peer.track)
+            painted = peer.relay.subscribe(peer.painted, buffered=False)  # a slow encoder gets the newest frame
             if peer.ingest:
                 peer.tap = asyncio.ensure_future(_drain(painted))
             else:

@@ -13,7 +13,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from conftest import LiveServer, reference_output
 from fastapi.testclient import TestClient
-from test_stream import TOLERANCE, StillTrack, distance, gradient, wait_for_match
+from test_stream import TOLERANCE, StillTrack, distance, gradient
 
 from examples.client import StyleClient
 from service import contract
@@ -110,6 +110,15 @@ async def ends(track: MediaStreamTrack, seconds: float) -> bool:
     return False
 
 
+async def wait_for_match(track: MediaStreamTrack, expected: np.ndarray, frames: int) -> int:
+    """Index of the first of ``frames`` received frames within TOLERANCE of ``expected``; each within 10 s."""
+    for index in range(frames):
+        frame = await asyncio.wait_for(track.recv(), 10)
+        if distance(frame, expected) < TOLERANCE:
+            return index
+    raise AssertionError(f"no frame within {TOLERANCE} of the expected picture in {frames} frames")
+
+
 def answered_codecs(sdp: str) -> set[str]:
     video = sdp[sdp.index("m=video"):]
     return {line.split(" ", 1)[1].split("/")[0] for line in video.splitlines() if line.startswith("a=rtpmap:")}
@@ -136,7 +145,7 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
             for viewer in viewers:  # painted, not the camera picture
                 remote = await asyncio.wait_for(viewer.track, 20)
                 await wait_for_match(remote, painted(0), 90)
-                assert distance(await remote.recv(), source) > 3 * TOLERANCE
+                assert distance(await asyncio.wait_for(remote.recv(), 10), source) > 3 * TOLERANCE
             listed = httpx.get(f"{server.url}/api/sessions", headers=AUTH).json()
             assert [(s["id"], s["source"], len(s["viewers"])) for s in listed] == [(publisher.session, "whip", 2)]
             # one painting for both viewers: painted frames never outnumber the camera's frames
