@@ -51,8 +51,9 @@ $(STAMP_APT): Makefile | $(PY)
 	fi
 	touch $@
 
-# The page's in-browser runtime: onnxruntime-web, pinned and integrity-checked, from the npm registry (never a CDN);
-# re-checked when its pin (service/web_runtime.py) changes. Without npm the page paints on the server only.
+# The page's in-browser runtime: onnxruntime-web, pinned and integrity-checked, from the npm registry (never a CDN),
+# and the same way the WHIP client and WHEP player (whip-whep) the broadcast tests drive; re-checked when a pin
+# (service/web_runtime.py) changes. Without npm the page paints on the server only (and those tests skip).
 $(STAMP_WEB): service/web_runtime.py | $(STAMP_SERVE)
 	@if command -v npm >/dev/null; then $(PY) -m service.web_runtime install; \
 	else echo "npm not found: the page will paint on the server only (apt-get install npm)"; fi

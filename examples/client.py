@@ -48,6 +48,7 @@ class StyleClient:
         self.channel = self.pc.createDataChannel(CONTROL_LABEL)
         self.peer_id: str | None = None
         self.replica: str | None = None  # the worker holding the stream (livestyle-serve --engine ray)
+        self.session: str | None = None  # its broadcast session: others watch it with WHEP at /api/whep/{session}
         self.draining = False  # the worker said it is shutting down: the stream goes on, reconnect when it ends
         self.stats: dict[str, Any] = {}
         self.offer_seconds = float("nan")  # how long the server took to answer the offer
@@ -93,7 +94,7 @@ class StyleClient:
         if response.status_code != 200:
             raise ClientError(f"offer refused ({response.status_code}): {response.json().get('detail')}")
         answer = response.json()
-        self.peer_id, self.replica = answer["peer_id"], answer.get("replica")
+        self.peer_id, self.replica, self.session = answer["peer_id"], answer.get("replica"), answer.get("session")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         remote = await asyncio.wait_for(self._remote, 20)
         await asyncio.wait_for(self._open.wait(), 20)

@@ -47,6 +47,12 @@ class UnsupportedMedia(ServiceError):
     status_code = 415
 
 
+class Unprocessable(ServiceError):
+    """Well-formed but unusable (an offer with no video codec this server can decode)."""
+
+    status_code = 422
+
+
 class ServiceBusy(ServiceError):
     """Too many peers, a full queue, every worker busy; try again later."""
 

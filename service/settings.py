@@ -56,6 +56,7 @@ class Settings(BaseSettings):
 
     # streaming
     max_peers: int = Field(4, ge=1)
+    max_viewers: int = Field(4, ge=0, description="WHEP viewers per stream; each costs one video encode")
     max_frame_side: int = Field(640, ge=16, description="longer frame side fed to the network")
     ease_frames: int = Field(6, ge=0, description="frames over which a new blend is eased in")
     adaptive_resolution: bool = Field(True, description="stylize smaller when inference overruns target_fps")

@@ -6,6 +6,9 @@ npm, checks the tarball against the pinned sha512 integrity, and keeps only the 
 onnxruntime's licence and third-party notices (the same project's, shipped in the onnxruntime Python wheel).
 They land in ``service/vendor/`` (ignored by git), whole or not at all. The server answers the page with
 what is there (:func:`runtime_status`); a missing runtime leaves the page painting on the server.
+
+The same command fetches, the same way, an independent WHIP client and WHEP player (npm ``whip-whep``, by an author
+of RFC 9725) that the broadcast tests drive in Chromium; nothing serves them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "or
 NOTICES = ("LICENSE", "ThirdPartyNotices.txt")
 MEDIA_TYPES = {".mjs": "text/javascript", ".wasm": "application/wasm", ".txt": "text/plain", "": "text/plain"}
 DEFAULT_DIR = Path(__file__).parent / "vendor" / f"{PACKAGE}-{VERSION}"
+WHIP_PACKAGE, WHIP_VERSION = "whip-whep", "1.2.0"
+WHIP_INTEGRITY = "sha512-CP+Tht3O/N6QLebW5LxsNKgzFN5KX6WinLr1SLs74feagYu+Gqy+0dw48p5RQuE+FlrM4xyOlOdW2UOQwljImA=="
+WHIP_FILES = ("whip.js", "whep.js", "LICENSE")  # ES modules without dependencies, and their MIT licence
+WHIP_CLIENTS_DIR = Path(__file__).parent / "vendor" / f"{WHIP_PACKAGE}-{WHIP_VERSION}"
 
 
 class RuntimeInstallError(RuntimeError):
@@ -76,44 +83,59 @@ def install(folder: Path = DEFAULT_DIR, tarball: Path | None = None) -> Path:
     complete. Raises :class:`RuntimeInstallError` with what went wrong."""
     if all((folder / name).is_file() for name in (*WASM_FILES, *WEBGPU_FILES, *NOTICES)):
         return folder
+    members = {name: f"package/dist/{name}" for name in (*WASM_FILES, *WEBGPU_FILES)}
+    return _unpack((PACKAGE, VERSION, INTEGRITY), members, folder, tarball, _notices())
+
+
+def install_whip_clients(folder: Path = WHIP_CLIENTS_DIR, tarball: Path | None = None) -> Path:
+    """Fetch (or take ``tarball``), check and unpack the pinned WHIP client and WHEP player; a no-op when there."""
+    if all((folder / name).is_file() for name in WHIP_FILES):
+        return folder
+    members = {name: f"package/{name}" for name in WHIP_FILES}
+    return _unpack((WHIP_PACKAGE, WHIP_VERSION, WHIP_INTEGRITY), members, folder, tarball)
+
+
+def _unpack(pin: tuple[str, str, str], members: dict[str, str], folder: Path, tarball: Path | None,
+            extra: dict[str, str] | None = None) -> Path:
+    """``members`` (name -> path in the tarball) of the pinned (package, version, integrity), and ``extra`` files
+    (name -> text), into ``folder``: whole or not at all."""
     with tempfile.TemporaryDirectory(prefix="livestyle-runtime-") as tmp:
-        work = Path(tmp)
         if tarball is None:
-            tarball = _pack(work)
+            tarball = _pack(Path(tmp), pin)
         found = integrity_of(tarball)
-        if found != INTEGRITY:
-            raise RuntimeInstallError(f"{tarball.name}: integrity {found[:24]}... is not the pinned "
-                                      f"{INTEGRITY[:24]}...")
+        if found != pin[2]:
+            raise RuntimeInstallError(f"{tarball.name}: integrity {found[:24]}... is not the pinned {pin[2][:24]}...")
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         with tarfile.open(tarball, "r:gz") as archive:
-            for name in (*WASM_FILES, *WEBGPU_FILES):
-                member = archive.extractfile(f"package/dist/{name}")
+            for name, inside in members.items():
+                member = archive.extractfile(inside)
                 if member is None:
-                    raise RuntimeInstallError(f"{tarball.name} has no dist/{name}")
+                    raise RuntimeInstallError(f"{tarball.name} has no {inside.removeprefix('package/')}")
                 with member, (partial / name).open("wb") as out:
                     shutil.copyfileobj(member, out)
-        for name, text in _notices().items():
+        for name, text in (extra or {}).items():
             (partial / name).write_text(text)
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
     return folder
 
 
-def _pack(work: Path) -> Path:
+def _pack(work: Path, pin: tuple[str, str, str]) -> Path:
+    package, version, integrity = pin
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeInstallError("npm is not installed (Debian: apt-get install npm); the page will paint on the "
                                   "server only")
-    done = subprocess.run([npm, "pack", f"{PACKAGE}@{VERSION}", "--json", "--silent"], cwd=work,
+    done = subprocess.run([npm, "pack", f"{package}@{version}", "--json", "--silent"], cwd=work,
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
-        raise RuntimeInstallError(f"npm pack {PACKAGE}@{VERSION} failed: {done.stderr.strip()[-300:]}")
+        raise RuntimeInstallError(f"npm pack {package}@{version} failed: {done.stderr.strip()[-300:]}")
     (info,) = json.loads(done.stdout)
-    if info.get("integrity") != INTEGRITY:
-        raise RuntimeInstallError(f"the registry's {PACKAGE}@{VERSION} has integrity {info.get('integrity')}, "
-                                  f"not the pinned {INTEGRITY}")
+    if info.get("integrity") != integrity:
+        raise RuntimeInstallError(f"the registry's {package}@{version} has integrity {info.get('integrity')}, "
+                                  f"not the pinned {integrity}")
     return work / str(info["filename"])
 
 
@@ -133,16 +155,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service.web_runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("install", help=f"fetch {PACKAGE} {VERSION} from the npm registry, check it, unpack it")
+    p = sub.add_parser("install", help=f"fetch {PACKAGE} {VERSION} (and {WHIP_PACKAGE} {WHIP_VERSION}, for the "
+                       "tests) from the npm registry, check them, unpack them")
     p.add_argument("--dest", type=Path, default=DEFAULT_DIR)
     p.add_argument("--tarball", type=Path, help="a tarball already fetched (checked all the same)")
     args = parser.parse_args(argv)
     try:
         folder = install(args.dest, args.tarball)
+        print(f"{PACKAGE} {VERSION} in {folder}")
+        if args.tarball is None:
+            print(f"{WHIP_PACKAGE} {WHIP_VERSION} in {install_whip_clients()}")
     except (RuntimeInstallError, OSError, subprocess.SubprocessError, tarfile.TarError) as exc:
         print(f"service.web_runtime: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"{PACKAGE} {VERSION} in {folder}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The front gate of every HTTP request, before any route runs: the API token, foreign pages, body limits.
 
-- **Token**: with ``LIVESTYLE_API_TOKEN`` set, every ``/api/*`` route except ``/api/health`` needs
-  ``Authorization: Bearer <token>`` (401 otherwise). The page and the static files stay open: the page
-  asks for the token and sends it itself.
+- **Token**: with ``LIVESTYLE_API_TOKEN`` set, every ``/api/*`` request except ``/api/health`` and ``OPTIONS``
+  needs ``Authorization: Bearer <token>`` (401 otherwise; what OBS sends to a WHIP server). The page and the
+  static files stay open: the page asks for the token and sends it itself.
 - **Foreign pages**: a browser sends ``Origin`` with every cross-site POST; one that names another site than
   this server (and is not in ``allowed_origins``) is refused with 403 before the body is read, so a page
   elsewhere cannot drive this server with the visitor's network position, token or not.
@@ -107,7 +107,8 @@ class Gate:
 
     def _check(self, method: str, path: str, headers: Headers, limit: int) -> None:
         """Raises the refusal (an errors.py class) of a request that must not reach its route."""
-        if self.expected is not None and path.startswith("/api/") and path not in OPEN_PATHS:
+        # OPTIONS does no work and a CORS preflight never carries the token (RFC 9725 exempts it): no token asked
+        if self.expected is not None and path.startswith("/api/") and path not in OPEN_PATHS and method != "OPTIONS":
             given = headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, self.expected):
                 raise Unauthorized("this server needs its API token: Authorization: Bearer <token>")

@@ -1,4 +1,7 @@
-"""WebRTC signalling (POST /api/offer), the peer registry, and the ``control`` data channel."""
+"""WebRTC signalling (POST /api/offer, WHIP ingest), the peer registry, and the ``control`` data channel.
+
+Each peer's camera is painted once by one :class:`StylizedTrack` behind an aiortc ``MediaRelay``: the page's own
+return video is one subscriber of that relay, and WHEP viewers (service/live/broadcast.py) are more."""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,13 +18,15 @@ from typing import Any, Literal, Protocol
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from pydantic import BaseModel, Field
 
 from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
-from service.errors import BadRequest, FeatureUnavailable, PayloadTooLarge, ServiceBusy, ServiceError, TooManyRequests
-from service.live.track import Controls, ResolutionGovernor, StylizedTrack
+from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError, TooManyRequests
+from service.live.offers import answer_video_only, check_codecs, check_sdp
+from service.live.track import Controls, EncoderFrames, ResolutionGovernor, StylizedTrack
 from service.look import LOOK_KEYS, Look, LookUpdate, decode_json
 from service.settings import Settings
 
@@ -37,19 +42,6 @@ class OfferRequest(BaseModel):
     type: Literal["offer"]
     model: str | None = None
     weights: dict[str, Any] | None = None
-
-
-def check_sdp(sdp: str, max_bytes: int, max_sections: int) -> None:
-    """Size and media-section limits, before aiortc parses anything (a 2 MB offer of 1147 sections stalled the
-    loop for 7 s): 413 past the size, 400 past the section count or without video."""
-    size = len(sdp.encode())
-    if size > max_bytes:
-        raise PayloadTooLarge(f"the SDP offer is {size} bytes; the limit is {max_bytes}")
-    sections = sdp.count("\nm=") + sdp.startswith("m=")
-    if sections > max_sections:
-        raise BadRequest(f"the SDP offer has {sections} media sections; at most {max_sections} are accepted")
-    if "m=video" not in sdp:
-        raise BadRequest("the offer must send a video track (no 'm=video' line in the SDP)")
 
 
 @dataclass
@@ -79,6 +71,7 @@ class OfferAnswer(BaseModel):
     type: str
     peer_id: str
     replica: str | None = None  # which stylizing worker holds the stream (a Ray Serve replica), when several do
+    session: str | None = None  # its broadcast session, when viewers can watch it: POST /api/whep/{session}
 
 
 class LivePeers(Protocol):
@@ -133,7 +126,7 @@ def apply_control(engine: Engine, controls: Controls, raw: object, dreamer: Drea
             message = {k: v for k, v in message.items() if k != "id"}
         if not isinstance(message, dict) or not message:
             raise BadRequest(f"a control message is a JSON object with any of {list(LOOK_KEYS)}")
-        _apply(engine, controls, LookUpdate.parse(message, "a control message"), dreamer)
+        apply_look(engine, controls, LookUpdate.parse(message, "a control message"), dreamer)
     except ServiceError as exc:
         reply["error"] = str(exc)
         return reply
@@ -141,8 +134,10 @@ def apply_control(engine: Engine, controls: Controls, raw: object, dreamer: Drea
     return reply
 
 
-def _apply(engine: Engine, controls: Controls, update: LookUpdate, dreamer: Dreamer | None) -> None:
-    """All of the update or none of it: the new look is made (and checked) first, then the blend eases to it."""
+def apply_look(engine: Engine, controls: Controls, update: LookUpdate, dreamer: Dreamer | None) -> None:
+    """Apply a validated update to a stream's controls, all of it or none of it (the data channel, WHIP's query
+    and look route): the new look is made (and checked) first, then the blend eases to it; raises the
+    ServiceError that says what is wrong."""
     old = controls.look
     look = update.applied_to(old, engine)
     if look.mode == "dream" and old.mode != "dream":
@@ -171,6 +166,10 @@ class Peer:
     created_at: float = field(default_factory=time.monotonic)
     throttled: bool = False  # told once that its control messages come too fast; dropped until they slow
     supervisor: asyncio.Task[None] | None = None
+    ingest: bool = False  # a WHIP publisher: nothing is sent back to it, its painting goes to viewers only
+    relay: MediaRelay = field(default_factory=MediaRelay)  # the one painting, fanned out to every subscriber
+    painted: EncoderFrames | None = None  # the one painting, as the relay hands it out
+    tap: asyncio.Task[None] | None = None  # an ingest's painting runs (and its camera is read) with no viewer too
 
     @property
     def streaming(self) -> bool:
@@ -192,6 +191,19 @@ class Peer:
         return f"no frame for {idle_timeout:.0f} s" if now - self.track.stats.last_frame_at > idle_timeout else None
 
 
+class SessionWatchers(Protocol):
+    """What plays a registry's painted streams to others (service/live/broadcast.py); told when a stream ends."""
+
+    async def ended(self, peer_id: str) -> None: ...
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    """Pull frames from ``track`` until it ends."""
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()
+
+
 class PeerRegistry:
     """The open peer connections: admits up to ``max_peers``, closes idle ones and all on shutdown."""
 
@@ -211,6 +223,7 @@ class PeerRegistry:
         self.draining = False  # no new peers; the open ones stream on (a worker being scaled down)
         self.offers = 0  # offers received, admitted or not (what a router counts its routed offers against)
         self.replica: str | None = None  # set by a Ray Serve worker: its name, given in every answer
+        self.watchers: SessionWatchers | None = None  # who plays these streams (WHEP viewers); None: nobody can
 
     def __len__(self) -> int:
         return len(self.peers)
@@ -239,7 +252,11 @@ class PeerRegistry:
             log.info("drain: %d peers still open after %.0f s; closing them", len(self.peers), timeout)
         await self.close_all()
 
-    async def open(self, offer: OfferRequest, client: str = "") -> OfferAnswer:
+    async def open(self, offer: OfferRequest, client: str = "", look: LookUpdate | None = None,
+                   ingest: bool = False) -> OfferAnswer:
+        """Admit one camera: limits first (503, 429), then the offer's codecs and look (422, 400), then media.
+        ``look``: the rest of the look beyond the offer's model and weights (WHIP's query). ``ingest``: a WHIP
+        publisher, answered receive-only; its painting goes to viewers."""
         settings = self.settings
         self.offers += 1
         check_sdp(offer.sdp, settings.max_sdp_bytes, settings.max_media_sections)
@@ -251,28 +268,38 @@ class PeerRegistry:
         pending = sum(1 for p in self.peers.values() if p.client == client and p.connecting)
         if pending >= settings.max_pending_offers:
             raise TooManyRequests(f"{pending} offers from this address are still connecting; wait for them")
-        look = LookUpdate.parse({"weights": offer.weights}, "the offer").applied_to(
-            Look.first(self.engine, offer.model), self.engine)
-        controls = Controls.starting(look, self.settings.ease_frames)
+        check_codecs(offer.sdp)
+        controls = self._controls(offer, look)
         pc = RTCPeerConnection(rtc_configuration(self.settings.effective_ice_servers))
-        peer = Peer(peer_id=uuid.uuid4().hex[:12], pc=pc, controls=controls, client=client,
-                    messages=RateLimit(settings.control_rate, settings.control_burst))
+        peer = Peer(peer_id=secrets.token_urlsafe(12), pc=pc, controls=controls, client=client,
+                    messages=RateLimit(settings.control_rate, settings.control_burst), ingest=ingest)
         self.peers[peer.peer_id] = peer
         try:
             self._wire(peer)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type=offer.type))
             if peer.track is None:
                 raise BadRequest("the offer must send a video track")
-            await pc.setLocalDescription(await pc.createAnswer())
+            await answer_video_only(pc)
         except Exception as exc:
             await self.close(peer.peer_id)
             if isinstance(exc, ServiceError):
                 raise
             raise BadRequest(f"malformed SDP offer ({type(exc).__name__}: {exc})") from exc
         peer.supervisor = asyncio.ensure_future(self._supervise(peer))
-        log.info("peer %s connected (model %s, %d open)", peer.peer_id, look.model, len(self.peers))
+        log.info("%s %s connected (model %s, %d open)", "ingest" if ingest else "peer", peer.peer_id,
+                 controls.look.model, len(self.peers))
         local = pc.localDescription
-        return OfferAnswer(sdp=local.sdp, type=local.type, peer_id=peer.peer_id, replica=self.replica)
+        return OfferAnswer(sdp=local.sdp, type=local.type, peer_id=peer.peer_id, replica=self.replica,
+                           session=peer.peer_id if self.watchers is not None else None)
+
+    def _controls(self, offer: OfferRequest, look: LookUpdate | None) -> Controls:
+        """A new stream's controls: the offer's model and blend (no easing in from another), then ``look``."""
+        start = LookUpdate.parse({"weights": offer.weights}, "the offer").applied_to(
+            Look.first(self.engine, offer.model), self.engine)
+        controls = Controls.starting(start, self.settings.ease_frames)
+        if look is not None:
+            apply_look(self.engine, controls, look, self.dreamer)
+        return controls
 
     def _wire(self, peer: Peer) -> None:
         pc = peer.pc
@@ -289,7 +316,12 @@ class PeerRegistry:
                 self.dreamer, self.dream_executor, governor, pipelined=settings.pipeline_frames,
                 slow_executor=self.slow_executor, slow_models=self.slow_models,
             )
-            pc.addTrack(peer.track)
+            peer.painted = EncoderFrames(peer.track)
+            painted = peer.relay.subscribe(peer.painted, buffered=False)  # a slow encoder gets the newest frame
+            if peer.ingest:
+                peer.tap = asyncio.ensure_future(_drain(painted))
+            else:
+                pc.addTrack(painted)
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -339,9 +371,13 @@ class PeerRegistry:
         current = asyncio.current_task()
         if peer.supervisor is not None and peer.supervisor is not current:
             peer.supervisor.cancel()
+        if peer.tap is not None:
+            peer.tap.cancel()
         if peer.track is not None:
             peer.track.stop()
         await peer.pc.close()
+        if self.watchers is not None:
+            await self.watchers.ended(peer_id)
         log.info("peer %s closed (%d open)", peer_id, len(self.peers))
 
     async def close_all(self) -> None:

@@ -191,7 +191,7 @@ class StylizedTrack(MediaStreamTrack):
             self.stop()
             raise
         self.stats.frames_out += 1
-        if self.pipelined:
+        if self.pipelined and self.readyState == "live":  # stopped while this frame was painted: nothing more
             self._upcoming = asyncio.ensure_future(self._next_output())
         return out
 
@@ -280,6 +280,8 @@ class StylizedTrack(MediaStreamTrack):
     def stop(self) -> None:
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
+        self._source_ended = True  # a recv waiting for a frame (a relay's reader) ends instead of waiting forever
+        self._arrived.set()
         if self._upcoming is not None:
             if self._upcoming.done() and not self._upcoming.cancelled():
                 self._upcoming.exception()  # retrieved: the camera ended while nobody was asking
@@ -287,4 +289,30 @@ class StylizedTrack(MediaStreamTrack):
             self._upcoming = None
         if self._steady_pool is not None:
             self._steady_pool.shutdown(wait=False)  # a frame still in flight finishes; nothing new starts
+        super().stop()
+
+
+class EncoderFrames(MediaStreamTrack):
+    """The frames of ``source`` in the encoders' pixel format (yuv420p), converted once each in a worker thread.
+
+    The subscribers of a relay share every frame, and aiortc's encoders convert a frame in their own threads:
+    two converting one painted (rgb24) frame at once crash PyAV, whose frame caches its converter."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.source = source
+
+    async def recv(self) -> VideoFrame:
+        frame = await self.source.recv()
+        assert isinstance(frame, VideoFrame)
+        if frame.format.name == "yuv420p":
+            return frame
+        out = await asyncio.get_running_loop().run_in_executor(None, partial(frame.reformat, format="yuv420p"))
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+    def stop(self) -> None:
+        self.source.stop()
         super().stop()

@@ -34,40 +34,6 @@ const state = {
 window.livestyle = state;
 state.loadPainter = () => browserUsable();  // the browser tests load the in-browser painter without a camera
 
-// ---------- the API token (LIVESTYLE_API_TOKEN) ----------
-// Opened once as /?token=..., the page keeps the token for this tab (sessionStorage) and drops it from the
-// address bar, so it is neither bookmarked nor shared by copying the URL.
-const TOKEN_KEY = "livestyle.token";
-(() => {
-  const params = new URLSearchParams(location.search);
-  if (params.has("token")) {
-    sessionStorage.setItem(TOKEN_KEY, params.get("token"));
-    params.delete("token");
-    const rest = params.toString();
-    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
-  }
-})();
-
-class ApiError extends Error {}
-
-async function api(path, options = {}) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const headers = { ...(options.headers || {}) };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) {
-    throw new ApiError("this server needs its access token: open the page as /?token=YOUR_TOKEN");
-  }
-  return response;
-}
-
-async function apiJson(path, options = {}) {
-  const response = await api(path, options);
-  const body = await response.json();
-  if (!response.ok) throw new ApiError(body.detail || `server said ${response.status}`);
-  return body;
-}
-
 async function showThumbnail(img, url) {
   // <img src> cannot send the token: fetch the picture and show it from memory
   if (!sessionStorage.getItem(TOKEN_KEY)) { img.src = url; return; }
@@ -347,21 +313,6 @@ function wireControls() {
 
 // ---------- WebRTC ----------
 
-function waitForIceGathering(pc) {
-  // aiortc does not trickle: send the offer with every candidate in it
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState === "complete") {
-        pc.removeEventListener("icegatheringstatechange", done);
-        resolve();
-      }
-    };
-    pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 5000);
-  });
-}
-
 async function start() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     toast("The camera needs a secure page: open this over https or http://localhost.");
@@ -582,14 +533,24 @@ async function startServer() {
     throw new ServerRefused(answer.detail || `server said ${response.status}`);
   }
   await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+  showShare(answer.session);
   state.lastServerMessage = 0;
   showPaintMode();
   statsTimer = setInterval(pollStats, 1000);
 }
 
+// The view of this stream (view.html, played by WHEP) for OBS or a second screen; none when painted here.
+function showShare(session) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const query = new URLSearchParams(session ? { session, ...(token ? { token } : {}) } : {});
+  $("share").href = session ? `view.html?${query}` : "";
+  $("share").hidden = !session;
+}
+
 // Ends the painting path (server stream or this browser's loop); the camera stays.
 function stopPainting() {
   clearInterval(statsTimer);
+  showShare(null);
   if (state.pc) state.pc.close();
   state.pc = state.channel = null;
   if (state.paint.painter) state.paint.painter.stop();
