@@ -14,6 +14,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -145,44 +146,14 @@ class Trainer:
         self.rank, self.world = rank, world_size
         self.start = RunStart.of(cfg, rank)
         self.device, self.rng = self.start.device, self.start.rng
-        new_styles = cfg.style_names
         self.step = 0
-        self.optimizer_state = None
-        self.train_ids: list[int]
+        self.optimizer_state: dict[str, Any] | None = None  # Adam's, carried on when the parameter groups match
         if cfg.resume is not None and Path(cfg.resume).exists():
-            ckpt = load_checkpoint(cfg.resume)
-            net, styles = build_from_checkpoint(ckpt)
-            if cfg.new_styles_only:
-                clash = set(styles) & set(new_styles)
-                if clash:
-                    raise ValueError(f"checkpoint already has style(s) {sorted(clash)}")
-                net = extend_styles(net, len(new_styles))
-                self.train_ids = list(range(len(styles), len(styles) + len(new_styles)))
-                styles = styles + new_styles
-            else:
-                grows = len(new_styles) > len(styles) and new_styles[: len(styles)] == styles
-                if styles != new_styles and not grows:
-                    raise CheckpointError(f"checkpoint styles {styles} differ from the given styles {new_styles} "
-                                          "(give the same styles, or the same ones followed by new ones)")
-                if grows:  # new styles join and every weight keeps learning
-                    log.info("adding styles %s; all weights keep training", new_styles[len(styles):])
-                    net = extend_styles(net, len(new_styles) - len(styles))
-                    styles = new_styles
-                elif not cfg.only_styles:  # the same parameter groups: Adam carries on
-                    self.optimizer_state = ckpt.get("optimizer")
-                self.step = int(ckpt["step"])
-                self.train_ids = self._chosen_ids(styles)
+            net, styles, self.train_ids = self._resumed(load_checkpoint(cfg.resume))
         elif cfg.new_styles_only:
             raise CheckpointError("add-style needs an existing checkpoint (--checkpoint)")
         else:
-            net, styles = StyleNet(design or tier_config(cfg.tier, len(new_styles))), new_styles
-            if cfg.init_from is not None:
-                source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))
-                if source_styles != styles:
-                    raise CheckpointError(f"{cfg.init_from}: styles {source_styles} differ from the given {styles}")
-                copied = copy_matching(net, source)
-                log.info("starting with %d of %d tensors from %s", len(copied), len(net.state_dict()), cfg.init_from)
-            self.train_ids = list(range(len(styles)))
+            net, styles, self.train_ids = self._fresh(design)
         self.styles = styles
         self.net = net.to(self.device).train()
         taps = tuple(dict.fromkeys((*cfg.style_taps, cfg.content_tap, *cfg.dream_layers)))
@@ -194,6 +165,42 @@ class Trainer:
         self.model: nn.Module = self.net
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.net, find_unused_parameters=self.norms_only)
+
+    def _resumed(self, ckpt: dict[str, Any]) -> tuple[StyleNet, list[str], list[int]]:
+        """A checkpoint carried on: new styles appended after its own (``--new-styles-only``: only they learn;
+        else the same styles, or the same followed by new ones, and every weight keeps learning)."""
+        cfg, new_styles = self.cfg, self.cfg.style_names
+        net, styles = build_from_checkpoint(ckpt)
+        if cfg.new_styles_only:
+            clash = set(styles) & set(new_styles)
+            if clash:
+                raise ValueError(f"checkpoint already has style(s) {sorted(clash)}")
+            return extend_styles(net, len(new_styles)), styles + new_styles, list(
+                range(len(styles), len(styles) + len(new_styles)))
+        grows = len(new_styles) > len(styles) and new_styles[: len(styles)] == styles
+        if styles != new_styles and not grows:
+            raise CheckpointError(f"checkpoint styles {styles} differ from the given styles {new_styles} "
+                                  "(give the same styles, or the same ones followed by new ones)")
+        if grows:
+            log.info("adding styles %s; all weights keep training", new_styles[len(styles):])
+            net, styles = extend_styles(net, len(new_styles) - len(styles)), new_styles
+        elif not cfg.only_styles:  # the same parameter groups: Adam carries on
+            self.optimizer_state = ckpt.get("optimizer")
+        self.step = int(ckpt["step"])
+        return net, styles, self._chosen_ids(styles)
+
+    def _fresh(self, design: NetConfig | None) -> tuple[StyleNet, list[str], list[int]]:
+        """A new network of the tier's (or ``design``'s) architecture, its matching tensors copied from
+        ``--init-from`` when given."""
+        cfg, styles = self.cfg, self.cfg.style_names
+        net = StyleNet(design or tier_config(cfg.tier, len(styles)))
+        if cfg.init_from is not None:
+            source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))
+            if source_styles != styles:
+                raise CheckpointError(f"{cfg.init_from}: styles {source_styles} differ from the given {styles}")
+            copied = copy_matching(net, source)
+            log.info("starting with %d of %d tensors from %s", len(copied), len(net.state_dict()), cfg.init_from)
+        return net, styles, list(range(len(styles)))
 
     @property
     def norms_only(self) -> bool:
@@ -233,6 +240,7 @@ class Trainer:
         return crops, ids
 
     def train_step(self) -> dict[str, float]:
+        """One optimiser step on a batch at this step's scale; returns every term (unweighted) and the total."""
         cfg = self.cfg
         scale = self.step % len(cfg.scales)
         content, ids = self.batch(cfg.scales[scale][0])
@@ -244,39 +252,49 @@ class Trainer:
             with torch.no_grad():
                 source_feats = self.vgg(content)
         feats, source_feats = as_float(feats), as_float(source_feats)
-        target_content = source_feats[cfg.content_tap]
-        target_feats = source_feats if cfg.dream_layers else None
-        c_loss = content_loss(feats[cfg.content_tap], target_content)
-        pos = (ids - self.target_offset).to(self.device)
-        paint = pos < len(cfg.style_images)
-        s_loss = torch.zeros((), device=self.device)
-        if paint.any():
-            targets = self.targets[scale].for_items(pos[paint])
-            s_items = per_item_style_loss({t: feats[t][paint] for t in cfg.style_taps}, targets, cfg.style_taps)
-            s_loss = s_items.sum() / len(ids)
-        gain = torch.zeros((), device=self.device)  # summed log gains of the dream items, per batch item
-        weighted_gain = torch.zeros((), device=self.device)
-        if target_feats is not None:
-            for j, layer in enumerate(cfg.dream_layers):
-                chosen = pos == len(cfg.style_images) + j
-                if chosen.any():
-                    item_gain = log_activation_gain(feats[layer][chosen], target_feats[layer][chosen]).sum() / len(ids)
-                    gain = gain + item_gain
-                    weighted_gain = weighted_gain + cfg.dream_weights[min(j, len(cfg.dream_weights) - 1)] * item_gain
-        tv = total_variation(output)
-        mesh = grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else torch.zeros((), device=self.device)
-        moved = self.shift_term(content, weights, output)
-        followed = self.motion_term(content, weights, output)
-        total = (cfg.content_weight * c_loss + cfg.style_weight * s_loss + cfg.tv_weight * tv + cfg.grid_weight * mesh
-                 + cfg.shift_weight * moved + cfg.motion_weight * followed - weighted_gain)
+        pos = (ids - self.target_offset).to(self.device)  # each item's painting (or dream layer after them)
+        gain, weighted_gain = self.dream_terms(feats, source_feats, pos, len(ids))
+        zero = torch.zeros((), device=self.device)
+        terms = {  # name -> (weight, unweighted term); grid, shift and motion cost nothing when weighted 0
+            "content": (cfg.content_weight, content_loss(feats[cfg.content_tap], source_feats[cfg.content_tap])),
+            "style": (cfg.style_weight, self.style_term(feats, pos, scale, len(ids))),
+            "tv": (cfg.tv_weight, total_variation(output)),
+            "grid": (cfg.grid_weight, grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else zero),
+            "shift": (cfg.shift_weight, self.shift_term(content, weights, output)),
+            "motion": (cfg.motion_weight, self.motion_term(content, weights, output)),
+        }
+        total = sum((weight * term for weight, term in terms.values()), start=zero) - weighted_gain
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss became {float(total)} at step {self.step}; lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.step += 1
-        return {"content": c_loss.item(), "style": s_loss.item(), "tv": tv.item(), "dream": gain.item(),
-                "grid": mesh.item(), "shift": moved.item(), "motion": followed.item(), "total": total.item()}
+        return {**{name: term.item() for name, (_, term) in terms.items()}, "dream": gain.item(),
+                "total": total.item()}
+
+    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int,
+                   items: int) -> torch.Tensor:
+        """The Gram style loss of the batch items that carry a painting, per batch item."""
+        paint = pos < len(self.cfg.style_images)
+        if not paint.any():
+            return torch.zeros((), device=self.device)
+        targets = self.targets[scale].for_items(pos[paint])
+        taps = self.cfg.style_taps
+        return per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps).sum() / items
+
+    def dream_terms(self, feats: dict[str, torch.Tensor], source_feats: dict[str, torch.Tensor], pos: torch.Tensor,
+                    items: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed log activation gains of the dream items (per batch item), plain and weighted per layer."""
+        cfg = self.cfg
+        gain = weighted = torch.zeros((), device=self.device)
+        for j, layer in enumerate(cfg.dream_layers):
+            chosen = pos == len(cfg.style_images) + j
+            if chosen.any():
+                item_gain = log_activation_gain(feats[layer][chosen], source_feats[layer][chosen]).sum() / items
+                gain = gain + item_gain
+                weighted = weighted + cfg.dream_weights[min(j, len(cfg.dream_weights) - 1)] * item_gain
+        return gain, weighted
 
     def shift_term(self, content: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """The shift penalty for a random move of 1-7 pixels in each direction (0 when its weight is 0)."""
