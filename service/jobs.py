@@ -1,4 +1,4 @@
-"""What every background job shares (video jobs: service/video/jobs.py; learned styles: service/learning.py):
+"""What every background job shares (video jobs: service/video/jobs.py; learned styles: service/learned/jobs.py):
 its states, its durable record beside its files, what a server restart does to it, the disk check before an
 upload, and forgetting old finished jobs. Each feature keeps only what differs: its own fields, its work, its
 status reply."""

@@ -1,6 +1,6 @@
 """Learning a picture as one more style of a shipped model, in the service's worker process.
 
-``python -m training.learn JOB_DIR`` reads ``JOB_DIR/request.json`` (written by service/added.py), and for each
+``python -m training.learn JOB_DIR`` reads ``JOB_DIR/request.json`` (written by service/learned/store.py), and for each
 model it names: extends that model's checkpoint by one style, starts the new conditional-norm rows from the
 bundled style whose VGG19 Gram statistics are nearest the picture's (so the first preview already paints), trains
 only those rows (every convolution and every other row stays bit-identical) for the budget, and exports the

@@ -252,7 +252,7 @@ def test_pixels_are_checked_from_the_header_before_decoding() -> None:
 
 def test_every_picture_upload_answers_a_fault_the_same_way() -> None:
     """/api/stylize's decoder and the learned-style upload share one decoder: one answer per fault."""
-    from service.added import read_picture
+    from service.learned.store import read_picture
     from service.settings import StyleSettings
 
     big = io.BytesIO()

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import contract
-from service.added import STARTER_DIR, STARTER_PHOTOS, photos_in
 from service.http.app import create_app
+from service.learned.store import STARTER_DIR, STARTER_PHOTOS, photos_in
 from service.settings import Settings, StyleSettings
 
 torch = pytest.importorskip("torch", reason="learning a style needs torch (the train extra)")

@@ -3,8 +3,8 @@ mounted by the app factory, service/http/app.py)."""
 
 from fastapi import APIRouter
 
-from service.http.routes import broadcast, health, in_browser, jobs, learning, live, styles, stylize
+from service.http.routes import broadcast, health, in_browser, jobs, learned, live, styles, stylize
 
 api_router = APIRouter(prefix="/api")
-for module in (health, styles, stylize, live, broadcast, jobs, learning, in_browser):
+for module in (health, styles, stylize, live, broadcast, jobs, learned, in_browser):
     api_router.include_router(module.router)

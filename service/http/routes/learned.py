@@ -1,5 +1,5 @@
 """Learning uploaded pictures as styles over HTTP: ``/api/styles`` POST and DELETE, and the jobs behind them
-(the jobs themselves: service/learning.py; the store and the swap: service/added.py)."""
+(the jobs themselves: service/learned/jobs.py; the store and the swap: service/learned/store.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from fastapi.responses import FileResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from service.added import LearningInfo, Store, StyleJobStatus, read_picture
 from service.errors import BadRequest, NotFound, PayloadTooLarge
-from service.learning import Learning
+from service.learned.jobs import Learning
+from service.learned.store import LearningInfo, Store, StyleJobStatus, read_picture
 from service.live.signalling import PeerRegistry
 from service.settings import StyleSettings
 

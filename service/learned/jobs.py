@@ -1,9 +1,9 @@
 """Learning uploaded pictures as styles: the queue of jobs behind ``/api/styles`` (its routes are in
-service/http/routes/learning.py).
+service/http/routes/learned.py).
 
 One job at a time runs in a worker process (``python -m training.learn``, niced, its torch threads limited) so
 live streams keep their frame rate; the rest wait in a short queue. Everything here runs on the event loop; the
-slow parts (decoding, installing a model) go to threads. See service/added.py for the store and the swap.
+slow parts (decoding, installing a model) go to threads. See service/learned/store.py for the store and the swap.
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ import time
 import uuid
 from pathlib import Path
 
-from service.added import (
+from service.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+)
+from service.jobs import JobState, check_disk, forget_finished, restore_jobs
+from service.learned.store import (
     NAME,
     RESERVED,
     LearningInfo,
@@ -30,14 +38,6 @@ from service.added import (
     learning_setup,
     photos_in,
 )
-from service.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    TooManyRequests,
-)
-from service.jobs import JobState, check_disk, forget_finished, restore_jobs
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
