@@ -105,7 +105,7 @@ async def ends(track: MediaStreamTrack, seconds: float) -> bool:
             await asyncio.wait_for(track.recv(), max(0.1, deadline - time.monotonic()))
         except MediaStreamError:
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
     return False
 

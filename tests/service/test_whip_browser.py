@@ -7,8 +7,9 @@ Run inside a network namespace that holds only ``lo``: tests/service/run_browser
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,14 +92,17 @@ def server(settings: Settings) -> Iterator[LiveServer]:
         yield live
 
 
+def serve(body: str, content_type: str) -> Callable[[Any], None]:
+    return lambda route: route.fulfill(body=body, content_type=content_type)
+
+
 def clients_page(browser: object, url: str) -> object:
     """A page on the server's origin with whip-whep's WHIPClient and WHEPClient loaded (from the vendor folder)."""
     page = browser.new_page()  # type: ignore[attr-defined]
-    page.route(url + BLANK, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
+    page.route(url + BLANK, serve(PAGE, "text/html"))
     for name in ("whip.js", "whep.js"):
-        body = (web_runtime.WHIP_CLIENTS_DIR / name).read_text()
-        page.route(f"{url}/whip-whep/{name}",
-                   lambda route, body=body: route.fulfill(body=body, content_type="text/javascript"))
+        page.route(f"{url}/whip-whep/{name}", serve((web_runtime.WHIP_CLIENTS_DIR / name).read_text(),
+                                                     "text/javascript"))
     page.goto(url + BLANK)
     page.wait_for_function("window.clientsLoaded === true")
     return page
