@@ -136,6 +136,7 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
         assert published.headers["content-type"] == "application/sdp"
         assert publisher.location == f"/api/whip/{publisher.session}" and len(publisher.session) >= 16
         assert answered_codecs(published.text) - {"rtx"} == {codec.split("/")[1]}
+        assert "a=recvonly" in published.text[published.text.index("m=video"):]  # RFC 9725: the answer receives
         viewers = [Viewer(server.url), Viewer(server.url)]
         try:
             for viewer in viewers:
