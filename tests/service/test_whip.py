@@ -72,10 +72,10 @@ class Publisher:
 
 
 class Viewer:
-    """A WHEP client on aiortc: receive-only video."""
+    """A WHEP client on aiortc: receive-only video (in ``codec``, when given)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, codec: str | None = None) -> None:
+        self.url, self.codec = url, codec
         self.pc = RTCPeerConnection()
         self.location = ""
         self.track: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
@@ -85,13 +85,16 @@ class Viewer:
             if not self.track.done():
                 self.track.set_result(track)
 
-    async def watch(self, session: str) -> httpx.Response:
+    async def watch(self, session: str, answer: bool = True) -> httpx.Response:
+        """Offer to watch ``session``; ``answer=False`` leaves the answer unused (a viewer that never connects)."""
         self.pc.addTransceiver("video", direction="recvonly")
+        if self.codec:
+            prefer(self.pc, self.codec)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with httpx.AsyncClient(timeout=30) as http:
             response = await http.post(f"{self.url}/api/whep/{session}", content=self.pc.localDescription.sdp,
                                        headers=SDP)
-        if response.status_code == 201:
+        if response.status_code == 201 and answer:
             self.location = response.headers["location"]
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
         return response
@@ -137,11 +140,12 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
         assert publisher.location == f"/api/whip/{publisher.session}" and len(publisher.session) >= 16
         assert answered_codecs(published.text) - {"rtx"} == {codec.split("/")[1]}
         assert "a=recvonly" in published.text[published.text.index("m=video"):]  # RFC 9725: the answer receives
-        viewers = [Viewer(server.url), Viewer(server.url)]
+        viewers = [Viewer(server.url, "video/VP8"), Viewer(server.url, "video/H264")]  # each encoded its way
         try:
             for viewer in viewers:
                 watched = await viewer.watch(publisher.session)
                 assert watched.status_code == 201, watched.text
+                assert answered_codecs(watched.text) - {"rtx"} == {viewer.codec.split("/")[1]}  # type: ignore
                 assert watched.headers["location"].startswith(f"/api/whep/{publisher.session}/")
             for viewer in viewers:  # painted, not the camera picture
                 remote = await asyncio.wait_for(viewer.track, 20)
@@ -227,6 +231,29 @@ def test_viewers_past_the_cap_are_refused_with_retry_after(server: LiveServer) -
                 await pc.close()
 
     asyncio.run(scenario())
+
+
+def test_sessions_and_connecting_viewers_past_their_limits_are_refused(settings: Settings) -> None:
+    limited = settings.model_copy(update={"api_token": TOKEN, "max_peers": 1, "max_pending_offers": 2})
+    with LiveServer(limited) as server:
+
+        async def scenario() -> None:
+            publishers = [Publisher(server.url), Publisher(server.url)]
+            viewers = [Viewer(server.url) for _ in range(3)]
+            try:
+                assert (await publishers[0].publish()).status_code == 201
+                refused = await publishers[1].publish()  # a session is a peer: max_peers holds
+                assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0, refused.text
+                for viewer in viewers[:2]:  # offers whose answers are never used: they stay connecting
+                    assert (await viewer.watch(publishers[0].session, answer=False)).status_code == 201
+                refused = await viewers[2].watch(publishers[0].session)
+                assert refused.status_code == 429 and "still connecting" in refused.json()["detail"]
+                assert int(refused.headers["retry-after"]) > 0
+            finally:
+                for pc in (*(p.pc for p in publishers), *(v.pc for v in viewers)):
+                    await pc.close()
+
+        asyncio.run(scenario())
 
 
 def test_a_publisher_that_vanishes_ends_its_viewers(settings: Settings) -> None:
