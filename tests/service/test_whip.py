@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from conftest import LiveServer, reference_output
 from fastapi.testclient import TestClient
@@ -46,12 +46,14 @@ def prefer(pc: RTCPeerConnection, codec: str) -> None:
 class Publisher:
     """A WHIP client on aiortc: a still camera, sent only (as OBS sends)."""
 
-    def __init__(self, url: str, codec: str = "video/VP8") -> None:
-        self.url, self.codec = url, codec
+    def __init__(self, url: str, codec: str = "video/VP8", audio: bool = False) -> None:
+        self.url, self.codec, self.audio = url, codec, audio
         self.pc = RTCPeerConnection()
         self.location = ""
 
     async def offer(self) -> str:
+        if self.audio:  # OBS sends its microphone too (Opus)
+            self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         self.pc.addTransceiver(StillTrack(gradient()), direction="sendonly")
         prefer(self.pc, self.codec)
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -74,19 +76,21 @@ class Publisher:
 class Viewer:
     """A WHEP client on aiortc: receive-only video (in ``codec``, when given)."""
 
-    def __init__(self, url: str, codec: str | None = None) -> None:
-        self.url, self.codec = url, codec
+    def __init__(self, url: str, codec: str | None = None, audio: bool = False) -> None:
+        self.url, self.codec, self.audio = url, codec, audio
         self.pc = RTCPeerConnection()
         self.location = ""
         self.track: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if not self.track.done():
+            if track.kind == "video" and not self.track.done():
                 self.track.set_result(track)
 
     async def watch(self, session: str, answer: bool = True) -> httpx.Response:
         """Offer to watch ``session``; ``answer=False`` leaves the answer unused (a viewer that never connects)."""
+        if self.audio:  # as whip-whep's README example asks: audio and video
+            self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.addTransceiver("video", direction="recvonly")
         if self.codec:
             prefer(self.pc, self.codec)
@@ -166,6 +170,32 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
         finally:
             for pc in (publisher.pc, *(v.pc for v in viewers)):
                 await pc.close()
+
+    asyncio.run(scenario())
+
+
+def section(sdp: str, kind: str) -> str:
+    start = sdp.index(f"m={kind}")
+    end = sdp.find("\nm=", start + 1)
+    return sdp[start:] if end < 0 else sdp[start:end]
+
+
+def test_an_obs_shaped_offer_with_sound_is_painted_and_its_sound_declined(server: LiveServer) -> None:
+    async def scenario() -> None:
+        publisher = Publisher(server.url, "video/H264", audio=True)
+        viewer = Viewer(server.url, audio=True)
+        try:
+            published = await publisher.publish("?weights=the_scream=1")
+            assert published.status_code == 201, published.text
+            assert "a=inactive" in section(published.text, "audio")  # nothing here paints or relays sound
+            assert "a=recvonly" in section(published.text, "video")
+            watched = await viewer.watch(publisher.session)
+            assert watched.status_code == 201, watched.text
+            assert "a=inactive" in section(watched.text, "audio") and "a=sendonly" in section(watched.text, "video")
+            await wait_for_match(await asyncio.wait_for(viewer.track, 20), painted(1), 90)
+        finally:
+            await publisher.pc.close()
+            await viewer.pc.close()
 
     asyncio.run(scenario())
 
