@@ -341,6 +341,7 @@ def test_what_a_whip_server_answers_without_media(guarded: TestClient) -> None:
         ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 oops\r\n", SDP, 400, "malformed SDP"),
         ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", SDP, 400, "video track"),
         (vp8.replace("VP8/90000", "VP9/90000"), SDP, 422, "VP9"),  # a codec this server cannot decode
+        (vp8 + "a=x\r\n" * 20_000, SDP, 413, "limit"),  # the gate counts the body: 64 KiB for an offer
     ]:
         refused = guarded.post("/api/whip", content=body, headers=headers)
         assert refused.status_code == status and fragment in refused.json()["detail"], (status, refused.text)
