@@ -166,6 +166,7 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
                 assert (await http.delete(server.url + publisher.location)).status_code == 200
                 assert (await http.delete(server.url + publisher.location)).status_code == 404
                 assert (await http.get(f"{server.url}/api/sessions")).json() == []
+            assert server.app.state.broadcasts.viewers == {}  # nothing kept of an ended session
             assert await ends(viewers[0].track.result(), 10), "the viewer's stream went on after DELETE"
         finally:
             for pc in (publisher.pc, *(v.pc for v in viewers)):
