@@ -95,8 +95,7 @@ class Broadcasts:
         settings = self.registry.settings
         peer = self.session(session_id)
         check_sdp(sdp, settings.max_sdp_bytes, settings.max_media_sections)
-        viewers = self.viewers.setdefault(session_id, {})
-        if len(viewers) >= settings.max_viewers:
+        if len(self.viewers.get(session_id, {})) >= settings.max_viewers:
             raise ServiceBusy(f"this stream has its limit of {settings.max_viewers} viewers (each costs the server "
                               "one video encode); try again later")
         pending = sum(v.client == client and v.connecting for group in self.viewers.values() for v in group.values())
@@ -106,6 +105,7 @@ class Broadcasts:
         assert peer.painted is not None  # a session exists only once its offer brought a video track
         viewer = Viewer(secrets.token_urlsafe(12), RTCPeerConnection(rtc_configuration(settings.effective_ice_servers)),
                         client)
+        viewers = self.viewers.setdefault(session_id, {})
         viewers[viewer.viewer_id] = viewer
         self._wire(session_id, viewer)
         try:
@@ -163,6 +163,7 @@ class Broadcasts:
     async def ended(self, peer_id: str) -> None:
         """The stream ended (DELETE, its publisher vanished, idle): its viewers' connections close with it."""
         await asyncio.gather(*(self.leave(peer_id, v) for v in list(self.viewers.get(peer_id, {}))))
+        self.viewers.pop(peer_id, None)
 
     def sessions(self) -> list[SessionInfo]:
         now = time.monotonic()

@@ -9,4 +9,5 @@ if [ ! -x /usr/bin/chromium ]; then
     exit 2
 fi
 exec unshare -n sh -c 'ip link set lo up && exec "$@"' sh \
-    .venv/bin/python -m pytest -m browser tests/service/test_browser.py tests/service/test_firefox.py "$@"
+    .venv/bin/python -m pytest -m browser tests/service/test_browser.py tests/service/test_firefox.py \
+    tests/service/test_whip_browser.py "$@"

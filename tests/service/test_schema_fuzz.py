@@ -22,6 +22,11 @@ from service.settings import JobSettings, Settings  # noqa: E402
 EXAMPLES = 25
 
 
+@schemathesis.serializer("application/sdp")  # WHIP and WHEP offers: text, as OBS and browsers send them
+def sdp_text(ctx: Any, value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 @pytest.fixture(scope="module")
 def schema(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     work = Path(tmp_path_factory.mktemp("fuzz-jobs"))

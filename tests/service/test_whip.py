@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from conftest import LiveServer, reference_output
 from fastapi.testclient import TestClient
@@ -46,12 +46,14 @@ def prefer(pc: RTCPeerConnection, codec: str) -> None:
 class Publisher:
     """A WHIP client on aiortc: a still camera, sent only (as OBS sends)."""
 
-    def __init__(self, url: str, codec: str = "video/VP8") -> None:
-        self.url, self.codec = url, codec
+    def __init__(self, url: str, codec: str = "video/VP8", audio: bool = False) -> None:
+        self.url, self.codec, self.audio = url, codec, audio
         self.pc = RTCPeerConnection()
         self.location = ""
 
     async def offer(self) -> str:
+        if self.audio:  # OBS sends its microphone too (Opus)
+            self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         self.pc.addTransceiver(StillTrack(gradient()), direction="sendonly")
         prefer(self.pc, self.codec)
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -72,26 +74,31 @@ class Publisher:
 
 
 class Viewer:
-    """A WHEP client on aiortc: receive-only video."""
+    """A WHEP client on aiortc: receive-only video (in ``codec``, when given)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, codec: str | None = None, audio: bool = False) -> None:
+        self.url, self.codec, self.audio = url, codec, audio
         self.pc = RTCPeerConnection()
         self.location = ""
         self.track: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if not self.track.done():
+            if track.kind == "video" and not self.track.done():
                 self.track.set_result(track)
 
-    async def watch(self, session: str) -> httpx.Response:
+    async def watch(self, session: str, answer: bool = True) -> httpx.Response:
+        """Offer to watch ``session``; ``answer=False`` leaves the answer unused (a viewer that never connects)."""
+        if self.audio:  # as whip-whep's README example asks: audio and video
+            self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.addTransceiver("video", direction="recvonly")
+        if self.codec:
+            prefer(self.pc, self.codec)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with httpx.AsyncClient(timeout=30) as http:
             response = await http.post(f"{self.url}/api/whep/{session}", content=self.pc.localDescription.sdp,
                                        headers=SDP)
-        if response.status_code == 201:
+        if response.status_code == 201 and answer:
             self.location = response.headers["location"]
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
         return response
@@ -136,11 +143,13 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
         assert published.headers["content-type"] == "application/sdp"
         assert publisher.location == f"/api/whip/{publisher.session}" and len(publisher.session) >= 16
         assert answered_codecs(published.text) - {"rtx"} == {codec.split("/")[1]}
-        viewers = [Viewer(server.url), Viewer(server.url)]
+        assert "a=recvonly" in published.text[published.text.index("m=video"):]  # RFC 9725: the answer receives
+        viewers = [Viewer(server.url, "video/VP8"), Viewer(server.url, "video/H264")]  # each encoded its way
         try:
             for viewer in viewers:
                 watched = await viewer.watch(publisher.session)
                 assert watched.status_code == 201, watched.text
+                assert answered_codecs(watched.text) - {"rtx"} == {viewer.codec.split("/")[1]}  # type: ignore
                 assert watched.headers["location"].startswith(f"/api/whep/{publisher.session}/")
             for viewer in viewers:  # painted, not the camera picture
                 remote = await asyncio.wait_for(viewer.track, 20)
@@ -157,10 +166,37 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
                 assert (await http.delete(server.url + publisher.location)).status_code == 200
                 assert (await http.delete(server.url + publisher.location)).status_code == 404
                 assert (await http.get(f"{server.url}/api/sessions")).json() == []
+            assert server.app.state.broadcasts.viewers == {}  # nothing kept of an ended session
             assert await ends(viewers[0].track.result(), 10), "the viewer's stream went on after DELETE"
         finally:
             for pc in (publisher.pc, *(v.pc for v in viewers)):
                 await pc.close()
+
+    asyncio.run(scenario())
+
+
+def section(sdp: str, kind: str) -> str:
+    start = sdp.index(f"m={kind}")
+    end = sdp.find("\nm=", start + 1)
+    return sdp[start:] if end < 0 else sdp[start:end]
+
+
+def test_an_obs_shaped_offer_with_sound_is_painted_and_its_sound_declined(server: LiveServer) -> None:
+    async def scenario() -> None:
+        publisher = Publisher(server.url, "video/H264", audio=True)
+        viewer = Viewer(server.url, audio=True)
+        try:
+            published = await publisher.publish("?weights=the_scream=1")
+            assert published.status_code == 201, published.text
+            assert "a=inactive" in section(published.text, "audio")  # nothing here paints or relays sound
+            assert "a=recvonly" in section(published.text, "video")
+            watched = await viewer.watch(publisher.session)
+            assert watched.status_code == 201, watched.text
+            assert "a=inactive" in section(watched.text, "audio") and "a=sendonly" in section(watched.text, "video")
+            await wait_for_match(await asyncio.wait_for(viewer.track, 20), painted(1), 90)
+        finally:
+            await publisher.pc.close()
+            await viewer.pc.close()
 
     asyncio.run(scenario())
 
@@ -228,6 +264,29 @@ def test_viewers_past_the_cap_are_refused_with_retry_after(server: LiveServer) -
     asyncio.run(scenario())
 
 
+def test_sessions_and_connecting_viewers_past_their_limits_are_refused(settings: Settings) -> None:
+    limited = settings.model_copy(update={"api_token": TOKEN, "max_peers": 1, "max_pending_offers": 2})
+    with LiveServer(limited) as server:
+
+        async def scenario() -> None:
+            publishers = [Publisher(server.url), Publisher(server.url)]
+            viewers = [Viewer(server.url) for _ in range(3)]
+            try:
+                assert (await publishers[0].publish()).status_code == 201
+                refused = await publishers[1].publish()  # a session is a peer: max_peers holds
+                assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0, refused.text
+                for viewer in viewers[:2]:  # offers whose answers are never used: they stay connecting
+                    assert (await viewer.watch(publishers[0].session, answer=False)).status_code == 201
+                refused = await viewers[2].watch(publishers[0].session)
+                assert refused.status_code == 429 and "still connecting" in refused.json()["detail"]
+                assert int(refused.headers["retry-after"]) > 0
+            finally:
+                for pc in (*(p.pc for p in publishers), *(v.pc for v in viewers)):
+                    await pc.close()
+
+        asyncio.run(scenario())
+
+
 def test_a_publisher_that_vanishes_ends_its_viewers(settings: Settings) -> None:
     quick = settings.model_copy(update={"api_token": TOKEN, "idle_timeout": 1.0, "stats_interval": 0.2})
     with LiveServer(quick) as server:
@@ -283,6 +342,7 @@ def test_what_a_whip_server_answers_without_media(guarded: TestClient) -> None:
         ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 oops\r\n", SDP, 400, "malformed SDP"),
         ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", SDP, 400, "video track"),
         (vp8.replace("VP8/90000", "VP9/90000"), SDP, 422, "VP9"),  # a codec this server cannot decode
+        (vp8 + "a=x\r\n" * 20_000, SDP, 413, "limit"),  # the gate counts the body: 64 KiB for an offer
     ]:
         refused = guarded.post("/api/whip", content=body, headers=headers)
         assert refused.status_code == status and fragment in refused.json()["detail"], (status, refused.text)

@@ -7,13 +7,14 @@ Run inside a network namespace that holds only ``lo``: tests/service/run_browser
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import LiveServer
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, write_y4m
+from test_browser import CHROMIUM, CHROMIUM_FLAGS, start_streaming, write_y4m
 
 from service import web_runtime
 from service.settings import Settings
@@ -91,14 +92,17 @@ def server(settings: Settings) -> Iterator[LiveServer]:
         yield live
 
 
+def serve(body: str, content_type: str) -> Callable[[Any], None]:
+    return lambda route: route.fulfill(body=body, content_type=content_type)
+
+
 def clients_page(browser: object, url: str) -> object:
     """A page on the server's origin with whip-whep's WHIPClient and WHEPClient loaded (from the vendor folder)."""
     page = browser.new_page()  # type: ignore[attr-defined]
-    page.route(url + BLANK, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
+    page.route(url + BLANK, serve(PAGE, "text/html"))
     for name in ("whip.js", "whep.js"):
-        body = (web_runtime.WHIP_CLIENTS_DIR / name).read_text()
-        page.route(f"{url}/whip-whep/{name}",
-                   lambda route, body=body: route.fulfill(body=body, content_type="text/javascript"))
+        page.route(f"{url}/whip-whep/{name}", serve((web_runtime.WHIP_CLIENTS_DIR / name).read_text(),
+                                                     "text/javascript"))
     page.goto(url + BLANK)
     page.wait_for_function("window.clientsLoaded === true")
     return page
@@ -153,3 +157,27 @@ def test_whip_whep_clients_from_npm_publish_and_play_back_painted(browser: objec
     view.wait_for_function("window.livestyleView.state !== 'playing'", timeout=15_000)
     viewer.wait_for_function("['failed', 'closed', 'disconnected'].includes(window.viewer.pc.connectionState)",
                              timeout=15_000)
+
+
+def test_the_pages_share_link_opens_the_view_and_the_view_follows_new_publishers(browser: object,
+                                                                                 server: LiveServer) -> None:
+    camera = camera_top_colour()
+    page = browser.new_page()  # type: ignore[attr-defined]
+    start_streaming(page, f"{server.url}/?token={TOKEN}")
+    page.wait_for_selector("#share:not([hidden])", timeout=10_000)
+    href = page.get_attribute("#share", "href")
+    assert href is not None and href.startswith("view.html?session=") and f"token={TOKEN}" in href
+    shared = browser.new_page()  # type: ignore[attr-defined]
+    shared.goto(f"{server.url}/{href}")
+    shown = wait_painted(shared, "view", np.asarray(page.evaluate(TOP_COLOUR, "stylized"), dtype=np.float32))
+    assert np.abs(shown - camera).max() > 40, "the shared view shows the camera, not the painting"
+    page.click("#stop")
+    assert page.is_hidden("#share")
+
+    follower = browser.new_page()  # type: ignore[attr-defined]
+    follower.goto(f"{server.url}/view.html?token={TOKEN}")  # no session: the newest WHIP stream, when one comes
+    follower.wait_for_function("document.getElementById('note').textContent.includes('waiting')", timeout=10_000)
+    publisher = clients_page(browser, server.url)
+    publisher.evaluate(PUBLISH, [f"{server.url}/api/whip?weights=the_scream=1", TOKEN, "video/VP8"])
+    shown = wait_painted(follower, "view", camera[[2, 0, 1]])
+    assert np.abs(shown - camera[[2, 0, 1]]).max() < 20, f"the follower shows {shown}"

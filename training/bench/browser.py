@@ -57,10 +57,11 @@ CAMERA = """([W, H]) => {
 }"""
 
 # Reads the counter from what is on screen: the painted canvas (each animation frame, a counter once) or the
-# video (each decoded frame).
-READ_SCREEN = """([W, fromCanvas]) => {
+# video (each decoded frame); into window.__latency, or window.__lat[element] for another video element.
+READ_SCREEN = """([W, fromCanvas, element]) => {
   const B = Math.floor(W / 20), BITS = 16;
-  const source = document.getElementById(fromCanvas ? 'painted' : 'stylized');
+  const source = document.getElementById(element || (fromCanvas ? 'painted' : 'stylized'));
+  const latency = element ? ((window.__lat = window.__lat || {})[element] = []) : window.__latency;
   const c = document.createElement('canvas'); c.width = W; c.height = B;
   const g = c.getContext('2d', {willReadFrequently: true});
   const seen = new Set();
@@ -86,7 +87,7 @@ READ_SCREEN = """([W, fromCanvas]) => {
     }
     const sent = window.__sent.get(id);
     if (sent !== undefined && !seen.has(id) && performance.now() - sent < 5000) {
-      seen.add(id); window.__latency.push(performance.now() - sent);
+      seen.add(id); latency.push(performance.now() - sent);
     }
   };
   const next = fromCanvas ? (f) => requestAnimationFrame(f) : (f) => source.requestVideoFrameCallback(f);
