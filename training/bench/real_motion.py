@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--styles", default="great_wave,the_scream")
     parser.add_argument("--models", default="", help="comma-separated model names (default: every model)")
+    parser.add_argument("--clips", default="", help="comma-separated clip names to keep, e.g. bikes.mp4,carphone "
+                        "(a name matches a clip whose name starts with it; default: every clip)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     engine = Engine.load(args.models_dir, Settings.model_validate({}).runtime_options())  # the service's threads
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     styles = args.styles.split(",")
     paintings = paintings_for(args.data, tuple(styles), 0)
     runs = tuple((m, s) for m in names for s in styles if s in paintings)
-    clips = default_clips(args.data)
+    wanted = [c for c in args.clips.split(",") if c]
+    clips = [c for c in default_clips(args.data) if not wanted or any(c.name.startswith(w) for w in wanted)]
     with tempfile.TemporaryDirectory(prefix="livestyle-real-motion-") as tmp:
         results = measure_real_motion(clips, runs, paintings, engine, args.frames, 6, Path(tmp))
     shas = ", ".join(f"{m} {engine.models[m].entry.sha256[:12]}" for m in names)
