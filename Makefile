@@ -84,7 +84,8 @@ test-fast: setup
 	$(PY) -m pytest tests -q
 
 lint: setup
-	$(VENV)/bin/ruff check service training tests
+	$(VENV)/bin/ruff check service training tests examples
+	$(VENV)/bin/ruff format --check service training tests examples
 	$(VENV)/bin/mypy service training
 
 clean:

@@ -34,13 +34,25 @@ def _checked(reply: httpx.Response) -> Any:
     return reply.json()
 
 
-def add_style(url: str, picture: Path, name: str, minutes: float | None = None, steps: int | None = None,
-              models: str | None = None, token: str | None = None, preview: Path | None = None,
-              on_progress: Callable[[dict[str, Any]], None] | None = None, poll: float = 1.0) -> dict[str, Any]:
+def add_style(
+    url: str,
+    picture: Path,
+    name: str,
+    minutes: float | None = None,
+    steps: int | None = None,
+    models: str | None = None,
+    token: str | None = None,
+    preview: Path | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    poll: float = 1.0,
+) -> dict[str, Any]:
     """Upload ``picture`` as style ``name`` and wait for it; returns the finished job (AddStyleError unless done)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    fields = {k: str(v) for k, v in (("name", name), ("minutes", minutes), ("steps", steps), ("models", models))
-              if v is not None}
+    fields = {
+        k: str(v)
+        for k, v in (("name", name), ("minutes", minutes), ("steps", steps), ("models", models))
+        if v is not None
+    }
     with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
         with picture.open("rb") as handle:
             job = _checked(http.post("/api/styles", files={"image": (picture.name, handle)}, data=fields))
@@ -84,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.picture.is_file():
         parser.error(f"{args.picture}: no such file")
     try:
-        job = add_style(args.url, args.picture, args.name, args.minutes, args.steps, args.models, args.token,
-                        args.preview, show)
+        job = add_style(
+            args.url, args.picture, args.name, args.minutes, args.steps, args.models, args.token, args.preview, show
+        )
     except (AddStyleError, httpx.HTTPError) as exc:
         sys.stderr.write(f"\nadd_style: {exc}\n")
         raise SystemExit(2) from None

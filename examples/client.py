@@ -175,8 +175,11 @@ def parse_args(argv: list[str] | None) -> ClientOptions:
     parser.add_argument("--switch-every", type=float, default=2.0, help="seconds between --weights")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--ice-loopback", action="store_true", help="127.0.0.1 candidates only (tests)")
-    parser.add_argument("--token", default=os.environ.get("LIVESTYLE_API_TOKEN"),
-                        help="the server's API token (default: $LIVESTYLE_API_TOKEN)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LIVESTYLE_API_TOKEN"),
+        help="the server's API token (default: $LIVESTYLE_API_TOKEN)",
+    )
     args = parser.parse_args(argv)
     try:
         weights = tuple(parse_weights_text(text) for text in args.weights)

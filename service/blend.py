@@ -94,8 +94,9 @@ class Easing:
 
     def follow(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
         """The model's styles changed under a running stream: keep easing the same blend, by name."""
-        self._start, self._target, self._current = (remap_weights(v, old, new)
-                                                     for v in (self._start, self._target, self._current))
+        self._start, self._target, self._current = (
+            remap_weights(v, old, new) for v in (self._start, self._target, self._current)
+        )
 
     def step(self) -> np.ndarray:
         """The vector for the next frame."""

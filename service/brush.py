@@ -40,8 +40,9 @@ def box(x: np.ndarray, radius: int) -> np.ndarray:
     return cv2.blur(x, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def guided_upsample(frame: np.ndarray, small_frame: np.ndarray, small_out: np.ndarray, radius: int = 1,
-                    eps: float = 1e-4) -> np.ndarray:
+def guided_upsample(
+    frame: np.ndarray, small_frame: np.ndarray, small_out: np.ndarray, radius: int = 1, eps: float = 1e-4
+) -> np.ndarray:
     """Bring ``small_out`` (the stylized ``small_frame``) to ``frame``'s size, edges guided by ``frame``.
 
     ``frame`` [H,W,3], ``small_frame`` and ``small_out`` [h,w,3], all float32 in [0,1] -> [H,W,3] float32.

@@ -14,8 +14,7 @@ import uvicorn
 from service.http.app import create_app
 from service.settings import ClusterSettings, JobSettings, Settings, StyleSettings
 
-CLUSTER_FLAGS = ("engine", "replicas", "max_replicas", "peers_per_replica", "address", "replica_cpus",
-                 "replica_gpus")
+CLUSTER_FLAGS = ("engine", "replicas", "max_replicas", "peers_per_replica", "address", "replica_cpus", "replica_gpus")
 
 
 def parse_args(argv: list[str] | None) -> dict[str, Any]:
@@ -32,14 +31,21 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser.add_argument("--dream-device", help="live DeepDream device: cpu or cuda (default: cuda if present)")
     parser.add_argument("--log-level", default="info")
     scale = parser.add_argument_group("live streams on several workers (Ray Serve; the ray extra)")
-    scale.add_argument("--engine", choices=("local", "ray"), default="local",
-                       help="local: this process holds every stream; ray: stylizing workers as Ray Serve replicas")
+    scale.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process holds every stream; ray: stylizing workers as Ray Serve replicas",
+    )
     scale.add_argument("--replicas", type=int, help="workers (ray; default 2)")
     scale.add_argument("--max-replicas", type=int, help="autoscale between --replicas and this many workers")
     scale.add_argument("--peers-per-replica", type=float, help="autoscaling target (default: 3/4 of max peers)")
     scale.add_argument("--address", help="the Ray cluster to join (default: start one on this machine)")
-    scale.add_argument("--replica-cpus", type=float,
-                       help="CPUs reserved per worker (default 1, shared out when the cluster has fewer CPUs)")
+    scale.add_argument(
+        "--replica-cpus",
+        type=float,
+        help="CPUs reserved per worker (default 1, shared out when the cluster has fewer CPUs)",
+    )
     scale.add_argument("--replica-gpus", type=float, help="GPUs per worker (1 with --providers CUDAExecutionProvider)")
     args = vars(parser.parse_args(argv))
     level = args.pop("log_level")
@@ -71,12 +77,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     if cluster:
         _exit_usage(f"--{next(iter(cluster)).replace('_', '-')} needs --engine ray")
-    uvicorn.run(create_app(settings, job_settings, style_settings), host=settings.host, port=settings.port,
-                log_level=level.lower())
+    uvicorn.run(
+        create_app(settings, job_settings, style_settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=level.lower(),
+    )
 
 
-def _serve_on_ray(settings: Settings, job_settings: JobSettings, style_settings: StyleSettings,
-                  flags: dict[str, Any]) -> None:
+def _serve_on_ray(
+    settings: Settings, job_settings: JobSettings, style_settings: StyleSettings, flags: dict[str, Any]
+) -> None:
     try:
         from service.http import cluster
     except ImportError as exc:

@@ -55,6 +55,7 @@ def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
     Sizes are also raised to at least two multiples, so the network's deepest feature map is at
     least 2x2 (its reflection padding needs that).
     """
+
     def extra(size: int) -> int:
         return max(-(-size // multiple), 2) * multiple - size
 
@@ -211,9 +212,7 @@ def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
     tmp.replace(path)
 
 
-def check_io(
-    inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, ...]], num_styles: int
-) -> None:
+def check_io(inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, ...]], num_styles: int) -> None:
     """Check graph input/output names and ranks (dims may be symbolic strings) against the contract."""
     expected_in = {INPUT_FRAME, INPUT_WEIGHTS}
     if set(inputs) != expected_in:

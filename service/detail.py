@@ -19,12 +19,12 @@ _CHANNEL_SUM = np.ones((1, 3), np.float32)
 _OCTAVES = 3  # bands of 1-2, 2-4 and 4-8 px: the strokes; coarser structure is left to the blend
 
 
-def restore_detail(image: np.ndarray, reference: np.ndarray, target: float = 1.0,
-                   max_gain: float = 2.0) -> np.ndarray:
+def restore_detail(image: np.ndarray, reference: np.ndarray, target: float = 1.0, max_gain: float = 2.0) -> np.ndarray:
     """HxWx3 uint8 ``image`` with its detail raised toward ``target`` x ``reference``'s (same shape)."""
     if image.shape != reference.shape or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"detail restoration needs two HxWx3 images of one size, got {image.shape} "
-                         f"and {reference.shape}")
+        raise ValueError(
+            f"detail restoration needs two HxWx3 images of one size, got {image.shape} and {reference.shape}"
+        )
     if not target > 0 or not max_gain >= 1.0:
         raise ValueError(f"detail target must be > 0 and max gain >= 1, got {target} and {max_gain}")
     image_levels = _pyramid(image.astype(np.float32))

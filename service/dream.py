@@ -176,8 +176,10 @@ def _ascend(trunk: Any, base: Any, params: DreamParams, generator: Any) -> Any:
     from training.losses import activation_energy  # the one definition of DeepDream's objective
 
     h, w = base.shape[-2:]
-    sizes = [(max(16, round(h / OCTAVE_SCALE**k)), max(16, round(w / OCTAVE_SCALE**k)))
-             for k in range(params.octaves - 1, -1, -1)]
+    sizes = [
+        (max(16, round(h / OCTAVE_SCALE**k)), max(16, round(w / OCTAVE_SCALE**k)))
+        for k in range(params.octaves - 1, -1, -1)
+    ]
     detail = torch.zeros_like(base)
     image = base
     for size in sizes:

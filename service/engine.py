@@ -39,9 +39,7 @@ def choose_providers(requested: Sequence[str] | None, available: Sequence[str]) 
     if requested:
         missing = [p for p in requested if p not in available]
         if missing:
-            raise ModelLoadError(
-                f"providers {missing} are not available; this onnxruntime has {list(available)}"
-            )
+            raise ModelLoadError(f"providers {missing} are not available; this onnxruntime has {list(available)}")
         return list(requested)
     return [p for p in PREFERRED_PROVIDERS if p in available] or list(available)
 
@@ -155,8 +153,9 @@ class Engine:
         already running finishes on the session it started with. Returns the model it replaced."""
         previous = self.models.get(loaded.entry.name)
         self.models[loaded.entry.name] = loaded  # one dict store: every reader sees the old or the new
-        log.info("model %s now serves %d styles (sha256 %s)", loaded.entry.name, len(loaded.styles),
-                 loaded.entry.sha256[:12])
+        log.info(
+            "model %s now serves %d styles (sha256 %s)", loaded.entry.name, len(loaded.styles), loaded.entry.sha256[:12]
+        )
         return previous
 
     def model(self, name: str | None) -> LoadedModel:
@@ -212,7 +211,8 @@ class Engine:
         padded = contract.pad_frame(frame, loaded.entry.size_multiple)
         oversized = shrinks_arena(loaded.entry.tier, height * width, enlarged)
         (out,) = loaded.session.run(
-            [contract.OUTPUT_STYLIZED], {contract.INPUT_FRAME: padded, contract.INPUT_WEIGHTS: weights},
+            [contract.OUTPUT_STYLIZED],
+            {contract.INPUT_FRAME: padded, contract.INPUT_WEIGHTS: weights},
             SHRINK_ARENA if oversized else None,
         )
         result = contract.crop_frame(out, height, width)

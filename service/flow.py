@@ -103,8 +103,9 @@ def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     forward_at_source = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     total = backward + forward_at_source
     round_trip = cv2.magnitude(total[..., 0], total[..., 1])
-    magnitudes = (np.square(cv2.magnitude(backward[..., 0], backward[..., 1]))
-                  + np.square(cv2.magnitude(forward_at_source[..., 0], forward_at_source[..., 1])))
+    magnitudes = np.square(cv2.magnitude(backward[..., 0], backward[..., 1])) + np.square(
+        cv2.magnitude(forward_at_source[..., 0], forward_at_source[..., 1])
+    )
     agree = round_trip <= 0.01 * magnitudes + 0.5
     inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
     return agree & inside

@@ -53,8 +53,14 @@ class JobRecord:
 
     def record(self) -> dict[str, Any]:
         """What ``job.json`` holds: the common fields and the feature's :attr:`RECORDED` ones."""
-        return {"id": self.id, "state": self.state.value, "error": self.error, "created_at": self.created_at,
-                "finished_at": self.finished_at, **{name: getattr(self, name) for name in self.RECORDED}}
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "error": self.error,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            **{name: getattr(self, name) for name in self.RECORDED},
+        }
 
     def save(self) -> None:
         tmp = self.folder / f"{RECORD}.tmp"
@@ -65,9 +71,15 @@ class JobRecord:
     def from_record(cls, folder: Path, record: dict[str, Any]) -> Self:
         """The job a record describes (a KeyError, TypeError or ValueError: not a record of this kind)."""
         own = {name: record[name] for name in cls.RECORDED if name in record}  # a missing one: its default
-        return cls(id=str(record["id"]), folder=folder, state=JobState(record["state"]), error=record["error"],
-                   created_at=float(record["created_at"]), finished_at=record["finished_at"],
-                   **(own | cls.rebuilt(folder, own)))
+        return cls(
+            id=str(record["id"]),
+            folder=folder,
+            state=JobState(record["state"]),
+            error=record["error"],
+            created_at=float(record["created_at"]),
+            finished_at=record["finished_at"],
+            **(own | cls.rebuilt(folder, own)),
+        )
 
     @classmethod
     def rebuilt(cls, folder: Path, own: dict[str, Any]) -> dict[str, Any]:

@@ -83,8 +83,16 @@ class Look:
     def key(self, with_weights: bool = True) -> tuple[object, ...]:
         """What makes two looks different: a new look starts the stream's memory afresh."""
         weights = self.weights.tobytes() if with_weights else None
-        return (self.model, weights, self.strength, self.preserve_color, self.brush, self.stabilize,
-                self.mode, self.dream if self.mode == "dream" else None)
+        return (
+            self.model,
+            weights,
+            self.strength,
+            self.preserve_color,
+            self.brush,
+            self.stabilize,
+            self.mode,
+            self.dream if self.mode == "dream" else None,
+        )
 
     def blended(self, weights: np.ndarray) -> Look:
         """This look with another blend over the same styles (an eased or scheduled frame)."""
@@ -221,18 +229,25 @@ class LookUpdate(BaseModel):
         loaded = engine.model(self.model if self.model is not None else look.model)
         weights = self.weights_for(loaded.styles)
         if weights is None:
-            weights = (look.following(loaded.styles).weights if loaded.entry.name == look.model
-                       else contract.one_hot(0, len(loaded.styles)))
+            weights = (
+                look.following(loaded.styles).weights
+                if loaded.entry.name == look.model
+                else contract.one_hot(0, len(loaded.styles))
+            )
         stabilize = look.stabilize
         if self.stabilize is not None:
             stabilize = (stabilize or steady or StabilizeOptions()) if self.stabilize else None
         return Look(
-            model=loaded.entry.name, styles=loaded.styles, weights=weights,
+            model=loaded.entry.name,
+            styles=loaded.styles,
+            weights=weights,
             strength=look.strength if self.strength is None else self.strength,
             preserve_color=look.preserve_color if self.preserve_color is None else self.preserve_color,
-            brush=look.brush if self.brush is None else self.brush, stabilize=stabilize,
+            brush=look.brush if self.brush is None else self.brush,
+            stabilize=stabilize,
             mode=look.mode if self.mode is None else self.mode,
-            dream=look.dream.updated(self.dream_changes()))
+            dream=look.dream.updated(self.dream_changes()),
+        )
 
     def dream_changes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in DREAM_KEYS if getattr(self, k) is not None}

@@ -38,8 +38,15 @@ class Painter:
         """The network's painting of ``rgb`` (thread-safe, no memory); dreams happen in ``finish``."""
         if look.mode != "style":
             return rgb
-        return self.engine.stylize(rgb, look.weights, model=look.model, strength=look.strength,
-                                   preserve_color=look.preserve_color, brush=look.brush, styles=look.styles)
+        return self.engine.stylize(
+            rgb,
+            look.weights,
+            model=look.model,
+            strength=look.strength,
+            preserve_color=look.preserve_color,
+            brush=look.brush,
+            styles=look.styles,
+        )
 
     def motion(self, rgb: np.ndarray, look: Look) -> Motion | None:
         """What stabilizing this frame needs from the frames before it (None: not stabilizing). Call it in

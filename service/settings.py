@@ -29,12 +29,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIVESTYLE_", frozen=True, extra="ignore")
 
     # access (README "Deployment")
-    api_token: str | None = Field(None, min_length=16, description="LIVESTYLE_API_TOKEN: Bearer token every /api/* "
-                                  "route but /api/health needs; unset: no token (loopback use)")
+    api_token: str | None = Field(
+        None,
+        min_length=16,
+        description="LIVESTYLE_API_TOKEN: Bearer token every /api/* "
+        "route but /api/health needs; unset: no token (loopback use)",
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["*"], description='Host header values served, e.g. ["style.example.org"]')
+        default_factory=lambda: ["*"], description='Host header values served, e.g. ["style.example.org"]'
+    )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="other sites whose pages may POST here (default: none but this one)")
+        default_factory=list, description="other sites whose pages may POST here (default: none but this one)"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -105,9 +111,12 @@ class Settings(BaseSettings):
 
     def runtime_options(self) -> RuntimeOptions:
         """How ONNX Runtime runs, for the engine (the one place settings become runtime options)."""
-        return RuntimeOptions(providers=tuple(self.providers) if self.providers else None,
-                              intra_op_threads=self.intra_op_threads, inter_op_threads=self.inter_op_threads,
-                              spinning=self.spinning)
+        return RuntimeOptions(
+            providers=tuple(self.providers) if self.providers else None,
+            intra_op_threads=self.intra_op_threads,
+            inter_op_threads=self.inter_op_threads,
+            spinning=self.spinning,
+        )
 
     @property
     def thumbnails_path(self) -> Path:
@@ -126,8 +135,9 @@ class JobSettings(BaseSettings):
     workers: int = Field(1, ge=1, description="videos processed at once")
     max_queued: int = Field(4, ge=1, description="jobs waiting to start; more answer 503")
     max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
-    work_dir: Path = Field(default_factory=lambda: default_work_dir(),
-                           description="uploads, results and job records; kept across restarts")
+    work_dir: Path = Field(
+        default_factory=lambda: default_work_dir(), description="uploads, results and job records; kept across restarts"
+    )
     keep_hours: float = Field(24.0, gt=0, description="a finished job's files are deleted this long after it ends")
     min_free_bytes: int = Field(1024**3, ge=0, description="free disk below which uploads answer 507")
     max_pixels: int = Field(3840 * 2160, ge=256, description="pixels a frame of an uploaded video")
@@ -160,8 +170,9 @@ class StyleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIVESTYLE_STYLES_", frozen=True, extra="ignore")
 
     dir: Path = Field(default_factory=default_styles_dir, description="added styles, their models and jobs")
-    photos: Path | None = Field(default_factory=default_photos,
-                                description="photos a new style learns on (default: $LIVESTYLE_DATA/photos)")
+    photos: Path | None = Field(
+        default_factory=default_photos, description="photos a new style learns on (default: $LIVESTYLE_DATA/photos)"
+    )
     minutes: float = Field(10.0, gt=0, description="default learning budget per model")
     max_minutes: float = Field(60.0, gt=0, description="largest budget a request may ask")
     max_steps: int = Field(20_000, ge=1, description="largest step budget a request may ask")
@@ -184,10 +195,12 @@ class ClusterSettings(BaseModel):
     replicas: int = Field(2, ge=1, description="workers at start; the fixed count unless max_replicas is higher")
     max_replicas: int | None = Field(None, ge=1, description="autoscale between replicas and this")
     peers_per_replica: float | None = Field(
-        None, gt=0, description="autoscaling target of peers per worker (default: 3/4 of max_peers)")
+        None, gt=0, description="autoscaling target of peers per worker (default: 3/4 of max_peers)"
+    )
     address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or auto); None: start one")
     replica_cpus: float | None = Field(
-        None, ge=0, description="CPUs reserved per worker (None: one each, shared out when the cluster has fewer)")
+        None, ge=0, description="CPUs reserved per worker (None: one each, shared out when the cluster has fewer)"
+    )
     replica_gpus: float = Field(0.0, ge=0, description="GPUs per worker (1: ONNX Runtime runs CUDA there)")
     drain_seconds: float = Field(120.0, ge=0, description="how long a worker being removed waits for its streams")
     stats_period: float = Field(0.5, gt=0, description="seconds between a worker's peer-count reports")

@@ -63,8 +63,6 @@ class Thumbnails:
         styles = self.engine.model(model).styles
         weights = contract.one_hot(styles.index(style), len(styles))
         image = self.engine.stylize(swatch_source(), weights, model=model)
-        ok, encoded = cv2.imencode(
-            ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
-        )
+        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
         return encoded.tobytes(), "image/jpeg"

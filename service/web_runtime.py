@@ -56,8 +56,14 @@ class RuntimeStatus:
 def runtime_status(folder: Path) -> RuntimeStatus:
     have = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
     missing = [name for name in WASM_FILES if name not in have]
-    reason = (f"the in-browser runtime ({PACKAGE} {VERSION}) is not installed on this server: run `make setup-serve` "
-              "(or `python -m service.web_runtime install`)") if missing else None
+    reason = (
+        (
+            f"the in-browser runtime ({PACKAGE} {VERSION}) is not installed on this server: run `make setup-serve` "
+            "(or `python -m service.web_runtime install`)"
+        )
+        if missing
+        else None
+    )
     return RuntimeStatus(not missing, VERSION, all(name in have for name in WEBGPU_FILES), reason)
 
 
@@ -95,8 +101,13 @@ def install_whip_clients(folder: Path = WHIP_CLIENTS_DIR, tarball: Path | None =
     return _unpack((WHIP_PACKAGE, WHIP_VERSION, WHIP_INTEGRITY), members, folder, tarball)
 
 
-def _unpack(pin: tuple[str, str, str], members: dict[str, str], folder: Path, tarball: Path | None,
-            extra: dict[str, str] | None = None) -> Path:
+def _unpack(
+    pin: tuple[str, str, str],
+    members: dict[str, str],
+    folder: Path,
+    tarball: Path | None,
+    extra: dict[str, str] | None = None,
+) -> Path:
     """``members`` (name -> path in the tarball) of the pinned (package, version, integrity), and ``extra`` files
     (name -> text), into ``folder``: whole or not at all."""
     with tempfile.TemporaryDirectory(prefix="livestyle-runtime-") as tmp:
@@ -126,16 +137,23 @@ def _pack(work: Path, pin: tuple[str, str, str]) -> Path:
     package, version, integrity = pin
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeInstallError("npm is not installed (Debian: apt-get install npm); the page will paint on the "
-                                  "server only")
-    done = subprocess.run([npm, "pack", f"{package}@{version}", "--json", "--silent"], cwd=work,
-                          capture_output=True, text=True, timeout=600)
+        raise RuntimeInstallError(
+            "npm is not installed (Debian: apt-get install npm); the page will paint on the server only"
+        )
+    done = subprocess.run(
+        [npm, "pack", f"{package}@{version}", "--json", "--silent"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeInstallError(f"npm pack {package}@{version} failed: {done.stderr.strip()[-300:]}")
     (info,) = json.loads(done.stdout)
     if info.get("integrity") != integrity:
-        raise RuntimeInstallError(f"the registry's {package}@{version} has integrity {info.get('integrity')}, "
-                                  f"not the pinned {integrity}")
+        raise RuntimeInstallError(
+            f"the registry's {package}@{version} has integrity {info.get('integrity')}, not the pinned {integrity}"
+        )
     return work / str(info["filename"])
 
 
@@ -145,18 +163,25 @@ def _notices() -> dict[str, str]:
     folder = Path(next(iter(spec.submodule_search_locations or ()), "")) if spec else None
     if folder is None or not all((folder / n).is_file() for n in NOTICES):
         raise RuntimeInstallError("onnxruntime's LICENSE and ThirdPartyNotices.txt were not found (pip install -e .)")
-    header = (f"{PACKAGE} {VERSION} (npm registry), MIT licence, Copyright (c) Microsoft Corporation. "
-              "The licence and third-party notices of the ONNX Runtime project follow.\n\n")
-    return {name: (header if name == "LICENSE" else "") + (folder / name).read_text(encoding="utf-8")
-            for name in NOTICES}
+    header = (
+        f"{PACKAGE} {VERSION} (npm registry), MIT licence, Copyright (c) Microsoft Corporation. "
+        "The licence and third-party notices of the ONNX Runtime project follow.\n\n"
+    )
+    return {
+        name: (header if name == "LICENSE" else "") + (folder / name).read_text(encoding="utf-8") for name in NOTICES
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.web_runtime", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m service.web_runtime", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("install", help=f"fetch {PACKAGE} {VERSION} (and {WHIP_PACKAGE} {WHIP_VERSION}, for the "
-                       "tests) from the npm registry, check them, unpack them")
+    p = sub.add_parser(
+        "install",
+        help=f"fetch {PACKAGE} {VERSION} (and {WHIP_PACKAGE} {WHIP_VERSION}, for the "
+        "tests) from the npm registry, check them, unpack them",
+    )
     p.add_argument("--dest", type=Path, default=DEFAULT_DIR)
     p.add_argument("--tarball", type=Path, help="a tarball already fetched (checked all the same)")
     args = parser.parse_args(argv)

@@ -42,9 +42,11 @@ def imports_of(module: str) -> set[str]:
 
 def test_importing_every_service_module_does_not_import_torch() -> None:
     names = [m for m in modules("service") if m not in LAZY_TORCH]
-    code = "import sys\n" + "".join(f"import {m}\n" for m in names) + (
-        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
-        "print(len(bad))\n")
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in names)
+        + ("bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\nprint(len(bad))\n")
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0", f"importing service modules pulled in torch: {out.stdout}"
@@ -59,7 +61,7 @@ def test_no_import_circle(package: str) -> None:
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                cycle = path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt]
                 pytest.fail(f"import circle: {' -> '.join(cycle)}")
             if nxt not in state:
                 visit(nxt, [*path, nxt])
@@ -78,10 +80,13 @@ def test_no_module_past_450_lines() -> None:
 
 def test_no_function_past_60_lines() -> None:
     files = [*(ROOT / "service").rglob("*.py"), *(ROOT / "training").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]
-    long = [f"{p.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1})"
-            for p in files for node in ast.walk(ast.parse(p.read_text()))
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            and (node.end_lineno or node.lineno) - node.lineno + 1 > 60]
+    long = [
+        f"{p.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1})"
+        for p in files
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > 60
+    ]
     assert not long, f"functions over 60 lines: {long}"
 
 

@@ -25,8 +25,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint") from exc
     except Exception as exc:  # torch raises many types for a non-checkpoint file
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a livestyle checkpoint, or one that would run code when loaded "
-                              f"({reason})") from exc
+        raise CheckpointError(
+            f"{path}: not a livestyle checkpoint, or one that would run code when loaded ({reason})"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "net_config" not in ckpt:
         raise CheckpointError(f"{path}: not a livestyle checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
@@ -48,12 +49,24 @@ class Recordable(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
-def save_checkpoint(path: Path, net: StyleNet, styles: list[str], step: int, cfg: Recordable,
-                    optimizer: torch.optim.Optimizer | None, metrics: dict[str, float]) -> None:
+def save_checkpoint(
+    path: Path,
+    net: StyleNet,
+    styles: list[str],
+    step: int,
+    cfg: Recordable,
+    optimizer: torch.optim.Optimizer | None,
+    metrics: dict[str, float],
+) -> None:
     """Atomic save (temporary name, then rename); the optimizer state is optional."""
     body = {
-        "format": CHECKPOINT_FORMAT, "net_config": net.config.to_json(), "styles": styles,
-        "state_dict": net.state_dict(), "step": step, "train_config": cfg.to_json(), "metrics": metrics,
+        "format": CHECKPOINT_FORMAT,
+        "net_config": net.config.to_json(),
+        "styles": styles,
+        "state_dict": net.state_dict(),
+        "step": step,
+        "train_config": cfg.to_json(),
+        "metrics": metrics,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "rng": torch.get_rng_state(),
     }

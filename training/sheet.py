@@ -30,8 +30,9 @@ def contact_sheet(models_dir: Path, model: str, photos: list[Path], size: int = 
     styles = engine.model(model).styles
     pictures = [np.asarray(images.resize_short_side(images.open_rgb(p), size)) for p in photos]
     pictures = [p[:size, :size] if min(p.shape[:2]) >= size else p for p in pictures]
-    rows: list[tuple[str, list[Image.Image]]] = [("photo\n(not used in training)",
-                                                  [Image.fromarray(p) for p in pictures])]
+    rows: list[tuple[str, list[Image.Image]]] = [
+        ("photo\n(not used in training)", [Image.fromarray(p) for p in pictures])
+    ]
     blends: list[tuple[str, dict[str, float]]] = [(s, {s: 1.0}) for s in styles]
     if len(styles) >= 2:
         blends.append((f"blend 50/50\n{styles[0]}\n+ {styles[1]}", {styles[0]: 0.5, styles[1]: 0.5}))
@@ -42,14 +43,17 @@ def contact_sheet(models_dir: Path, model: str, photos: list[Path], size: int = 
         weights = contract.normalize_weights([mix.get(s, 0.0) for s in styles], len(styles))
         rows.append((name, [Image.fromarray(engine.stylize(p, weights, model=model)) for p in pictures]))
     cell, pad = size, 4
-    sheet = Image.new("RGB", (LABEL_WIDTH + len(pictures) * (cell + pad) + pad, len(rows) * (cell + pad) + pad),
-                      "white")
+    sheet = Image.new(
+        "RGB", (LABEL_WIDTH + len(pictures) * (cell + pad) + pad, len(rows) * (cell + pad) + pad), "white"
+    )
     for r, (name, tiles) in enumerate(rows):
         top = pad + r * (cell + pad)
         sheet.paste(_label(name, cell), (0, top))
         for c, tile in enumerate(tiles):
-            sheet.paste(tile.resize((cell, cell)) if tile.size != (cell, cell) else tile,
-                        (LABEL_WIDTH + pad + c * (cell + pad), top))
+            sheet.paste(
+                tile.resize((cell, cell)) if tile.size != (cell, cell) else tile,
+                (LABEL_WIDTH + pad + c * (cell + pad), top),
+            )
     return sheet
 
 

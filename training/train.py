@@ -81,8 +81,18 @@ class TrainConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if min(self.content_weight, self.style_weight, self.tv_weight, self.grid_weight, self.shift_weight,
-               self.motion_weight, *self.dream_weights) < 0:
+        if (
+            min(
+                self.content_weight,
+                self.style_weight,
+                self.tv_weight,
+                self.grid_weight,
+                self.shift_weight,
+                self.motion_weight,
+                *self.dream_weights,
+            )
+            < 0
+        ):
             raise ValueError("loss weights must be non-negative")
         if self.grid_periods not in (4, 8):
             raise ValueError(f"--grid-periods must be 4 or 8, got {self.grid_periods}")
@@ -115,14 +125,16 @@ class TrainConfig(RunConfig):
             raise ValueError(f"style names (file stems) must be unique: {names}")
         return names
 
+
 LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "shift", "motion", "total")
 
 
 class StyleTargets:
     """Gram matrices of each style image at the style taps, computed once: {tap: [S,C,C]}."""
 
-    def __init__(self, vgg: nn.Module, style_images: tuple[Path, ...], taps: tuple[str, ...],
-                 size: int, device: torch.device) -> None:
+    def __init__(
+        self, vgg: nn.Module, style_images: tuple[Path, ...], taps: tuple[str, ...], size: int, device: torch.device
+    ) -> None:
         grams: dict[str, list[torch.Tensor]] = {t: [] for t in taps}
         with torch.no_grad():
             for path in style_images:
@@ -138,8 +150,7 @@ class StyleTargets:
 class Trainer:
     """Owns the network, loss network, style targets, optimizer and data for one run."""
 
-    def __init__(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1,
-                 design: NetConfig | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1, design: NetConfig | None = None) -> None:
         """``rank``/``world_size`` > 1 when launched by torchrun (the process group is already set up);
         ``design``: a fresh network of this architecture instead of the tier's (the design study)."""
         self.cfg = cfg
@@ -158,8 +169,9 @@ class Trainer:
         self.net = net.to(self.device).train()
         taps = tuple(dict.fromkeys((*cfg.style_taps, cfg.content_tap, *cfg.dream_layers)))
         self.vgg = load_vgg(taps, cfg.vgg_weights).to(self.device)
-        self.targets = [StyleTargets(self.vgg, cfg.style_images, cfg.style_taps, size, self.device)
-                        for _, size in cfg.scales]  # one set per scale, in cfg.scales order
+        self.targets = [
+            StyleTargets(self.vgg, cfg.style_images, cfg.style_taps, size, self.device) for _, size in cfg.scales
+        ]  # one set per scale, in cfg.scales order
         self.target_offset = len(styles) - len(cfg.style_names)  # style id -> position in cfg.style_names
         self.optimizer = self._make_optimizer()
         self.model: nn.Module = self.net
@@ -175,14 +187,19 @@ class Trainer:
             clash = set(styles) & set(new_styles)
             if clash:
                 raise ValueError(f"checkpoint already has style(s) {sorted(clash)}")
-            return extend_styles(net, len(new_styles)), styles + new_styles, list(
-                range(len(styles), len(styles) + len(new_styles)))
+            return (
+                extend_styles(net, len(new_styles)),
+                styles + new_styles,
+                list(range(len(styles), len(styles) + len(new_styles))),
+            )
         grows = len(new_styles) > len(styles) and new_styles[: len(styles)] == styles
         if styles != new_styles and not grows:
-            raise CheckpointError(f"checkpoint styles {styles} differ from the given styles {new_styles} "
-                                  "(give the same styles, or the same ones followed by new ones)")
+            raise CheckpointError(
+                f"checkpoint styles {styles} differ from the given styles {new_styles} "
+                "(give the same styles, or the same ones followed by new ones)"
+            )
         if grows:
-            log.info("adding styles %s; all weights keep training", new_styles[len(styles):])
+            log.info("adding styles %s; all weights keep training", new_styles[len(styles) :])
             net, styles = extend_styles(net, len(new_styles) - len(styles)), new_styles
         elif not cfg.only_styles:  # the same parameter groups: Adam carries on
             self.optimizer_state = ckpt.get("optimizer")
@@ -270,11 +287,9 @@ class Trainer:
         total.backward()
         self.optimizer.step()
         self.step += 1
-        return {**{name: term.item() for name, (_, term) in terms.items()}, "dream": gain.item(),
-                "total": total.item()}
+        return {**{name: term.item() for name, (_, term) in terms.items()}, "dream": gain.item(), "total": total.item()}
 
-    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int,
-                   items: int) -> torch.Tensor:
+    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, items: int) -> torch.Tensor:
         """The Gram style loss of the batch items that carry a painting, per batch item."""
         paint = pos < len(self.cfg.style_images)
         if not paint.any():
@@ -283,8 +298,9 @@ class Trainer:
         taps = self.cfg.style_taps
         return per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps).sum() / items
 
-    def dream_terms(self, feats: dict[str, torch.Tensor], source_feats: dict[str, torch.Tensor], pos: torch.Tensor,
-                    items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def dream_terms(
+        self, feats: dict[str, torch.Tensor], source_feats: dict[str, torch.Tensor], pos: torch.Tensor, items: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The summed log activation gains of the dream items (per batch item), plain and weighted per layer."""
         cfg = self.cfg
         gain = weighted = torch.zeros((), device=self.device)
@@ -338,8 +354,19 @@ class Trainer:
     def run(self) -> dict[str, float]:
         cfg = self.cfg
         if self.rank == 0:
-            log.info("%s: %d parameters, styles %s, %d content images, from step %d",
-                     cfg.tier, count_parameters(self.net), self.styles, len(self.start.content_files), self.step)
+            log.info(
+                "%s: %d parameters, styles %s, %d content images, from step %d",
+                cfg.tier,
+                count_parameters(self.net),
+                self.styles,
+                len(self.start.content_files),
+                self.step,
+            )
         loop = cfg.loop_plan(LOG_COLUMNS, ("content", "style"), f"train {cfg.tier}", main=self.rank == 0)
-        return run_steps(loop, self, lambda ema: save_checkpoint(
-            cfg.out_dir / "checkpoint.pt", self.net, self.styles, self.step, cfg, self.optimizer, ema))
+        return run_steps(
+            loop,
+            self,
+            lambda ema: save_checkpoint(
+                cfg.out_dir / "checkpoint.pt", self.net, self.styles, self.step, cfg, self.optimizer, ema
+            ),
+        )

@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parents[1] / "web"
 
 
-def create_app(settings: Settings, job_settings: JobSettings | None = None,
-               style_settings: StyleSettings | None = None, live: LivePeers | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    job_settings: JobSettings | None = None,
+    style_settings: StyleSettings | None = None,
+    live: LivePeers | None = None,
+) -> FastAPI:
     """The whole service; models load in the lifespan, so building the app is cheap. ``job_settings`` and
     ``style_settings``: from the entry point (``LIVESTYLE_JOBS_*``, ``LIVESTYLE_STYLES_*``); defaults when not
     given. ``live``: where offers go when not to this process (the Ray Serve workers of
@@ -53,8 +57,9 @@ def create_app(settings: Settings, job_settings: JobSettings | None = None,
                 executor = registry.executor
             else:  # streams on the workers: this process runs REST only
                 peers = live
-                executor = stack.enter_context(ThreadPoolExecutor(settings.inference_workers,
-                                                                  thread_name_prefix="inference"))
+                executor = stack.enter_context(
+                    ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
+                )
             thumbnails = Thumbnails(settings.thumbnails_path, engine, (app.state.style_settings.dir / "thumbnails",))
             slots = Slots(settings.stylize_workers, "image stylizing")
             app.state.services = Services(settings, engine, peers, thumbnails, executor, slots)
@@ -84,12 +89,14 @@ def _guard(app: FastAPI, settings: Settings, job_settings: JobSettings, style_se
     """The gate every request passes before a route (service/http/gate.py): the token, foreign pages, each
     route's body limit, the job queue checked before an upload is read; and the allowed Host names."""
     overhead = 64 * 1024  # multipart headers and form fields around a file
-    limits = gate.BodyLimits({
-        ("POST", "/api/stylize"): settings.max_upload_bytes + overhead,
-        ("POST", "/api/jobs"): job_settings.max_upload_bytes + overhead,
-        ("POST", "/api/styles"): style_settings.max_upload_bytes + overhead,
-        ("POST", "/api/offer"): settings.max_sdp_bytes + overhead,
-    })
+    limits = gate.BodyLimits(
+        {
+            ("POST", "/api/stylize"): settings.max_upload_bytes + overhead,
+            ("POST", "/api/jobs"): job_settings.max_upload_bytes + overhead,
+            ("POST", "/api/styles"): style_settings.max_upload_bytes + overhead,
+            ("POST", "/api/offer"): settings.max_sdp_bytes + overhead,
+        }
+    )
 
     def jobs_accepting() -> None:
         manager = getattr(app.state, "jobs", None)
@@ -101,9 +108,13 @@ def _guard(app: FastAPI, settings: Settings, job_settings: JobSettings, style_se
         if styles is not None:
             styles.check_capacity()
 
-    app.add_middleware(gate.Gate, token=settings.api_token, allowed_origins=tuple(settings.allowed_origins),
-                       limits=limits, prechecks={("POST", "/api/jobs"): jobs_accepting,
-                                                 ("POST", "/api/styles"): styles_accepting})
+    app.add_middleware(
+        gate.Gate,
+        token=settings.api_token,
+        allowed_origins=tuple(settings.allowed_origins),
+        limits=limits,
+        prechecks={("POST", "/api/jobs"): jobs_accepting, ("POST", "/api/styles"): styles_accepting},
+    )
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 
@@ -122,4 +133,3 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _plain(errors: Any) -> Any:
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg"))} for e in errors]
-

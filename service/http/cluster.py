@@ -65,20 +65,23 @@ def fit_to_cluster(options: ClusterSettings, available: dict[str, float]) -> tup
         raise ClusterDoesNotFit(
             f"{workers} workers x {options.replica_gpus:g} GPU need {workers * options.replica_gpus:g} GPUs and the "
             f"Ray cluster has {gpus:g}: give --replica-gpus {gpus / workers:.2f} (workers share a GPU), fewer "
-            "--replicas, or join a cluster with GPUs (--address)")
+            "--replicas, or join a cluster with GPUs (--address)"
+        )
     if options.replica_cpus is not None:
         if workers * options.replica_cpus > cpus + 1e-9:
             raise ClusterDoesNotFit(
                 f"{workers} workers x {options.replica_cpus:g} CPU need {workers * options.replica_cpus:g} CPUs "
                 f"and the Ray cluster has {cpus:g}: give --replica-cpus {_share(cpus, workers):g} (workers share "
-                "the CPUs), fewer --replicas, or leave --replica-cpus out to share them automatically")
+                "the CPUs), fewer --replicas, or leave --replica-cpus out to share them automatically"
+            )
         return options, None
     if workers <= cpus:
         return options.model_copy(update={"replica_cpus": 1.0}), None
     share = _share(cpus, workers)
     return options.model_copy(update={"replica_cpus": share}), (
         f"{workers} workers share the Ray cluster's {cpus:g} CPUs ({share:g} CPU each): each runs slower than on "
-        "a CPU of its own (--replica-cpus sets the share, fewer --replicas gives each a whole CPU)")
+        "a CPU of its own (--replica-cpus sets the share, fewer --replicas gives each a whole CPU)"
+    )
 
 
 def _share(cpus: float, workers: int) -> float:
@@ -131,8 +134,11 @@ class LiveWorker:
             return {"error": str(exc), "status": exc.status_code, "retry_after": exc.retry_after}
 
     async def record_routing_stats(self) -> dict[str, Any]:
-        return {**self.peers.capacity(), "offers": self.peers.offers,
-                "dream_unavailable": self.peers.dream_unavailable() or ""}
+        return {
+            **self.peers.capacity(),
+            "offers": self.peers.offers,
+            "dream_unavailable": self.peers.dream_unavailable() or "",
+        }
 
     async def record_autoscaling_stats(self) -> dict[str, float]:
         return {"peers": float(len(self.peers))}
@@ -144,8 +150,16 @@ class LiveWorker:
 
 
 SERVICE_ERRORS: dict[int, type[errors.ServiceError]] = {
-    cls.status_code: cls for cls in (errors.BadRequest, errors.NotFound, errors.PayloadTooLarge,
-                                     errors.ServiceBusy, errors.TooManyRequests, errors.FeatureUnavailable)}
+    cls.status_code: cls
+    for cls in (
+        errors.BadRequest,
+        errors.NotFound,
+        errors.PayloadTooLarge,
+        errors.ServiceBusy,
+        errors.TooManyRequests,
+        errors.FeatureUnavailable,
+    )
+}
 
 
 class RemotePeers:
@@ -171,11 +185,21 @@ class RemotePeers:
         return OfferAnswer.model_validate(reply)
 
     def capacity(self) -> dict[str, Any]:
-        workers = [{"id": w["id"], "peers": int(w.get("peers", 0)), "max_peers": int(w.get("max_peers", 0)),
-                    "draining": bool(w.get("draining", False))} for w in VIEW]
-        return {"peers": sum(w["peers"] for w in workers),
-                "max_peers": sum(w["max_peers"] for w in workers if not w["draining"]),
-                "free": sum(free_slots(w) for w in workers), "workers": workers}
+        workers = [
+            {
+                "id": w["id"],
+                "peers": int(w.get("peers", 0)),
+                "max_peers": int(w.get("max_peers", 0)),
+                "draining": bool(w.get("draining", False)),
+            }
+            for w in VIEW
+        ]
+        return {
+            "peers": sum(w["peers"] for w in workers),
+            "max_peers": sum(w["max_peers"] for w in workers if not w["draining"]),
+            "free": sum(free_slots(w) for w in workers),
+            "workers": workers,
+        }
 
     def dream_unavailable(self) -> str | None:
         reasons = [str(w.get("dream_unavailable", "")) for w in VIEW]
@@ -196,21 +220,31 @@ def worker_options(cluster: ClusterSettings, settings: Settings) -> dict[str, An
     """The worker deployment's Ray Serve options: the router, placement, drain time, count or autoscaling."""
     options: dict[str, Any] = dict(
         name=WORKER,
-        ray_actor_options={"num_cpus": 1.0 if cluster.replica_cpus is None else cluster.replica_cpus,
-                           "num_gpus": cluster.replica_gpus},
-        request_router_config=RequestRouterConfig.model_validate({
-            "request_router_class": ROUTER, "request_routing_stats_period_s": cluster.stats_period,
-            "request_routing_stats_timeout_s": max(2.0, 4 * cluster.stats_period)}),
+        ray_actor_options={
+            "num_cpus": 1.0 if cluster.replica_cpus is None else cluster.replica_cpus,
+            "num_gpus": cluster.replica_gpus,
+        },
+        request_router_config=RequestRouterConfig.model_validate(
+            {
+                "request_router_class": ROUTER,
+                "request_routing_stats_period_s": cluster.stats_period,
+                "request_routing_stats_timeout_s": max(2.0, 4 * cluster.stats_period),
+            }
+        ),
         max_ongoing_requests=max(8, 2 * settings.max_peers),
-        graceful_shutdown_wait_loop_s=1.0, graceful_shutdown_timeout_s=cluster.drain_seconds + 10.0,
-        health_check_period_s=2.0, health_check_timeout_s=10.0,
+        graceful_shutdown_wait_loop_s=1.0,
+        graceful_shutdown_timeout_s=cluster.drain_seconds + 10.0,
+        health_check_period_s=2.0,
+        health_check_timeout_s=10.0,
     )
     if cluster.autoscaling:
         target = cluster.peers_per_replica or max(1.0, 0.75 * settings.max_peers)
         options["autoscaling_config"] = {
-            "min_replicas": cluster.replicas, "max_replicas": cluster.max_replicas,
+            "min_replicas": cluster.replicas,
+            "max_replicas": cluster.max_replicas,
             "initial_replicas": cluster.replicas,
-            "look_back_period_s": max(2.0, 4 * cluster.stats_period), "upscale_delay_s": cluster.upscale_delay,
+            "look_back_period_s": max(2.0, 4 * cluster.stats_period),
+            "upscale_delay_s": cluster.upscale_delay,
             "downscale_delay_s": cluster.downscale_delay,
             "policy": {"policy_function": PeersPolicy, "policy_kwargs": {"target": target}},
         }
@@ -224,8 +258,9 @@ class Front:
     """The ingress: the whole single-process app (page, REST, jobs, your own styles are refused), with its
     offers sent to the workers."""
 
-    def __init__(self, workers: DeploymentHandle, settings: Settings, job_settings: JobSettings,
-                 style_settings: StyleSettings) -> None:
+    def __init__(
+        self, workers: DeploymentHandle, settings: Settings, job_settings: JobSettings, style_settings: StyleSettings
+    ) -> None:
         self.peers = RemotePeers(workers)
         self._asgi = create_app(settings, job_settings, style_settings, live=self.peers)
 
@@ -233,12 +268,14 @@ class Front:
         return self._asgi
 
 
-def application(settings: Settings, job_settings: JobSettings, style_settings: StyleSettings,
-                cluster: ClusterSettings) -> Application:
+def application(
+    settings: Settings, job_settings: JobSettings, style_settings: StyleSettings, cluster: ClusterSettings
+) -> Application:
     workers = cast(Deployment, serve.deployment(LiveWorker)).options(**worker_options(cluster, settings))
     # The ingress only relays offers and serves the page: it reserves no CPU, so the workers can have them all.
-    front = cast(Deployment, serve.deployment(Front)).options(name="Front", num_replicas=1,
-                                                              ray_actor_options={"num_cpus": 0})
+    front = cast(Deployment, serve.deployment(Front)).options(
+        name="Front", num_replicas=1, ray_actor_options={"num_cpus": 0}
+    )
     return front.bind(workers.bind(settings, cluster.drain_seconds), settings, job_settings, style_settings)
 
 
@@ -252,8 +289,7 @@ def _stop(signum: int, frame: object) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def run(settings: Settings, job_settings: JobSettings, style_settings: StyleSettings,
-        cluster: ClusterSettings) -> None:
+def run(settings: Settings, job_settings: JobSettings, style_settings: StyleSettings, cluster: ClusterSettings) -> None:
     """``livestyle-serve --engine ray``: start (or join) Ray, fit the workers to it, deploy, serve until Ctrl-C or
     SIGTERM, at any point of that (even while deploying), then let the workers drain and shut down Serve and the
     Ray cluster this process started. :class:`ClusterDoesNotFit` when the workers cannot be placed."""
@@ -268,8 +304,13 @@ def run(settings: Settings, job_settings: JobSettings, style_settings: StyleSett
         serve.start(http_options={"host": settings.host, "port": settings.port})
         deployed = True
         serve.run(application(settings, job_settings, style_settings, cluster), name=APP_NAME, route_prefix="/")
-        log.info("serving on http://%s:%d with %d stylizing workers (%g CPU each)", settings.host, settings.port,
-                 cluster.replicas, cluster.replica_cpus)
+        log.info(
+            "serving on http://%s:%d with %d stylizing workers (%g CPU each)",
+            settings.host,
+            settings.port,
+            cluster.replicas,
+            cluster.replica_cpus,
+        )
         while True:
             time.sleep(3600)
     except Stopped as exc:

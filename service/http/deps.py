@@ -38,7 +38,6 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-
 class Slots:
     """At most ``count`` holders at once; one more is refused at once with 503 (never queued on the loop)."""
 
@@ -54,4 +53,3 @@ class Slots:
             yield
         finally:
             self.taken -= 1
-

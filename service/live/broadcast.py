@@ -20,8 +20,9 @@ from aiortc.mediastreams import MediaStreamTrack
 from pydantic import BaseModel
 
 from service.errors import BadRequest, NotFound, ServiceBusy, ServiceError, TooManyRequests
+from service.live.controls import apply_look
 from service.live.offers import answer_video_only, check_codecs, check_sdp
-from service.live.signalling import OfferAnswer, OfferRequest, Peer, PeerRegistry, apply_look, rtc_configuration
+from service.live.signalling import OfferAnswer, OfferRequest, Peer, PeerRegistry, rtc_configuration
 from service.look import LookUpdate
 
 log = logging.getLogger(__name__)
@@ -96,15 +97,18 @@ class Broadcasts:
         peer = self.session(session_id)
         check_sdp(sdp, settings.max_sdp_bytes, settings.max_media_sections)
         if len(self.viewers.get(session_id, {})) >= settings.max_viewers:
-            raise ServiceBusy(f"this stream has its limit of {settings.max_viewers} viewers (each costs the server "
-                              "one video encode); try again later")
+            raise ServiceBusy(
+                f"this stream has its limit of {settings.max_viewers} viewers (each costs the server "
+                "one video encode); try again later"
+            )
         pending = sum(v.client == client and v.connecting for group in self.viewers.values() for v in group.values())
         if pending >= settings.max_pending_offers:
             raise TooManyRequests(f"{pending} viewers from this address are still connecting; wait for them")
         check_codecs(sdp)
         assert peer.painted is not None  # a session exists only once its offer brought a video track
-        viewer = Viewer(secrets.token_urlsafe(12), RTCPeerConnection(rtc_configuration(settings.effective_ice_servers)),
-                        client)
+        viewer = Viewer(
+            secrets.token_urlsafe(12), RTCPeerConnection(rtc_configuration(settings.effective_ice_servers)), client
+        )
         viewers = self.viewers.setdefault(session_id, {})
         viewers[viewer.viewer_id] = viewer
         self._wire(session_id, viewer)
@@ -170,12 +174,19 @@ class Broadcasts:
         return [self._info(peer, now) for peer in self.registry.peers.values()]
 
     def _info(self, peer: Peer, now: float) -> SessionInfo:
-        viewers = [ViewerInfo(id=v.viewer_id, state=v.pc.connectionState, seconds=round(now - v.created_at, 1))
-                   for v in self.viewers.get(peer.peer_id, {}).values()]
+        viewers = [
+            ViewerInfo(id=v.viewer_id, state=v.pc.connectionState, seconds=round(now - v.created_at, 1))
+            for v in self.viewers.get(peer.peer_id, {}).values()
+        ]
         stats = peer.track.stats if peer.track is not None else None
         return SessionInfo(
-            id=peer.peer_id, source="whip" if peer.ingest else "page", model=peer.controls.look.model,
-            seconds=round(now - peer.created_at, 1), streaming=peer.streaming,
-            frames_in=stats.frames_in if stats else 0, frames_painted=stats.frames_out if stats else 0,
-            viewers=viewers, max_viewers=self.registry.settings.max_viewers,
+            id=peer.peer_id,
+            source="whip" if peer.ingest else "page",
+            model=peer.controls.look.model,
+            seconds=round(now - peer.created_at, 1),
+            streaming=peer.streaming,
+            frames_in=stats.frames_in if stats else 0,
+            frames_painted=stats.frames_out if stats else 0,
+            viewers=viewers,
+            max_viewers=self.registry.settings.max_viewers,
         )

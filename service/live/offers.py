@@ -39,9 +39,11 @@ def check_codecs(sdp: str) -> None:
             raise BadRequest("malformed SDP offer: a video section names no codec (no a=rtpmap line)")
         if media.kind == "video" and not find_common_codecs(CODECS["video"], media.rtp.codecs):
             offered = sorted({_codec_name(c) for c in media.rtp.codecs if not is_rtx(c)})
-            raise Unprocessable(f"no video codec of the offer can be decoded here (offered: {', '.join(offered)}); "
-                                "send VP8, or H.264 constrained baseline (profile-level-id 42e01f, "
-                                "packetization-mode=1)")
+            raise Unprocessable(
+                f"no video codec of the offer can be decoded here (offered: {', '.join(offered)}); "
+                "send VP8, or H.264 constrained baseline (profile-level-id 42e01f, "
+                "packetization-mode=1)"
+            )
 
 
 def _codec_name(codec: Any) -> str:

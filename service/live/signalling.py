@@ -24,10 +24,11 @@ from pydantic import BaseModel, Field
 
 from service.dream import Dreamer, DreamOptions
 from service.engine import Engine
-from service.errors import BadRequest, FeatureUnavailable, ServiceBusy, ServiceError, TooManyRequests
+from service.errors import BadRequest, ServiceBusy, ServiceError, TooManyRequests
+from service.live.controls import Controls, apply_control, apply_look
 from service.live.offers import answer_video_only, check_codecs, check_sdp
-from service.live.track import Controls, EncoderFrames, ResolutionGovernor, StylizedTrack
-from service.look import LOOK_KEYS, Look, LookUpdate, decode_json
+from service.live.track import EncoderFrames, ResolutionGovernor, StylizedTrack
+from service.look import Look, LookUpdate
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,46 +115,6 @@ def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
 
 
-def apply_control(engine: Engine, controls: Controls, raw: object, dreamer: Dreamer | None = None) -> dict[str, Any]:
-    """Validate one control message and apply all of it, or none of it; returns the reply. Never raises for
-    what a client sends: every malformed message becomes ``{"error": ...}``."""
-    reply: dict[str, Any] = {}
-    try:
-        message = decode_json(raw) if isinstance(raw, str | bytes) else raw
-        if isinstance(message, dict) and "id" in message:
-            ident = message["id"]
-            reply["id"] = ident if isinstance(ident, str | int) and not isinstance(ident, bool) else None
-            message = {k: v for k, v in message.items() if k != "id"}
-        if not isinstance(message, dict) or not message:
-            raise BadRequest(f"a control message is a JSON object with any of {list(LOOK_KEYS)}")
-        apply_look(engine, controls, LookUpdate.parse(message, "a control message"), dreamer)
-    except ServiceError as exc:
-        reply["error"] = str(exc)
-        return reply
-    reply["ok"] = True
-    return reply
-
-
-def apply_look(engine: Engine, controls: Controls, update: LookUpdate, dreamer: Dreamer | None) -> None:
-    """Apply a validated update to a stream's controls, all of it or none of it (the data channel, WHIP's query
-    and look route): the new look is made (and checked) first, then the blend eases to it; raises the
-    ServiceError that says what is wrong."""
-    old = controls.look
-    look = update.applied_to(old, engine)
-    if look.mode == "dream" and old.mode != "dream":
-        reason = "this server was started without dream mode" if dreamer is None else dreamer.unavailable
-        if reason:
-            raise FeatureUnavailable(reason)
-    if look.model != old.model:
-        controls.easing.reset(look.weights)
-    else:
-        if look.styles != old.styles:  # a style was added or removed under the stream
-            controls.easing.follow(old.styles, look.styles)
-        if update.weights is not None:
-            controls.easing.set_target(look.weights)
-    controls.look = look
-
-
 @dataclass
 class Peer:
     peer_id: str
@@ -185,8 +146,9 @@ class Peer:
         """Why this peer's slot should be given back now, if it should: it never connected in time, or its frames
         stopped (a killed client). Control messages keep nothing alive."""
         if not self.streaming:
-            return f"no media {connect_timeout:.0f} s after its offer" if now - self.created_at > connect_timeout \
-                else None
+            return (
+                f"no media {connect_timeout:.0f} s after its offer" if now - self.created_at > connect_timeout else None
+            )
         assert self.track is not None
         return f"no frame for {idle_timeout:.0f} s" if now - self.track.stats.last_frame_at > idle_timeout else None
 
@@ -207,9 +169,15 @@ async def _drain(track: MediaStreamTrack) -> None:
 class PeerRegistry:
     """The open peer connections: admits up to ``max_peers``, closes idle ones and all on shutdown."""
 
-    def __init__(self, engine: Engine, settings: Settings, executor: Executor,
-                 dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
-                 slow_executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        executor: Executor,
+        dreamer: Dreamer | None = None,
+        dream_executor: Executor | None = None,
+        slow_executor: Executor | None = None,
+    ) -> None:
         """``dreamer`` (None: no dream mode) dreams in ``dream_executor`` so styled peers never wait on it;
         frames of models slower than the realtime tier run in ``slow_executor`` (when given)."""
         self.engine = engine
@@ -243,8 +211,15 @@ class PeerRegistry:
         self.draining = True
         for peer in self.peers.values():
             if peer.channel is not None and peer.channel.readyState == "open":
-                peer.channel.send(json.dumps({"draining": True, "reason": "this worker is shutting down; the "
-                                              "stream goes on until it ends, new streams go to another worker"}))
+                peer.channel.send(
+                    json.dumps(
+                        {
+                            "draining": True,
+                            "reason": "this worker is shutting down; the "
+                            "stream goes on until it ends, new streams go to another worker",
+                        }
+                    )
+                )
         deadline = time.monotonic() + timeout
         while self.peers and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
@@ -252,8 +227,9 @@ class PeerRegistry:
             log.info("drain: %d peers still open after %.0f s; closing them", len(self.peers), timeout)
         await self.close_all()
 
-    async def open(self, offer: OfferRequest, client: str = "", look: LookUpdate | None = None,
-                   ingest: bool = False) -> OfferAnswer:
+    async def open(
+        self, offer: OfferRequest, client: str = "", look: LookUpdate | None = None, ingest: bool = False
+    ) -> OfferAnswer:
         """Admit one camera: limits first (503, 429), then the offer's codecs and look (422, 400), then media.
         ``look``: the rest of the look beyond the offer's model and weights (WHIP's query). ``ingest``: a WHIP
         publisher, answered receive-only; its painting goes to viewers."""
@@ -261,8 +237,9 @@ class PeerRegistry:
         self.offers += 1
         check_sdp(offer.sdp, settings.max_sdp_bytes, settings.max_media_sections)
         if self.draining:
-            raise ServiceBusy("this worker is shutting down; try again (another worker takes the stream)",
-                              retry_after=1)
+            raise ServiceBusy(
+                "this worker is shutting down; try again (another worker takes the stream)", retry_after=1
+            )
         if len(self.peers) >= settings.max_peers:
             raise ServiceBusy(f"the server is at its limit of {settings.max_peers} peers; try again later")
         pending = sum(1 for p in self.peers.values() if p.client == client and p.connecting)
@@ -271,8 +248,14 @@ class PeerRegistry:
         check_codecs(offer.sdp)
         controls = self._controls(offer, look)
         pc = RTCPeerConnection(rtc_configuration(self.settings.effective_ice_servers))
-        peer = Peer(peer_id=secrets.token_urlsafe(12), pc=pc, controls=controls, client=client,
-                    messages=RateLimit(settings.control_rate, settings.control_burst), ingest=ingest)
+        peer = Peer(
+            peer_id=secrets.token_urlsafe(12),
+            pc=pc,
+            controls=controls,
+            client=client,
+            messages=RateLimit(settings.control_rate, settings.control_burst),
+            ingest=ingest,
+        )
         self.peers[peer.peer_id] = peer
         try:
             self._wire(peer)
@@ -286,16 +269,27 @@ class PeerRegistry:
                 raise
             raise BadRequest(f"malformed SDP offer ({type(exc).__name__}: {exc})") from exc
         peer.supervisor = asyncio.ensure_future(self._supervise(peer))
-        log.info("%s %s connected (model %s, %d open)", "ingest" if ingest else "peer", peer.peer_id,
-                 controls.look.model, len(self.peers))
+        log.info(
+            "%s %s connected (model %s, %d open)",
+            "ingest" if ingest else "peer",
+            peer.peer_id,
+            controls.look.model,
+            len(self.peers),
+        )
         local = pc.localDescription
-        return OfferAnswer(sdp=local.sdp, type=local.type, peer_id=peer.peer_id, replica=self.replica,
-                           session=peer.peer_id if self.watchers is not None else None)
+        return OfferAnswer(
+            sdp=local.sdp,
+            type=local.type,
+            peer_id=peer.peer_id,
+            replica=self.replica,
+            session=peer.peer_id if self.watchers is not None else None,
+        )
 
     def _controls(self, offer: OfferRequest, look: LookUpdate | None) -> Controls:
         """A new stream's controls: the offer's model and blend (no easing in from another), then ``look``."""
         start = LookUpdate.parse({"weights": offer.weights}, "the offer").applied_to(
-            Look.first(self.engine, offer.model), self.engine)
+            Look.first(self.engine, offer.model), self.engine
+        )
         controls = Controls.starting(start, self.settings.ease_frames)
         if look is not None:
             apply_look(self.engine, controls, look, self.dreamer)
@@ -306,22 +300,8 @@ class PeerRegistry:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind != "video" or peer.track is not None:
-                return
-            settings = self.settings
-            governor = ResolutionGovernor(settings.max_frame_side, settings.min_frame_side, settings.target_fps,
-                                          enabled=settings.adaptive_resolution)
-            peer.track = StylizedTrack(
-                track, self.engine, peer.controls, self.executor, settings.max_frame_side,
-                self.dreamer, self.dream_executor, governor, pipelined=settings.pipeline_frames,
-                slow_executor=self.slow_executor, slow_models=self.slow_models,
-            )
-            peer.painted = EncoderFrames(peer.track)
-            painted = peer.relay.subscribe(peer.painted, buffered=False)  # a slow encoder gets the newest frame
-            if peer.ingest:
-                peer.tap = asyncio.ensure_future(_drain(painted))
-            else:
-                pc.addTrack(painted)
+            if track.kind == "video" and peer.track is None:
+                self._paint(peer, track)
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -331,24 +311,61 @@ class PeerRegistry:
 
             @channel.on("message")
             def on_message(raw: str | bytes) -> None:
-                if not peer.messages.take():
-                    if not peer.throttled:  # one error reply, then silence until the client slows down
-                        peer.throttled = True
-                        channel.send(json.dumps({"error": f"too many control messages: at most "
-                                                          f"{self.settings.control_rate:g} per second; "
-                                                          "messages are dropped until they slow down"}))
-                    return
-                peer.throttled = False
-                reply = apply_control(self.engine, peer.controls, raw, self.dreamer)
-                if "error" in reply:
-                    log.info("peer %s: rejected control message: %s", peer.peer_id, reply["error"])
-                channel.send(json.dumps(reply))
+                self._on_control(peer, channel, raw)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.debug("peer %s: %s", peer.peer_id, pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
                 await self.close(peer.peer_id)
+
+    def _paint(self, peer: Peer, camera: MediaStreamTrack) -> None:
+        """Paint ``camera`` once, behind the peer's relay: its own return video (or, for an ingest, a reader that
+        keeps the painting going) and every viewer subscribe to it."""
+        settings = self.settings
+        governor = ResolutionGovernor(
+            settings.max_frame_side,
+            settings.min_frame_side,
+            settings.target_fps,
+            enabled=settings.adaptive_resolution,
+        )
+        peer.track = StylizedTrack(
+            camera,
+            self.engine,
+            peer.controls,
+            self.executor,
+            settings.max_frame_side,
+            self.dreamer,
+            self.dream_executor,
+            governor,
+            pipelined=settings.pipeline_frames,
+            slow_executor=self.slow_executor,
+            slow_models=self.slow_models,
+        )
+        peer.painted = EncoderFrames(peer.track)
+        painted = peer.relay.subscribe(peer.painted, buffered=False)  # a slow encoder gets the newest frame
+        if peer.ingest:
+            peer.tap = asyncio.ensure_future(_drain(painted))
+        else:
+            peer.pc.addTrack(painted)
+
+    def _on_control(self, peer: Peer, channel: RTCDataChannel, raw: str | bytes) -> None:
+        """One control message: applied and answered, or, past the peer's rate, dropped (told once)."""
+        if not peer.messages.take():
+            if not peer.throttled:  # one error reply, then silence until the client slows down
+                peer.throttled = True
+                limit = f"at most {self.settings.control_rate:g} per second"
+                channel.send(
+                    json.dumps(
+                        {"error": f"too many control messages: {limit}; messages are dropped until they slow down"}
+                    )
+                )
+            return
+        peer.throttled = False
+        reply = apply_control(self.engine, peer.controls, raw, self.dreamer)
+        if "error" in reply:
+            log.info("peer %s: rejected control message: %s", peer.peer_id, reply["error"])
+        channel.send(json.dumps(reply))
 
     async def _supervise(self, peer: Peer) -> None:
         """Every ``stats_interval``: send stats on the control channel; close the peer when it never connected or
@@ -390,11 +407,15 @@ def open_registry(settings: Settings, engine: Engine, stack: contextlib.ExitStac
     executor = stack.enter_context(ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference"))
     dreamer, dream_executor = None, None
     if settings.dream:
-        dreamer = Dreamer(DreamOptions(
-            device=settings.dream_device, max_side_cpu=settings.dream_max_side_cpu,
-            max_side_gpu=settings.dream_max_side_gpu, threads=settings.dream_threads,
-            vgg_weights=settings.vgg_weights,
-        ))
+        dreamer = Dreamer(
+            DreamOptions(
+                device=settings.dream_device,
+                max_side_cpu=settings.dream_max_side_cpu,
+                max_side_gpu=settings.dream_max_side_gpu,
+                threads=settings.dream_threads,
+                vgg_weights=settings.vgg_weights,
+            )
+        )
         if dreamer.unavailable:
             log.info("live DeepDream mode unavailable: %s", dreamer.unavailable)
         dream_executor = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="dream"))

@@ -15,27 +15,13 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from service.blend import Easing
 from service.dream import Dreamer
 from service.engine import Engine, resize_to_fit
+from service.live.controls import Controls
 from service.look import Look
 from service.painter import Painter
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass
-class Controls:
-    """What one peer asked for: the look it is heading to (its blend reached over frames by ``easing``);
-    replaced only on the event loop, by control messages."""
-
-    look: Look
-    easing: Easing
-
-    @classmethod
-    def starting(cls, look: Look, ease_frames: int) -> Controls:
-        return cls(look=look, easing=Easing(look.weights, ease_frames))
 
 
 @dataclass
@@ -130,10 +116,18 @@ class StylizedTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(
-        self, source: MediaStreamTrack, engine: Engine, controls: Controls, executor: Executor, max_side: int,
-        dreamer: Dreamer | None = None, dream_executor: Executor | None = None,
-        governor: ResolutionGovernor | None = None, pipelined: bool = True,
-        slow_executor: Executor | None = None, slow_models: frozenset[str] = frozenset(),
+        self,
+        source: MediaStreamTrack,
+        engine: Engine,
+        controls: Controls,
+        executor: Executor,
+        max_side: int,
+        dreamer: Dreamer | None = None,
+        dream_executor: Executor | None = None,
+        governor: ResolutionGovernor | None = None,
+        pipelined: bool = True,
+        slow_executor: Executor | None = None,
+        slow_models: frozenset[str] = frozenset(),
     ) -> None:
         """``pipelined``: stylize the next frame while the sender encodes this one (aiortc asks for a frame
         only after encoding the last): inference and encoding overlap; a new control shows a frame later.

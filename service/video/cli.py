@@ -39,13 +39,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="model name from the manifest (default: the realtime one)")
     parser.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = fully stylized")
     parser.add_argument("--preserve-color", action="store_true")
-    parser.add_argument("--brush", type=float, default=1.0,
-                        help=f"stroke scale in [{BRUSH_MIN}, {BRUSH_MAX}] (2: strokes twice as large, as sharp)")
+    parser.add_argument(
+        "--brush",
+        type=float,
+        default=1.0,
+        help=f"stroke scale in [{BRUSH_MIN}, {BRUSH_MAX}] (2: strokes twice as large, as sharp)",
+    )
     parser.add_argument("--max-size", type=int, help="longer side of the output in pixels")
     parser.add_argument("--stabilize", action="store_true", help="reduce flicker with optical flow")
     parser.add_argument("--stabilize-blend", type=float, default=StabilizeOptions.blend)
-    parser.add_argument("--stabilize-detail", type=float, default=StabilizeOptions.detail_target,
-                        help="under camera motion, give the strokes back toward this x a fresh frame's detail (0: off)")
+    parser.add_argument(
+        "--stabilize-detail",
+        type=float,
+        default=StabilizeOptions.detail_target,
+        help="under camera motion, give the strokes back toward this x a fresh frame's detail (0: off)",
+    )
     parser.add_argument("--codec", default="libx264", help="any encoder PyAV has (default libx264)")
     parser.add_argument("--container", help="PyAV format name (default: from the output's suffix)")
     parser.add_argument("--workers", type=int, default=1, help="frames stylized at once")
@@ -55,14 +63,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, help="Ray: number of chunks (default: 2 per CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     dream = parser.add_argument_group("iterative DeepDream (--mode dream; needs the dream extra)")
-    dream.add_argument("--mode", choices=("style", "dream"), default="style",
-                       help="style: the ONNX network (dream styles included); dream: DeepDream on every frame")
+    dream.add_argument(
+        "--mode",
+        choices=("style", "dream"),
+        default="style",
+        help="style: the ONNX network (dream styles included); dream: DeepDream on every frame",
+    )
     defaults = DreamParams()
     dream.add_argument("--dream-layer", default=defaults.layer, help=f"one of {', '.join(DREAM_LAYERS)}")
     dream.add_argument("--dream-iterations", type=int, default=4, help="gradient steps per frame and octave")
     dream.add_argument("--dream-octaves", type=int, default=2)
-    dream.add_argument("--dream-feedback", type=float, default=defaults.feedback,
-                       help="share of the previous dreamed frame in the next (0 = dream each frame afresh)")
+    dream.add_argument(
+        "--dream-feedback",
+        type=float,
+        default=defaults.feedback,
+        help="share of the previous dreamed frame in the next (0 = dream each frame afresh)",
+    )
     dream.add_argument("--dream-intensity", type=float, default=defaults.intensity, help="step size, (0, 1]")
     dream.add_argument("--dream-size", type=int, default=320, help="longer side dreamed (result scaled to output)")
     dream.add_argument("--dream-device", help="cpu or cuda (default: cuda when available)")
@@ -73,9 +89,14 @@ def options_from_args(args: argparse.Namespace) -> VideoOptions:
     """The flags as the control vocabulary (service/look.py checks every value, as for the data channel)."""
     if args.style and args.schedule:
         raise BadRequest("give --style or --schedule, not both")
-    fields: dict[str, Any] = {"weights": parse_weights_field(args.style) if args.style else None,
-                              "strength": args.strength, "brush": args.brush, "model": args.model,
-                              "preserve_color": args.preserve_color, "stabilize": args.stabilize}
+    fields: dict[str, Any] = {
+        "weights": parse_weights_field(args.style) if args.style else None,
+        "strength": args.strength,
+        "brush": args.brush,
+        "model": args.model,
+        "preserve_color": args.preserve_color,
+        "stabilize": args.stabilize,
+    }
     if args.mode == "dream":
         if args.style or args.schedule:
             raise BadRequest("--mode dream does not use --style or --schedule (dream styles go with --mode style)")
@@ -83,18 +104,30 @@ def options_from_args(args: argparse.Namespace) -> VideoOptions:
             raise BadRequest("--mode dream feeds each frame into the next, so it runs in order: use --engine local")
         if args.dream_size < 16:
             raise BadRequest(f"--dream-size must be at least 16 px, got {args.dream_size}")
-        fields |= {"mode": "dream", "layer": args.dream_layer, "iterations": args.dream_iterations,
-                   "octaves": args.dream_octaves, "feedback": args.dream_feedback, "intensity": args.dream_intensity}
+        fields |= {
+            "mode": "dream",
+            "layer": args.dream_layer,
+            "iterations": args.dream_iterations,
+            "octaves": args.dream_octaves,
+            "feedback": args.dream_feedback,
+            "intensity": args.dream_intensity,
+        }
     look = LookUpdate.parse({k: v for k, v in fields.items() if v is not None}, "the flags")
     try:
         steady = StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     return VideoOptions(
-        look=look, schedule=read_schedule(args.schedule) if args.schedule else None, steady=steady,
-        dream_options=DreamOptions(device=args.dream_device, max_side_cpu=args.dream_size,
-                                   max_side_gpu=args.dream_size),
-        max_size=args.max_size, codec=args.codec, container=args.container, workers=args.workers,
+        look=look,
+        schedule=read_schedule(args.schedule) if args.schedule else None,
+        steady=steady,
+        dream_options=DreamOptions(
+            device=args.dream_device, max_side_cpu=args.dream_size, max_side_gpu=args.dream_size
+        ),
+        max_size=args.max_size,
+        codec=args.codec,
+        container=args.container,
+        workers=args.workers,
     )
 
 

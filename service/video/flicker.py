@@ -133,8 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         for style in args.styles.split(","):
             steady = StabilizeOptions(blend=args.stabilize_blend, detail_target=args.stabilize_detail)
             for stabilize in (False, True):
-                options = VideoOptions(look=LookUpdate(stabilize=stabilize), schedule=Schedule.constant({style: 1.0}),
-                                       steady=steady, max_size=args.max_size)
+                options = VideoOptions(
+                    look=LookUpdate(stabilize=stabilize),
+                    schedule=Schedule.constant({style: 1.0}),
+                    steady=steady,
+                    max_size=args.max_size,
+                )
                 m = measure(args.video, engine, options, args.frames)
                 mode = "on" if stabilize else "off"
                 print(f"| {style} | {mode} | {m.frames} | {m.ratio:.2f} | {m.fps:.1f} |")

@@ -110,8 +110,11 @@ class JobManager:
         """Jobs of an earlier run of the server (service/jobs.py settles them)."""
         self._jobs = restore_jobs(Job, self.work_dir)
         if self._jobs:
-            log.info("%d video jobs from before the restart (%d finished results)", len(self._jobs),
-                     sum(j.state is JobState.done for j in self._jobs.values()))
+            log.info(
+                "%d video jobs from before the restart (%d finished results)",
+                len(self._jobs),
+                sum(j.state is JobState.done for j in self._jobs.values()),
+            )
         self.expire()
 
     def new_folder(self) -> tuple[str, Path]:
@@ -137,8 +140,9 @@ class JobManager:
             raise ServiceBusy(f"{waiting} video jobs are waiting already; try again later", retry_after=30)
         check_disk(self.work_dir, self.settings.min_free_bytes)
 
-    def submit(self, job_id: str, folder: Path, source: Path, options: VideoOptions,
-               form: dict[str, Any] | None = None) -> Job:
+    def submit(
+        self, job_id: str, folder: Path, source: Path, options: VideoOptions, form: dict[str, Any] | None = None
+    ) -> Job:
         """Queue a job whose upload is already in ``folder``; ServiceBusy when the queue is full. ``form``: the
         look fields it was built from (:func:`options_from_form`), recorded so a retry after a restart is the same
         job."""
@@ -218,12 +222,13 @@ class JobManager:
     @staticmethod
     def _public(message: str, job: Job) -> str:
         """What a client may read: no server paths."""
-        return message.replace(str(job.source), "the upload").replace(str(job.result), "the result") \
+        return (
+            message.replace(str(job.source), "the upload")
+            .replace(str(job.result), "the result")
             .replace(str(job.folder), "the job")
+        )
 
-    def _finish(
-        self, job: Job, state: JobState, error: str | None = None, warning: str | None = None
-    ) -> None:
+    def _finish(self, job: Job, state: JobState, error: str | None = None, warning: str | None = None) -> None:
         with self._lock:
             job.error, job.warning, job.finished_at = error, warning, time.time()
             job.state = JobState.cancelled if job.cancel.is_set() else state
@@ -237,8 +242,12 @@ class JobManager:
 
 def options_from_form(form: dict[str, Any]) -> VideoOptions:
     """A job's options from its form fields (the upload's, or its record's after a restart)."""
-    look = LookUpdate.from_text({k: form.get(k) for k in ("weights", "model", "strength", "preserve_color",
-                                                          "stabilize", "brush")})
+    look = LookUpdate.from_text(
+        {k: form.get(k) for k in ("weights", "model", "strength", "preserve_color", "stabilize", "brush")}
+    )
     max_size, schedule = form.get("max_size"), form.get("schedule")
-    return VideoOptions(look=look, schedule=parse_schedule(schedule) if schedule else None,
-                        max_size=int(max_size) if max_size is not None else None)
+    return VideoOptions(
+        look=look,
+        schedule=parse_schedule(schedule) if schedule else None,
+        max_size=int(max_size) if max_size is not None else None,
+    )

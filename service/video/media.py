@@ -35,8 +35,26 @@ class DecodedFrame:
 
 # Demuxers an uploaded file may use: real video containers only. Playlists (hls, concat), image sequences and
 # raw devices are refused before their header is read, whatever the file is called.
-UPLOAD_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "flv", "mpeg", "ogg", "asf",
-                  "gif", "h264", "hevc", "m4v", "mjpeg", "ivf", "nut", "yuv4mpegpipe", "dv", "mxf")
+UPLOAD_FORMATS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpegts",
+    "flv",
+    "mpeg",
+    "ogg",
+    "asf",
+    "gif",
+    "h264",
+    "hevc",
+    "m4v",
+    "mjpeg",
+    "ivf",
+    "nut",
+    "yuv4mpegpipe",
+    "dv",
+    "mxf",
+)
 
 
 def open_input(path: Path, shown: str | None = None, formats: tuple[str, ...] | None = None) -> InputContainer:
@@ -50,8 +68,9 @@ def open_input(path: Path, shown: str | None = None, formats: tuple[str, ...] | 
         container = av.open(str(path), mode="r", container_options=options)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         reason = "" if shown else f" ({exc})"
-        raise UnsupportedMedia(f"{name}: not a video file this server reads (MP4, MOV, MKV, WebM, AVI, ...){reason}") \
-            from None
+        raise UnsupportedMedia(
+            f"{name}: not a video file this server reads (MP4, MOV, MKV, WebM, AVI, ...){reason}"
+        ) from None
     if not container.streams.video:
         container.close()
         raise UnsupportedMedia(f"{name}: contains no video stream")
@@ -75,8 +94,11 @@ def probe_upload(path: Path, limits: VideoLimits) -> None:
         width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
         if width * height > limits.max_pixels:
             raise PayloadTooLarge(f"the video is {width}x{height}; the limit is {limits.max_pixels} pixels a frame")
-        seconds = float(video.duration * video.time_base) if video.duration and video.time_base else \
-            (container.duration or 0) / 1_000_000
+        seconds = (
+            float(video.duration * video.time_base)
+            if video.duration and video.time_base
+            else (container.duration or 0) / 1_000_000
+        )
         if seconds > limits.max_seconds:
             raise PayloadTooLarge(f"the video lasts {seconds:.0f} s; the limit is {limits.max_seconds:.0f} s")
         rate = float(video.average_rate or video.guessed_rate or 0)
@@ -133,8 +155,9 @@ class FrameReader:
                         return
                     self.decoded += 1
                     self.last_seconds = float((pts - origin) * time_base)
-                    yield DecodedFrame(pts, self.last_seconds, upright(frame.to_ndarray(format="rgb24"),
-                                                                       frame.rotation))
+                    yield DecodedFrame(
+                        pts, self.last_seconds, upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+                    )
         except av.FFmpegError as exc:
             self.stopped = f"decoding failed after frame {self.decoded} ({self.last_seconds:.2f} s): {exc}"
             return
@@ -236,9 +259,7 @@ class VideoWriter:
             self._audio_copied = True
         else:
             codec = self.container.default_audio_codec
-            log.warning(
-                "%s cannot hold %s audio; re-encoding to %s", self.container.format.name, name, codec
-            )
+            log.warning("%s cannot hold %s audio; re-encoding to %s", self.container.format.name, name, codec)
             stream = self.container.add_stream(codec, rate=source.codec_context.sample_rate)
             assert isinstance(stream, AudioStream)
             self.audio = stream

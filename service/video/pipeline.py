@@ -130,8 +130,9 @@ class FrameStylizer:
         in order, after the previous frame's ``finish``, while this frame is being stylized elsewhere."""
         return self.painter.motion(rgb, self.look(seconds))
 
-    def finish(self, rgb: np.ndarray, stylized: np.ndarray, motion: Motion | None = None,
-               seconds: float = 0.0) -> np.ndarray:
+    def finish(
+        self, rgb: np.ndarray, stylized: np.ndarray, motion: Motion | None = None, seconds: float = 0.0
+    ) -> np.ndarray:
         """Dream (in dream mode) and stabilize (when asked, with ``motion`` if it was found already);
         must see frames in order."""
         return self.painter.finish(rgb, stylized, self.look(seconds), motion)

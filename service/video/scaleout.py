@@ -93,9 +93,7 @@ def plan_chunks(pts: list[int], keyframes: set[int], chunks: int, overlap: int) 
         end = ordered[n + 1] if n + 1 < len(ordered) else None
         warmup = max(0, start - overlap)
         seek = key_indices[max(0, bisect.bisect_right(key_indices, warmup) - 1)]
-        plan.append(
-            Chunk(n, pts[seek], pts[warmup], pts[start], pts[end] if end is not None else None)
-        )
+        plan.append(Chunk(n, pts[seek], pts[warmup], pts[start], pts[end] if end is not None else None))
     return plan
 
 
@@ -113,16 +111,16 @@ def render_chunk(src: str, models_dir: str, options: VideoOptions, chunk: Chunk)
     return Segment(chunk.index, data, count)
 
 
-def _stylized(
-    frames: Iterator[DecodedFrame], stylizer: FrameStylizer
-) -> Iterator[tuple[DecodedFrame, np.ndarray]]:
+def _stylized(frames: Iterator[DecodedFrame], stylizer: FrameStylizer) -> Iterator[tuple[DecodedFrame, np.ndarray]]:
     for frame in frames:  # one chunk per core: its frames run one after another
         rgb = stylizer.resized(frame)
         yield frame, stylizer.finish(rgb, stylizer.stylize(rgb, frame.seconds), seconds=frame.seconds)
 
 
 def encode_segment(
-    frames: Iterator[tuple[DecodedFrame, np.ndarray]], source: av.video.stream.VideoStream, codec: str,
+    frames: Iterator[tuple[DecodedFrame, np.ndarray]],
+    source: av.video.stream.VideoStream,
+    codec: str,
     size: tuple[int, int],
 ) -> tuple[bytes, int]:
     """Encode frames into an in-memory container; (bytes, frames)."""

@@ -118,11 +118,11 @@ def _parse_json(text: str, source: str) -> Schedule:
     data = decode_json(text, source)
     items = data.get("keyframes") if isinstance(data, dict) else data
     if not isinstance(items, list):
-        raise BadRequest(f"{source}: expected a list of keyframes or {{\"keyframes\": [...]}}")
+        raise BadRequest(f'{source}: expected a list of keyframes or {{"keyframes": [...]}}')
     keyframes = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("weights"), dict):
-            raise BadRequest(f"{source}: keyframe {index} must be {{\"time\": s, \"weights\": {{...}}}}")
+            raise BadRequest(f'{source}: keyframe {index} must be {{"time": s, "weights": {{...}}}}')
         seconds = item.get("time")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise BadRequest(f"{source}: keyframe {index} needs a numeric 'time' in seconds")

@@ -78,9 +78,7 @@ def build_model(path: Path, num_styles: int, slow_kernel: int = 0, slow_repeats:
         for r in range(slow_repeats):
             nodes.append(helper.make_node("Conv", [f"y{r}", "delta"], [f"y{r + 1}"], pads=[pad] * 4))
     nodes.append(helper.make_node("Clip", [f"y{slow_repeats}", "lo", "hi"], [contract.OUTPUT_STYLIZED]))
-    inits += [
-        numpy_helper.from_array(np.array(v, dtype=np.float32), n) for n, v in (("lo", 0.0), ("hi", 1.0))
-    ]
+    inits += [numpy_helper.from_array(np.array(v, dtype=np.float32), n) for n, v in (("lo", 0.0), ("hi", 1.0))]
     graph = helper.make_graph(
         nodes,
         "tiny_style",
@@ -103,7 +101,12 @@ def write_models(folder: Path) -> Path:
     build_model(folder / f"{SLOW}.onnx", len(STYLES), SLOW_KERNEL, SLOW_REPEATS)
     entries = [
         ModelEntry(
-            FAST, f"{FAST}.onnx", contract.sha256_file(folder / f"{FAST}.onnx"), "realtime", STYLES, 4,
+            FAST,
+            f"{FAST}.onnx",
+            contract.sha256_file(folder / f"{FAST}.onnx"),
+            "realtime",
+            STYLES,
+            4,
             dreams=DREAMS,
         ),
         ModelEntry(SLOW, f"{SLOW}.onnx", contract.sha256_file(folder / f"{SLOW}.onnx"), "quality", STYLES, 8),

@@ -26,15 +26,20 @@ def fixed_frame() -> np.ndarray:
     return rgb
 
 
-def python_reference(entry: contract.ModelEntry, rgb: np.ndarray, weights: dict[str, float], strength: float,
-                     preserve_color: bool) -> np.ndarray:
+def python_reference(
+    entry: contract.ModelEntry, rgb: np.ndarray, weights: dict[str, float], strength: float, preserve_color: bool
+) -> np.ndarray:
     """What the server's engine paints (service/engine.py stylize), by its contract functions."""
     session = ort.InferenceSession(str(MODELS / entry.file), providers=["CPUExecutionProvider"])
     vector = np.array([weights.get(s, 0.0) for s in entry.styles])
     frame = contract.image_to_frame(rgb)
-    (out,) = session.run([contract.OUTPUT_STYLIZED], {
-        contract.INPUT_FRAME: contract.pad_frame(frame, entry.size_multiple),
-        contract.INPUT_WEIGHTS: contract.normalize_weights(vector, len(entry.styles))})
+    (out,) = session.run(
+        [contract.OUTPUT_STYLIZED],
+        {
+            contract.INPUT_FRAME: contract.pad_frame(frame, entry.size_multiple),
+            contract.INPUT_WEIGHTS: contract.normalize_weights(vector, len(entry.styles)),
+        },
+    )
     out = contract.crop_frame(out, *rgb.shape[:2])
     if preserve_color:
         out = contract.preserve_color(frame, out)

@@ -49,9 +49,15 @@ def test_the_token_guards_every_api_route_but_health(guarded: TestClient) -> Non
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert guarded.get("/api/health").status_code == 200
     assert guarded.get("/").status_code == 200  # the page itself asks for the token
-    for method, path in [("GET", "/api/styles"), ("GET", "/api/styles/starry_night/thumbnail"),
-                         ("POST", "/api/stylize"), ("POST", "/api/offer"), ("GET", "/api/jobs/abc"),
-                         ("DELETE", "/api/jobs/abc"), ("GET", "/api/rtc-config")]:
+    for method, path in [
+        ("GET", "/api/styles"),
+        ("GET", "/api/styles/starry_night/thumbnail"),
+        ("POST", "/api/stylize"),
+        ("POST", "/api/offer"),
+        ("GET", "/api/jobs/abc"),
+        ("DELETE", "/api/jobs/abc"),
+        ("GET", "/api/rtc-config"),
+    ]:
         refused = guarded.request(method, path)
         assert refused.status_code == 401, (method, path)
         assert refused.headers["www-authenticate"] == "Bearer"
@@ -66,11 +72,14 @@ def test_the_token_guards_every_api_route_but_health(guarded: TestClient) -> Non
 
 def test_a_foreign_page_cannot_post(client_app: TestClient) -> None:
     image = png(np.full((20, 30, 3), 90, np.uint8))
-    foreign = client_app.post("/api/stylize", files={"image": ("a.png", image)},
-                              headers={"Origin": "https://evil.example"})
+    foreign = client_app.post(
+        "/api/stylize", files={"image": ("a.png", image)}, headers={"Origin": "https://evil.example"}
+    )
     assert foreign.status_code == 403 and "another site" in foreign.json()["detail"]
-    assert client_app.post("/api/stylize", files={"image": ("a.png", image)},
-                           headers={"Origin": "null"}).status_code == 403  # sandboxed frames, file pages
+    assert (
+        client_app.post("/api/stylize", files={"image": ("a.png", image)}, headers={"Origin": "null"}).status_code
+        == 403
+    )  # sandboxed frames, file pages
     same = client_app.post("/api/stylize", files={"image": ("a.png", image)}, headers={"Origin": "http://testserver"})
     assert same.status_code == 200
     assert client_app.get("/api/styles", headers={"Origin": "https://evil.example"}).status_code == 200  # reads
@@ -126,19 +135,26 @@ def raw_request(port: int, head: str, chunks: Iterator[bytes], read_after: int =
 def test_body_limits_bite_while_the_body_arrives(settings: Settings) -> None:
     with LiveServer(settings) as server:  # max_upload_bytes 200_000
         port = server.settings.port
-        declared = ("POST /api/stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
-                    "boundary=x\r\nContent-Length: 60000000\r\n\r\n")
+        declared = (
+            "POST /api/stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+            "boundary=x\r\nContent-Length: 60000000\r\n\r\n"
+        )
         status, sent = raw_request(port, declared, iter([b"x" * 65536] * 900))
         assert status == 413 and sent < 2_000_000  # refused from the header, not after 60 MB
 
         def chunked() -> Iterator[bytes]:
-            yield b"10000\r\n" + b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n" \
-                .ljust(0x10000, b"a") + b"\r\n"
+            yield (
+                b"10000\r\n"
+                + b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'.ljust(0x10000, b"a")
+                + b"\r\n"
+            )
             while True:
                 yield b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
 
-        head = ("POST /api/stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n")
+        head = (
+            "POST /api/stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
         status, sent = raw_request(port, head, chunked())
         assert status == 413 and sent < 3_000_000
         assert httpx.get(f"{server.url}/api/health").status_code == 200
@@ -154,8 +170,13 @@ def test_a_precheck_refuses_before_the_body_is_read() -> None:
     def full() -> None:
         raise ServiceBusy("4 video jobs are waiting already", retry_after=30)
 
-    app = Gate(Starlette(routes=[Route("/api/jobs", upload, methods=["POST"])]), token=None, allowed_origins=(),
-               limits=BodyLimits(default=10_000), prechecks={("POST", "/api/jobs"): full})
+    app = Gate(
+        Starlette(routes=[Route("/api/jobs", upload, methods=["POST"])]),
+        token=None,
+        allowed_origins=(),
+        limits=BodyLimits(default=10_000),
+        prechecks={("POST", "/api/jobs"): full},
+    )
     with TestClient(app) as client:
         busy = client.post("/api/jobs", content=b"v" * 5000)
     assert busy.status_code == 503 and busy.headers["retry-after"] == "30" and read == []

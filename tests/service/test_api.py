@@ -49,8 +49,11 @@ def test_styles_lists_models_styles_in_order_and_thumbnails(client: TestClient) 
     assert Image.open(io.BytesIO(thumb.content)).size == (160, 160)
     assert client.get("/api/styles/nope/thumbnail").status_code == 404
     kinds = {s["name"]: (s["kind"], s["layer"], s["gain"]) for s in model["styles"]}
-    assert kinds == {"starry_night": ("painting", None, None), "the_scream": ("painting", None, None),
-                     "dream_relu3_3": ("dream", "relu3_3", 2.5)}
+    assert kinds == {
+        "starry_night": ("painting", None, None),
+        "the_scream": ("painting", None, None),
+        "dream_relu3_3": ("dream", "relu3_3", 2.5),
+    }
 
 
 def test_dream_endpoint_says_what_live_dreaming_allows(client: TestClient) -> None:
@@ -101,12 +104,8 @@ def test_stylize_text_weights_strength_and_preserve_color(client: TestClient, pi
         ({"model": "nope"}, "unknown model"),
     ],
 )
-def test_stylize_bad_fields_are_400(
-    client: TestClient, picture: np.ndarray, data: dict, fragment: str
-) -> None:
-    response = client.post(
-        "/api/stylize", files={"image": ("a.png", png_bytes(picture), "image/png")}, data=data
-    )
+def test_stylize_bad_fields_are_400(client: TestClient, picture: np.ndarray, data: dict, fragment: str) -> None:
+    response = client.post("/api/stylize", files={"image": ("a.png", png_bytes(picture), "image/png")}, data=data)
     assert response.status_code == 400 and fragment in response.json()["detail"]
 
 

@@ -33,9 +33,7 @@ CHROMIUM_FLAGS = FLAGS
 
 
 if not CHROMIUM.exists():
-    pytest.skip(
-        "chromium not installed (apt-get install -y chromium chromium-driver)", allow_module_level=True
-    )
+    pytest.skip("chromium not installed (apt-get install -y chromium chromium-driver)", allow_module_level=True)
 if not loopback_only():
     pytest.skip(
         "needs a loopback-only network namespace: run tests/service/run_browser_tests.sh",
@@ -102,7 +100,6 @@ GRAB_FRAME = """() => {
 }"""
 
 
-
 def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None:
     page = browser.new_page()  # type: ignore[attr-defined]
     start_streaming(page, server.url)
@@ -130,8 +127,9 @@ def test_realtime_model_in_chromium(browser: object, server: LiveServer) -> None
     assert page.evaluate("window.livestyle.serverStats")["stabilized"] is True
 
     replies = page.evaluate("window.livestyle.replies")  # the Brush slider: strokes twice as large
-    page.evaluate("() => { const b = document.getElementById('brush'); b.value = '2'; "
-                  "b.dispatchEvent(new Event('input')); }")
+    page.evaluate(
+        "() => { const b = document.getElementById('brush'); b.value = '2'; b.dispatchEvent(new Event('input')); }"
+    )
     page.wait_for_function(f"window.livestyle.replies > {replies}", timeout=5_000)
     assert page.evaluate("document.getElementById('brush-value').textContent") == "2x"
     assert page.evaluate("window.livestyle.brush") == 2
@@ -169,17 +167,13 @@ def test_slow_model_drops_frames_and_latency_stays_under_a_second(
     assert len(latency) >= 10, f"too few decodable frames: {len(latency)}"
     later = latency[len(latency) // 3 :]  # after start-up
     median, p90 = float(np.median(later)), float(np.percentile(later, 90))
-    print(
-        f"slow model: {len(latency)} frames, latency median {median:.0f} ms p90 {p90:.0f} ms, stats {stats}"
-    )
+    print(f"slow model: {len(latency)} frames, latency median {median:.0f} ms p90 {p90:.0f} ms, stats {stats}")
     assert p90 < 1000, f"latency grew: median {median:.0f} ms, p90 {p90:.0f} ms"
     assert stats["dropped"] > 0 and stats["infer_ms_p50"] > 100, stats
     page.click("#stop")
 
 
-def test_dream_controls_blend_the_dream_style_and_switch_to_live_deepdream(
-    browser: object, server: LiveServer
-) -> None:
+def test_dream_controls_blend_the_dream_style_and_switch_to_live_deepdream(browser: object, server: LiveServer) -> None:
     page = browser.new_page()  # type: ignore[attr-defined]
     start_streaming(page, server.url)
     # dream styles are not painting cards; they come in through the dream control

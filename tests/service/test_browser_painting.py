@@ -27,11 +27,13 @@ WEBGPU_MAX, WEBGPU_MEAN = 8, 1.0  # out of 255: WebGPU against Python onnxruntim
 if not CHROMIUM.exists():
     pytest.skip("chromium not installed (apt-get install -y chromium)", allow_module_level=True)
 if not loopback_only():
-    pytest.skip("needs a loopback-only network namespace: run tests/service/run_browser_tests.sh",
-                allow_module_level=True)
+    pytest.skip(
+        "needs a loopback-only network namespace: run tests/service/run_browser_tests.sh", allow_module_level=True
+    )
 if not web_runtime.runtime_status(web_runtime.DEFAULT_DIR).available:
-    pytest.skip("onnxruntime-web is not installed: make setup (python -m service.web_runtime install)",
-                allow_module_level=True)
+    pytest.skip(
+        "onnxruntime-web is not installed: make setup (python -m service.web_runtime install)", allow_module_level=True
+    )
 sync_api = pytest.importorskip("playwright.sync_api")
 
 PAINTED_PIXELS = """() => {  // the shown canvas at 160x120, whatever size the governor paints at
@@ -70,21 +72,26 @@ def open_page(chromium: Any, url: str) -> Any:
     return page
 
 
-def test_the_browser_paints_the_servers_pixels(chromium: Any, server: LiveServer,
-                                                realtime: contract.ModelEntry) -> None:
+def test_the_browser_paints_the_servers_pixels(
+    chromium: Any, server: LiveServer, realtime: contract.ModelEntry
+) -> None:
     """WASM in Chromium against Python onnxruntime: one style, a 50/50 blend, and strength with kept colours,
     within 1/255 on every pixel; the runtime ran cross-origin isolated on more than one thread."""
     page = open_page(chromium, server.url)
     assert page.evaluate("window.livestyle.loadPainter()") is True
-    painter = page.evaluate("(({backend, threads, isolated}) => ({backend, threads, isolated}))"
-                            "(window.livestyle.paint.painter)")
+    painter = page.evaluate(
+        "(({backend, threads, isolated}) => ({backend, threads, isolated}))(window.livestyle.paint.painter)"
+    )
     assert painter["backend"] == "wasm" and painter["isolated"] is True
     rgb = fixed_frame()
     h, w = rgb.shape[:2]
     rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], axis=-1).reshape(-1).tolist()
     first, second = realtime.styles[1], realtime.styles[4]
-    for weights, strength, keep in (({first: 1.0}, 1.0, False), ({first: 0.5, second: 0.5}, 1.0, False),
-                                    ({second: 1.0}, 0.6, True)):
+    for weights, strength, keep in (
+        ({first: 1.0}, 1.0, False),
+        ({first: 0.5, second: 0.5}, 1.0, False),
+        ({second: 1.0}, 0.6, True),
+    ):
         got = np.array(page.evaluate(PAINT, [rgba, w, h, weights, strength, keep]), np.uint8).reshape(h, w, 4)
         expected = python_reference(realtime, rgb, weights, strength, keep)
         difference = np.abs(got[..., :3].astype(int) - expected.astype(int))
@@ -93,13 +100,15 @@ def test_the_browser_paints_the_servers_pixels(chromium: Any, server: LiveServer
 
 
 def test_the_page_paints_here_without_asking_the_server_and_on_with_the_api_blocked(
-        chromium: Any, server: LiveServer, realtime: contract.ModelEntry) -> None:
+    chromium: Any, server: LiveServer, realtime: contract.ModelEntry
+) -> None:
     page = chromium.new_page()
     page.goto(f"{server.url}/?paint=browser")
     page.wait_for_selector(".card input[type=range]")
     page.click("#start")
-    page.wait_for_function("window.livestyle.status === 'live' && window.livestyle.paint.mode === 'browser'",
-                           timeout=30_000)
+    page.wait_for_function(
+        "window.livestyle.status === 'live' && window.livestyle.paint.mode === 'browser'", timeout=30_000
+    )
     page.wait_for_function("window.livestyle.paint.painter.stats().painted > 5", timeout=30_000)
     assert "this browser" in page.inner_text("#paint-why") and page.is_disabled("#brush")
     asked: list[str] = []
@@ -128,8 +137,9 @@ def test_auto_chooses_by_measurement_and_says_why(chromium: Any, server: LiveSer
     assert mode in ("browser", "server") and "fps here" in why and "server aims for" in why, why
     assert page.inner_text("#paint-where") == ("this browser" if mode == "browser" else "server")
     page.click("input[name=paint-mode][value=server] + span")  # switch: the camera and the look stay
-    page.wait_for_function("window.livestyle.paint.mode === 'server' && window.livestyle.status === 'live'",
-                           timeout=30_000)
+    page.wait_for_function(
+        "window.livestyle.paint.mode === 'server' && window.livestyle.status === 'live'", timeout=30_000
+    )
     assert page.evaluate("window.livestyle.stream !== null")
 
 
@@ -138,8 +148,9 @@ def test_without_the_runtime_the_page_says_so_and_paints_on_the_server(chromium:
     with LiveServer(settings) as live:
         page = open_page(chromium, f"{live.url}/?paint=browser")
         page.click("#start")
-        page.wait_for_function("window.livestyle.paint.mode === 'server' && window.livestyle.status === 'live'",
-                               timeout=30_000)
+        page.wait_for_function(
+            "window.livestyle.paint.mode === 'server' && window.livestyle.status === 'live'", timeout=30_000
+        )
         assert "not installed" in page.inner_text("#paint-why")
 
 
@@ -158,11 +169,17 @@ def test_a_style_added_on_the_server_reaches_the_browser_and_paints(chromium: An
     with LiveServer(settings, style_settings) as live:
         page = open_page(chromium, f"{live.url}/?paint=browser")
         page.click("#start")
-        page.wait_for_function("window.livestyle.paint.mode === 'browser' && "
-                               "window.livestyle.paint.painter.stats().painted > 3", timeout=30_000)
+        page.wait_for_function(
+            "window.livestyle.paint.mode === 'browser' && window.livestyle.paint.painter.stats().painted > 3",
+            timeout=30_000,
+        )
         before_sha = page.evaluate("window.livestyle.paint.painter.sha256")
-        reply = httpx.post(f"{live.url}/api/styles", files={"image": ("dots.png", png(picture(41, 120)))},
-                           data={"name": "dots", "steps": "3"}, timeout=30)
+        reply = httpx.post(
+            f"{live.url}/api/styles",
+            files={"image": ("dots.png", png(picture(41, 120)))},
+            data={"name": "dots", "steps": "3"},
+            timeout=30,
+        )
         assert reply.status_code == 202, reply.text
         page.wait_for_selector(".card[data-style=dots]", timeout=120_000)
         page.wait_for_function(f"window.livestyle.paint.painter.sha256 !== '{before_sha}'", timeout=30_000)
@@ -188,7 +205,8 @@ def test_webgpu_through_the_software_adapter_paints_near_the_servers_pixels(real
             if not page.evaluate("!!navigator.gpu && navigator.gpu.requestAdapter().then((a) => !!a)"):
                 pytest.skip("this Chromium exposes no WebGPU adapter")
             assert page.evaluate("window.livestyle.loadPainter()") is True, page.evaluate(
-                "window.livestyle.paint.loadError")
+                "window.livestyle.paint.loadError"
+            )
             assert page.evaluate("window.livestyle.paint.painter.backend") == "webgpu"
             rgb = fixed_frame()[:48, :64]
             h, w = rgb.shape[:2]

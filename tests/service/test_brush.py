@@ -18,8 +18,7 @@ from service.brush import BRUSH_MAX, BRUSH_MIN, brush_size, check_brush, guided_
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
 from service.http.app import create_app
-from service.live.signalling import apply_control
-from service.live.track import Controls
+from service.live.controls import Controls, apply_control
 from service.look import Look, LookUpdate
 from service.settings import Settings
 from service.video.pipeline import VideoOptions

@@ -36,8 +36,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def replica(rid: str, peers: int, max_peers: int = PER_WORKER, offers: int = 0, draining: bool = False) -> Any:
     stats = {"peers": peers, "max_peers": max_peers, "offers": offers, "draining": draining}
-    return SimpleNamespace(replica_id=ReplicaID(rid, DeploymentID(name=cluster.WORKER, app_name=cluster.APP_NAME)),
-                           routing_stats=stats)
+    return SimpleNamespace(
+        replica_id=ReplicaID(rid, DeploymentID(name=cluster.WORKER, app_name=cluster.APP_NAME)), routing_stats=stats
+    )
 
 
 def router() -> ray_router.FreeSlotRouter:
@@ -69,8 +70,12 @@ def test_autoscaling_policy_wants_a_worker_per_target_peers_within_the_bounds() 
     policy = cluster.PeersPolicy(target=2.0)
 
     def wanted(peers: list[float], low: int = 1, high: int = 4) -> int:
-        ctx = SimpleNamespace(aggregated_metrics={"peers": dict(enumerate(peers))}, capacity_adjusted_min_replicas=low,
-                              capacity_adjusted_max_replicas=high, policy_state={})
+        ctx = SimpleNamespace(
+            aggregated_metrics={"peers": dict(enumerate(peers))},
+            capacity_adjusted_min_replicas=low,
+            capacity_adjusted_max_replicas=high,
+            policy_state={},
+        )
         return policy(ctx)[0]  # type: ignore[arg-type]
 
     assert wanted([2, 2, 1]) == 3 and wanted([2, 2]) == 2 and wanted([2.0, 0.5]) == 2
@@ -81,8 +86,17 @@ def test_autoscaling_policy_wants_a_worker_per_target_peers_within_the_bounds() 
 def deployment(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """Three stylizing workers (tiny models, loopback ICE) behind the ingress, on a local Ray."""
     port = free_port()
-    settings = Settings(models_dir=models_dir, ice_loopback=True, max_peers=PER_WORKER, dream=False,
-                        host="127.0.0.1", port=port, idle_timeout=3.0, ease_frames=1, max_frame_side=160)
+    settings = Settings(
+        models_dir=models_dir,
+        ice_loopback=True,
+        max_peers=PER_WORKER,
+        dream=False,
+        host="127.0.0.1",
+        port=port,
+        idle_timeout=3.0,
+        ease_frames=1,
+        max_frame_side=160,
+    )
     jobs = JobSettings.model_validate({"work_dir": tmp_path_factory.mktemp("jobs")})
     styles = StyleSettings.model_validate({"dir": tmp_path_factory.mktemp("styles"), "photos": None})
     options = ClusterSettings(replicas=3, replica_cpus=0.0, drain_seconds=40.0, stats_period=0.3)

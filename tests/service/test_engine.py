@@ -91,8 +91,10 @@ def resident_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
 
-@pytest.mark.skipif(not (BUNDLED / "quality.onnx").is_file() or not Path("/proc/self/statm").exists(),
-                    reason="needs the bundled models and /proc")
+@pytest.mark.skipif(
+    not (BUNDLED / "quality.onnx").is_file() or not Path("/proc/self/statm").exists(),
+    reason="needs the bundled models and /proc",
+)
 def test_memory_returns_after_an_oversized_image() -> None:
     engine = Engine.load(BUNDLED, RuntimeOptions(intra_op_threads=1))
     styles = engine.model("realtime").styles

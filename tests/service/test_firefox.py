@@ -67,7 +67,6 @@ GRAB_PAIR = """(step) => ['original', 'stylized'].map((id) => {
 })"""
 
 
-
 def grab_pair(firefox: Firefox) -> tuple[np.ndarray, np.ndarray]:
     """(camera, stylized) pixels as float32 arrays of shape [N, 1, 3]."""
     camera, stylized = firefox.call(GRAB_PAIR, 10)
@@ -165,10 +164,14 @@ def test_firefox_paints_in_the_browser_with_the_servers_pixels(firefox: Firefox)
         assert difference.max() <= 1, int(difference.max())
         firefox.click("#start")
         try:
-            firefox.wait_for("window.livestyle.paint.mode === 'browser' && "
-                             "window.livestyle.paint.painter.stats().painted > 5", timeout=60)
+            firefox.wait_for(
+                "window.livestyle.paint.mode === 'browser' && window.livestyle.paint.painter.stats().painted > 5",
+                timeout=60,
+            )
         except TimeoutError:
-            state = firefox.evaluate("[window.livestyle.status, window.livestyle.paint.mode, "
-                                     "window.livestyle.paint.why, window.livestyle.paint.painter.lastError, "
-                                     "window.livestyle.paint.painter.stats()]")
+            state = firefox.evaluate(
+                "[window.livestyle.status, window.livestyle.paint.mode, "
+                "window.livestyle.paint.why, window.livestyle.paint.painter.lastError, "
+                "window.livestyle.paint.painter.stats()]"
+            )
             pytest.fail(f"never painted here: {state}")

@@ -23,8 +23,11 @@ def runtime_folder(root: Path) -> Path:
 
 
 def test_the_page_learns_the_model_the_runtime_and_the_servers_rules(settings: Settings, tmp_path: Path) -> None:
-    app = create_app(settings.model_copy(update={"web_runtime_dir": runtime_folder(tmp_path / "rt"),
-                                                 "ease_frames": 5, "target_fps": 24.0}))
+    app = create_app(
+        settings.model_copy(
+            update={"web_runtime_dir": runtime_folder(tmp_path / "rt"), "ease_frames": 5, "target_fps": 24.0}
+        )
+    )
     with TestClient(app) as client:
         info = client.get("/api/in-browser").json()
         assert info["available"] is True and info["reason"] is None

@@ -50,8 +50,14 @@ def test_a_record_round_trips_and_an_unfinished_job_fails_on_restart(tmp_path: P
 
 
 def test_old_finished_jobs_are_forgotten_with_their_files(tmp_path: Path) -> None:
-    jobs = {j.id: j for j in (job(tmp_path, "old", JobState.done, 1.0), job(tmp_path, "new", JobState.failed, 9.0),
-                              job(tmp_path, "queued", JobState.queued))}
+    jobs = {
+        j.id: j
+        for j in (
+            job(tmp_path, "old", JobState.done, 1.0),
+            job(tmp_path, "new", JobState.failed, 9.0),
+            job(tmp_path, "queued", JobState.queued),
+        )
+    }
     gone = forget_finished(jobs, lambda done: done[:1])  # oldest first
     assert [j.id for j in gone] == ["old"] and sorted(jobs) == ["new", "queued"]
     assert not (tmp_path / "old").exists() and (tmp_path / "new").exists()

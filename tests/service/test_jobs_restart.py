@@ -27,7 +27,8 @@ def serve(settings: Settings, job_settings: JobSettings) -> TestClient:
 
 
 def test_finished_results_survive_a_restart_and_interrupted_jobs_are_failed(
-        settings: Settings, clip_bytes: bytes, tmp_path: Path) -> None:
+    settings: Settings, clip_bytes: bytes, tmp_path: Path
+) -> None:
     job_settings = JobSettings(work_dir=tmp_path, min_free_bytes=0)
     with serve(settings, job_settings) as client:
         done = wait(client, post(client, clip_bytes)["id"])
@@ -37,8 +38,10 @@ def test_finished_results_survive_a_restart_and_interrupted_jobs_are_failed(
     stale = tmp_path / "0"
     stale.mkdir()
     (stale / "input").write_bytes(clip_bytes)
-    (stale / "job.json").write_text('{"id": "0", "state": "running", "frames_done": 3, "frames_total": 24, '
-                                    '"error": null, "warning": null, "created_at": 1.0, "finished_at": null}')
+    (stale / "job.json").write_text(
+        '{"id": "0", "state": "running", "frames_done": 3, "frames_total": 24, '
+        '"error": null, "warning": null, "created_at": 1.0, "finished_at": null}'
+    )
     (tmp_path / "half-uploaded").mkdir()  # an upload that never became a job
     with serve(settings, job_settings) as client:
         again = client.get(f"/api/jobs/{done['id']}").json()
@@ -51,7 +54,8 @@ def test_finished_results_survive_a_restart_and_interrupted_jobs_are_failed(
 
 
 def test_a_failed_job_keeps_its_upload_and_can_be_retried(
-        settings: Settings, clip_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, clip_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = jobs.process_video
     calls: list[Path] = []
 
@@ -73,7 +77,8 @@ def test_a_failed_job_keeps_its_upload_and_can_be_retried(
 
 
 def test_a_job_retried_after_a_restart_runs_with_its_own_settings(
-        settings: Settings, clip_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, clip_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = jobs.process_video
     seen: list[jobs.VideoOptions] = []
 
@@ -85,8 +90,13 @@ def test_a_job_retried_after_a_restart_runs_with_its_own_settings(
 
     monkeypatch.setattr(jobs, "process_video", flaky)
     job_settings = JobSettings(work_dir=tmp_path, min_free_bytes=0)
-    fields = {"weights": '{"starry_night": 0.25, "the_scream": 0.75}', "strength": "0.6", "brush": "2",
-              "max_size": "48", "preserve_color": "true"}
+    fields = {
+        "weights": '{"starry_night": 0.25, "the_scream": 0.75}',
+        "strength": "0.6",
+        "brush": "2",
+        "max_size": "48",
+        "preserve_color": "true",
+    }
     with serve(settings, job_settings) as client:
         failed = wait(client, post(client, clip_bytes, **fields)["id"])
         assert failed["state"] == "failed"

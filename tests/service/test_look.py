@@ -18,8 +18,7 @@ from test_video_cli import write_clip
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest
 from service.http.app import create_app
-from service.live.signalling import apply_control
-from service.live.track import Controls
+from service.live.controls import Controls, apply_control
 from service.look import Look, LookUpdate, decode_json
 from service.settings import JobSettings, Settings
 from service.video.cli import main
@@ -31,8 +30,12 @@ SAME_MESSAGE = [
     ("brush", 9, "9", "brush must be in [0.5, 4.0]"),
     ("brush", float("inf"), "inf", "brush must be a finite number"),
     ("weights", {"the_scream": -1}, '{"the_scream": -1}', "non-negative"),
-    ("weights", {"the_scream": 1e308, "starry_night": 1e308}, '{"the_scream": 1e308, "starry_night": 1e308}',
-     "too large"),
+    (
+        "weights",
+        {"the_scream": 1e308, "starry_night": 1e308},
+        '{"the_scream": 1e308, "starry_night": 1e308}',
+        "too large",
+    ),
     ("weights", {"picasso": 1}, "picasso=1", "unknown styles"),
     ("weights", {"the_scream": {"deep": 1}}, '{"the_scream": {"deep": 1}}', "must be a number"),
 ]
@@ -62,8 +65,15 @@ def png() -> bytes:
 
 @pytest.mark.parametrize(("key", "value", "text", "fragment"), SAME_MESSAGE)
 def test_the_same_bad_value_gets_the_same_message_everywhere(
-    key: str, value: object, text: str, fragment: str, engine: Engine, client: TestClient, tmp_path: Path,
-    models_dir: Path, capsys: pytest.CaptureFixture[str],
+    key: str,
+    value: object,
+    text: str,
+    fragment: str,
+    engine: Engine,
+    client: TestClient,
+    tmp_path: Path,
+    models_dir: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     channel = apply_control(engine, controls(), json.dumps({key: value}))
     rest = client.post("/api/stylize", files={"image": ("a.png", png(), "image/png")}, data={key: text})
@@ -79,12 +89,28 @@ def test_the_same_bad_value_gets_the_same_message_everywhere(
     assert all(fragment in m for m in messages), messages
 
 
-@pytest.mark.parametrize("raw", [
-    b"\x80\x81", "[" * 100_000, '{"strength": 1' + "0" * 5000 + "}", '{"weights": {"starry_night": 1e400}}',
-    '{"strength": 1e400}', "[]", "{}", "null", '"text"', '{"id": {"x": 1}}', '{"weights": {"a": 1}, "id": 3, "x": 1}',
-    json.dumps({"weights": {f"s{i}": 1 for i in range(1000)}}), '{"model": 5}', '{"mode": ["style"]}',
-    '{"iterations": 1e9}', '{"iterations": true}', '{"layer": null, "octaves": 99999999999}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x80\x81",
+        "[" * 100_000,
+        '{"strength": 1' + "0" * 5000 + "}",
+        '{"weights": {"starry_night": 1e400}}',
+        '{"strength": 1e400}',
+        "[]",
+        "{}",
+        "null",
+        '"text"',
+        '{"id": {"x": 1}}',
+        '{"weights": {"a": 1}, "id": 3, "x": 1}',
+        json.dumps({"weights": {f"s{i}": 1 for i in range(1000)}}),
+        '{"model": 5}',
+        '{"mode": ["style"]}',
+        '{"iterations": 1e9}',
+        '{"iterations": true}',
+        '{"layer": null, "octaves": 99999999999}',
+    ],
+)
 def test_hostile_control_messages_are_replies_never_exceptions(raw: str | bytes, engine: Engine) -> None:
     state = controls()
     reply = apply_control(engine, state, raw)
@@ -95,19 +121,44 @@ def test_hostile_control_messages_are_replies_never_exceptions(raw: str | bytes,
 
 def test_a_good_message_applies_every_field(engine: Engine) -> None:
     state = controls()
-    reply = apply_control(engine, state, json.dumps({"weights": {STYLES[1]: 1}, "strength": 0.5, "brush": 2,
-                                                     "preserve_color": True, "stabilize": True, "id": "a"}))
+    reply = apply_control(
+        engine,
+        state,
+        json.dumps(
+            {
+                "weights": {STYLES[1]: 1},
+                "strength": 0.5,
+                "brush": 2,
+                "preserve_color": True,
+                "stabilize": True,
+                "id": "a",
+            }
+        ),
+    )
     assert reply == {"id": "a", "ok": True}
     look = state.look
     assert (look.strength, look.brush, look.preserve_color, look.stabilize is not None) == (0.5, 2.0, True, True)
 
 
 def test_form_text_is_read_like_json() -> None:
-    look = LookUpdate.from_text({"weights": "starry_night=1,the_scream=0.5", "strength": "0.25",
-                                 "preserve_color": "true", "stabilize": "0", "brush": "1.5", "model": None})
+    look = LookUpdate.from_text(
+        {
+            "weights": "starry_night=1,the_scream=0.5",
+            "strength": "0.25",
+            "preserve_color": "true",
+            "stabilize": "0",
+            "brush": "1.5",
+            "model": None,
+        }
+    )
     assert look.weights == {"starry_night": 1.0, "the_scream": 0.5}
-    assert (look.strength, look.preserve_color, look.stabilize, look.brush, look.model) == (0.25, True, False, 1.5,
-                                                                                           None)
+    assert (look.strength, look.preserve_color, look.stabilize, look.brush, look.model) == (
+        0.25,
+        True,
+        False,
+        1.5,
+        None,
+    )
     for bad, fragment in [({"preserve_color": "maybe"}, "true or false"), ({"strength": "lots"}, "a number")]:
         with pytest.raises(BadRequest, match=fragment):
             LookUpdate.from_text(bad)

@@ -30,8 +30,9 @@ def frames(count: int = 5) -> list[np.ndarray]:
 
 
 def look(style: int, steady: bool = True) -> Look:
-    return Look(model=FAST, styles=STYLES, weights=contract.one_hot(style, 3),
-                stabilize=StabilizeOptions() if steady else None)
+    return Look(
+        model=FAST, styles=STYLES, weights=contract.one_hot(style, 3), stabilize=StabilizeOptions() if steady else None
+    )
 
 
 def test_live_paint_with_the_overlap_equals_the_ordered_halves(engine: Engine) -> None:

@@ -45,8 +45,11 @@ def test_defaults_share_the_cpus_out_when_workers_outnumber_them() -> None:
 
 def test_a_chosen_reservation_the_cluster_cannot_hold_is_refused_with_what_to_change() -> None:
     assert fit({"CPU": 2.0}, replicas=2, replica_cpus=1.0)[0].replica_cpus == 1.0  # it fits: as asked
-    with pytest.raises(cluster.ClusterDoesNotFit, match=r"3 workers x 1 CPU need 3 CPUs .* has 2: give "
-                                                        r"--replica-cpus 0.66"):
+    with pytest.raises(
+        cluster.ClusterDoesNotFit,
+        match=r"3 workers x 1 CPU need 3 CPUs .* has 2: give "
+        r"--replica-cpus 0.66",
+    ):
         fit({"CPU": 2.0}, replicas=3, replica_cpus=1.0)
     with pytest.raises(cluster.ClusterDoesNotFit, match=r"need 2 GPUs and the Ray cluster has 0"):
         fit({"CPU": 8.0}, replicas=2, replica_gpus=1.0)
@@ -56,9 +59,26 @@ def test_a_chosen_reservation_the_cluster_cannot_hold_is_refused_with_what_to_ch
 def serve_ray(models_dir: Path, port: int, *flags: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LIVESTYLE_MAX_PEERS": "2", "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
     return subprocess.Popen(
-        [sys.executable, "-c", "from service.cli import main; main()", "--engine", "ray", "--models-dir",
-         str(models_dir), "--host", "127.0.0.1", "--port", str(port), "--ice-loopback", *flags],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            "from service.cli import main; main()",
+            "--engine",
+            "ray",
+            "--models-dir",
+            str(models_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ice-loopback",
+            *flags,
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def descendants(pid: int) -> set[int]:

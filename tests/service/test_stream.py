@@ -171,9 +171,7 @@ def write_clip(path: Path, rgb: np.ndarray, frames: int) -> Path:
     return path
 
 
-def test_example_client_records_stylized_video_and_switches_styles(
-    live_server: LiveServer, tmp_path: Path
-) -> None:
+def test_example_client_records_stylized_video_and_switches_styles(live_server: LiveServer, tmp_path: Path) -> None:
     source = gradient()
     clip = write_clip(tmp_path / "in.mp4", source, frames=75)
     output = tmp_path / "out.mp4"
@@ -195,14 +193,20 @@ def test_example_client_records_stylized_video_and_switches_styles(
     assert np.abs(frames[-1] - scream).mean() < TOLERANCE
 
 
-def test_a_live_stream_keeps_its_blend_by_name_through_model_swaps(one_peer_server: LiveServer,
-                                                                   tmp_path: Path) -> None:
+def test_a_live_stream_keeps_its_blend_by_name_through_model_swaps(one_peer_server: LiveServer, tmp_path: Path) -> None:
     """A style is added (the model grows a row) and removed again while a peer streams: no frame is lost, the
     blend keeps its styles by name, and the new style is usable at once."""
     engine = one_peer_server.app.state.services.engine
     build_model(tmp_path / "grown.onnx", len(STYLES) + 1)
-    entry = ModelEntry(FAST, "grown.onnx", contract.sha256_file(tmp_path / "grown.onnx"), "realtime",
-                       (*STYLES, "added_one"), 4, dreams=DREAMS)
+    entry = ModelEntry(
+        FAST,
+        "grown.onnx",
+        contract.sha256_file(tmp_path / "grown.onnx"),
+        "realtime",
+        (*STYLES, "added_one"),
+        4,
+        dreams=DREAMS,
+    )
     grown = load_model(tmp_path / "grown.onnx", entry, RuntimeOptions(), ["CPUExecutionProvider"])
     source = gradient()
     half = np.zeros((1, 4), np.float32)

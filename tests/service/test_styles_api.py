@@ -61,8 +61,7 @@ def wait_done(client: TestClient, job_id: str, seconds: float = 180) -> dict[str
 
 
 def stylized(client: TestClient, style: str) -> np.ndarray:
-    reply = client.post("/api/stylize", files={"image": ("p.png", png(picture(5, 64)))},
-                        data={"weights": f"{style}=1"})
+    reply = client.post("/api/stylize", files={"image": ("p.png", png(picture(5, 64)))}, data={"weights": f"{style}=1"})
     assert reply.status_code == 200, reply.text
     return np.asarray(Image.open(io.BytesIO(reply.content))).astype(np.float32)
 
@@ -73,13 +72,15 @@ def styles_of(client: TestClient) -> dict[str, str]:
 
 
 def test_a_picture_becomes_a_style_survives_a_restart_and_is_removed(
-        setup: tuple[Settings, StyleSettings, Path]) -> None:
+    setup: tuple[Settings, StyleSettings, Path],
+) -> None:
     settings, style_settings, root = setup
     bundled = {p.name: contract.sha256_file(p) for p in settings.models_dir.rglob("*") if p.is_file()}
     with TestClient(create_app(settings, style_settings=style_settings)) as client:
         assert client.get("/api/styles/learning").json()["available"] is True
-        reply = client.post("/api/styles", files={"image": ("mine.png", png(picture(21, 120)))},
-                            data={"name": "my_dots", "steps": "3"})
+        reply = client.post(
+            "/api/styles", files={"image": ("mine.png", png(picture(21, 120)))}, data={"name": "my_dots", "steps": "3"}
+        )
         assert reply.status_code == 202, reply.text
         job = wait_done(client, reply.json()["id"])
         assert job["state"] == "done", job
@@ -89,16 +90,21 @@ def test_a_picture_becomes_a_style_survives_a_restart_and_is_removed(
         mine = stylized(client, "my_dots")
         for other in ("stripes", "checks"):
             assert np.abs(mine - stylized(client, other)).mean() > 1.0
-        again = client.post("/api/styles", files={"image": ("x.png", png(picture(3, 120)))},
-                            data={"name": "my_dots", "steps": "3"})
+        again = client.post(
+            "/api/styles", files={"image": ("x.png", png(picture(3, 120)))}, data={"name": "my_dots", "steps": "3"}
+        )
         assert again.status_code == 409
     # only the new rows learned: every convolution and the bundled rows are bit-identical
     store = style_settings.dir
     (grown,) = (store / "checkpoints").glob("realtime-*.pt")
     old, new = load_checkpoint(settings.models_dir / "checkpoints" / "realtime.pt"), load_checkpoint(grown)
     for key, value in old["state_dict"].items():
-        torch.testing.assert_close(new["state_dict"][key][: value.shape[0]] if key.endswith((".gamma", ".beta"))
-                                   else new["state_dict"][key], value, rtol=0, atol=0)
+        torch.testing.assert_close(
+            new["state_dict"][key][: value.shape[0]] if key.endswith((".gamma", ".beta")) else new["state_dict"][key],
+            value,
+            rtol=0,
+            atol=0,
+        )
     assert {p.name: contract.sha256_file(p) for p in settings.models_dir.rglob("*") if p.is_file()} == bundled
     (entry,) = contract.read_manifest(store / contract.MANIFEST_NAME)
     record = entry.training["added_styles"]["my_dots"]
@@ -115,17 +121,20 @@ def test_a_picture_becomes_a_style_survives_a_restart_and_is_removed(
 
 
 def test_two_styles_queue_one_is_cancelled_and_removing_one_keeps_the_other(client: TestClient) -> None:
-    first = client.post("/api/styles", files={"image": ("a.png", png(picture(31, 100)))},
-                        data={"name": "first", "steps": "2"}).json()
-    second = client.post("/api/styles", files={"image": ("b.png", png(picture(32, 100)))},
-                         data={"name": "second", "steps": "2"}).json()
+    first = client.post(
+        "/api/styles", files={"image": ("a.png", png(picture(31, 100)))}, data={"name": "first", "steps": "2"}
+    ).json()
+    second = client.post(
+        "/api/styles", files={"image": ("b.png", png(picture(32, 100)))}, data={"name": "second", "steps": "2"}
+    ).json()
     assert second["state"] == "queued"
     assert wait_done(client, first["id"])["state"] == "done"
     assert wait_done(client, second["id"])["state"] == "done"
     assert {"first", "second"} <= set(styles_of(client))
     before = stylized(client, "second")
-    slow = client.post("/api/styles", files={"image": ("c.png", png(picture(33, 100)))},
-                       data={"name": "third", "minutes": "30"}).json()
+    slow = client.post(
+        "/api/styles", files={"image": ("c.png", png(picture(33, 100)))}, data={"name": "third", "minutes": "30"}
+    ).json()
     deadline = time.monotonic() + 60
     while client.get(f"/api/styles/jobs/{slow['id']}").json()["state"] != "learning":
         assert time.monotonic() < deadline
@@ -140,17 +149,21 @@ def test_two_styles_queue_one_is_cancelled_and_removing_one_keeps_the_other(clie
     np.testing.assert_allclose(stylized(client, "second"), before, atol=1.0)  # its rows moved, unchanged
 
 
-@pytest.mark.parametrize("files, data, status, fragment", [
-    ({"image": ("a.txt", b"not a picture")}, {"name": "fine"}, 415, "not an image"),
-    ({"image": ("a.png", png(picture(1, 32)))}, {"name": "fine"}, 400, "at least 64"),
-    ({"image": ("a.png", png(picture(1, 96)))}, {"name": "Bad Name"}, 400, "lowercase"),
-    ({"image": ("a.png", png(picture(1, 96)))}, {"name": "dream_relu3_3"}, 400, "dream_"),
-    ({"image": ("a.png", png(picture(1, 96)))}, {"name": "stripes"}, 409, "exists"),
-    ({"image": ("a.png", png(picture(1, 96)))}, {"name": "fine", "minutes": "-1"}, 400, "minutes"),
-    ({"image": ("a.png", png(picture(1, 96)))}, {"name": "fine", "models": "nope"}, 400, "models"),
-])
-def test_bad_uploads_get_a_clear_4xx_and_nothing_is_queued(client: TestClient, files: dict[str, object],
-                                                           data: dict[str, str], status: int, fragment: str) -> None:
+@pytest.mark.parametrize(
+    "files, data, status, fragment",
+    [
+        ({"image": ("a.txt", b"not a picture")}, {"name": "fine"}, 415, "not an image"),
+        ({"image": ("a.png", png(picture(1, 32)))}, {"name": "fine"}, 400, "at least 64"),
+        ({"image": ("a.png", png(picture(1, 96)))}, {"name": "Bad Name"}, 400, "lowercase"),
+        ({"image": ("a.png", png(picture(1, 96)))}, {"name": "dream_relu3_3"}, 400, "dream_"),
+        ({"image": ("a.png", png(picture(1, 96)))}, {"name": "stripes"}, 409, "exists"),
+        ({"image": ("a.png", png(picture(1, 96)))}, {"name": "fine", "minutes": "-1"}, 400, "minutes"),
+        ({"image": ("a.png", png(picture(1, 96)))}, {"name": "fine", "models": "nope"}, 400, "models"),
+    ],
+)
+def test_bad_uploads_get_a_clear_4xx_and_nothing_is_queued(
+    client: TestClient, files: dict[str, object], data: dict[str, str], status: int, fragment: str
+) -> None:
     reply = client.post("/api/styles", files=files, data=data)
     assert reply.status_code == status and fragment in reply.json()["detail"], reply.text
     assert all(j["state"] in ("done", "failed", "cancelled") for j in client.get("/api/styles/jobs").json())
@@ -168,8 +181,9 @@ def test_dropping_rows_keeps_every_other_tensor() -> None:
         torch.testing.assert_close(smaller.state_dict()[key], expected, rtol=0, atol=0)
 
 
-def test_the_example_client_adds_a_style_over_real_http(setup: tuple[Settings, StyleSettings, Path],
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_example_client_adds_a_style_over_real_http(
+    setup: tuple[Settings, StyleSettings, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     from conftest import LiveServer
 
     from examples.add_style import main
@@ -178,8 +192,19 @@ def test_the_example_client_adds_a_style_over_real_http(setup: tuple[Settings, S
     picture_path = root / "example.png"
     Image.fromarray(picture(41, 100)).save(picture_path)
     with LiveServer(settings, style_settings) as live:
-        main([str(picture_path), "--name", "from_example", "--steps", "2", "--url", live.url,
-              "--preview", str(root / "preview.png")])
+        main(
+            [
+                str(picture_path),
+                "--name",
+                "from_example",
+                "--steps",
+                "2",
+                "--url",
+                live.url,
+                "--preview",
+                str(root / "preview.png"),
+            ]
+        )
         assert "from_example is ready" in capsys.readouterr().err
         assert (root / "preview.png").read_bytes()[:4] == b"\x89PNG"
         with pytest.raises(SystemExit) as exit_info:  # the same name again: the server's 409, one line
@@ -221,8 +246,11 @@ def test_without_a_photo_folder_styles_learn_on_the_starter_set(tmp_path: Path) 
         folder = tmp_path / "store" / STARTER_DIR
         assert sorted(p.name for p in photos_in(folder)) == sorted(STARTER_PHOTOS)
         assert "Stefan van der Walt (CC0)" in (folder / "CREDITS.txt").read_text()
-        reply = client.post("/api/styles", files={"image": ("mine.png", png(picture(22, 120)))},
-                            data={"name": "on_starters", "steps": "2", "models": "realtime"})
+        reply = client.post(
+            "/api/styles",
+            files={"image": ("mine.png", png(picture(22, 120)))},
+            data={"name": "on_starters", "steps": "2", "models": "realtime"},
+        )
         assert reply.status_code == 202, reply.text
         job = wait_done(client, reply.json()["id"])
         assert job["state"] == "done", job

@@ -17,7 +17,8 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from service.live.track import Controls, ResolutionGovernor, StylizedTrack
+from service.live.controls import Controls
+from service.live.track import ResolutionGovernor, StylizedTrack
 from service.look import Look
 from service.stabilize import StabilizeOptions
 
@@ -226,8 +227,16 @@ def test_a_slow_model_runs_on_its_own_thread_and_the_fast_pool_stays_free() -> N
         fast = ThreadPoolExecutor(1, thread_name_prefix="fast")
         slow = ThreadPoolExecutor(1, thread_name_prefix="slow")
         controls = Controls.starting(Look(model="quality", styles=("only",), weights=np.ones((1, 1), np.float32)), 0)
-        track = StylizedTrack(Camera(4, 0.01), Recording(delay=0.3), controls, fast, max_side=640,  # type: ignore[arg-type]
-                              slow_executor=slow, slow_models=frozenset({"quality"}), pipelined=False)
+        track = StylizedTrack(
+            Camera(4, 0.01),
+            Recording(delay=0.3),
+            controls,
+            fast,
+            max_side=640,  # type: ignore[arg-type]
+            slow_executor=slow,
+            slow_models=frozenset({"quality"}),
+            pipelined=False,
+        )
         loop = asyncio.get_running_loop()
         first = asyncio.ensure_future(track.recv())
         await asyncio.sleep(0.1)  # the slow frame is in flight now

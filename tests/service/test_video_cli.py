@@ -165,7 +165,11 @@ def write_zero_frames(clip: Path, path: Path) -> None:
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
-    case: str, message: str, clip: Path, tmp_path: Path, run  # type: ignore[no-untyped-def]
+    case: str,
+    message: str,
+    clip: Path,
+    tmp_path: Path,
+    run,  # type: ignore[no-untyped-def]
 ) -> None:
     src, out, extra = clip, tmp_path / "out.mp4", ["--style", "the_scream=1"]
     if case == "not_a_video":
@@ -214,8 +218,24 @@ def test_other_codec_and_container_and_stabilize(clip: Path, tmp_path: Path, run
 @pytest.mark.skipif(missing_requirement() is not None, reason="the dream extra is not installed")
 def test_dream_mode_dreams_every_frame_with_feedback(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "dream.mp4"
-    code, err = run(clip, out, "--mode", "dream", "--dream-layer", "relu3_1", "--dream-iterations", "2",
-                    "--dream-octaves", "1", "--dream-size", "64", "--dream-feedback", "0.8", "--dream-device", "cpu")
+    code, err = run(
+        clip,
+        out,
+        "--mode",
+        "dream",
+        "--dream-layer",
+        "relu3_1",
+        "--dream-iterations",
+        "2",
+        "--dream-octaves",
+        "1",
+        "--dream-size",
+        "64",
+        "--dream-feedback",
+        "0.8",
+        "--dream-device",
+        "cpu",
+    )
     assert code == 0, err
     sources, dreamed = read_frames(clip), read_frames(out)
     assert len(dreamed) == len(sources) and dreamed[0].shape == sources[0].shape
@@ -225,21 +245,29 @@ def test_dream_mode_dreams_every_frame_with_feedback(clip: Path, tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dream.mp4"]
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--mode", "dream", "--dream-layer", "fc7"], "allowed"),
-    (["--mode", "dream", "--dream-iterations", "0"], "iterations"),
-    (["--mode", "dream", "--style", "the_scream=1"], "does not use --style"),
-    (["--mode", "dream", "--engine", "ray"], "--engine local"),
-])
-def test_bad_dream_options_exit_2_with_one_line(extra: list[str], message: str, clip: Path, tmp_path: Path,
-                                                run) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mode", "dream", "--dream-layer", "fc7"], "allowed"),
+        (["--mode", "dream", "--dream-iterations", "0"], "iterations"),
+        (["--mode", "dream", "--style", "the_scream=1"], "does not use --style"),
+        (["--mode", "dream", "--engine", "ray"], "--engine local"),
+    ],
+)
+def test_bad_dream_options_exit_2_with_one_line(
+    extra: list[str], message: str, clip: Path, tmp_path: Path, run
+) -> None:  # type: ignore[no-untyped-def]
     code, err = run(clip, tmp_path / "out.mp4", *extra)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dream_mode_without_the_extra_names_it(clip: Path, tmp_path: Path, run,  # type: ignore[no-untyped-def]
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dream_mode_without_the_extra_names_it(
+    clip: Path,
+    tmp_path: Path,
+    run,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from service import dream
 
     monkeypatch.setattr(dream.importlib.util, "find_spec", lambda name: None if name == "torch" else object())
@@ -255,7 +283,7 @@ def rotate_display(path: Path) -> Path:
     box = data.find(b"tkhd")
     assert box > 0 and data[box + 4] == 0  # version 0 layout
     matrix = box + 4 + 40
-    data[matrix:matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
     out = path.with_name(f"{path.stem}-portrait.mp4")
     out.write_bytes(bytes(data))
     return out

@@ -96,8 +96,9 @@ class Viewer:
             prefer(self.pc, self.codec)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with httpx.AsyncClient(timeout=30) as http:
-            response = await http.post(f"{self.url}/api/whep/{session}", content=self.pc.localDescription.sdp,
-                                       headers=SDP)
+            response = await http.post(
+                f"{self.url}/api/whep/{session}", content=self.pc.localDescription.sdp, headers=SDP
+            )
         if response.status_code == 201 and answer:
             self.location = response.headers["location"]
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
@@ -127,7 +128,7 @@ async def wait_for_match(track: MediaStreamTrack, expected: np.ndarray, frames: 
 
 
 def answered_codecs(sdp: str) -> set[str]:
-    video = sdp[sdp.index("m=video"):]
+    video = sdp[sdp.index("m=video") :]
     return {line.split(" ", 1)[1].split("/")[0] for line in video.splitlines() if line.startswith("a=rtpmap:")}
 
 
@@ -143,7 +144,7 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
         assert published.headers["content-type"] == "application/sdp"
         assert publisher.location == f"/api/whip/{publisher.session}" and len(publisher.session) >= 16
         assert answered_codecs(published.text) - {"rtx"} == {codec.split("/")[1]}
-        assert "a=recvonly" in published.text[published.text.index("m=video"):]  # RFC 9725: the answer receives
+        assert "a=recvonly" in published.text[published.text.index("m=video") :]  # RFC 9725: the answer receives
         viewers = [Viewer(server.url, "video/VP8"), Viewer(server.url, "video/H264")]  # each encoded its way
         try:
             for viewer in viewers:
@@ -215,8 +216,11 @@ def test_a_look_change_on_a_live_session_changes_the_picture(server: LiveServer)
                 changed = await http.patch(look, json={"weights": {"the_scream": 1}})
                 assert changed.json() == {"ok": True}
                 # the same checks and words as the data channel (test_stream), and nothing applied
-                for bad, fragment in [({"weights": {"nope": 1}}, "unknown styles"), ({"strength": 3}, "strength"),
-                                      ({"colour": 1}, "unknown control keys")]:
+                for bad, fragment in [
+                    ({"weights": {"nope": 1}}, "unknown styles"),
+                    ({"strength": 3}, "strength"),
+                    ({"colour": 1}, "unknown control keys"),
+                ]:
                     refused = await http.patch(look, json=bad)
                     assert refused.status_code == 400 and fragment in refused.json()["detail"], refused.text
                 assert (await http.patch(f"{server.url}/api/whip/nope/look", json={})).status_code == 404
@@ -346,14 +350,22 @@ def test_what_a_whip_server_answers_without_media(guarded: TestClient) -> None:
     ]:
         refused = guarded.post("/api/whip", content=body, headers=headers)
         assert refused.status_code == status and fragment in refused.json()["detail"], (status, refused.text)
-    for query, fragment in [("?weights=nope=1", "unknown styles"), ("?strength=3", "strength"),
-                            ("?style=the_scream=1", "unknown control keys")]:
+    for query, fragment in [
+        ("?weights=nope=1", "unknown styles"),
+        ("?strength=3", "strength"),
+        ("?style=the_scream=1", "unknown control keys"),
+    ]:
         refused = guarded.post(f"/api/whip{query}", content=vp8, headers=SDP)
         assert refused.status_code == 400 and fragment in refused.json()["detail"], (query, refused.text)
     assert guarded.get("/api/sessions", headers=AUTH).json() == []  # nothing was left half open
 
-    for method, path in [("DELETE", "/api/whip/nope"), ("GET", "/api/whip/nope"), ("PATCH", "/api/whip/nope"),
-                         ("DELETE", "/api/whep/nope/viewer"), ("DELETE", "/api/sessions/nope")]:
+    for method, path in [
+        ("DELETE", "/api/whip/nope"),
+        ("GET", "/api/whip/nope"),
+        ("PATCH", "/api/whip/nope"),
+        ("DELETE", "/api/whep/nope/viewer"),
+        ("DELETE", "/api/sessions/nope"),
+    ]:
         assert guarded.request(method, path, headers=AUTH).status_code == 404, (method, path)
     assert guarded.post("/api/whep/nope", content=vp8, headers=SDP).status_code == 404
 
@@ -371,8 +383,9 @@ def test_a_live_session_takes_no_trickle_and_says_so(server: LiveServer) -> None
             async with httpx.AsyncClient(headers=AUTH) as http:
                 url = server.url + publisher.location
                 assert (await http.get(url)).status_code == 204
-                patched = await http.patch(url, content="a=end-of-candidates\r\n",
-                                           headers={"Content-Type": "application/trickle-ice-sdpfrag"})
+                patched = await http.patch(
+                    url, content="a=end-of-candidates\r\n", headers={"Content-Type": "application/trickle-ice-sdpfrag"}
+                )
                 assert patched.status_code == 405 and "DELETE" in patched.headers["allow"]
                 assert "trickle" in patched.text
         finally:

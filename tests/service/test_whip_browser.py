@@ -22,8 +22,10 @@ from service.settings import Settings
 pytestmark = pytest.mark.browser
 
 if not all((web_runtime.WHIP_CLIENTS_DIR / name).is_file() for name in web_runtime.WHIP_FILES):
-    pytest.skip(f"npm {web_runtime.WHIP_PACKAGE} is not installed: make setup (python -m service.web_runtime install)",
-                allow_module_level=True)
+    pytest.skip(
+        f"npm {web_runtime.WHIP_PACKAGE} is not installed: make setup (python -m service.web_runtime install)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api")
 
 TOKEN = "whip-browser-token-0123456789"
@@ -79,7 +81,8 @@ def camera(tmp_path: Path) -> Path:
 def browser(camera: Path) -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"])
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"]
+        )
         try:
             yield launched
         finally:
@@ -101,8 +104,9 @@ def clients_page(browser: object, url: str) -> object:
     page = browser.new_page()  # type: ignore[attr-defined]
     page.route(url + BLANK, serve(PAGE, "text/html"))
     for name in ("whip.js", "whep.js"):
-        page.route(f"{url}/whip-whep/{name}", serve((web_runtime.WHIP_CLIENTS_DIR / name).read_text(),
-                                                     "text/javascript"))
+        page.route(
+            f"{url}/whip-whep/{name}", serve((web_runtime.WHIP_CLIENTS_DIR / name).read_text(), "text/javascript")
+        )
     page.goto(url + BLANK)
     page.wait_for_function("window.clientsLoaded === true")
     return page
@@ -128,8 +132,9 @@ def wait_painted(page: object, video: str, expected: np.ndarray, seconds: float 
 
 
 @pytest.mark.parametrize("codec", ["video/H264", "video/VP8"])
-def test_whip_whep_clients_from_npm_publish_and_play_back_painted(browser: object, server: LiveServer,
-                                                                   codec: str) -> None:
+def test_whip_whep_clients_from_npm_publish_and_play_back_painted(
+    browser: object, server: LiveServer, codec: str
+) -> None:
     camera = camera_top_colour()
     scream = camera[[2, 0, 1]]  # the tiny model's the_scream: a channel rotation
     assert np.abs(scream - camera).max() > 40  # far enough apart to tell
@@ -155,12 +160,14 @@ def test_whip_whep_clients_from_npm_publish_and_play_back_painted(browser: objec
 
     publisher.evaluate("window.publisher.whip.stop()")  # WHIP DELETE: the session and its viewers end
     view.wait_for_function("window.livestyleView.state !== 'playing'", timeout=15_000)
-    viewer.wait_for_function("['failed', 'closed', 'disconnected'].includes(window.viewer.pc.connectionState)",
-                             timeout=15_000)
+    viewer.wait_for_function(
+        "['failed', 'closed', 'disconnected'].includes(window.viewer.pc.connectionState)", timeout=15_000
+    )
 
 
-def test_the_pages_share_link_opens_the_view_and_the_view_follows_new_publishers(browser: object,
-                                                                                 server: LiveServer) -> None:
+def test_the_pages_share_link_opens_the_view_and_the_view_follows_new_publishers(
+    browser: object, server: LiveServer
+) -> None:
     camera = camera_top_colour()
     page = browser.new_page()  # type: ignore[attr-defined]
     start_streaming(page, f"{server.url}/?token={TOKEN}")

@@ -14,8 +14,7 @@ from training.export import export_network
 from training.networks import NetConfig, StyleNet
 
 DATA = Path(os.environ.get("LIVESTYLE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-TINY = NetConfig(num_styles=3, widths=(4, 8), res_blocks=1, in_kernel=3, out_kernel=3, stem_stride=2,
-                 separable=True)
+TINY = NetConfig(num_styles=3, widths=(4, 8), res_blocks=1, in_kernel=3, out_kernel=3, stem_stride=2, separable=True)
 
 
 def perturbed(net: StyleNet, seed: int = 0) -> StyleNet:

@@ -41,30 +41,46 @@ def fake_peer(folder: Path) -> Path:
     opset = [helper.make_opsetid("", 17)]
     f = TensorProto.FLOAT
     multistyle = helper.make_graph(
-        [helper.make_node("ReduceSum", ["style_weights"], ["total"], keepdims=0),
-         helper.make_node("Mul", ["image", "total"], ["scaled"]),
-         helper.make_node("Sub", ["one", "scaled"], ["stylized"])],
-        "multistyle", [helper.make_tensor_value_info("image", f, [1, 3, "h", "w"]),
-                       helper.make_tensor_value_info("style_weights", f, [26])],
+        [
+            helper.make_node("ReduceSum", ["style_weights"], ["total"], keepdims=0),
+            helper.make_node("Mul", ["image", "total"], ["scaled"]),
+            helper.make_node("Sub", ["one", "scaled"], ["stylized"]),
+        ],
+        "multistyle",
+        [
+            helper.make_tensor_value_info("image", f, [1, 3, "h", "w"]),
+            helper.make_tensor_value_info("style_weights", f, [26]),
+        ],
         [helper.make_tensor_value_info("stylized", f, [1, 3, "h", "w"])],
-        initializer=[numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")])
+        initializer=[numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")],
+    )
     _save(helper.make_model(multistyle, opset_imports=opset), models / "multistyle26.onnx")
     vec = "mobilenet_conv/Conv/BiasAdd"
     predict = helper.make_graph(
-        [helper.make_node("ReduceMean", ["style_image"], ["mean"], axes=[1, 2], keepdims=1),
-         helper.make_node("MatMul", ["mean", "spread"], [vec])],
-        "predict", [helper.make_tensor_value_info("style_image", f, [1, 256, 256, 3])],
+        [
+            helper.make_node("ReduceMean", ["style_image"], ["mean"], axes=[1, 2], keepdims=1),
+            helper.make_node("MatMul", ["mean", "spread"], [vec]),
+        ],
+        "predict",
+        [helper.make_tensor_value_info("style_image", f, [1, 256, 256, 3])],
         [helper.make_tensor_value_info(vec, f, [1, 1, 1, 100])],
-        initializer=[numpy_helper.from_array(np.full((3, 100), 1 / 3, dtype=np.float32), "spread")])
+        initializer=[numpy_helper.from_array(np.full((3, 100), 1 / 3, dtype=np.float32), "spread")],
+    )
     _save(helper.make_model(predict, opset_imports=opset), models / "arbitrary_predict.onnx")
     out = "transformer/expand/conv3/conv/Sigmoid"
     transform = helper.make_graph(
-        [helper.make_node("ReduceMean", [vec], ["level"], axes=[3], keepdims=1),
-         helper.make_node("Add", ["content_image", "level"], ["shifted"]),
-         helper.make_node("Sigmoid", ["shifted"], [out])],
-        "transform", [helper.make_tensor_value_info("content_image", f, [1, 384, 384, 3]),
-                      helper.make_tensor_value_info(vec, f, [1, 1, 1, 100])],
-        [helper.make_tensor_value_info(out, f, [1, 384, 384, 3])])
+        [
+            helper.make_node("ReduceMean", [vec], ["level"], axes=[3], keepdims=1),
+            helper.make_node("Add", ["content_image", "level"], ["shifted"]),
+            helper.make_node("Sigmoid", ["shifted"], [out]),
+        ],
+        "transform",
+        [
+            helper.make_tensor_value_info("content_image", f, [1, 384, 384, 3]),
+            helper.make_tensor_value_info(vec, f, [1, 1, 1, 100]),
+        ],
+        [helper.make_tensor_value_info(out, f, [1, 384, 384, 3])],
+    )
     _save(helper.make_model(transform, opset_imports=opset), models / "arbitrary_transform.onnx")
     return folder
 
@@ -128,18 +144,44 @@ def number(cell: str) -> float:
     return float(match.group(0))
 
 
-def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Path, float],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_benchmark_writes_every_table(
+    tmp_path: Path, tiny_onnx: tuple[Path, float], capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out" / "BENCHMARKS.md"
     models = tiny_models(tmp_path / "m", tiny_onnx[0])
     data = tiny_data(tmp_path / "data")
     (models / "thumbnails").mkdir()  # the gallery's pictures, as export writes them: a new style starts nearest
     for painting in (data / "styles").glob("*.png"):
         Image.open(painting).convert("RGB").save(models / "thumbnails" / f"{painting.stem}.jpg")
-    main(["--quick", "--data", str(data), "--models-dir", str(models),
-          "--peer-dir", str(fake_peer(tmp_path / "peer")), "--out", str(out), "--sizes", "64x48,96x64",
-          "--runs", "3", "--warmup", "1", "--metric-size", "32", "--gatys-iterations", "2", "--flicker-frames", "4",
-          "--train-size", "32", "--train-steps", "1"])
+    main(
+        [
+            "--quick",
+            "--data",
+            str(data),
+            "--models-dir",
+            str(models),
+            "--peer-dir",
+            str(fake_peer(tmp_path / "peer")),
+            "--out",
+            str(out),
+            "--sizes",
+            "64x48,96x64",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--metric-size",
+            "32",
+            "--gatys-iterations",
+            "2",
+            "--flicker-frames",
+            "4",
+            "--train-size",
+            "32",
+            "--train-steps",
+            "1",
+        ]
+    )
     printed = capsys.readouterr().out
     text = out.read_text()
     for n in range(1, 9):
@@ -211,8 +253,25 @@ def test_quick_benchmark_writes_every_table(tmp_path: Path, tiny_onnx: tuple[Pat
     assert "Not measured" in text.split("## 14.", 1)[1].split("\n## ", 1)[0]  # no browser in the quick run
 
     # a later run of some tables keeps the others
-    main(["--quick", "--only", "latency", "--data", str(tmp_path / "data"), "--models-dir", str(models),
-          "--peer-dir", str(tmp_path / "peer"), "--out", str(out), "--sizes", "64x48", "--runs", "2"])
+    main(
+        [
+            "--quick",
+            "--only",
+            "latency",
+            "--data",
+            str(tmp_path / "data"),
+            "--models-dir",
+            str(models),
+            "--peer-dir",
+            str(tmp_path / "peer"),
+            "--out",
+            str(out),
+            "--sizes",
+            "64x48",
+            "--runs",
+            "2",
+        ]
+    )
     again = out.read_text()
     assert all(f"## {n}." in again for n in range(1, 9)) and table(again, 7) == dream
 

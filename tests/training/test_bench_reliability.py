@@ -8,9 +8,17 @@ from training.bench.reliability import ReliabilityPlan, ReliabilityResult, relia
 
 
 def result(**kw: object) -> ReliabilityResult:
-    base = dict(fps_before=[12.0, 12.0, 12.0], fps_after=[11.0, 11.5, 12.0], quality_fps=1.5, refused=[503, 503],
-                kept_out_s=10.4, memory_mb=(245.0, 302.0, 250.0), soak_mb=[300.0, 301.0, 303.0], soak_fps=13.0,
-                health_ms=40.0)
+    base = dict(
+        fps_before=[12.0, 12.0, 12.0],
+        fps_after=[11.0, 11.5, 12.0],
+        quality_fps=1.5,
+        refused=[503, 503],
+        kept_out_s=10.4,
+        memory_mb=(245.0, 302.0, 250.0),
+        soak_mb=[300.0, 301.0, 303.0],
+        soak_fps=13.0,
+        health_ms=40.0,
+    )
     return ReliabilityResult(**(base | kw))  # type: ignore[arg-type]
 
 

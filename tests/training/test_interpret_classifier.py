@@ -40,7 +40,13 @@ def test_label_file_is_the_standard_ilsvrc2012_order() -> None:
     assert len(classes) == 1000 and len({c.wnid for c in classes}) == 1000
     assert [c.wnid for c in classes] == sorted(c.wnid for c in classes)
     assert [classes[i].label for i in (0, 281, 282, 285, 967, 999)] == [
-        "tench", "tabby", "tiger cat", "Egyptian cat", "espresso", "toilet tissue"]
+        "tench",
+        "tabby",
+        "tiger cat",
+        "Egyptian cat",
+        "espresso",
+        "toilet tissue",
+    ]
     assert photo_class(Path("imagenet_n02123045_tabby.jpg")) == 281 and photo_class(Path("bsds_1.jpg")) is None
 
 

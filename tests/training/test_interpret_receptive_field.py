@@ -38,8 +38,13 @@ def test_hand_computed_stack() -> None:
 
 
 def _stack() -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, stride=2, padding=1),
-                         nn.AvgPool2d(2), nn.Conv2d(2, 1, 5))
+    return nn.Sequential(
+        nn.Conv2d(3, 2, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(2, 2, 3, stride=2, padding=1),
+        nn.AvgPool2d(2),
+        nn.Conv2d(2, 1, 5),
+    )
 
 
 def test_traced_field_matches_the_hand_computation_and_the_gradient_support() -> None:

@@ -32,8 +32,15 @@ class Counting:
 
 
 def plan(tmp_path: Path) -> LoopPlan:
-    return LoopPlan(out_dir=tmp_path, steps=100, columns=("total",), shown=("total",), desc="test",
-                    checkpoint_every=25, preview_every=50)
+    return LoopPlan(
+        out_dir=tmp_path,
+        steps=100,
+        columns=("total",),
+        shown=("total",),
+        desc="test",
+        checkpoint_every=25,
+        preview_every=50,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

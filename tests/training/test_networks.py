@@ -99,8 +99,18 @@ def test_pixel_shuffle_output_starts_without_checkerboard() -> None:
     torch.testing.assert_close(out[..., ::2, ::2], out[..., 1::2, 1::2])
 
 
-FAST = NetConfig(num_styles=3, widths=(4, 8), res_blocks=1, in_kernel=3, out_kernel=3, stem_stride=2,
-                 separable=True, padding="edges", decoder="project_first", output="transposed")
+FAST = NetConfig(
+    num_styles=3,
+    widths=(4, 8),
+    res_blocks=1,
+    in_kernel=3,
+    out_kernel=3,
+    stem_stride=2,
+    separable=True,
+    padding="edges",
+    decoder="project_first",
+    output="transposed",
+)
 
 
 @pytest.mark.parametrize("size", [(31, 45), (64, 64), (17, 100)])
@@ -132,8 +142,11 @@ def test_edges_padding_reflects_only_at_the_first_convolution() -> None:
 def test_project_first_decoder_projects_at_the_low_resolution() -> None:
     net = StyleNet(FAST)
     seen: dict[str, tuple[int, ...]] = {}
-    hooks = [m.register_forward_hook(lambda _m, i, _o, n=n: seen.__setitem__(n, tuple(i[0].shape)))
-             for n, m in net.named_modules() if n in ("up.0.project", "up.0.depthwise")]
+    hooks = [
+        m.register_forward_hook(lambda _m, i, _o, n=n: seen.__setitem__(n, tuple(i[0].shape)))
+        for n, m in net.named_modules()
+        if n in ("up.0.project", "up.0.depthwise")
+    ]
     try:
         net(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]))
     finally:
@@ -144,8 +157,15 @@ def test_project_first_decoder_projects_at_the_low_resolution() -> None:
 
 
 def test_checkpoints_of_the_earlier_design_keep_their_layout() -> None:
-    old = {"num_styles": 2, "widths": [16, 32, 64], "res_blocks": 5, "in_kernel": 3, "out_kernel": 3,
-           "stem_stride": 2, "separable": True}
+    old = {
+        "num_styles": 2,
+        "widths": [16, 32, 64],
+        "res_blocks": 5,
+        "in_kernel": 3,
+        "out_kernel": 3,
+        "stem_stride": 2,
+        "separable": True,
+    }
     cfg = NetConfig.from_json(old)
     assert (cfg.padding, cfg.decoder, cfg.output) == ("reflect", "upsample_first", "conv")
     assert NetConfig.from_json(cfg.to_json()) == cfg

@@ -52,8 +52,7 @@ def quiet(**kwargs: object) -> OptimConfig:
     return OptimConfig(progress=False, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("optimizer,lr,normalize", [("lbfgs", 1.0, False), ("adam", 0.05, False),
-                                                    ("sgd", 0.01, True)])
+@pytest.mark.parametrize("optimizer,lr,normalize", [("lbfgs", 1.0, False), ("adam", 0.05, False), ("sgd", 0.01, True)])
 def test_objective_decreases(optimizer: str, lr: float, normalize: bool) -> None:
     net = TinyFeatures()
     target = net(stripes()).b
@@ -61,8 +60,7 @@ def test_objective_decreases(optimizer: str, lr: float, normalize: bool) -> None
     def at(size: tuple[int, int]) -> Objective:
         return lambda image: {"features": torch.mean((net(image).b - target) ** 2)}
 
-    result = optimize(at, noise(), quiet(iterations=(30,), optimizer=optimizer, lr=lr,
-                                                 normalize_grad=normalize))
+    result = optimize(at, noise(), quiet(iterations=(30,), optimizer=optimizer, lr=lr, normalize_grad=normalize))
     assert result.history[-1] < 0.2 * result.history[0]
     assert result.final_terms["features"] < 0.2 * result.history[0]
     assert result.image.shape == (1, 3, 32, 32) and 0 <= float(result.image.min()) <= float(result.image.max()) <= 1
@@ -71,8 +69,11 @@ def test_objective_decreases(optimizer: str, lr: float, normalize: bool) -> None
 def test_sigmoid_parameterization_stays_in_range_and_descends() -> None:
     net = TinyFeatures()
     target = net(stripes()).a
-    result = optimize(lambda size: lambda image: {"f": torch.mean((net(image).a - target) ** 2)}, noise(),
-                      quiet(iterations=(20,), parameterization="sigmoid"))
+    result = optimize(
+        lambda size: lambda image: {"f": torch.mean((net(image).a - target) ** 2)},
+        noise(),
+        quiet(iterations=(20,), parameterization="sigmoid"),
+    )
     assert result.history[-1] < 0.5 * result.history[0]
 
 
@@ -113,8 +114,9 @@ def test_multiscale_returns_the_requested_size(carry: str) -> None:
         asked.append(size)
         return lambda image: {"mean": torch.mean((image - 0.3) ** 2)}
 
-    result = optimize(at, noise(37, 50), quiet(iterations=(3,), octaves=3, octave_scale=1.5, carry=carry,
-                                              optimizer="adam", lr=0.05))
+    result = optimize(
+        at, noise(37, 50), quiet(iterations=(3,), octaves=3, octave_scale=1.5, carry=carry, optimizer="adam", lr=0.05)
+    )
     assert result.image.shape == (1, 3, 37, 50)
     assert asked[:3] == octave_sizes((37, 50), 3, 1.5) and asked[2] == (37, 50)
     assert asked[0][0] < asked[1][0] < asked[2][0]
@@ -122,8 +124,15 @@ def test_multiscale_returns_the_requested_size(carry: str) -> None:
 
 
 def test_snapshots_and_gif_are_written(tmp_path: Path) -> None:
-    cfg = quiet(iterations=(6, 4), octaves=2, optimizer="adam", lr=0.02, snapshot_every=3,
-                snapshot_dir=tmp_path / "snaps", gif_path=tmp_path / "run.gif")
+    cfg = quiet(
+        iterations=(6, 4),
+        octaves=2,
+        optimizer="adam",
+        lr=0.02,
+        snapshot_every=3,
+        snapshot_dir=tmp_path / "snaps",
+        gif_path=tmp_path / "run.gif",
+    )
     result = optimize(lambda size: lambda image: {"f": torch.mean((image - 0.3) ** 2)}, noise(), cfg)
     names = sorted(p.name for p in (tmp_path / "snaps").iterdir())
     assert names == ["step_00003.png", "step_00006.png", "step_00009.png"]  # 3, 6 | 6+3

@@ -52,12 +52,16 @@ def test_wei_levoy_copies_colours_and_mostly_keeps_the_period() -> None:
     assert stripe_widths(noise, 8).size > 20  # the check above would fail on an unstructured picture
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--size", "4"], "size must be in"),
-    (["--window", "4"], "must be odd"),
-])
-def test_cli_bad_values_are_one_line_errors(extra: list[str], message: str, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--size", "4"], "size must be in"),
+        (["--window", "4"], "must be odd"),
+    ],
+)
+def test_cli_bad_values_are_one_line_errors(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "s.png"
     Image.fromarray(stripes()).save(path)
     code = run(["texture", "--method", "efros-leung", "--texture", str(path), "--out", str(tmp_path), *extra])
@@ -75,7 +79,23 @@ def test_a_sample_smaller_than_the_neighbourhood_is_refused(tmp_path: Path, caps
 def test_cli_writes_the_png(tmp_path: Path) -> None:
     path = tmp_path / "s.png"
     Image.fromarray(stripes()).save(path)
-    assert run(["texture", "--method", "efros-leung", "--texture", str(path), "--out", str(tmp_path / "o"),
-                "--size", "32", "--window", "7"]) == 0
+    assert (
+        run(
+            [
+                "texture",
+                "--method",
+                "efros-leung",
+                "--texture",
+                str(path),
+                "--out",
+                str(tmp_path / "o"),
+                "--size",
+                "32",
+                "--window",
+                "7",
+            ]
+        )
+        == 0
+    )
     out = np.asarray(Image.open(tmp_path / "o" / "texture_s_efros-leung.png"))
     assert out.shape == (32, 32, 3) and colours(out) <= colours(stripes())

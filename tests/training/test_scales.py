@@ -15,14 +15,26 @@ from training.train import TrainConfig, Trainer
 
 
 def config(content: Path, styles: list[Path], out: Path, **kw: object) -> TrainConfig:
-    base: dict[str, object] = dict(content_dir=content, style_images=tuple(styles), out_dir=out, steps=6,
-                                   batch_size=2, crop_size=32, lr=1e-3, style_weight=1e-5, style_size=64,
-                                   scene_size=48, checkpoint_every=5, preview_every=1000)
+    base: dict[str, object] = dict(
+        content_dir=content,
+        style_images=tuple(styles),
+        out_dir=out,
+        steps=6,
+        batch_size=2,
+        crop_size=32,
+        lr=1e-3,
+        style_weight=1e-5,
+        style_size=64,
+        scene_size=48,
+        checkpoint_every=5,
+        preview_every=1000,
+    )
     return TrainConfig(**(base | kw))  # type: ignore[arg-type]
 
 
-def test_steps_take_the_scales_in_turn_with_their_own_targets(picture_dirs: tuple[Path, list[Path]],
-                                                               tmp_path: Path) -> None:
+def test_steps_take_the_scales_in_turn_with_their_own_targets(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
     content, styles = picture_dirs
     trainer = Trainer(config(content, styles[:1], tmp_path / "run", also_at=((80, 32),)))
     main, other = trainer.targets
@@ -40,8 +52,9 @@ def test_steps_take_the_scales_in_turn_with_their_own_targets(picture_dirs: tupl
 
 def test_the_scales_are_kept_in_the_checkpoint(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
-    Trainer(config(content, styles[:1], tmp_path / "run", steps=2, checkpoint_every=2,
-                   also_at=((80, 32), (0, 48)))).run()
+    Trainer(
+        config(content, styles[:1], tmp_path / "run", steps=2, checkpoint_every=2, also_at=((80, 32), (0, 48)))
+    ).run()
     saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["train_config"]
     assert saved["also_at"] == [[80, 32], [0, 48]] and saved["scene_size"] == 48
 

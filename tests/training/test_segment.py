@@ -63,8 +63,9 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err.strip()
     assert "not a readable image" in err and len(err.splitlines()) == 1
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "ok.png")
-    assert run(["segment", str(tmp_path / "ok.png"), "--out", str(tmp_path / "out"),
-                "--foreground-quantile", "0.2"]) == 2
+    assert (
+        run(["segment", str(tmp_path / "ok.png"), "--out", str(tmp_path / "out"), "--foreground-quantile", "0.2"]) == 2
+    )
     assert "quantile" in capsys.readouterr().err
     assert run(["segment", str(tmp_path / "ok.png"), "--out", str(tmp_path / "out"), "--target", "1000"]) == 2
     assert "--target" in capsys.readouterr().err

@@ -14,9 +14,19 @@ from training.train import TrainConfig, Trainer
 
 
 def config(content: Path, styles: list[Path], out: Path, **kw: object) -> TrainConfig:
-    base: dict[str, object] = dict(content_dir=content, style_images=tuple(styles), out_dir=out, steps=20,
-                                   batch_size=2, crop_size=32, lr=1e-2, style_weight=1e-5, style_size=64,
-                                   checkpoint_every=5, preview_every=1000)
+    base: dict[str, object] = dict(
+        content_dir=content,
+        style_images=tuple(styles),
+        out_dir=out,
+        steps=20,
+        batch_size=2,
+        crop_size=32,
+        lr=1e-2,
+        style_weight=1e-5,
+        style_size=64,
+        checkpoint_every=5,
+        preview_every=1000,
+    )
     return TrainConfig(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -70,8 +80,7 @@ def test_add_style_trains_only_the_new_rows(picture_dirs: tuple[Path, list[Path]
     Trainer(config(content, styles[:1], base, steps=3)).run()
     before = load_checkpoint(base / "checkpoint.pt")["state_dict"]
     added = tmp_path / "added"
-    trainer = Trainer(config(content, styles[1:], added, steps=6, resume=base / "checkpoint.pt",
-                             new_styles_only=True))
+    trainer = Trainer(config(content, styles[1:], added, steps=6, resume=base / "checkpoint.pt", new_styles_only=True))
     trainer.run()
     ckpt = load_checkpoint(added / "checkpoint.pt")
     assert ckpt["styles"] == ["stripes", "checks"]
@@ -86,8 +95,9 @@ def test_add_style_trains_only_the_new_rows(picture_dirs: tuple[Path, list[Path]
     assert changed_new_rows > 0
 
 
-def test_cli_bad_input_is_one_line_and_exit_2(picture_dirs: tuple[Path, list[Path]], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_input_is_one_line_and_exit_2(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, styles = picture_dirs
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -105,9 +115,9 @@ def test_cli_bad_input_is_one_line_and_exit_2(picture_dirs: tuple[Path, list[Pat
         assert len(err) == 1 and err[0].startswith("livestyle-train: error:"), err
 
 
-def test_checkpoint_from_another_architecture_is_refused(picture_dirs: tuple[Path, list[Path]],
-                                                          tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_from_another_architecture_is_refused(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, styles = picture_dirs
     out = tmp_path / "run"
     Trainer(config(content, styles[:1], out, steps=1)).run()
@@ -130,10 +140,38 @@ def test_two_process_ddp_on_gloo(picture_dirs: tuple[Path, list[Path]], tmp_path
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", "training.cli", "train", "--content", str(content),
-           "--styles", *map(str, styles), "--out", str(out), "--steps", "3", "--batch-size", "1",
-           "--crop-size", "32", "--style-size", "64", "--checkpoint-every", "3", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        "training.cli",
+        "train",
+        "--content",
+        str(content),
+        "--styles",
+        *map(str, styles),
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--batch-size",
+        "1",
+        "--crop-size",
+        "32",
+        "--style-size",
+        "64",
+        "--checkpoint-every",
+        "3",
+        "--threads",
+        "1",
+    ]
     env = os.environ | {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -147,14 +185,24 @@ def dream_values(out: Path) -> list[float]:
         return [float(row["dream"]) for row in csv.DictReader(handle) if float(row["dream"]) != 0.0]
 
 
-def test_only_styles_retrains_the_chosen_rows_and_nothing_else(picture_dirs: tuple[Path, list[Path]],
-                                                               tmp_path: Path) -> None:
+def test_only_styles_retrains_the_chosen_rows_and_nothing_else(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
     content, styles = picture_dirs
     base = tmp_path / "base"
     Trainer(config(content, styles, base, steps=3, dream_layers=("relu2_1",))).run()
     before = load_checkpoint(base / "checkpoint.pt")["state_dict"]
-    trainer = Trainer(config(content, styles, tmp_path / "fix", steps=9, dream_layers=("relu2_1",),
-                             resume=base / "checkpoint.pt", only_styles=("dream_relu2_1",)))
+    trainer = Trainer(
+        config(
+            content,
+            styles,
+            tmp_path / "fix",
+            steps=9,
+            dream_layers=("relu2_1",),
+            resume=base / "checkpoint.pt",
+            only_styles=("dream_relu2_1",),
+        )
+    )
     assert trainer.styles == ["stripes", "checks", "dream_relu2_1"] and trainer.train_ids == [2]
     assert all(trainer.batch()[1].unique().tolist() == [2] for _ in range(3))  # only the chosen style
     trainer.run()
@@ -168,8 +216,16 @@ def test_only_styles_retrains_the_chosen_rows_and_nothing_else(picture_dirs: tup
             torch.testing.assert_close(after[name], old, rtol=0, atol=0)
     assert moved > 0
     with pytest.raises(ValueError, match="not in the checkpoint"):
-        Trainer(config(content, styles, tmp_path / "x", dream_layers=("relu2_1",), resume=base / "checkpoint.pt",
-                       only_styles=("udnie",)))
+        Trainer(
+            config(
+                content,
+                styles,
+                tmp_path / "x",
+                dream_layers=("relu2_1",),
+                resume=base / "checkpoint.pt",
+                only_styles=("udnie",),
+            )
+        )
     with pytest.raises(ValueError, match="--resume-from"):
         config(content, styles, tmp_path / "y", only_styles=("stripes",))
 
@@ -178,8 +234,18 @@ def test_dream_style_learns_to_amplify_its_layer(picture_dirs: tuple[Path, list[
     content, styles = picture_dirs
     out = tmp_path / "dream"
     # the dream objective alone (content and TV off): its log activation gain must climb
-    trainer = Trainer(config(content, [], out, dream_layers=("relu2_1",), steps=16, dream_weights=(1.0,),
-                             content_weight=0.0, tv_weight=0.0))
+    trainer = Trainer(
+        config(
+            content,
+            [],
+            out,
+            dream_layers=("relu2_1",),
+            steps=16,
+            dream_weights=(1.0,),
+            content_weight=0.0,
+            tv_weight=0.0,
+        )
+    )
     assert trainer.styles == ["dream_relu2_1"]
     trainer.run()
     gains = dream_values(out)
@@ -192,16 +258,14 @@ def test_dream_styles_join_a_trained_painting_network(picture_dirs: tuple[Path, 
     base = tmp_path / "base"
     Trainer(config(content, styles, base, steps=3)).run()
     grown = tmp_path / "grown"
-    trainer = Trainer(config(content, styles, grown, steps=6, dream_layers=("relu3_1",),
-                             resume=base / "checkpoint.pt"))
+    trainer = Trainer(config(content, styles, grown, steps=6, dream_layers=("relu3_1",), resume=base / "checkpoint.pt"))
     assert trainer.step == 3 and trainer.styles == ["stripes", "checks", "dream_relu3_1"]
     trainer.run()
     ckpt = load_checkpoint(grown / "checkpoint.pt")
     assert ckpt["step"] == 6 and ckpt["net_config"]["num_styles"] == 3
     # a different list (not the old styles followed by new ones) is refused
     with pytest.raises(CheckpointError, match="differ"):
-        Trainer(config(content, styles[1:], tmp_path / "x", dream_layers=("relu3_1",),
-                       resume=grown / "checkpoint.pt"))
+        Trainer(config(content, styles[1:], tmp_path / "x", dream_layers=("relu3_1",), resume=grown / "checkpoint.pt"))
 
 
 def test_export_records_each_dream_layer_and_its_gain(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
@@ -211,8 +275,11 @@ def test_export_records_each_dream_layer_and_its_gain(picture_dirs: tuple[Path, 
     content, styles = picture_dirs
     out = tmp_path / "run"
     previews = tuple(sorted(content.iterdir())[:2])
-    Trainer(config(content, styles[:1], out, steps=12, dream_layers=("relu2_1",), dream_weights=(1e4,),
-                   preview_images=previews)).run()
+    Trainer(
+        config(
+            content, styles[:1], out, steps=12, dream_layers=("relu2_1",), dream_weights=(1e4,), preview_images=previews
+        )
+    ).run()
     entry = export_checkpoint(out / "checkpoint.pt", tmp_path / "models")
     assert entry.styles == ("stripes", "dream_relu2_1")
     assert entry.dreams["dream_relu2_1"]["layer"] == "relu2_1"
@@ -222,8 +289,9 @@ def test_export_records_each_dream_layer_and_its_gain(picture_dirs: tuple[Path, 
     assert read.dreams == entry.dreams
 
 
-def test_unknown_dream_layer_is_one_line_exit_2(picture_dirs: tuple[Path, list[Path]], tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_dream_layer_is_one_line_exit_2(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, _ = picture_dirs
     assert run(["train", "--content", str(content), "--dream", "fc7", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -232,8 +300,9 @@ def test_unknown_dream_layer_is_one_line_exit_2(picture_dirs: tuple[Path, list[P
 
 def test_minutes_stop_training_early_and_save(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
-    trainer = Trainer(config(content, styles[:1], tmp_path / "run", steps=100_000, minutes=1e-4,
-                             checkpoint_every=100_000))
+    trainer = Trainer(
+        config(content, styles[:1], tmp_path / "run", steps=100_000, minutes=1e-4, checkpoint_every=100_000)
+    )
     trainer.run()
     assert 1 <= trainer.step < 100_000
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == trainer.step
@@ -241,8 +310,7 @@ def test_minutes_stop_training_early_and_save(picture_dirs: tuple[Path, list[Pat
         config(content, styles[:1], tmp_path / "x", minutes=-1.0)
 
 
-def test_bf16_steps_track_fp32_and_keep_float32_weights(picture_dirs: tuple[Path, list[Path]],
-                                                        tmp_path: Path) -> None:
+def test_bf16_steps_track_fp32_and_keep_float32_weights(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
     first = {}
     for precision in ("fp32", "bf16-loss", "bf16"):
@@ -259,8 +327,9 @@ def test_bf16_steps_track_fp32_and_keep_float32_weights(picture_dirs: tuple[Path
         config(content, styles[:1], tmp_path / "x", precision="fp16")
 
 
-def test_bf16_on_a_cpu_without_bf16_hardware_warns(monkeypatch: pytest.MonkeyPatch,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_bf16_on_a_cpu_without_bf16_hardware_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from training.loop import warn_if_slow_bf16
 
     for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
@@ -281,8 +350,9 @@ class _RunsCode:
         return (open, (str(self.marker), "w"))  # opening for writing creates the file
 
 
-def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     marker = tmp_path / "pwned"
     hostile = tmp_path / "hostile.pt"
     torch.save({"format": 1, "net_config": {}, "payload": _RunsCode(marker)}, hostile)

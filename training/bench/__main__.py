@@ -28,12 +28,33 @@ from training.bench.report import Table, document, write_document
 from training.bench.suite import TABLES, BenchConfig, run_suite
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = dict(runs=5, warmup=2, photos=3, styles=2, gatys_pairs=1, gatys_iterations=5, flicker_frames=12,
-             flicker_max_size=320, flicker_styles=1, steady_frames=4, steady_every=2, train_batch=1, train_steps=1,
-             browser=False, browser_seconds=5.0, gpu_runs=5, dream_photos=2,
-             dream_sides=(96,), dream_feedback_frames=2, add_style_minutes=0.05, add_style_photos=1,
-             add_style_stream_seconds=2.0, live_photos=1,
-             texture_size=32, texture_iterations=3)
+QUICK = dict(
+    runs=5,
+    warmup=2,
+    photos=3,
+    styles=2,
+    gatys_pairs=1,
+    gatys_iterations=5,
+    flicker_frames=12,
+    flicker_max_size=320,
+    flicker_styles=1,
+    steady_frames=4,
+    steady_every=2,
+    train_batch=1,
+    train_steps=1,
+    browser=False,
+    browser_seconds=5.0,
+    gpu_runs=5,
+    dream_photos=2,
+    dream_sides=(96,),
+    dream_feedback_frames=2,
+    add_style_minutes=0.05,
+    add_style_photos=1,
+    add_style_stream_seconds=2.0,
+    live_photos=1,
+    texture_size=32,
+    texture_iterations=3,
+)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -52,8 +73,9 @@ def default_peer_dir() -> Path | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="small everything: under 5 minutes")
     p.add_argument("--data", type=Path, default=Path(os.environ.get("LIVESTYLE_DATA", REPO.parent / "shared" / "data")))
     p.add_argument("--models-dir", type=Path, default=REPO / "models")
@@ -94,21 +116,52 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     tables = tuple(args.only.split(",")) if args.only else default
     if args.skip:
         tables = tuple(t for t in tables if t not in args.skip.split(","))
-    cfg = BenchConfig(models_dir=args.models_dir, data=args.data, out=out, peer_dir=args.peer_dir, video=args.video,
-                      tables=tables, intra_op_threads=settings.intra_op_threads, spinning=settings.spinning)
+    cfg = BenchConfig(
+        models_dir=args.models_dir,
+        data=args.data,
+        out=out,
+        peer_dir=args.peer_dir,
+        video=args.video,
+        tables=tables,
+        intra_op_threads=settings.intra_op_threads,
+        spinning=settings.spinning,
+    )
     if args.quick:
         cfg = replace(cfg, **QUICK)  # type: ignore[arg-type]
-    flags = {k: getattr(args, k) for k in ("runs", "warmup", "sizes", "photos", "styles", "metric_size", "gatys_pairs",
-                                            "gatys_iterations", "flicker_frames", "flicker_max_size", "steady_frames",
-                                            "train_size", "train_batch", "train_steps", "browser", "browser_seconds",
-                                            "dream_photos", "add_style_minutes", "soak_minutes")}
+    flags = {
+        k: getattr(args, k)
+        for k in (
+            "runs",
+            "warmup",
+            "sizes",
+            "photos",
+            "styles",
+            "metric_size",
+            "gatys_pairs",
+            "gatys_iterations",
+            "flicker_frames",
+            "flicker_max_size",
+            "steady_frames",
+            "train_size",
+            "train_batch",
+            "train_steps",
+            "browser",
+            "browser_seconds",
+            "dream_photos",
+            "add_style_minutes",
+            "soak_minutes",
+        )
+    }
     return replace(cfg, **{k: v for k, v in flags.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s: %(message)s",
+    )
     logging.getLogger("training.bench").setLevel(logging.INFO)
     try:
         cfg = config_from(args)

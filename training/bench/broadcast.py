@@ -132,46 +132,73 @@ def measure(browser: Any, url: str, seconds: float) -> list[Row]:
             wall = time.monotonic() - wall0
             cpu, frames, after = time.process_time() - cpu0, page.evaluate("({...window.__frames})"), _session(url)
             latency = [float(x) for values in page.evaluate("Object.values(window.__lat)") for x in values]
-            rows.append(Row(count, [(frames[k] - frames0[k]) / wall for k in frames], latency,
-                            (after["frames_painted"] - before["frames_painted"]) / wall,
-                            (after["frames_in"] - before["frames_in"]) / wall, 100.0 * cpu / wall))
+            rows.append(
+                Row(
+                    count,
+                    [(frames[k] - frames0[k]) / wall for k in frames],
+                    latency,
+                    (after["frames_painted"] - before["frames_painted"]) / wall,
+                    (after["frames_in"] - before["frames_in"]) / wall,
+                    100.0 * cpu / wall,
+                )
+            )
             log.info("broadcast: %d viewers measured", count)
     finally:
         page.close()
     return rows
 
 
-def broadcast_table(rows: list[Row], baseline: float | None, seconds: float, encodes: dict[str, float],
-                    skipped: str = "") -> Table:
+def broadcast_table(
+    rows: list[Row], baseline: float | None, seconds: float, encodes: dict[str, float], skipped: str = ""
+) -> Table:
     table = Table(
         title="16. Broadcast: WHIP in, WHEP out (headless Chromium, 640x480, realtime model)",
-        header=["viewers", "frames shown/s per viewer (min / median)", "publish to play median / p90 ms",
-                "counters read", "painted / received per s", "server CPU % of one core"],
-        setup=(f"One Chromium page publishes a 30 fps canvas camera by WHIP and plays the session back by WHEP to "
-               f"each viewer in the same page; {seconds:.0f} s per row after 3 s settling, viewers added to the "
-               "same session. Latency: the frame counter drawn into the camera, read from each decoded frame. "
-               "Server CPU: the server process over the wall time (Chromium's decoding and encoding not "
-               "included). Baseline: the page's own round trip (table 4's path) measured in the same run, "
-               f"{fmt(baseline)} ms median. Browser, server and anything else running share the machine. "
-               "`python -m training.bench.broadcast`."),
-        goal=(f"publish-to-play median <= the page's own round trip + {GOAL_EXTRA_MS:.0f} ms; with 4 viewers the "
-              f"server paints once (paintings per second = frames received) and each viewer keeps >= "
-              f"{GOAL_FPS_RATIO}x the one-viewer frame rate."),
+        header=[
+            "viewers",
+            "frames shown/s per viewer (min / median)",
+            "publish to play median / p90 ms",
+            "counters read",
+            "painted / received per s",
+            "server CPU % of one core",
+        ],
+        setup=(
+            f"One Chromium page publishes a 30 fps canvas camera by WHIP and plays the session back by WHEP to "
+            f"each viewer in the same page; {seconds:.0f} s per row after 3 s settling, viewers added to the "
+            "same session. Latency: the frame counter drawn into the camera, read from each decoded frame. "
+            "Server CPU: the server process over the wall time (Chromium's decoding and encoding not "
+            "included). Baseline: the page's own round trip (table 4's path) measured in the same run, "
+            f"{fmt(baseline)} ms median. Browser, server and anything else running share the machine. "
+            "`python -m training.bench.broadcast`."
+        ),
+        goal=(
+            f"publish-to-play median <= the page's own round trip + {GOAL_EXTRA_MS:.0f} ms; with 4 viewers the "
+            f"server paints once (paintings per second = frames received) and each viewer keeps >= "
+            f"{GOAL_FPS_RATIO}x the one-viewer frame rate."
+        ),
         skipped=skipped,
     )
     for r in rows:
-        lat = (f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 90):.0f}" if len(r.latency) >= 10
-               else "n/a")
-        table.rows.append([str(r.viewers), f"{min(r.fps):.1f} / {statistics.median(r.fps):.1f}", lat,
-                           str(len(r.latency)), f"{r.painted_per_s:.1f} / {r.received_per_s:.1f}",
-                           f"{r.server_cpu:.0f}"])
+        lat = f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 90):.0f}" if len(r.latency) >= 10 else "n/a"
+        table.rows.append(
+            [
+                str(r.viewers),
+                f"{min(r.fps):.1f} / {statistics.median(r.fps):.1f}",
+                lat,
+                str(len(r.latency)),
+                f"{r.painted_per_s:.1f} / {r.received_per_s:.1f}",
+                f"{r.server_cpu:.0f}",
+            ]
+        )
     table.verdicts = verdicts(rows, baseline)
     if encodes:
-        table.notes.append("What each extra viewer costs the server: one encode of every painted frame (aiortc "
-                           "encodes per sender): " + ", ".join(f"{k} {v:.1f} ms" for k, v in encodes.items())
-                           + " per 640x480 frame on this machine (median of 80, alone in the process), i.e. "
-                           + ", ".join(f"{k} {v * 30 / 10:.0f}%" for k, v in encodes.items())
-                           + " of a core at 30 frames/s.")
+        table.notes.append(
+            "What each extra viewer costs the server: one encode of every painted frame (aiortc "
+            "encodes per sender): "
+            + ", ".join(f"{k} {v:.1f} ms" for k, v in encodes.items())
+            + " per 640x480 frame on this machine (median of 80, alone in the process), i.e. "
+            + ", ".join(f"{k} {v * 30 / 10:.0f}%" for k, v in encodes.items())
+            + " of a core at 30 frames/s."
+        )
     return table
 
 
@@ -182,16 +209,20 @@ def verdicts(rows: list[Row], baseline: float | None) -> list[str]:
     if one is not None and baseline is not None and len(one.latency) >= 10:
         median = float(np.median(one.latency))
         met = "met" if median <= baseline + GOAL_EXTRA_MS else "missed"
-        said.append(f"Latency: {median:.0f} ms publish to play against {baseline:.0f} ms for the page's own round "
-                    f"trip ({median - baseline:+.0f} ms; goal +{GOAL_EXTRA_MS:.0f} ms): {met}.")
+        said.append(
+            f"Latency: {median:.0f} ms publish to play against {baseline:.0f} ms for the page's own round "
+            f"trip ({median - baseline:+.0f} ms; goal +{GOAL_EXTRA_MS:.0f} ms): {met}."
+        )
     if one is not None and four is not None:
         ratio = min(four.fps) / statistics.median(one.fps)
         met = "met" if ratio >= GOAL_FPS_RATIO else "missed"
-        said.append(f"Four viewers: the slowest shows {min(four.fps):.1f} frames/s, {ratio:.2f}x one viewer's "
-                    f"(goal {GOAL_FPS_RATIO}x): {met}. The server painted {four.painted_per_s:.1f} frames/s of the "
-                    f"{four.received_per_s:.1f} it received: one painting per session (the newest frame wins), "
-                    "never one per viewer; it falls behind the camera where the viewers' encoders (and Chromium's "
-                    "decoders, here on the same cores) take the CPU it would paint with.")
+        said.append(
+            f"Four viewers: the slowest shows {min(four.fps):.1f} frames/s, {ratio:.2f}x one viewer's "
+            f"(goal {GOAL_FPS_RATIO}x): {met}. The server painted {four.painted_per_s:.1f} frames/s of the "
+            f"{four.received_per_s:.1f} it received: one painting per session (the newest frame wins), "
+            "never one per viewer; it falls behind the camera where the viewers' encoders (and Chromium's "
+            "decoders, here on the same cores) take the CPU it would paint with."
+        )
     return said
 
 
@@ -202,13 +233,15 @@ def run(models_dir: Path, seconds: float) -> Table:
         return broadcast_table([], None, seconds, encodes, skipped=reason)
     from playwright.sync_api import sync_playwright
 
-    settings = Settings.model_validate({"models_dir": models_dir, "dream": False, "ice_loopback": True,
-                                        "max_viewers": max(VIEWERS)})
+    settings = Settings.model_validate(
+        {"models_dir": models_dir, "dream": False, "ice_loopback": True, "max_viewers": max(VIEWERS)}
+    )
     with _Server(settings) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
-            realtime = next(m for m in httpx.get(f"{server.url}/api/styles").json()["models"]
-                            if m["tier"] == "realtime")["name"]
+            realtime = next(
+                m for m in httpx.get(f"{server.url}/api/styles").json()["models"] if m["tier"] == "realtime"
+            )["name"]
             baseline = _one_model(browser, server.url, realtime, seconds).latency_median
             rows = measure(browser, server.url, seconds)
         finally:
@@ -217,8 +250,11 @@ def run(models_dir: Path, seconds: float) -> Table:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training.bench.broadcast", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.bench.broadcast",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per row")
     args = parser.parse_args(argv)

@@ -26,9 +26,18 @@ from training.bench.report import Table, fmt
 
 log = logging.getLogger(__name__)
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-         "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
 GOAL_FPS = 15.0
 
 # A canvas camera of any size at 30 fps: a gradient, a moving square, a black and a white block, then the frame
@@ -149,8 +158,9 @@ class _Server:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(settings.model_copy(update={"port": port})), host="127.0.0.1",
-                                port=port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings.model_copy(update={"port": port})), host="127.0.0.1", port=port, log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -200,10 +210,14 @@ def _one_model(browser: Any, url: str, model: str, seconds: float) -> BrowserRes
     finally:
         page.close()
     enough = len(latency) >= 10
-    return BrowserResult(fps=statistics.median(fps) if fps else float("nan"),
-                         latency_median=float(np.median(latency)) if enough else None,
-                         latency_p90=float(np.percentile(latency, 90)) if enough else None,
-                         decoded=len(latency), server=stats, server_cpu=server_cpu)
+    return BrowserResult(
+        fps=statistics.median(fps) if fps else float("nan"),
+        latency_median=float(np.median(latency)) if enough else None,
+        latency_p90=float(np.percentile(latency, 90)) if enough else None,
+        decoded=len(latency),
+        server=stats,
+        server_cpu=server_cpu,
+    )
 
 
 def measure_browser(settings: Settings, models: list[str], seconds: float) -> dict[str, BrowserResult]:
@@ -221,24 +235,45 @@ def measure_browser(settings: Settings, models: list[str], seconds: float) -> di
     return results
 
 
-def browser_table(results: dict[str, BrowserResult] | None, seconds: float, skipped: str = "",
-                  peer: str | None = None) -> Table:
+def browser_table(
+    results: dict[str, BrowserResult] | None, seconds: float, skipped: str = "", peer: str | None = None
+) -> Table:
     table = Table(
         title="4. End to end in headless Chromium (WebRTC, 640x480)",
-        header=["model", "frames shown/s (median)", "latency median ms", "latency p90 ms", "frames decoded",
-                "server infer p50 / p90 ms", "stylized at px", "server CPU % of one core", "server dropped"],
-        setup=(f"Canvas camera at 30 fps through the service page; {seconds:.0f} s per model after 2 s start-up; "
-               "latency from a frame-id strip decoded in the page (n/a: the style made it unreadable); browser "
-               "and server share the machine. Server CPU is the server process's CPU time over the wall time "
-               "(Chromium's own decoding, encoding and drawing not included); 'stylized at' is the longer side "
-               "adaptive resolution settled on (output is 640x480 either way)."),
+        header=[
+            "model",
+            "frames shown/s (median)",
+            "latency median ms",
+            "latency p90 ms",
+            "frames decoded",
+            "server infer p50 / p90 ms",
+            "stylized at px",
+            "server CPU % of one core",
+            "server dropped",
+        ],
+        setup=(
+            f"Canvas camera at 30 fps through the service page; {seconds:.0f} s per model after 2 s start-up; "
+            "latency from a frame-id strip decoded in the page (n/a: the style made it unreadable); browser "
+            "and server share the machine. Server CPU is the server process's CPU time over the wall time "
+            "(Chromium's own decoding, encoding and drawing not included); 'stylized at' is the longer side "
+            "adaptive resolution settled on (output is 640x480 either way)."
+        ),
         goal=f">= {GOAL_FPS:.0f} frames shown per second for the realtime tier (the browser test's floor).",
         skipped=skipped,
     )
     for model, r in (results or {}).items():
         s = r.server
-        table.rows.append([model + (" (peer)" if model == peer else ""), f"{r.fps:.1f}", fmt(r.latency_median),
-                           fmt(r.latency_p90), str(r.decoded),
-                           f"{s.get('infer_ms_p50', 'n/a')} / {s.get('infer_ms_p90', 'n/a')}",
-                           str(s.get("side", "n/a")), f"{r.server_cpu:.0f}", str(s.get("dropped", "n/a"))])
+        table.rows.append(
+            [
+                model + (" (peer)" if model == peer else ""),
+                f"{r.fps:.1f}",
+                fmt(r.latency_median),
+                fmt(r.latency_p90),
+                str(r.decoded),
+                f"{s.get('infer_ms_p50', 'n/a')} / {s.get('infer_ms_p90', 'n/a')}",
+                str(s.get("side", "n/a")),
+                f"{r.server_cpu:.0f}",
+                str(s.get("dropped", "n/a")),
+            ]
+        )
     return table

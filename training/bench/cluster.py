@@ -81,8 +81,16 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any, float]]:
     from service.http import cluster
 
     port = free_port()
-    settings = Settings.model_validate({"models_dir": plan.models_dir, "ice_loopback": True, "dream": False,
-                                        "max_peers": plan.max_peers, "host": "127.0.0.1", "port": port})
+    settings = Settings.model_validate(
+        {
+            "models_dir": plan.models_dir,
+            "ice_loopback": True,
+            "dream": False,
+            "max_peers": plan.max_peers,
+            "host": "127.0.0.1",
+            "port": port,
+        }
+    )
     jobs, styles = JobSettings.model_validate({}), StyleSettings.model_validate({"photos": None})
     ray.init(include_dashboard=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -95,8 +103,9 @@ def deployment(plan: ClusterPlan) -> Iterator[tuple[str, Any, float]]:
     assert cpus is not None  # a fitted reservation is always set
 
     def deploy(replicas: int) -> None:
-        options = ClusterSettings.model_validate({"replicas": replicas, "replica_cpus": cpus,
-                                                          "drain_seconds": 5.0, "stats_period": 0.3})
+        options = ClusterSettings.model_validate(
+            {"replicas": replicas, "replica_cpus": cpus, "drain_seconds": 5.0, "stats_period": 0.3}
+        )
         serve.run(cluster.application(settings, jobs, styles, options), name=cluster.APP_NAME, route_prefix="/")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -184,45 +193,75 @@ def measure_cluster(plan: ClusterPlan) -> ClusterResult:
     return result
 
 
-def cluster_table(plan: ClusterPlan, r: ClusterResult, models: dict[str, str]) -> Table:
+def _spread_rows(plan: ClusterPlan, r: ClusterResult) -> tuple[list[list[str]], bool]:
+    """One row per worker count: how the peers spread; and whether every spread met its limit."""
     rows = []
     spread_ok = True
     for s in r.spread:
         limit = math.ceil(s.served / s.replicas) + SPREAD_GOAL_EXTRA if s.served else 0
         spread_ok &= s.busiest <= limit
-        rows.append([f"{s.replicas} worker{'s' if s.replicas > 1 else ''}", f"{plan.peers} peers",
-                     f"{s.served} served, {s.refused} refused; {statistics.fmean(s.fps):.1f} fps per peer "
-                     f"(min {min(s.fps):.1f}); busiest worker {s.busiest} peers (limit {limit})"
-                     if s.fps else f"{s.served} served, {s.refused} refused"])
+        rows.append(
+            [
+                f"{s.replicas} worker{'s' if s.replicas > 1 else ''}",
+                f"{plan.peers} peers",
+                f"{s.served} served, {s.refused} refused; {statistics.fmean(s.fps):.1f} fps per peer "
+                f"(min {min(s.fps):.1f}); busiest worker {s.busiest} peers (limit {limit})"
+                if s.fps
+                else f"{s.served} served, {s.refused} refused",
+            ]
+        )
+    return rows, spread_ok
+
+
+def cluster_table(plan: ClusterPlan, r: ClusterResult, models: dict[str, str]) -> Table:
+    rows, spread_ok = _spread_rows(plan, r)
     kept = statistics.fmean(r.after) / statistics.fmean(r.before) if r.before else float("nan")
-    rows.append([f"a worker of {plan.replicas[-1]} killed", f"{plan.peers} peers",
-                 f"{r.ended} streams ended (its own: {r.expected_ended}); the others {statistics.fmean(r.before):.1f}"
-                 f" -> {statistics.fmean(r.after):.1f} fps ({kept:.2f}x)" if r.before else "-"])
+    rows.append(
+        [
+            f"a worker of {plan.replicas[-1]} killed",
+            f"{plan.peers} peers",
+            f"{r.ended} streams ended (its own: {r.expected_ended}); the others {statistics.fmean(r.before):.1f}"
+            f" -> {statistics.fmean(r.after):.1f} fps ({kept:.2f}x)"
+            if r.before
+            else "-",
+        ]
+    )
     extra = r.offer_ms_ingress - r.offer_ms_single
-    rows.append(["offer answered", f"median of {plan.offers}",
-                 f"single process {r.offer_ms_single:.0f} ms, through the ingress {r.offer_ms_ingress:.0f} ms "
-                 f"({extra:+.0f} ms)"])
+    rows.append(
+        [
+            "offer answered",
+            f"median of {plan.offers}",
+            f"single process {r.offer_ms_single:.0f} ms, through the ingress {r.offer_ms_ingress:.0f} ms "
+            f"({extra:+.0f} ms)",
+        ]
+    )
     shas = ", ".join(f"{name} {sha[:12]}" for name, sha in models.items())
     return Table(
         title="12. Live streams on several workers (Ray Serve)",
         header=["what", "load", "result"],
         rows=rows,
-        setup=(f"One Ray Serve deployment on this machine (`service/http/cluster.py`: the ingress and R "
-               f"stylizing workers, "
-               f"max_peers {plan.max_peers} each, {r.replica_cpus:g} CPU reserved by each as `livestyle-serve` fits "
-               f"{max(plan.replicas)} workers to this machine), models {shas}; aiortc peers send a moving "
-               f"{plan.size[0]}x{plan.size[1]} gradient at 15 fps; frame rates over {plan.seconds:g} s. The workers "
-               "share the same 2 cores, so the total does not grow with R: what is measured is that nothing is lost "
-               "and routing is even. `python -m training.bench --only cluster`."),
-        goal=(f"no worker holds more than ceil(P/R) + {SPREAD_GOAL_EXTRA}; a worker's death costs only its own peers "
-              f"and the others keep >= {DEATH_GOAL}x their frame rate; an offer through the ingress costs <= "
-              f"{OVERHEAD_GOAL_MS:g} ms more than against a single process."),
+        setup=(
+            f"One Ray Serve deployment on this machine (`service/http/cluster.py`: the ingress and R "
+            f"stylizing workers, "
+            f"max_peers {plan.max_peers} each, {r.replica_cpus:g} CPU reserved by each as `livestyle-serve` fits "
+            f"{max(plan.replicas)} workers to this machine), models {shas}; aiortc peers send a moving "
+            f"{plan.size[0]}x{plan.size[1]} gradient at 15 fps; frame rates over {plan.seconds:g} s. The workers "
+            "share the same 2 cores, so the total does not grow with R: what is measured is that nothing is lost "
+            "and routing is even. `python -m training.bench --only cluster`."
+        ),
+        goal=(
+            f"no worker holds more than ceil(P/R) + {SPREAD_GOAL_EXTRA}; a worker's death costs only its own peers "
+            f"and the others keep >= {DEATH_GOAL}x their frame rate; an offer through the ingress costs <= "
+            f"{OVERHEAD_GOAL_MS:g} ms more than against a single process."
+        ),
         verdicts=[
             f"Spread: {'met' if spread_ok else 'missed'}.",
             f"A worker's death: {'met' if r.ended == r.expected_ended and kept >= DEATH_GOAL else 'missed'} "
             f"({r.ended} of {r.expected_ended} own streams ended, the others {kept:.2f}x).",
             f"Routing overhead: {'met' if extra <= OVERHEAD_GOAL_MS else 'missed'} ({extra:+.0f} ms).",
         ],
-        notes=["Per GPU: not measured here (no GPU was lent); table 6 gives a GPU's time per frame, and a worker "
-               "holds as many peers as 1 / (frame time x frame rate) allows."],
+        notes=[
+            "Per GPU: not measured here (no GPU was lent); table 6 gives a GPU's time per frame, and a worker "
+            "holds as many peers as 1 / (frame time x frame rate) allows."
+        ],
     )

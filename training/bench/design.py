@@ -155,11 +155,16 @@ def main() -> None:
     base = statistics.median(times[(chosen, args.threads[0])])
     for name in CANDIDATES:
         med = [statistics.median(times[(name, t)]) for t in args.threads]
-        lines.append(f"| {name} | {params[name] / 1e3:.0f} k | " + " | ".join(f"{m:.1f}" for m in med)
-                     + f" | {med[0] / base:.2f} |")
+        lines.append(
+            f"| {name} | {params[name] / 1e3:.0f} k | "
+            + " | ".join(f"{m:.1f}" for m in med)
+            + f" | {med[0] / base:.2f} |"
+        )
         rows.append(med)
-    meta = (f"{date.today()}, {platform.processor() or platform.machine()}, onnxruntime {ort.__version__}, "
-            f"640x480, median of {args.runs} interleaved runs, spinning off")
+    meta = (
+        f"{date.today()}, {platform.processor() or platform.machine()}, onnxruntime {ort.__version__}, "
+        f"640x480, median of {args.runs} interleaved runs, spinning off"
+    )
     table = "\n".join(lines)
     print(meta)
     print(table)
@@ -167,8 +172,10 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = args.out.with_name(args.out.name + ".tmp")
         grid = GRID.format(grid_table=args.grid_table.read_text().strip()) if args.grid_table else ""
-        tmp_out.write_text(f"# Realtime tier design study\n\n{meta}\n\nCommand: `python -m training.bench.design "
-                           f"--out {args.out}`\n\n{table}\n\n{grid}{WHY}\n")
+        tmp_out.write_text(
+            f"# Realtime tier design study\n\n{meta}\n\nCommand: `python -m training.bench.design "
+            f"--out {args.out}`\n\n{table}\n\n{grid}{WHY}\n"
+        )
         tmp_out.replace(args.out)
 
 

@@ -16,6 +16,7 @@ import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,12 +35,12 @@ REALTIME_TODAY = MESHED  # the design bundled until 2026-12-02
 CANDIDATES: dict[str, dict[str, object]] = {
     "nearest decoder, transposed 2x2 out (bundled until 2026-12-02)": REALTIME_TODAY,
     "bilinear decoder, transposed 2x2 out": REALTIME_TODAY | {"upsample": "bilinear"},
-    "bilinear decoder, 3x3 conv + pixel shuffle (ICNR) out": REALTIME_TODAY | {"upsample": "bilinear",
-                                                                               "output": "conv"},
-    "bilinear decoder, RGB at half size + bilinear 2x out": REALTIME_TODAY | {"upsample": "bilinear",
-                                                                              "output": "bilinear"},
-    "bilinear decoder, RGB at half size + bilinear 2x + full-size 3x3 out": REALTIME_TODAY | {
-        "upsample": "bilinear", "output": "upsampled"},
+    "bilinear decoder, 3x3 conv + pixel shuffle (ICNR) out": REALTIME_TODAY
+    | {"upsample": "bilinear", "output": "conv"},
+    "bilinear decoder, RGB at half size + bilinear 2x out": REALTIME_TODAY
+    | {"upsample": "bilinear", "output": "bilinear"},
+    "bilinear decoder, RGB at half size + bilinear 2x + full-size 3x3 out": REALTIME_TODAY
+    | {"upsample": "bilinear", "output": "upsampled"},
 }
 
 
@@ -53,8 +54,9 @@ class Outcome:
 
 
 @torch.no_grad()
-def evaluate(net: StyleNet, styles: list[str], paintings: dict[str, Path], photos: list[Path],
-             scorer: LiveScorer) -> tuple[float, float, float, float]:
+def evaluate(
+    net: StyleNet, styles: list[str], paintings: dict[str, Path], photos: list[Path], scorer: LiveScorer
+) -> tuple[float, float, float, float]:
     """Grid score (geometric mean, worst) and mean live-size style and content loss over photos x paintings."""
     net.eval()
     grids, style, content = [], [], []
@@ -69,6 +71,32 @@ def evaluate(net: StyleNet, styles: list[str], paintings: dict[str, Path], photo
             style.append(s.style)
             content.append(s.content)
     return geometric_mean(grids), max(grids), float(np.mean(style)), float(np.mean(content))
+
+
+def candidate_config(
+    args: argparse.Namespace, paintings: dict[str, Path], dreams: tuple[str, ...], settings: dict[str, Any], out: Path
+) -> TrainConfig:
+    """The same short run for every candidate: the given minutes from the same checkpoint, live-size crops."""
+    return TrainConfig(
+        content_dir=args.content,
+        style_images=tuple(paintings.values()),
+        out_dir=out,
+        dream_layers=dreams,
+        dream_weights=tuple(float(w) for w in settings.get("dream_weights", (3e5,))),
+        steps=100_000,
+        batch_size=4,
+        crop_size=256,
+        lr=1e-3,
+        style_size=480,
+        scene_size=480,
+        exclude=("bsds_val_*",),
+        checkpoint_every=10_000,
+        preview_every=10_000,
+        threads=2,
+        init_from=args.init_from,
+        minutes=args.minutes,
+        precision="bf16",
+    )
 
 
 def main() -> None:
@@ -95,19 +123,20 @@ def main() -> None:
     chosen = [list(CANDIDATES)[i] for i in args.only] if args.only else list(CANDIDATES)
     for index, name in enumerate(chosen):
         design = NetConfig(num_styles=len(styles), **CANDIDATES[name])  # type: ignore[arg-type]
-        cfg = TrainConfig(
-            content_dir=args.content, style_images=tuple(paintings.values()), out_dir=args.runs / f"c{index}",
-            dream_layers=dreams, dream_weights=tuple(float(w) for w in settings.get("dream_weights", (3e5,))),
-            steps=100_000, batch_size=4, crop_size=256, lr=1e-3, style_size=480, scene_size=480,
-            exclude=("bsds_val_*",), checkpoint_every=10_000, preview_every=10_000, threads=2,
-            init_from=args.init_from, minutes=args.minutes, precision="bf16",
-        )
+        cfg = candidate_config(args, paintings, dreams, settings, args.runs / f"c{index}")
         trainer = Trainer(cfg, design=design)
         trainer.run()
         grid, worst, style, content = evaluate(trainer.net, styles, paintings, photos, scorer)
         rows.append((name, Outcome(grid, worst, style, content, trainer.step)))
-        log.info("%s: grid %.2f (worst %.1f), style %.3g, content %.3g after %d steps", name, grid, worst, style,
-                 content, trainer.step)
+        log.info(
+            "%s: grid %.2f (worst %.1f), style %.3g, content %.3g after %d steps",
+            name,
+            grid,
+            worst,
+            style,
+            content,
+            trainer.step,
+        )
     lines = ["| design | steps | grid score (worst) | live-size style | live-size content |", "|---|---|---|---|---|"]
     for name, o in rows:
         lines.append(f"| {name} | {o.steps} | {o.grid:.2f} ({o.grid_worst:.1f}) | {o.style:.3g} | {o.content:.3g} |")

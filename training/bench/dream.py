@@ -166,25 +166,44 @@ def measure_dream(plan: DreamPlan, engine: Engine, entries: list[contract.ModelE
 def dream_table(plan: DreamPlan, rows: list[DreamRow]) -> Table:
     table = Table(
         title="7. DeepDream two ways: dream styles vs iterative DeepDream",
-        header=["method", "layer", "ms per 640x480 frame", "fps", "activation gain, one frame",
-                f"gain after {plan.feedback_frames} frames of feedback"],
-        setup=(f"{len(plan.photos)} held-out photos as 640x480 frames; times are medians of {plan.runs} runs "
-               "(feed-forward: `Engine.stylize`, 1 ORT thread; iterative: `Dreamer.dream` on the CPU with torch's "
-               "default threads). Gain = mean squared VGG19 activation of the layer on the result / on the frame, "
-               "geometric mean over the photos; the feedback column dreams still photos frame after frame with the "
-               "service's default feedback 0.7, as a live stream does."),
+        header=[
+            "method",
+            "layer",
+            "ms per 640x480 frame",
+            "fps",
+            "activation gain, one frame",
+            f"gain after {plan.feedback_frames} frames of feedback",
+        ],
+        setup=(
+            f"{len(plan.photos)} held-out photos as 640x480 frames; times are medians of {plan.runs} runs "
+            "(feed-forward: `Engine.stylize`, 1 ORT thread; iterative: `Dreamer.dream` on the CPU with torch's "
+            "default threads). Gain = mean squared VGG19 activation of the layer on the result / on the frame, "
+            "geometric mean over the photos; the feedback column dreams still photos frame after frame with the "
+            "service's default feedback 0.7, as a live stream does."
+        ),
         goal="a dream style at painting speed; iterative DeepDream usable (a few fps) on this CPU.",
     )
     for r in rows:
-        table.rows.append([r.method, r.layer, fmt(r.ms), fmt(1000.0 / r.ms), f"{r.gain_single:.2f}x",
-                           f"{r.gain_feedback:.2f}x" if r.gain_feedback is not None else "n/a (no state)"])
+        table.rows.append(
+            [
+                r.method,
+                r.layer,
+                fmt(r.ms),
+                fmt(1000.0 / r.ms),
+                f"{r.gain_single:.2f}x",
+                f"{r.gain_feedback:.2f}x" if r.gain_feedback is not None else "n/a (no state)",
+            ]
+        )
     fast = [r for r in rows if "feed-forward" in r.method]
     slow = [r for r in rows if r.method.startswith("iterative")]
     for f in fast:
         for s in (s for s in slow if s.layer == f.layer):
             table.verdicts.append(
                 f"{f.layer}: the dream style runs {s.ms / f.ms:.0f}x faster than {s.method} "
-                f"with {f.gain_single / s.gain_single:.2f}x its one-frame activation gain.")
-    table.notes.append(f"Contact sheet: {plan.sheet.name} (photo, each dream style, 70% {BLEND_PAINTING} + 30% "
-                       f"dream, iterative DeepDream at {max(plan.sides)} px after {plan.feedback_frames} frames).")
+                f"with {f.gain_single / s.gain_single:.2f}x its one-frame activation gain."
+            )
+    table.notes.append(
+        f"Contact sheet: {plan.sheet.name} (photo, each dream style, 70% {BLEND_PAINTING} + 30% "
+        f"dream, iterative DeepDream at {max(plan.sides)} px after {plan.feedback_frames} frames)."
+    )
     return table

@@ -39,8 +39,11 @@ def _session(path: Path, variant: str, cache: Path) -> ort.InferenceSession:
     if variant.startswith("TensorRT"):
         if "TensorrtExecutionProvider" not in ort.get_available_providers():
             raise RuntimeError("no TensorRT provider in this onnxruntime")
-        trt = {"trt_fp16_enable": variant.endswith("fp16"), "trt_engine_cache_enable": True,
-               "trt_engine_cache_path": str(cache)}
+        trt = {
+            "trt_fp16_enable": variant.endswith("fp16"),
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+        }
         providers = [("TensorrtExecutionProvider", trt), "CUDAExecutionProvider"]
     else:
         providers = ["CUDAExecutionProvider"]
@@ -51,8 +54,9 @@ def _session(path: Path, variant: str, cache: Path) -> ort.InferenceSession:
     return session
 
 
-def gpu_latency(models_dir: Path, entries: list[contract.ModelEntry], runs: int, warmup: int,
-                scratch: Path) -> dict[tuple[str, str], float | str]:
+def gpu_latency(
+    models_dir: Path, entries: list[contract.ModelEntry], runs: int, warmup: int, scratch: Path
+) -> dict[tuple[str, str], float | str]:
     """{(model, variant): median ms, or the reason it could not run}."""
     runnables: dict[tuple[str, str], Runnable] = {}
     result: dict[tuple[str, str], float | str] = {}
@@ -73,8 +77,9 @@ def gpu_latency(models_dir: Path, entries: list[contract.ModelEntry], runs: int,
     return result
 
 
-def gpu_table(entries: list[contract.ModelEntry], result: dict[tuple[str, str], float | str] | None, runs: int,
-              peer: str | None) -> Table:
+def gpu_table(
+    entries: list[contract.ModelEntry], result: dict[tuple[str, str], float | str] | None, runs: int, peer: str | None
+) -> Table:
     table = Table(
         title="6. GPU latency at 1920x1080 (CUDA / TensorRT)",
         header=["model", *(f"{v} ms" for v in VARIANTS)],
@@ -85,6 +90,10 @@ def gpu_table(entries: list[contract.ModelEntry], result: dict[tuple[str, str], 
         return table
     for e in entries:
         cells = [result.get((e.name, v), "n/a") for v in VARIANTS]
-        table.rows.append([e.name + (" (peer)" if e.name == peer else ""),
-                           *(fmt(c) if isinstance(c, float) else str(c) for c in cells)])
+        table.rows.append(
+            [
+                e.name + (" (peer)" if e.name == peer else ""),
+                *(fmt(c) if isinstance(c, float) else str(c) for c in cells),
+            ]
+        )
     return table

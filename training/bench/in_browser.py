@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SIZES = ((320, 240), (480, 360), (640, 480))
 GOAL_FPS_MID, GOAL_FPS_FULL, GOAL_LATENCY = 25.0, 15.0, 0.5
 
+
 @dataclass(frozen=True)
 class PathResult:
     path: str  # browser | server
@@ -63,10 +64,14 @@ def _open(browser: Any, url: str, path: str, size: tuple[int, int]) -> Any:
     page.goto(f"{url}/?paint={path}")
     page.wait_for_selector(".card input[type=range]")
     page.click("#start")
-    page.wait_for_function(f"window.livestyle.status === 'live' && window.livestyle.paint.mode === '{path}'",
-                           timeout=60_000)
-    ready = ("window.livestyle.paint.painter.stats().painted > 3" if path == "browser"
-             else "document.getElementById('stylized').videoWidth > 0")
+    page.wait_for_function(
+        f"window.livestyle.status === 'live' && window.livestyle.paint.mode === '{path}'", timeout=60_000
+    )
+    ready = (
+        "window.livestyle.paint.painter.stats().painted > 3"
+        if path == "browser"
+        else "document.getElementById('stylized').videoWidth > 0"
+    )
     page.wait_for_function(ready, timeout=60_000)
     page.evaluate(READ_SCREEN, [size[0], path == "browser"])
     return page
@@ -76,8 +81,9 @@ def _shown(page: Any, path: str) -> int:
     return int(page.evaluate("window.livestyle.paint.painter.stats().painted")) if path == "browser" else 0
 
 
-def measure_path(browser: Any, url: str, path: str, size: tuple[int, int], seconds: float,
-                 viewers: int = 1, adaptive: bool = False) -> PathResult:
+def measure_path(
+    browser: Any, url: str, path: str, size: tuple[int, int], seconds: float, viewers: int = 1, adaptive: bool = False
+) -> PathResult:
     pages = [_open(browser, url, path, size) for _ in range(viewers)]
     try:
         time.sleep(2.0)  # start-up
@@ -95,8 +101,9 @@ def measure_path(browser: Any, url: str, path: str, size: tuple[int, int], secon
         if path == "browser":
             frames = sum(_shown(p, path) - n for p, n in zip(pages, painted, strict=True))
             stats = pages[0].evaluate("window.livestyle.paint.painter.stats()")
-            detail = (f"{stats['backend']}, {stats['threads']} threads, run {fmt(stats['runMs'])} ms at "
-                      f"{stats['side']} px")
+            detail = (
+                f"{stats['backend']}, {stats['threads']} threads, run {fmt(stats['runMs'])} ms at {stats['side']} px"
+            )
         else:
             frames = round(sum(statistics.fmean(s) for s in samples) * elapsed)
             stats = pages[0].evaluate("window.livestyle.serverStats") or {}
@@ -106,8 +113,17 @@ def measure_path(browser: Any, url: str, path: str, size: tuple[int, int], secon
         for page in pages:
             page.close()
     per = max(frames, 1)
-    return PathResult(path, size, viewers, statistics.median(statistics.median(s) for s in samples), latency,
-                      1000.0 * cpu / per, 1000.0 * server_cpu / per, detail, adaptive)
+    return PathResult(
+        path,
+        size,
+        viewers,
+        statistics.median(statistics.median(s) for s in samples),
+        latency,
+        1000.0 * cpu / per,
+        1000.0 * server_cpu / per,
+        detail,
+        adaptive,
+    )
 
 
 def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
@@ -119,9 +135,16 @@ def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
         try:
             for size in SIZES:
                 side = max(size)
-                settings = Settings.model_validate({
-                    "models_dir": models_dir, "dream": False, "ice_loopback": True, "max_frame_side": side,
-                    "min_frame_side": side, "adaptive_resolution": False})
+                settings = Settings.model_validate(
+                    {
+                        "models_dir": models_dir,
+                        "dream": False,
+                        "ice_loopback": True,
+                        "max_frame_side": side,
+                        "min_frame_side": side,
+                        "adaptive_resolution": False,
+                    }
+                )
                 with _Server(settings) as server:
                     for path in ("browser", "server"):
                         results.append(measure_path(browser, server.url, path, size, seconds))
@@ -138,36 +161,67 @@ def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
     return results
 
 
-def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float, skipped: str = "") -> Table:
-    realtime = next((e for e in contract.read_manifest(models_dir / contract.MANIFEST_NAME)
-                     if e.tier == "realtime"), None)
+def _in_browser_table_frame(results: list[PathResult], models_dir: Path, seconds: float, skipped: str = "") -> Table:
+    """The table's title, columns, set-up and goal."""
+    realtime = next(
+        (e for e in contract.read_manifest(models_dir / contract.MANIFEST_NAME) if e.tier == "realtime"), None
+    )
     sha = realtime.sha256[:12] if realtime else "n/a"
-    table = Table(
+    return Table(
         title="14. Painting in the browser against painting on the server",
-        header=["path", "camera", "viewers", "frames shown/s", "camera to screen median / p95 ms",
-                "browser CPU ms per frame", "server CPU ms per frame", "how"],
-        setup=(f"The realtime model (sha256 {sha}) in headless Chromium on this machine: `?paint=browser` runs it "
-               "in onnxruntime-web (WASM, in a worker), `?paint=server` streams over WebRTC to the server in this "
-               "process and back. A canvas camera at 30 fps with a frame counter drawn into it; latency is the "
-               "counter read back from the screen (the painted canvas, or each decoded video frame). Each size "
-               f"held fixed on both paths (adaptive resolution off), then the defaults at 640x480 ('adaptive': each "
-               f"path's resolution governor picks the size); {seconds:.0f} s per row after 2 s start-up. "
-               "CPU: Chromium's processes and the server process, over the frames shown. Browser, server and "
-               "camera share the same 2 cores: a second viewer's browser here is a second machine in real use. "
-               "`python -m training.bench --only in_browser`."),
-        goal=(f"in the browser >= {GOAL_FPS_MID:.0f} fps at 480x360 and >= {GOAL_FPS_FULL:.0f} fps at 640x480, at "
-              f"least the server path's frame rate at each size, median latency <= {GOAL_LATENCY}x the server "
-              "path's; a second in-browser viewer costs the server nothing per frame; WebGPU at 640x480 >= 30 fps "
-              "where a GPU is present."),
+        header=[
+            "path",
+            "camera",
+            "viewers",
+            "frames shown/s",
+            "camera to screen median / p95 ms",
+            "browser CPU ms per frame",
+            "server CPU ms per frame",
+            "how",
+        ],
+        setup=(
+            f"The realtime model (sha256 {sha}) in headless Chromium on this machine: `?paint=browser` runs it "
+            "in onnxruntime-web (WASM, in a worker), `?paint=server` streams over WebRTC to the server in this "
+            "process and back. A canvas camera at 30 fps with a frame counter drawn into it; latency is the "
+            "counter read back from the screen (the painted canvas, or each decoded video frame). Each size "
+            f"held fixed on both paths (adaptive resolution off), then the defaults at 640x480 ('adaptive': each "
+            f"path's resolution governor picks the size); {seconds:.0f} s per row after 2 s start-up. "
+            "CPU: Chromium's processes and the server process, over the frames shown. Browser, server and "
+            "camera share the same 2 cores: a second viewer's browser here is a second machine in real use. "
+            "`python -m training.bench --only in_browser`."
+        ),
+        goal=(
+            f"in the browser >= {GOAL_FPS_MID:.0f} fps at 480x360 and >= {GOAL_FPS_FULL:.0f} fps at 640x480, at "
+            f"least the server path's frame rate at each size, median latency <= {GOAL_LATENCY}x the server "
+            "path's; a second in-browser viewer costs the server nothing per frame; WebGPU at 640x480 >= 30 fps "
+            "where a GPU is present."
+        ),
         skipped=skipped,
     )
+
+
+def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float, skipped: str = "") -> Table:
+    table = _in_browser_table_frame(results, models_dir, seconds, skipped)
     by = {(r.path, r.size, r.viewers): r for r in results if not r.adaptive}
     for r in results:
-        lat = (f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 95):.0f} ({len(r.latency)} read)"
-               if len(r.latency) >= 10 else f"n/a ({len(r.latency)} read)")
+        lat = (
+            f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 95):.0f} ({len(r.latency)} read)"
+            if len(r.latency) >= 10
+            else f"n/a ({len(r.latency)} read)"
+        )
         camera = f"{r.size[0]}x{r.size[1]}" + (", adaptive" if r.adaptive else "")
-        table.rows.append([r.path, camera, str(r.viewers), f"{r.fps:.1f}", lat,
-                           f"{r.browser_cpu_ms:.0f}", f"{r.server_cpu_ms:.1f}", r.detail])
+        table.rows.append(
+            [
+                r.path,
+                camera,
+                str(r.viewers),
+                f"{r.fps:.1f}",
+                lat,
+                f"{r.browser_cpu_ms:.0f}",
+                f"{r.server_cpu_ms:.1f}",
+                r.detail,
+            ]
+        )
     for size in SIZES:
         here, there = by.get(("browser", size, 1)), by.get(("server", size, 1))
         if here is None or there is None:
@@ -188,12 +242,17 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
             f"with the defaults (a 640x480 camera, each governor choosing the size): in the browser {here.fps:.1f} fps "
             f"({here.detail.rsplit('at ', 1)[-1]}) against the server path's {there.fps:.1f}, latency {ratio:.2f}x "
             f"the server path's: {'at least' if here.fps >= there.fps else 'below'} its frame rate, "
-            f"{'within' if ratio <= GOAL_LATENCY else 'over'} the latency goal.")
+            f"{'within' if ratio <= GOAL_LATENCY else 'over'} the latency goal."
+        )
     second = by.get(("browser", SIZES[-1], 2))
     if second is not None:
-        table.verdicts.append(f"two in-browser viewers: the server's CPU per frame shown is "
-                              f"{second.server_cpu_ms:.1f} ms ({'meets' if second.server_cpu_ms < 1 else 'MISSES'} "
-                              "the goal of ~0).")
-    table.notes.append("WebGPU: this machine has no GPU (Chromium's only adapter is the SwiftShader fallback, which "
-                       "the page never picks by itself), so the WebGPU goal is not measured here.")
+        table.verdicts.append(
+            f"two in-browser viewers: the server's CPU per frame shown is "
+            f"{second.server_cpu_ms:.1f} ms ({'meets' if second.server_cpu_ms < 1 else 'MISSES'} "
+            "the goal of ~0)."
+        )
+    table.notes.append(
+        "WebGPU: this machine has no GPU (Chromium's only adapter is the SwiftShader fallback, which "
+        "the page never picks by itself), so the WebGPU goal is not measured here."
+    )
     return table

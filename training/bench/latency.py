@@ -35,8 +35,10 @@ class Runnable:
 
 def feeds_for(entry: contract.ModelEntry, width: int, height: int) -> dict[str, np.ndarray]:
     frame = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-    return {contract.INPUT_FRAME: contract.pad_frame(frame, entry.size_multiple),
-            contract.INPUT_WEIGHTS: contract.one_hot(0, len(entry.styles))}
+    return {
+        contract.INPUT_FRAME: contract.pad_frame(frame, entry.size_multiple),
+        contract.INPUT_WEIGHTS: contract.one_hot(0, len(entry.styles)),
+    }
 
 
 def time_interleaved(runnables: Mapping[str, Runnable], runs: int, warmup: int) -> dict[str, float]:
@@ -53,12 +55,19 @@ def time_interleaved(runnables: Mapping[str, Runnable], runs: int, warmup: int) 
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def cpu_latency(models_dir: Path, entries: list[contract.ModelEntry], options: RuntimeOptions,
-                sizes: tuple[tuple[int, int], ...], runs: int, warmup: int) -> dict[tuple[str, str], float]:
+def cpu_latency(
+    models_dir: Path,
+    entries: list[contract.ModelEntry],
+    options: RuntimeOptions,
+    sizes: tuple[tuple[int, int], ...],
+    runs: int,
+    warmup: int,
+) -> dict[tuple[str, str], float]:
     """{(model, "WxH"): median ms} on the CPU provider with the service's thread settings."""
     so = session_options(options)
-    sessions = {e.name: ort.InferenceSession(str(models_dir / e.file), so, providers=["CPUExecutionProvider"])
-                for e in entries}
+    sessions = {
+        e.name: ort.InferenceSession(str(models_dir / e.file), so, providers=["CPUExecutionProvider"]) for e in entries
+    }
     result: dict[tuple[str, str], float] = {}
     for width, height in sizes:
         runnables = {e.name: Runnable(sessions[e.name], feeds_for(e, width, height)) for e in entries}
@@ -68,8 +77,15 @@ def cpu_latency(models_dir: Path, entries: list[contract.ModelEntry], options: R
     return result
 
 
-def latency_table(entries: list[contract.ModelEntry], medians: dict[tuple[str, str], float], peer: str | None,
-                  sizes: tuple[tuple[int, int], ...], runs: int, warmup: int, options: RuntimeOptions) -> Table:
+def latency_table(
+    entries: list[contract.ModelEntry],
+    medians: dict[tuple[str, str], float],
+    peer: str | None,
+    sizes: tuple[tuple[int, int], ...],
+    runs: int,
+    warmup: int,
+    options: RuntimeOptions,
+) -> Table:
     labels = [f"{w}x{h}" for w, h in sizes]
     header = ["model", "tier", *(f"{s} ms" for s in labels)]
     if peer:
@@ -77,10 +93,12 @@ def latency_table(entries: list[contract.ModelEntry], medians: dict[tuple[str, s
     table = Table(
         title="1. Per-frame latency, ONNX Runtime CPU",
         header=header,
-        setup=(f"`session.run` only, random frame, style 0; median of {runs} interleaved runs after {warmup} "
-               f"warm-up rounds; intra-op threads {options.intra_op_threads}, spinning "
-               f"{'on' if options.spinning else 'off'} (the service's settings). 'peer / model' > 1 means "
-               "ours is faster."),
+        setup=(
+            f"`session.run` only, random frame, style 0; median of {runs} interleaved runs after {warmup} "
+            f"warm-up rounds; intra-op threads {options.intra_op_threads}, spinning "
+            f"{'on' if options.spinning else 'off'} (the service's settings). 'peer / model' > 1 means "
+            "ours is faster."
+        ),
         goal=f"realtime tier <= {GOAL_MS:.0f} ms per 640x480 frame and >= {GOAL_SPEEDUP:.0f}x faster than the peer.",
     )
     for e in entries:
@@ -100,8 +118,10 @@ def latency_table(entries: list[contract.ModelEntry], medians: dict[tuple[str, s
         if peer:
             speedup = medians[(peer, vga)] / ms
             met = "meets" if speedup >= GOAL_SPEEDUP else "MISSES"
-            table.verdicts.append(f"{e.name}: {speedup:.2f}x faster than the peer at 640x480 {met} the "
-                                  f"{GOAL_SPEEDUP:.0f}x goal (headline figure).")
+            table.verdicts.append(
+                f"{e.name}: {speedup:.2f}x faster than the peer at 640x480 {met} the "
+                f"{GOAL_SPEEDUP:.0f}x goal (headline figure)."
+            )
     if not peer:
         table.verdicts.append("No peer in this run: the speed-up goal is not assessed.")
     return table

@@ -58,8 +58,9 @@ class LiveScores:
     brush_grid: dict[float, float] = field(default_factory=dict)
     brush_mesh8: dict[float, float] = field(default_factory=dict)
 
-    def add(self, method: str, style: str, frame: np.ndarray, out: np.ndarray, painting: Path,
-            scorer: LiveScorer) -> None:
+    def add(
+        self, method: str, style: str, frame: np.ndarray, out: np.ndarray, painting: Path, scorer: LiveScorer
+    ) -> None:
         self.grid.setdefault(method, []).append(grid_score(out))
         self.mesh8.setdefault(method, []).append(grid_score(out, divisions=8))
         self.style_grid.setdefault((method, style), []).append(self.grid[method][-1])
@@ -88,8 +89,9 @@ def peer_paint(arbitrary: ArbitraryStyle, vector: np.ndarray, frame: np.ndarray)
     return np.asarray(arbitrary.stylize(Image.fromarray(frame), vector))
 
 
-def measure_live(plan: LivePlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None,
-                 scorer: LiveScorer) -> LiveScores:
+def measure_live(
+    plan: LivePlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None, scorer: LiveScorer
+) -> LiveScores:
     scores = LiveScores()
     vectors = {s: arbitrary.style_vector(images.open_rgb(p)) for s, p in plan.paintings.items()} if arbitrary else {}
     for index, photo in enumerate(plan.photos):
@@ -143,8 +145,9 @@ def sheet_frames(plan: LivePlan) -> list[np.ndarray]:
     return [f for v in plan.videos for f in video_frames(v, 1)]
 
 
-def video_sheet(plan: LivePlan, frames: list[np.ndarray], engine: Engine, models: list[str],
-                arbitrary: ArbitraryStyle | None) -> Image.Image:
+def video_sheet(
+    plan: LivePlan, frames: list[np.ndarray], engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None
+) -> Image.Image:
     """Rows: (video frame, style); columns: the frame, each of our models, the peer; full 640x480 cells
     shown at half size so the mesh (or its absence) is visible."""
     styles = list(plan.paintings)[: plan.sheet_styles]
@@ -167,8 +170,9 @@ def video_sheet(plan: LivePlan, frames: list[np.ndarray], engine: Engine, models
     return sheet
 
 
-def crop_sheet(plan: LivePlan, frames: list[np.ndarray], engine: Engine, models: list[str],
-               arbitrary: ArbitraryStyle | None) -> Image.Image:
+def crop_sheet(
+    plan: LivePlan, frames: list[np.ndarray], engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None
+) -> Image.Image:
     """A 1:1 crop (no scaling: the mesh shows as it does on screen) of one video frame per model and the peer."""
     style = next(iter(plan.paintings))
     frame = frames[0]
@@ -182,54 +186,114 @@ def crop_sheet(plan: LivePlan, frames: list[np.ndarray], engine: Engine, models:
     return out
 
 
-def live_table(plan: LivePlan, scores: LiveScores, models: dict[str, str], sheet: Path | None,
-               hashes: dict[str, str]) -> Table:
-    """``models``: our model name -> tier, realtime first; ``hashes``: model name -> sha256."""
-    methods = [*models, *([PEER] if PEER in scores.loss else [])]
-    table = Table(
-        title="9. The look at 640x480: grid score and live-size loss",
-        header=["method", "grid score (geo. mean)", "worst frame", "worst style (geo. mean)", "8-px mesh (geo. mean)",
-                "live-size style", "live-size content"],
-        setup=(f"{len(plan.photos)} held-out photos (bsds_val_*) as 640x480 frames x {len(plan.paintings)} paintings; "
-               "outputs scored as 8-bit frames. Grid score and live-size loss as defined in QUALITY-METRIC.md "
-               "(painting at 480 px, the frame's height). The 8-px mesh column is the same score over the 63 bins at "
-               "eighths of a side: a mesh with an 8-pixel period, which the defined score does not see. Models: "
-               + ", ".join(f"{m} sha256 {hashes[m][:12]}" for m in models if m in hashes) + "."),
-        goal=(f"grid score <= {GRID_GOAL} for both tiers, every style; realtime live-size style <= "
-              f"{RT_STYLE_VS_PEER}x the peer's at <= {RT_CONTENT_VS_PEER}x its content; quality style <= "
-              f"{QUALITY_STYLE_VS_RT}x the realtime tier's at <= its content."),
-    )
-    photos = scores.grid["photo"]
-    table.rows.append(["the photos", f"{geometric_mean(photos):.2f}", f"{max(photos):.1f}", "-",
-                       f"{geometric_mean(scores.mesh8['photo']):.2f}", "-", "-"])
-    for m in methods:
-        s, c = scores.mean_loss(m)
-        g = scores.grid[m]
-        style, worst = scores.worst_style(m)
-        table.rows.append([m, f"{geometric_mean(g):.2f}", f"{max(g):.1f}", f"{worst:.2f} ({style})",
-                           f"{geometric_mean(scores.mesh8[m]):.2f}", fmt(s), fmt(c)])
-    for b in BRUSHES:
-        realtime = next(iter(models))
-        table.rows.append([f"{realtime}, brush {b:g}: {scores.brush_ms[b]:.1f} ms per frame (1 thread)",
-                           f"{scores.brush_grid[b]:.2f}", "", "", f"{scores.brush_mesh8[b]:.2f}", "", ""])
+def _live_verdicts(table: Table, scores: LiveScores, models: dict[str, str]) -> None:
+    """Each model's grid goal, the realtime tier against the peer, the quality tier against the realtime one."""
     tiers = {t: m for m, t in reversed(models.items())}
     for m in models:
         grid = geometric_mean(scores.grid[m])
         style, worst = scores.worst_style(m)
         met = max(grid, worst) <= GRID_GOAL
-        table.verdicts.append(f"{m}: grid score {grid:.2f}, worst style {style} {worst:.2f}: "
-                              f"{'meets' if met else 'MISSES'} the goal (<= {GRID_GOAL}, every style).")
+        table.verdicts.append(
+            f"{m}: grid score {grid:.2f}, worst style {style} {worst:.2f}: "
+            f"{'meets' if met else 'MISSES'} the goal (<= {GRID_GOAL}, every style)."
+        )
     if "realtime" in tiers and PEER in scores.loss:
         (s, c), (ps, pc) = scores.mean_loss(tiers["realtime"]), scores.mean_loss(PEER)
         met = s <= RT_STYLE_VS_PEER * ps and c <= RT_CONTENT_VS_PEER * pc
-        table.verdicts.append(f"{tiers['realtime']}: live-size style {s / ps:.2f}x the peer's at {c / pc:.2f}x its "
-                              f"content: {'meets' if met else 'MISSES'} the goal.")
+        table.verdicts.append(
+            f"{tiers['realtime']}: live-size style {s / ps:.2f}x the peer's at {c / pc:.2f}x its "
+            f"content: {'meets' if met else 'MISSES'} the goal."
+        )
     if "realtime" in tiers and "quality" in tiers:
         (s, c), (rs, rc) = scores.mean_loss(tiers["quality"]), scores.mean_loss(tiers["realtime"])
         met = s <= QUALITY_STYLE_VS_RT * rs and c <= rc
-        table.verdicts.append(f"{tiers['quality']}: live-size style {s / rs:.2f}x the realtime tier's at {c / rc:.2f}x "
-                              f"its content: {'meets' if met else 'MISSES'} the goal.")
+        table.verdicts.append(
+            f"{tiers['quality']}: live-size style {s / rs:.2f}x the realtime tier's at {c / rc:.2f}x "
+            f"its content: {'meets' if met else 'MISSES'} the goal."
+        )
+
+
+def _live_table_frame(
+    plan: LivePlan, scores: LiveScores, models: dict[str, str], sheet: Path | None, hashes: dict[str, str]
+) -> Table:
+    """The table's title, columns, set-up and goal."""
+    return Table(
+        title="9. The look at 640x480: grid score and live-size loss",
+        header=[
+            "method",
+            "grid score (geo. mean)",
+            "worst frame",
+            "worst style (geo. mean)",
+            "8-px mesh (geo. mean)",
+            "live-size style",
+            "live-size content",
+        ],
+        setup=(
+            f"{len(plan.photos)} held-out photos (bsds_val_*) as 640x480 frames x {len(plan.paintings)} paintings; "
+            "outputs scored as 8-bit frames. Grid score and live-size loss as defined in QUALITY-METRIC.md "
+            "(painting at 480 px, the frame's height). The 8-px mesh column is the same score over the 63 bins at "
+            "eighths of a side: a mesh with an 8-pixel period, which the defined score does not see. Models: "
+            + ", ".join(f"{m} sha256 {hashes[m][:12]}" for m in models if m in hashes)
+            + "."
+        ),
+        goal=(
+            f"grid score <= {GRID_GOAL} for both tiers, every style; realtime live-size style <= "
+            f"{RT_STYLE_VS_PEER}x the peer's at <= {RT_CONTENT_VS_PEER}x its content; quality style <= "
+            f"{QUALITY_STYLE_VS_RT}x the realtime tier's at <= its content."
+        ),
+    )
+
+
+def live_table(
+    plan: LivePlan, scores: LiveScores, models: dict[str, str], sheet: Path | None, hashes: dict[str, str]
+) -> Table:
+    """``models``: our model name -> tier, realtime first; ``hashes``: model name -> sha256."""
+    methods = [*models, *([PEER] if PEER in scores.loss else [])]
+    table = _live_table_frame(plan, scores, models, sheet, hashes)
+    photos = scores.grid["photo"]
+    table.rows.append(
+        [
+            "the photos",
+            f"{geometric_mean(photos):.2f}",
+            f"{max(photos):.1f}",
+            "-",
+            f"{geometric_mean(scores.mesh8['photo']):.2f}",
+            "-",
+            "-",
+        ]
+    )
+    for m in methods:
+        s, c = scores.mean_loss(m)
+        g = scores.grid[m]
+        style, worst = scores.worst_style(m)
+        table.rows.append(
+            [
+                m,
+                f"{geometric_mean(g):.2f}",
+                f"{max(g):.1f}",
+                f"{worst:.2f} ({style})",
+                f"{geometric_mean(scores.mesh8[m]):.2f}",
+                fmt(s),
+                fmt(c),
+            ]
+        )
+    for b in BRUSHES:
+        realtime = next(iter(models))
+        table.rows.append(
+            [
+                f"{realtime}, brush {b:g}: {scores.brush_ms[b]:.1f} ms per frame (1 thread)",
+                f"{scores.brush_grid[b]:.2f}",
+                "",
+                "",
+                f"{scores.brush_mesh8[b]:.2f}",
+                "",
+                "",
+            ]
+        )
+    _live_verdicts(table, scores, models)
     if sheet is not None:
-        table.notes.append(f"Pictures: {sheet.name} (video frames at 640x480 shown at half size: frame, "
-                           f"{', '.join(methods)}) and {sheet.stem}-crop.png (the centre at 1:1).")
+        table.notes.append(
+            f"Pictures: {sheet.name} (video frames at 640x480 shown at half size: frame, "
+            f"{', '.join(methods)}) and {sheet.stem}-crop.png (the centre at 1:1)."
+        )
     return table

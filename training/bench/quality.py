@@ -51,10 +51,14 @@ class Scores:
     def add(self, method: str, photo: str, style: str, value: tuple[float, float]) -> None:
         self.by_method.setdefault(method, {})[(photo, style)] = value
 
-    def mean(self, method: str, style: str | None = None,
-             keys: set[tuple[str, str]] | None = None) -> tuple[float, float, int]:
-        items = [v for k, v in self.by_method.get(method, {}).items()
-                 if (style is None or k[1] == style) and (keys is None or k in keys)]
+    def mean(
+        self, method: str, style: str | None = None, keys: set[tuple[str, str]] | None = None
+    ) -> tuple[float, float, int]:
+        items = [
+            v
+            for k, v in self.by_method.get(method, {}).items()
+            if (style is None or k[1] == style) and (keys is None or k in keys)
+        ]
         if not items:
             return float("nan"), float("nan"), 0
         return statistics.fmean(i[0] for i in items), statistics.fmean(i[1] for i in items), len(items)
@@ -94,15 +98,15 @@ def gatys_function() -> Callable[[Path, Path, int, int, VGGFeatures], torch.Tens
         return None
 
     def run(photo: Path, painting: Path, size: int, iterations: int, vgg: VGGFeatures) -> torch.Tensor:
-        cfg = gatys.GatysConfig(content=photo, styles=(painting,), size=size, content_weight=1.0,
-                                style_weight=1e-4)
+        cfg = gatys.GatysConfig(content=photo, styles=(painting,), size=size, content_weight=1.0, style_weight=1e-4)
         return gatys.stylize(cfg, OptimConfig(iterations=(iterations,), progress=False), vgg).image
 
     return run
 
 
-def measure_quality(plan: QualityPlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None,
-                    vgg: VGGFeatures) -> tuple[Scores, dict[tuple[str, str], dict[str, Image.Image]]]:
+def measure_quality(
+    plan: QualityPlan, engine: Engine, models: list[str], arbitrary: ArbitraryStyle | None, vgg: VGGFeatures
+) -> tuple[Scores, dict[tuple[str, str], dict[str, Image.Image]]]:
     """Scores of every method, and the pictures of the contact sheet's pairs."""
     metric, scores = Metric(vgg, plan.size), Scores()
     gatys = gatys_function() if plan.gatys_pairs else None
@@ -137,8 +141,9 @@ def measure_quality(plan: QualityPlan, engine: Engine, models: list[str], arbitr
     return scores, sheet
 
 
-def contact_sheet(sheet: dict[tuple[str, str], dict[str, Image.Image]], columns: list[str],
-                  cell: int = 192) -> Image.Image:
+def contact_sheet(
+    sheet: dict[tuple[str, str], dict[str, Image.Image]], columns: list[str], cell: int = 192
+) -> Image.Image:
     """Rows (photo, style); columns photo, painting, then each method side by side, labelled on top."""
     cols = ["photo", "painting", *columns]
     rows = [[pics.get(c) for c in cols] for pics in sheet.values()]
@@ -167,12 +172,16 @@ def quality_table(scores: Scores, plan: QualityPlan, models: dict[str, str], she
     table = Table(
         title="2. Quality: style and content loss (VGG19, QUALITY-METRIC.md)",
         header=header,
-        setup=(f"{len(plan.photos)} held-out photos (bsds_val_*, never trained on) x {len(plan.paintings)} paintings "
-               f"at {plan.size}x{plan.size}, outputs scored as 8-bit images; mean style loss / mean content loss. "
-               f"Gatys (L-BFGS {plan.gatys_iterations} iterations, content weight 1, style weight 1e-4, init the "
-               f"photo) on the first {plan.gatys_pairs} (photo, style) pairs only."),
-        goal=(f"realtime style loss <= the peer's at <= {CONTENT_FACTOR}x its content loss; quality style loss "
-              f"<= {STYLE_FACTOR_GATYS}x Gatys' at <= {CONTENT_FACTOR}x its content loss (on Gatys' pairs)."),
+        setup=(
+            f"{len(plan.photos)} held-out photos (bsds_val_*, never trained on) x {len(plan.paintings)} paintings "
+            f"at {plan.size}x{plan.size}, outputs scored as 8-bit images; mean style loss / mean content loss. "
+            f"Gatys (L-BFGS {plan.gatys_iterations} iterations, content weight 1, style weight 1e-4, init the "
+            f"photo) on the first {plan.gatys_pairs} (photo, style) pairs only."
+        ),
+        goal=(
+            f"realtime style loss <= the peer's at <= {CONTENT_FACTOR}x its content loss; quality style loss "
+            f"<= {STYLE_FACTOR_GATYS}x Gatys' at <= {CONTENT_FACTOR}x its content loss (on Gatys' pairs)."
+        ),
     )
     if plan.size != 256:
         table.notes.append(f"Scored at {plan.size} px, not the metric's 256: not comparable with QUALITY-METRIC.md.")
@@ -194,7 +203,8 @@ def quality_table(scores: Scores, plan: QualityPlan, models: dict[str, str], she
             met = s <= peer_s and c <= CONTENT_FACTOR * peer_c
             table.verdicts.append(
                 f"{name}: style loss {s / peer_s:.2f}x the peer's at {c / peer_c:.2f}x its content loss: "
-                f"{'meets' if met else 'MISSES'} the goal (<= 1x at <= {CONTENT_FACTOR}x).")
+                f"{'meets' if met else 'MISSES'} the goal (<= 1x at <= {CONTENT_FACTOR}x)."
+            )
         else:
             if not g_n:
                 table.verdicts.append(f"{name}: Gatys not run; the quality-tier goal is not assessed.")
@@ -203,7 +213,8 @@ def quality_table(scores: Scores, plan: QualityPlan, models: dict[str, str], she
             met = s <= STYLE_FACTOR_GATYS * g_s and c <= CONTENT_FACTOR * g_c
             table.verdicts.append(
                 f"{name}: on Gatys' {g_n} pairs, style loss {s / g_s:.2f}x Gatys' at {c / g_c:.2f}x its content "
-                f"loss: {'meets' if met else 'MISSES'} the goal (<= {STYLE_FACTOR_GATYS}x at <= {CONTENT_FACTOR}x).")
+                f"loss: {'meets' if met else 'MISSES'} the goal (<= {STYLE_FACTOR_GATYS}x at <= {CONTENT_FACTOR}x)."
+            )
     if "quality" not in models.values():
         table.notes.append("No quality-tier model is bundled yet: its column is absent.")
     if not g_n:

@@ -65,9 +65,15 @@ def default_clips(data: Path) -> list[Clip]:
     return [c for c in clips if c.source.is_file()]
 
 
-def measure_real_motion(clips: list[Clip], runs: tuple[tuple[str, str], ...], paintings: dict[str, Path],
-                        engine: Engine, frames: int, sample_every: int,
-                        workdir: Path) -> dict[tuple[str, str, str, bool], SteadyResult]:
+def measure_real_motion(
+    clips: list[Clip],
+    runs: tuple[tuple[str, str], ...],
+    paintings: dict[str, Path],
+    engine: Engine,
+    frames: int,
+    sample_every: int,
+    workdir: Path,
+) -> dict[tuple[str, str, str, bool], SteadyResult]:
     """(clip, model, style, stabilized) -> flicker and live-size losses over the first ``frames`` frames."""
     scorer = LiveScorer()
     results: dict[tuple[str, str, str, bool], SteadyResult] = {}
@@ -81,50 +87,100 @@ def measure_real_motion(clips: list[Clip], runs: tuple[tuple[str, str], ...], pa
     return results
 
 
-def real_motion_table(clips: list[Clip], runs: tuple[tuple[str, str], ...],
-                      results: dict[tuple[str, str, str, bool], SteadyResult], frames: int, models: str) -> Table:
-    table = Table(
+def _real_motion_table_frame(
+    clips: list[Clip],
+    runs: tuple[tuple[str, str], ...],
+    results: dict[tuple[str, str, str, bool], SteadyResult],
+    frames: int,
+    models: str,
+) -> Table:
+    """The table's title, columns, set-up and goal."""
+    return Table(
         title=TITLE,
-        header=["clip", "camera", "model", "style", "flicker plain", "flicker stabilized", "stabilized / plain",
-                "live style plain", "stabilized / plain", "live content stabilized / plain"],
-        setup=(f"Each clip covering {LIVE_WIDTH}x{LIVE_HEIGHT} (scaled and centre-cropped, lossless), its first "
-               f"{frames} frames painted one at a time as the live service paints them, plain and with Steady "
-               f"(service defaults {StabilizeOptions()}, each model's calibrated moving blend); flicker = "
-               "flicker(output) / flicker(input) (QUALITY-METRIC.md); live-size style and content loss (painting "
-               f"at 480 px, the input frame as content) over every 6th output. Models: {models}. The stabilizer's "
-               "moving blend was calibrated on the synthetic shakes; the real clips never chose it. "
-               "`python -m training.bench.real_motion`."),
-        goal=(f"with Steady: flicker <= {GOAL_FLICKER}x plain at <= {GOAL_STYLE}x plain live-size style loss on "
-              "every clip, real or synthetic, for the realtime tier."),
+        header=[
+            "clip",
+            "camera",
+            "model",
+            "style",
+            "flicker plain",
+            "flicker stabilized",
+            "stabilized / plain",
+            "live style plain",
+            "stabilized / plain",
+            "live content stabilized / plain",
+        ],
+        setup=(
+            f"Each clip covering {LIVE_WIDTH}x{LIVE_HEIGHT} (scaled and centre-cropped, lossless), its first "
+            f"{frames} frames painted one at a time as the live service paints them, plain and with Steady "
+            f"(service defaults {StabilizeOptions()}, each model's calibrated moving blend); flicker = "
+            "flicker(output) / flicker(input) (QUALITY-METRIC.md); live-size style and content loss (painting "
+            f"at 480 px, the input frame as content) over every 6th output. Models: {models}. The stabilizer's "
+            "moving blend was calibrated on the synthetic shakes; the real clips never chose it. "
+            "`python -m training.bench.real_motion`."
+        ),
+        goal=(
+            f"with Steady: flicker <= {GOAL_FLICKER}x plain at <= {GOAL_STYLE}x plain live-size style loss on "
+            "every clip, real or synthetic, for the realtime tier."
+        ),
     )
+
+
+def real_motion_table(
+    clips: list[Clip],
+    runs: tuple[tuple[str, str], ...],
+    results: dict[tuple[str, str, str, bool], SteadyResult],
+    frames: int,
+    models: str,
+) -> Table:
+    table = _real_motion_table_frame(clips, runs, results, frames, models)
     worst: dict[str, tuple[float, float, str]] = {}
     for clip in clips:
         for model, style in runs:
             plain, stable = results[(clip.name, model, style, False)], results[(clip.name, model, style, True)]
             flicker, paint = stable.flicker / plain.flicker, stable.style / plain.style
-            table.rows.append([clip.name, clip.kind, model, style, f"{plain.flicker:.2f}", f"{stable.flicker:.2f}",
-                               f"{flicker:.2f}", fmt(plain.style), f"{paint:.2f}",
-                               f"{stable.content / plain.content:.2f}"])
+            table.rows.append(
+                [
+                    clip.name,
+                    clip.kind,
+                    model,
+                    style,
+                    f"{plain.flicker:.2f}",
+                    f"{stable.flicker:.2f}",
+                    f"{flicker:.2f}",
+                    fmt(plain.style),
+                    f"{paint:.2f}",
+                    f"{stable.content / plain.content:.2f}",
+                ]
+            )
             key = f"{model} on {clip.kind}"
             if key not in worst or flicker > worst[key][0]:
                 worst[key] = (flicker, paint, f"{clip.name} / {style}")
     for key, (flicker, paint, where) in worst.items():
         met = flicker <= GOAL_FLICKER and paint <= GOAL_STYLE
-        table.verdicts.append(f"{key}, worst case {where}: stabilized flicker {flicker:.2f}x plain at {paint:.2f}x "
-                              f"its style loss: {'meets' if met else 'MISSES'} the goal.")
+        table.verdicts.append(
+            f"{key}, worst case {where}: stabilized flicker {flicker:.2f}x plain at {paint:.2f}x "
+            f"its style loss: {'meets' if met else 'MISSES'} the goal."
+        )
     return table
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training.bench.real_motion", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.bench.real_motion",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--styles", default="great_wave,the_scream")
     parser.add_argument("--models", default="", help="comma-separated model names (default: every model)")
-    parser.add_argument("--clips", default="", help="comma-separated clip names to keep, e.g. bikes.mp4,carphone "
-                        "(a name matches a clip whose name starts with it; default: every clip)")
+    parser.add_argument(
+        "--clips",
+        default="",
+        help="comma-separated clip names to keep, e.g. bikes.mp4,carphone "
+        "(a name matches a clip whose name starts with it; default: every clip)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     engine = Engine.load(args.models_dir, Settings.model_validate({}).runtime_options())  # the service's threads

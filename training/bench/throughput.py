@@ -43,16 +43,23 @@ def measure_throughput(plan: ThroughputPlan) -> dict[tuple[str, str, str], float
         for device in devices():
             for tier in TIER_CONFIGS:
                 for precision in plan.precisions:
-                    cfg = TrainConfig(content_dir=plan.content_dir, style_images=plan.paintings,
-                                      out_dir=Path(tmp) / tier, tier=tier, steps=plan.warmup + plan.steps,
-                                      batch_size=plan.batch_size, crop_size=plan.crop_size, exclude=plan.exclude,
-                                      device=device, precision=precision)
+                    cfg = TrainConfig(
+                        content_dir=plan.content_dir,
+                        style_images=plan.paintings,
+                        out_dir=Path(tmp) / tier,
+                        tier=tier,
+                        steps=plan.warmup + plan.steps,
+                        batch_size=plan.batch_size,
+                        crop_size=plan.crop_size,
+                        exclude=plan.exclude,
+                        device=device,
+                        precision=precision,
+                    )
                     result[(tier, device, precision)] = _rate(Trainer(cfg).train_step, plan, device)
                     log.info("throughput %s on %s in %s done", tier, device, precision)
             if plan.teacher is not None:
                 for precision in plan.precisions:
-                    result[(DISTILL, device, precision)] = _distill_rate(plan, Path(tmp) / "distill", device,
-                                                                         precision)
+                    result[(DISTILL, device, precision)] = _distill_rate(plan, Path(tmp) / "distill", device, precision)
     return result
 
 
@@ -77,9 +84,18 @@ def _distill_rate(plan: ThroughputPlan, out: Path, device: str, precision: str) 
     from training.distill import DistillConfig, Distiller
 
     assert plan.teacher is not None
-    distiller = Distiller(DistillConfig(teachers=(plan.teacher,), content_dir=plan.content_dir, out_dir=out,
-                                        batch_size=plan.batch_size, crop_size=plan.crop_size, exclude=plan.exclude,
-                                        device=device, precision=precision))
+    distiller = Distiller(
+        DistillConfig(
+            teachers=(plan.teacher,),
+            content_dir=plan.content_dir,
+            out_dir=out,
+            batch_size=plan.batch_size,
+            crop_size=plan.crop_size,
+            exclude=plan.exclude,
+            device=device,
+            precision=precision,
+        )
+    )
     return _rate(distiller.train_step, plan, device)
 
 
@@ -87,18 +103,30 @@ def throughput_table(plan: ThroughputPlan, result: dict[tuple[str, str, str], fl
     table = Table(
         title="5. Training throughput",
         header=["tier", "device", "precision", "steps/s", "s/step", "images/s", "steps per hour", "vs fp32"],
-        setup=(f"`Trainer.train_step` (data loading, network, VGG19 forward/backward, Adam) on {len(plan.paintings)} "
-               f"styles, batch {plan.batch_size} of {plan.crop_size}x{plan.crop_size} crops; {plan.steps} timed "
-               f"steps after {plan.warmup} warm-up; torch threads: all cores. The distilled row times "
-               f"`Distiller.train_step` (teacher forward, student forward/backward, VGG19 to relu2_2) at the same "
-               f"batch and crop. Precision (`--precision`): fp32; bf16-loss runs the frozen VGG19 in bfloat16; bf16 "
-               f"the style network too (autocast; weights, Adam state, Grams and losses stay float32). bfloat16 is "
-               f"fast only on CPUs with AMX or AVX512-BF16 (see the machine line) and on GPUs."),
+        setup=(
+            f"`Trainer.train_step` (data loading, network, VGG19 forward/backward, Adam) on {len(plan.paintings)} "
+            f"styles, batch {plan.batch_size} of {plan.crop_size}x{plan.crop_size} crops; {plan.steps} timed "
+            f"steps after {plan.warmup} warm-up; torch threads: all cores. The distilled row times "
+            f"`Distiller.train_step` (teacher forward, student forward/backward, VGG19 to relu2_2) at the same "
+            f"batch and crop. Precision (`--precision`): fp32; bf16-loss runs the frozen VGG19 in bfloat16; bf16 "
+            f"the style network too (autocast; weights, Adam state, Grams and losses stay float32). bfloat16 is "
+            f"fast only on CPUs with AMX or AVX512-BF16 (see the machine line) and on GPUs."
+        ),
         goal="none set; for planning training time (PERF-NOTES.md: about 1.2-1.3 s/step at 128 px, batch 4).",
     )
     for (tier, device, precision), rate in result.items():
         base = result.get((tier, device, "fp32"))
         speedup = f"{rate / base:.2f}x" if base else "-"
-        table.rows.append([tier, device, precision, f"{rate:.3g}", f"{1 / rate:.3g}", f"{rate * plan.batch_size:.3g}",
-                           f"{rate * 3600:.0f}", speedup])
+        table.rows.append(
+            [
+                tier,
+                device,
+                precision,
+                f"{rate:.3g}",
+                f"{1 / rate:.3g}",
+                f"{rate * plan.batch_size:.3g}",
+                f"{rate * 3600:.0f}",
+                speedup,
+            ]
+        )
     return table

@@ -33,8 +33,9 @@ def _predict(model: nn.Module, image: torch.Tensor) -> tuple[int, torch.Tensor]:
     return int(probs.argmax()), probs
 
 
-def smallest_flip(model: nn.Module, inputs: torch.Tensor, max_epsilon: float = 0.1,
-                  bisections: int = 12) -> AdversarialExample:
+def smallest_flip(
+    model: nn.Module, inputs: torch.Tensor, max_epsilon: float = 0.1, bisections: int = 12
+) -> AdversarialExample:
     """The FGSM image with the smallest step that flips the top-1 class of ``inputs`` [1,3,H,W]."""
     original, probs = _predict(model, inputs)
     x = inputs.detach().clone().requires_grad_(True)
@@ -55,5 +56,6 @@ def smallest_flip(model: nn.Module, inputs: torch.Tensor, max_epsilon: float = 0
         low, high = (low, mid) if _predict(model, step(mid))[0] != original else (mid, high)
     image = step(high)
     new, after = _predict(model, image)
-    return AdversarialExample(image, high, original, float(probs[original]), new, float(after[new]),
-                              float(after[original]))
+    return AdversarialExample(
+        image, high, original, float(probs[original]), new, float(after[new]), float(after[original])
+    )

@@ -13,8 +13,19 @@ from torch import nn
 from training.interpret.hooks import recording
 from training.optimize.engine import Objective, ObjectiveAt, OptimConfig, OptimResult, optimize
 
-ENGINE = OptimConfig(iterations=(30, 30, 40), optimizer="adam", lr=0.05, l2_weight=5.0, jitter=16, blur_every=4,
-                     blur_sigma=1.5, clip=True, octaves=3, octave_scale=1.4, progress=False)
+ENGINE = OptimConfig(
+    iterations=(30, 30, 40),
+    optimizer="adam",
+    lr=0.05,
+    l2_weight=5.0,
+    jitter=16,
+    blur_every=4,
+    blur_sigma=1.5,
+    clip=True,
+    octaves=3,
+    octave_scale=1.4,
+    progress=False,
+)
 """Settings that give recognisable pictures from EfficientNet-Lite0 at 224 px: coarse-to-fine octaves lay
 out the object's shape first (single-scale ascent at the same cost gave high-frequency colour noise)."""
 

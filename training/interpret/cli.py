@@ -22,8 +22,10 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
     image = classifier_input(Path(args.image))  # a bad picture fails before the weights load
     model = load_classifier(_optional_path(args.classifier_weights))
-    predictions = [{"index": p.index, "label": p.label, "probability": round(p.probability, 4)}
-                   for p in top_k(model, image, args.top)]
+    predictions = [
+        {"index": p.index, "label": p.label, "probability": round(p.probability, 4)}
+        for p in top_k(model, image, args.top)
+    ]
     print(json.dumps(predictions, indent=2))
     sys.stdout.flush()
 
@@ -35,8 +37,11 @@ def cmd_segment(args: argparse.Namespace) -> None:
     from training.images import save_png
     from training.interpret.segment import SegmentConfig, cutout, load_photo, segment
 
-    cfg = SegmentConfig(foreground_quantile=args.foreground_quantile, background_quantile=args.background_quantile,
-                        iterations=args.iterations)
+    cfg = SegmentConfig(
+        foreground_quantile=args.foreground_quantile,
+        background_quantile=args.background_quantile,
+        iterations=args.iterations,
+    )
     if args.target is not None and not 0 <= args.target < len(imagenet_classes()):
         raise ValueError(f"--target must be an ImageNet class index 0..999, got {args.target}")
     photo = Path(args.photo)
@@ -46,8 +51,14 @@ def cmd_segment(args: argparse.Namespace) -> None:
     save_png(Image.fromarray((found.mask * 255).astype("uint8")), out / f"{photo.stem}_mask.png")
     save_png(cutout(rgb, found.mask), out / f"{photo.stem}_cutout.png")
     save_png(Image.fromarray((found.saliency * 255).astype("uint8")), out / f"{photo.stem}_saliency.png")
-    log.info("class %d (%s): %.0f%% of the photo kept; wrote %s_{mask,cutout,saliency}.png to %s", found.target,
-             imagenet_classes()[found.target].label, 100 * found.mask.mean(), photo.stem, out)
+    log.info(
+        "class %d (%s): %.0f%% of the photo kept; wrote %s_{mask,cutout,saliency}.png to %s",
+        found.target,
+        imagenet_classes()[found.target].label,
+        100 * found.mask.mean(),
+        photo.stem,
+        out,
+    )
 
 
 DEFAULT_CHECKPOINTS = (Path("models/checkpoints/realtime.pt"), Path("runs/realtime/checkpoint.pt"))
@@ -66,12 +77,17 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    photos = args.photos or (Path(os.environ["LIVESTYLE_DATA"]) / "photos" if "LIVESTYLE_DATA" in os.environ
-                             else None)
+    photos = args.photos or (Path(os.environ["LIVESTYLE_DATA"]) / "photos" if "LIVESTYLE_DATA" in os.environ else None)
     cfg = ReportConfig(
-        out=Path(args.out), photos=_optional_path(str(photos) if photos else None), max_photos=args.max_photos,
-        checkpoint=_checkpoint(args.checkpoint), classifier_weights=_optional_path(args.classifier_weights),
-        vgg_weights=_optional_path(args.vgg_weights), iterations=args.iterations, scenes=args.scenes, seed=args.seed,
+        out=Path(args.out),
+        photos=_optional_path(str(photos) if photos else None),
+        max_photos=args.max_photos,
+        checkpoint=_checkpoint(args.checkpoint),
+        classifier_weights=_optional_path(args.classifier_weights),
+        vgg_weights=_optional_path(args.vgg_weights),
+        iterations=args.iterations,
+        scenes=args.scenes,
+        seed=args.seed,
         progress=not args.quiet,
     )
     path = write_report(cfg)
@@ -85,8 +101,9 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--classifier-weights", help="EfficientNet-Lite0 state_dict instead of the bundled weights")
     p.set_defaults(func=cmd_classify)
-    p = sub.add_parser("segment", help="cut the object out of a photo: classifier saliency seeds GrabCut "
-                                       "(no segmentation labels)")
+    p = sub.add_parser(
+        "segment", help="cut the object out of a photo: classifier saliency seeds GrabCut (no segmentation labels)"
+    )
     p.add_argument("photo")
     p.add_argument("--out", required=True, help="folder for <photo>_mask.png, _cutout.png (RGBA), _saliency.png")
     p.add_argument("--target", type=int, help="ImageNet class index to follow (default: the top-1 class)")
@@ -99,8 +116,10 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="folder for index.html and its figures")
     p.add_argument("--photos", help="folder with imagenet_<wnid>_<label>.jpg photos (default: $LIVESTYLE_DATA/photos)")
     p.add_argument("--max-photos", type=int, default=200, help="photos used for accuracy, neighbours, maps, patches")
-    p.add_argument("--checkpoint", help="style network checkpoint (default: models/checkpoints/realtime.pt, "
-                                        "then runs/realtime/checkpoint.pt)")
+    p.add_argument(
+        "--checkpoint",
+        help="style network checkpoint (default: models/checkpoints/realtime.pt, then runs/realtime/checkpoint.pt)",
+    )
     p.add_argument("--classifier-weights", help="EfficientNet-Lite0 state_dict instead of the bundled weights")
     p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
     p.add_argument("--iterations", type=int, default=100, help="steps for class visualization and inversion")

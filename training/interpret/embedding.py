@@ -11,8 +11,11 @@ METHODS = ("pca", "tsne")
 # Coarse groups of the ILSVRC2012 classes by index range (the classes are ordered by WordNet id).
 GROUPS = (
     ((151, 268), "dogs"),
-    ((7, 24), "birds"), ((80, 100), "birds"), ((127, 146), "birds"),
-    ((0, 150), "other animals"), ((269, 397), "other animals"),
+    ((7, 24), "birds"),
+    ((80, 100), "birds"),
+    ((127, 146), "birds"),
+    ((0, 150), "other animals"),
+    ((269, 397), "other animals"),
     ((924, 969), "food"),
     ((970, 980), "landscapes"),
 )

@@ -10,8 +10,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from training.images import to_image
 
-PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+PALETTE = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
 
 
 def font(size: int = 14) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -46,16 +56,19 @@ def signed(values: torch.Tensor, quantile: float = 0.99) -> torch.Tensor:
     return (0.5 + 0.5 * values / (scale + 1e-12)).clamp(0, 1)
 
 
-def captioned_row(pictures: Sequence[Image.Image], captions: Sequence[str], cell: int = 192,
-                  pad: int = 6, text: int = 34) -> Image.Image:
+def captioned_row(
+    pictures: Sequence[Image.Image], captions: Sequence[str], cell: int = 192, pad: int = 6, text: int = 34
+) -> Image.Image:
     """Pictures side by side, each fitted into a cell with up to two lines of caption under it."""
     sheet = Image.new("RGB", (len(pictures) * (cell + pad) + pad, cell + text + 2 * pad), "white")
     draw = ImageDraw.Draw(sheet)
     for n, (picture, caption) in enumerate(zip(pictures, captions, strict=True)):
         thumb = picture.copy()
         scale = cell / max(thumb.size)
-        thumb = thumb.resize((max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))),
-                             Image.Resampling.NEAREST if scale > 3 else Image.Resampling.LANCZOS)
+        thumb = thumb.resize(
+            (max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))),
+            Image.Resampling.NEAREST if scale > 3 else Image.Resampling.LANCZOS,
+        )
         x = pad + n * (cell + pad)
         sheet.paste(thumb, (x + (cell - thumb.width) // 2, pad + (cell - thumb.height) // 2))
         for line, part in enumerate(_wrap(caption, cell)[:2]):
@@ -89,8 +102,7 @@ def _to_canvas(points: np.ndarray, size: int, margin: int) -> np.ndarray:
     return margin + (points - lo) / (hi - lo + 1e-12) * (size - 2 * margin)
 
 
-def image_scatter(points: np.ndarray, thumbs: Sequence[Image.Image], size: int = 1000,
-                  thumb: int = 40) -> Image.Image:
+def image_scatter(points: np.ndarray, thumbs: Sequence[Image.Image], size: int = 1000, thumb: int = 40) -> Image.Image:
     """Thumbnails centred at their 2-D positions (later ones on top)."""
     canvas = Image.new("RGB", (size, size), "white")
     xy = _to_canvas(points, size, thumb)
@@ -101,8 +113,9 @@ def image_scatter(points: np.ndarray, thumbs: Sequence[Image.Image], size: int =
     return canvas
 
 
-def label_scatter(points: np.ndarray, groups: Sequence[str], size: int = 700,
-                  labels: Sequence[str] | None = None, radius: int = 4) -> Image.Image:
+def label_scatter(
+    points: np.ndarray, groups: Sequence[str], size: int = 700, labels: Sequence[str] | None = None, radius: int = 4
+) -> Image.Image:
     """Dots coloured by group with a legend; optional text next to each dot."""
     names = sorted(set(groups))
     colours = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(names)}

@@ -15,8 +15,9 @@ from training.interpret.hooks import removing
 ACTIVATIONS = (nn.ReLU, nn.ReLU6)
 
 
-def _positive_only(_module: nn.Module, grad_input: tuple[torch.Tensor | None, ...],
-                   _grad_output: tuple[torch.Tensor | None, ...]) -> tuple[torch.Tensor | None, ...]:
+def _positive_only(
+    _module: nn.Module, grad_input: tuple[torch.Tensor | None, ...], _grad_output: tuple[torch.Tensor | None, ...]
+) -> tuple[torch.Tensor | None, ...]:
     return tuple(None if g is None else g.clamp(min=0) for g in grad_input)
 
 

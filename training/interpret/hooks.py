@@ -28,6 +28,7 @@ def recording(model: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, tor
     def keep(name: str):  # type: ignore[no-untyped-def]
         def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
             outputs[name] = output
+
         return hook
 
     modules = {name: model.get_submodule(name) for name in layers}  # unknown names fail before hooking

@@ -11,8 +11,9 @@ def pixel_vectors(images: torch.Tensor, side: int = 32) -> torch.Tensor:
     return F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False).flatten(1)
 
 
-def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int, cosine: bool = False,
-            exclude: list[int] | None = None) -> torch.Tensor:
+def nearest(
+    queries: torch.Tensor, bank: torch.Tensor, k: int, cosine: bool = False, exclude: list[int] | None = None
+) -> torch.Tensor:
     """[Q,k] indices into ``bank`` of each query's k nearest rows (Euclidean, or cosine).
 
     ``exclude[q]`` is a bank index never returned for query q (the query itself when it is in the bank).

@@ -18,8 +18,15 @@ def _starts(size: int, patch: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def attribute(model: nn.Module, inputs: torch.Tensor, target: int, patch: int = 32, stride: int = 16,
-              fill: float = 0.5, batch_size: int = 32) -> torch.Tensor:
+def attribute(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: int,
+    patch: int = 32,
+    stride: int = 16,
+    fill: float = 0.5,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """Drop of softmax[target] when occluded, per pixel: [B,1,H,W] for ``inputs`` [B,3,H,W]."""
     if patch < 1 or stride < 1:
         raise ValueError("patch and stride must be >= 1")

@@ -99,8 +99,10 @@ def trace_receptive_field(model: nn.Module, layer: str, size: tuple[int, int]) -
         if geometry is None or (geometry[0].kernel == geometry[0].stride == 1 and not geometry[0].pad):
             return
         if (h, w) != shape[-1]:
-            raise ValueError(f"{type(module).__name__} reads a {h}x{w} map but the chain is at "
-                             f"{shape[-1][0]}x{shape[-1][1]}: not a single chain of layers")
+            raise ValueError(
+                f"{type(module).__name__} reads a {h}x{w} map but the chain is at "
+                f"{shape[-1][0]}x{shape[-1][1]}: not a single chain of layers"
+            )
         chain.append(geometry)
         shape.append(tuple(output.shape[-2:]))  # type: ignore[arg-type]
 
@@ -126,8 +128,9 @@ class Patch:
     value: float  # the channel's activation there
 
 
-def top_patches(model: nn.Module, layer: str, images: torch.Tensor, channels: Sequence[int], k: int = 8,
-                batch_size: int = 32) -> dict[int, list[Patch]]:
+def top_patches(
+    model: nn.Module, layer: str, images: torch.Tensor, channels: Sequence[int], k: int = 8, batch_size: int = 32
+) -> dict[int, list[Patch]]:
     """For each channel, its k strongest activations over ``images`` ([N,3,H,W]), one per image."""
     h, w = images.shape[-2:]
     rows, cols = trace_receptive_field(model, layer, (h, w))

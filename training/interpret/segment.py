@@ -40,8 +40,10 @@ class SegmentConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.background_quantile < self.foreground_quantile < 1.0:
-            raise ValueError("need 0 < --background-quantile < --foreground-quantile < 1, "
-                             f"got {self.background_quantile} and {self.foreground_quantile}")
+            raise ValueError(
+                "need 0 < --background-quantile < --foreground-quantile < 1, "
+                f"got {self.background_quantile} and {self.foreground_quantile}"
+            )
         if self.iterations < 1:
             raise ValueError(f"--iterations must be at least 1, got {self.iterations}")
 
@@ -64,8 +66,9 @@ def load_photo(path: Path, max_side: int = MAX_SIDE) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def saliency_map(model: nn.Module, rgb: np.ndarray, target: int | None = None,
-                 smoothing: float = 0.03) -> tuple[int, np.ndarray]:
+def saliency_map(
+    model: nn.Module, rgb: np.ndarray, target: int | None = None, smoothing: float = 0.03
+) -> tuple[int, np.ndarray]:
     """(class, map): |d score / d pixel| of ``target`` (default: the top-1 class), max over colours, Gaussian
     smoothed and scaled to [0,1]."""
     image = to_tensor(Image.fromarray(rgb))
@@ -128,8 +131,9 @@ def silhouette(height: int, width: int, rng: random.Random, area: float = 0.2) -
     return dist <= edge
 
 
-def compose_scene(object_photo: Path, background_photo: Path, rng: random.Random,
-                  size: tuple[int, int] = (240, 320)) -> tuple[np.ndarray, np.ndarray]:
+def compose_scene(
+    object_photo: Path, background_photo: Path, rng: random.Random, size: tuple[int, int] = (240, 320)
+) -> tuple[np.ndarray, np.ndarray]:
     """(RGB [H,W,3], true mask [H,W]): the object photo's centre, shaped by a silhouette, on the background."""
     height, width = size
     background = np.asarray(open_rgb(background_photo).resize((width, height), Image.Resampling.BILINEAR))
@@ -138,8 +142,9 @@ def compose_scene(object_photo: Path, background_photo: Path, rng: random.Random
     top, left, box_h, box_w = ys.min(), xs.min(), ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
     obj = open_rgb(object_photo)
     side = min(obj.size)
-    obj = obj.crop(((obj.width - side) // 2, (obj.height - side) // 2, (obj.width + side) // 2,
-                    (obj.height + side) // 2)).resize((box_w, box_h), Image.Resampling.BILINEAR)
+    obj = obj.crop(
+        ((obj.width - side) // 2, (obj.height - side) // 2, (obj.width + side) // 2, (obj.height + side) // 2)
+    ).resize((box_w, box_h), Image.Resampling.BILINEAR)
     scene = background.copy()
     region = scene[top : top + box_h, left : left + box_w]
     inside = mask[top : top + box_h, left : left + box_w]
@@ -158,8 +163,15 @@ class Score:
 Scene = tuple[np.ndarray, np.ndarray, Segmentation]  # composed picture, its true mask, what was found
 
 
-def composed_scores(model: nn.Module, objects: list[Path], backgrounds: list[Path], cfg: SegmentConfig,
-                    count: int = 24, seed: int = 0, true_class: bool = False) -> tuple[Score, list[Scene]]:
+def composed_scores(
+    model: nn.Module,
+    objects: list[Path],
+    backgrounds: list[Path],
+    cfg: SegmentConfig,
+    count: int = 24,
+    seed: int = 0,
+    true_class: bool = False,
+) -> tuple[Score, list[Scene]]:
     """Mean IoU on ``count`` composed scenes (objects and backgrounds drawn without repeats where possible).
 
     ``true_class``: follow the pasted object's own class (from its ``imagenet_<wnid>_`` name) instead of the

@@ -46,8 +46,11 @@ def _engine_flags(p: argparse.ArgumentParser, **defaults: Any) -> None:
     g.add_argument("--blur-every", type=int, help="blur the image every N steps (0: never)")
     g.add_argument("--blur-sigma", type=float, help="blur radius in pixels")
     g.add_argument("--no-clip", dest="clip", action="store_false", help="do not clip pixels to [0,1]")
-    g.add_argument("--normalize-grad", action=argparse.BooleanOptionalAction,
-                   help="divide the gradient by its mean absolute value (adam/sgd)")
+    g.add_argument(
+        "--normalize-grad",
+        action=argparse.BooleanOptionalAction,
+        help="divide the gradient by its mean absolute value (adam/sgd)",
+    )
     g.add_argument("--octaves", type=int, help="coarse-to-fine levels")
     g.add_argument("--octave-scale", type=float, help="size ratio between octaves")
     g.add_argument("--carry", choices=["image", "detail"], help="what moves up an octave")
@@ -70,13 +73,25 @@ def _engine(args: argparse.Namespace, name: str) -> OptimConfig:
     out = Path(args.out)
     snapshots = bool(args.snapshot_every)
     return OptimConfig(
-        iterations=tuple(args.iterations), optimizer=args.optimizer, lr=args.lr,
-        parameterization=args.parameterization, tv_weight=args.tv_weight, l2_weight=args.l2_weight,
-        jitter=args.jitter, blur_every=args.blur_every, blur_sigma=args.blur_sigma, clip=args.clip,
-        normalize_grad=args.normalize_grad, octaves=args.octaves, octave_scale=args.octave_scale,
+        iterations=tuple(args.iterations),
+        optimizer=args.optimizer,
+        lr=args.lr,
+        parameterization=args.parameterization,
+        tv_weight=args.tv_weight,
+        l2_weight=args.l2_weight,
+        jitter=args.jitter,
+        blur_every=args.blur_every,
+        blur_sigma=args.blur_sigma,
+        clip=args.clip,
+        normalize_grad=args.normalize_grad,
+        octaves=args.octaves,
+        octave_scale=args.octave_scale,
         carry=args.carry,
-        snapshot_every=args.snapshot_every, snapshot_dir=out / "snapshots" / name if snapshots else None,
-        gif_path=out / f"{name}.gif" if snapshots else None, seed=args.seed, device=args.device,
+        snapshot_every=args.snapshot_every,
+        snapshot_dir=out / "snapshots" / name if snapshots else None,
+        gif_path=out / f"{name}.gif" if snapshots else None,
+        seed=args.seed,
+        device=args.device,
         progress=not args.quiet,
     )
 
@@ -107,11 +122,20 @@ def _sheet(out: Path, name: str, images: list[torch.Tensor], cell: int = 256) ->
 
 def cmd_gatys(args: argparse.Namespace) -> None:
     cfg = GatysConfig(
-        content=Path(args.content), styles=tuple(Path(s) for s in args.styles), blend=tuple(args.blend or ()),
-        size=args.size, square=args.square, style_scale=args.style_scale, content_weight=args.content_weight,
-        style_weight=args.style_weight, content_layers=tuple(args.content_layers),
-        style_layers=tuple(args.style_layers), init=args.init, colour=args.colour,
-        dream_layers=tuple(args.dream_layer or ()), dream_weight=args.dream_weight,
+        content=Path(args.content),
+        styles=tuple(Path(s) for s in args.styles),
+        blend=tuple(args.blend or ()),
+        size=args.size,
+        square=args.square,
+        style_scale=args.style_scale,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        content_layers=tuple(args.content_layers),
+        style_layers=tuple(args.style_layers),
+        init=args.init,
+        colour=args.colour,
+        dream_layers=tuple(args.dream_layer or ()),
+        dream_weight=args.dream_weight,
         vgg_weights=_vgg_weights(args),
     )
     name = f"{cfg.content.stem}_{'+'.join(s.stem for s in cfg.styles)}"
@@ -128,8 +152,13 @@ def cmd_texture(args: argparse.Namespace) -> None:
         _pixel_texture(args)
         return
     sets = tuple(growing(args.layers)) if not args.single else (tuple(args.layers),)
-    cfg = TextureConfig(texture=Path(args.texture), size=args.size, source_size=args.source_size or args.size,
-                        layer_sets=sets, vgg_weights=_vgg_weights(args))
+    cfg = TextureConfig(
+        texture=Path(args.texture),
+        size=args.size,
+        source_size=args.source_size or args.size,
+        layer_sets=sets,
+        vgg_weights=_vgg_weights(args),
+    )
     name, out = f"texture_{cfg.texture.stem}", Path(args.out)
 
     def save(layers: str, result: OptimResult) -> None:
@@ -152,6 +181,7 @@ def _pixel_texture(args: argparse.Namespace) -> None:
     cfg = PixelTextureConfig(size=args.size, window=window, levels=args.levels, seed=args.seed or 0)
     cfg.check(sample)  # a bad size or too small a sample: one line, before the progress bar
     with tqdm(total=args.size * args.size, desc=args.method, unit="px") as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
@@ -161,13 +191,21 @@ def _pixel_texture(args: argparse.Namespace) -> None:
     name = f"texture_{Path(args.texture).stem}_{args.method}"
     path = Path(args.out) / f"{name}.png"
     save_png(Image.fromarray(result), path)
-    log.info("wrote %s (%dx%d from a %dx%d sample in %.1f s)", path, args.size, args.size, sample.shape[1],
-             sample.shape[0], time.perf_counter() - started)
+    log.info(
+        "wrote %s (%dx%d from a %dx%d sample in %.1f s)",
+        path,
+        args.size,
+        args.size,
+        sample.shape[1],
+        sample.shape[0],
+        time.perf_counter() - started,
+    )
 
 
 def cmd_invert(args: argparse.Namespace) -> None:
-    cfg = InvertConfig(image=Path(args.image), size=args.size, layers=tuple(args.layers),
-                       vgg_weights=_vgg_weights(args))
+    cfg = InvertConfig(
+        image=Path(args.image), size=args.size, layers=tuple(args.layers), vgg_weights=_vgg_weights(args)
+    )
     name, out = f"invert_{cfg.image.stem}", Path(args.out)
 
     def save(layer: str, result: OptimResult) -> None:
@@ -180,8 +218,12 @@ def cmd_invert(args: argparse.Namespace) -> None:
 
 
 def cmd_dream(args: argparse.Namespace) -> None:
-    cfg = DreamConfig(image=Path(args.image) if args.image else None, layers=tuple(args.layers),
-                      size=args.size, vgg_weights=_vgg_weights(args))
+    cfg = DreamConfig(
+        image=Path(args.image) if args.image else None,
+        layers=tuple(args.layers),
+        size=args.size,
+        vgg_weights=_vgg_weights(args),
+    )
     name = f"dream_{cfg.image.stem if cfg.image else 'noise'}_{'+'.join(cfg.layers)}"
     start, result = dream(cfg, _engine(args, name))
     out = Path(args.out)
@@ -193,8 +235,10 @@ def cmd_dream(args: argparse.Namespace) -> None:
 
 def cmd_quality(args: argparse.Namespace) -> None:
     scorer = QualityScorer(device=args.device)
-    rows = {label: scorer.score_files(Path(path), Path(args.content), Path(args.style))
-            for label, path in (("fast", args.fast), ("gatys", args.gatys))}
+    rows = {
+        label: scorer.score_files(Path(path), Path(args.content), Path(args.style))
+        for label, path in (("fast", args.fast), ("gatys", args.gatys))
+    }
     print(f"{'':8}{'style loss':>14}{'content loss':>14}")
     for label, s in rows.items():
         print(f"{label:8}{s.style:>14.4g}{s.content:>14.4g}")
@@ -206,6 +250,42 @@ def cmd_quality(args: argparse.Namespace) -> None:
 def _subcommand(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, formatter_class=SHOW_DEFAULTS)
     return parser
+
+
+def _add_invert_dream_quality(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``invert``, ``dream`` and ``quality``: the tools that read what a network sees."""
+
+    p = _subcommand(sub, "invert", "reconstruct an image from one layer's features, per layer")
+    p.add_argument("--image", required=True)
+    p.add_argument("--size", type=int, default=256, help="shorter side")
+    p.add_argument("--layers", nargs="+", default=list(INVERT_TAPS))
+    _engine_flags(p, iterations=[150], tv_weight=0.5)
+    p.set_defaults(func=cmd_invert)
+
+    p = _subcommand(sub, "dream", "DeepDream: amplify what a layer sees")
+    p.add_argument("--image", help="start image (default: grey noise)")
+    p.add_argument("--size", type=int, default=512, help="shorter side")
+    p.add_argument("--layers", nargs="+", default=list(DREAM_TAPS))
+    _engine_flags(
+        p,
+        iterations=[10],
+        optimizer="sgd",
+        lr=0.006,
+        jitter=32,
+        normalize_grad=True,
+        octaves=4,
+        octave_scale=1.4,
+        carry="detail",
+    )
+    p.set_defaults(func=cmd_dream)
+
+    p = _subcommand(sub, "quality", "style and content loss of a fast output and a Gatys result")
+    p.add_argument("--fast", required=True, help="the fast network's output for CONTENT in STYLE")
+    p.add_argument("--gatys", required=True, help="the Gatys result for the same content and style")
+    p.add_argument("--content", required=True, help="the content photo")
+    p.add_argument("--style", required=True, help="the style painting")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_quality)
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -222,17 +302,25 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--content-layers", nargs="+", default=[CONTENT_TAP])
     p.add_argument("--style-layers", nargs="+", default=list(STYLE_TAPS))
     p.add_argument("--init", choices=["content", "noise"], default="content")
-    p.add_argument("--colour", choices=["none", "luminance", "match"], default="none",
-                   help="preserve the photo's colours: luminance-only transfer or colour matching")
+    p.add_argument(
+        "--colour",
+        choices=["none", "luminance", "match"],
+        default="none",
+        help="preserve the photo's colours: luminance-only transfer or colour matching",
+    )
     p.add_argument("--dream-layer", nargs="+", help="also DeepDream these layers")
     p.add_argument("--dream-weight", type=float, default=0.0)
     _engine_flags(p, iterations=[100, 30], octaves=2)
     p.set_defaults(func=cmd_gatys)
 
     p = _subcommand(sub, "texture", "texture synthesis: Gram matching (growing layer sets) or on raw pixels")
-    p.add_argument("--method", choices=["gram", *PIXEL_METHODS], default="gram",
-                   help="gram: Gatys et al. 2015 on VGG19; efros-leung (1999) and wei-levoy (2000): pixels copied "
-                        "from the sample, no network")
+    p.add_argument(
+        "--method",
+        choices=["gram", *PIXEL_METHODS],
+        default="gram",
+        help="gram: Gatys et al. 2015 on VGG19; efros-leung (1999) and wei-levoy (2000): pixels copied "
+        "from the sample, no network",
+    )
     p.add_argument("--window", type=int, help="pixel methods: neighbourhood side (efros-leung 11, wei-levoy 7)")
     p.add_argument("--levels", type=int, default=2, help="wei-levoy: Gaussian pyramid levels")
     p.add_argument("--texture", required=True, help="texture (or painting) image")
@@ -242,26 +330,4 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--single", action="store_true", help="only the full layer set, no growing grid")
     _engine_flags(p, iterations=[100])
     p.set_defaults(func=cmd_texture)
-
-    p = _subcommand(sub, "invert", "reconstruct an image from one layer's features, per layer")
-    p.add_argument("--image", required=True)
-    p.add_argument("--size", type=int, default=256, help="shorter side")
-    p.add_argument("--layers", nargs="+", default=list(INVERT_TAPS))
-    _engine_flags(p, iterations=[150], tv_weight=0.5)
-    p.set_defaults(func=cmd_invert)
-
-    p = _subcommand(sub, "dream", "DeepDream: amplify what a layer sees")
-    p.add_argument("--image", help="start image (default: grey noise)")
-    p.add_argument("--size", type=int, default=512, help="shorter side")
-    p.add_argument("--layers", nargs="+", default=list(DREAM_TAPS))
-    _engine_flags(p, iterations=[10], optimizer="sgd", lr=0.006, jitter=32, normalize_grad=True, octaves=4,
-                  octave_scale=1.4, carry="detail")
-    p.set_defaults(func=cmd_dream)
-
-    p = _subcommand(sub, "quality", "style and content loss of a fast output and a Gatys result")
-    p.add_argument("--fast", required=True, help="the fast network's output for CONTENT in STYLE")
-    p.add_argument("--gatys", required=True, help="the Gatys result for the same content and style")
-    p.add_argument("--content", required=True, help="the content photo")
-    p.add_argument("--style", required=True, help="the style painting")
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_quality)
+    _add_invert_dream_quality(sub)

@@ -48,6 +48,7 @@ def recolour(result: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
 
 def match_colours(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``source`` linearly transformed to ``reference``'s RGB mean and covariance (symmetric roots)."""
+
     def stats(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat = img.reshape(3, -1).double()
         mean = flat.mean(1, keepdim=True)

@@ -50,8 +50,7 @@ def grey_noise(size: int, seed: int) -> torch.Tensor:
     return 0.5 + 0.1 * (noise_like(torch.empty(1, 3, size, size), seed) - 0.5)
 
 
-def dream(cfg: DreamConfig, engine: OptimConfig,
-          vgg: VGGFeatures | None = None) -> tuple[torch.Tensor, OptimResult]:
+def dream(cfg: DreamConfig, engine: OptimConfig, vgg: VGGFeatures | None = None) -> tuple[torch.Tensor, OptimResult]:
     """The starting image and the dream."""
     vgg = (vgg or load_vgg(cfg.layers, cfg.vgg_weights)).to(engine.device)
     size = output_size(cfg.image, cfg.size) if cfg.image else (cfg.size, cfg.size)

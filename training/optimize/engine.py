@@ -71,8 +71,9 @@ class OptimConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"unknown parameterization {self.parameterization!r}; "
-                             f"choose from {', '.join(PARAMETERIZATIONS)}")
+            raise ValueError(
+                f"unknown parameterization {self.parameterization!r}; choose from {', '.join(PARAMETERIZATIONS)}"
+            )
         if self.carry not in CARRIES:
             raise ValueError(f"unknown octave carry {self.carry!r}; choose from {', '.join(CARRIES)}")
         if self.octaves < 1 or self.octave_scale <= 1.0:
@@ -84,8 +85,10 @@ class OptimConfig:
         if min(self.jitter, self.blur_every, self.snapshot_every) < 0:
             raise ValueError("jitter, blur-every and snapshot-every must be >= 0")
         if self.optimizer == "lbfgs" and (self.jitter or self.normalize_grad):
-            raise ValueError("jitter and gradient normalization need --optimizer adam or sgd "
-                             "(L-BFGS's line search needs a fixed objective)")
+            raise ValueError(
+                "jitter and gradient normalization need --optimizer adam or sgd "
+                "(L-BFGS's line search needs a fixed objective)"
+            )
 
     def iterations_at(self, octave: int) -> int:
         return self.iterations[0] if len(self.iterations) == 1 else self.iterations[octave]
@@ -157,8 +160,15 @@ def _optimizer(cfg: OptimConfig, params: list[torch.Tensor], chunk: int) -> torc
         return torch.optim.Adam(params, lr=cfg.lr)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr)
-    return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=chunk, history_size=50,
-                             tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+    return torch.optim.LBFGS(
+        params,
+        lr=cfg.lr,
+        max_iter=chunk,
+        history_size=50,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
 
 
 class _Run:
@@ -346,5 +356,7 @@ def ensure_fits(net: nn.Module, size: tuple[int, int], device: str | torch.devic
     free = free_bytes(torch.device(device))
     if need > free:
         h, w = size
-        raise ImageTooLargeError(f"a {w}x{h} image needs about {need / 2**30:.1f} GiB on {device} but only "
-                                 f"{free / 2**30:.1f} GiB is free; use a smaller --size")
+        raise ImageTooLargeError(
+            f"a {w}x{h} image needs about {need / 2**30:.1f} GiB on {device} but only "
+            f"{free / 2**30:.1f} GiB is free; use a smaller --size"
+        )

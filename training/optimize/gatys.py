@@ -46,8 +46,9 @@ def noise_like(image: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def blended_grams(vgg: VGGFeatures, styles: Sequence[torch.Tensor], weights: Sequence[float],
-                  layers: Sequence[str]) -> dict[str, torch.Tensor]:
+def blended_grams(
+    vgg: VGGFeatures, styles: Sequence[torch.Tensor], weights: Sequence[float], layers: Sequence[str]
+) -> dict[str, torch.Tensor]:
     """Weighted sum of the styles' Gram matrices at each layer: the target of a style blend."""
     targets: dict[str, torch.Tensor] = {}
     for style, weight in zip(styles, weights, strict=True):
@@ -85,10 +86,8 @@ class GatysConfig:
     def __post_init__(self) -> None:
         if not self.styles:
             raise ValueError("give at least one style image")
-        if self.blend and (len(self.blend) != len(self.styles) or min(self.blend) < 0
-                           or sum(self.blend) <= 0):
-            raise ValueError(f"give one non-negative blend weight per style ({len(self.styles)}), "
-                             "not all zero")
+        if self.blend and (len(self.blend) != len(self.styles) or min(self.blend) < 0 or sum(self.blend) <= 0):
+            raise ValueError(f"give one non-negative blend weight per style ({len(self.styles)}), not all zero")
         if self.size < 32 or self.style_scale <= 0:
             raise ValueError("size must be >= 32 px and the style scale > 0")
         if min(self.content_weight, self.style_weight, self.dream_weight) < 0:
@@ -120,15 +119,15 @@ class GatysResult:
 class GatysObjective:
     """Builds the per-octave objective: targets are recomputed at each octave's size."""
 
-    def __init__(self, vgg: VGGFeatures, cfg: GatysConfig, content: torch.Tensor,
-                 styles: list[torch.Tensor]) -> None:
+    def __init__(self, vgg: VGGFeatures, cfg: GatysConfig, content: torch.Tensor, styles: list[torch.Tensor]) -> None:
         self.vgg, self.cfg, self.content, self.styles = vgg, cfg, content, styles
 
     def __call__(self, size: tuple[int, int]) -> Objective:
         cfg, vgg = self.cfg, self.vgg
         factor = min(size) / min(self.content.shape[-2:])
-        styles = [resize(s, (max(16, round(s.shape[-2] * factor)), max(16, round(s.shape[-1] * factor))))
-                  for s in self.styles]
+        styles = [
+            resize(s, (max(16, round(s.shape[-2] * factor)), max(16, round(s.shape[-1] * factor)))) for s in self.styles
+        ]
         grams = blended_grams(vgg, styles, cfg.blend_weights(), cfg.style_layers)
         with torch.no_grad():
             content_feats = vgg(resize(self.content, size))
@@ -137,8 +136,10 @@ class GatysObjective:
             feats = vgg(image)
             terms = {"style": cfg.style_weight * style_loss(feats, grams, cfg.style_layers)}
             if cfg.content_weight:
-                terms["content"] = cfg.content_weight * torch.stack(
-                    [content_loss(feats[la], content_feats[la]) for la in cfg.content_layers]).sum()
+                terms["content"] = (
+                    cfg.content_weight
+                    * torch.stack([content_loss(feats[la], content_feats[la]) for la in cfg.content_layers]).sum()
+                )
             if cfg.dream_layers and cfg.dream_weight:
                 terms["dream"] = -cfg.dream_weight * dream_term(feats, cfg.dream_layers)
             return terms

@@ -49,17 +49,19 @@ def feature_objective(vgg: VGGFeatures, photo: torch.Tensor, layer: str) -> Obje
     return at
 
 
-def invert(cfg: InvertConfig, engine: OptimConfig, vgg: VGGFeatures | None = None,
-           on_result: Callable[[str, OptimResult], None] | None = None,
-           ) -> tuple[torch.Tensor, list[OptimResult]]:
+def invert(
+    cfg: InvertConfig,
+    engine: OptimConfig,
+    vgg: VGGFeatures | None = None,
+    on_result: Callable[[str, OptimResult], None] | None = None,
+) -> tuple[torch.Tensor, list[OptimResult]]:
     """The photo, and one reconstruction per layer (each from the same noise; TV weight from ``engine``).
 
     ``on_result(layer, result)`` is called as each layer finishes, so a caller can save it at once.
     """
     # a network cut after each layer: inverting relu2_1 costs a fraction of a full VGG19 pass
     nets = {layer: (vgg or load_vgg((layer,), cfg.vgg_weights)).to(engine.device) for layer in cfg.layers}
-    ensure_fits(max(nets.values(), key=lambda net: len(net.names)), output_size(cfg.image, cfg.size),
-                engine.device)
+    ensure_fits(max(nets.values(), key=lambda net: len(net.names)), output_size(cfg.image, cfg.size), engine.device)
     photo = load_image(cfg.image, cfg.size).to(engine.device)
     init = noise_like(photo, engine.seed)
     results = []

@@ -46,8 +46,10 @@ class PixelTextureConfig:
             raise ValueError(f"pyramid levels must be in [1, 6], got {self.levels}")
         smallest = min(sample.shape[:2]) // 2 ** (self.levels - 1)
         if min(sample.shape[:2]) < self.window + 2 or smallest < 2 * max(self.window // 2, 2) + 2:
-            raise ValueError(f"the sample ({sample.shape[1]}x{sample.shape[0]}) is too small for a "
-                             f"{self.window}-pixel neighbourhood over {self.levels} levels")
+            raise ValueError(
+                f"the sample ({sample.shape[1]}x{sample.shape[0]}) is too small for a "
+                f"{self.window}-pixel neighbourhood over {self.levels} levels"
+            )
 
 
 def efros_leung(sample: np.ndarray, cfg: PixelTextureConfig, progress: Progress | None = None) -> np.ndarray:
@@ -114,8 +116,15 @@ def _full_offsets(window: int) -> list[tuple[int, int]]:
     return [(dy, dx) for dy in range(-half, half + 1) for dx in range(-half, half + 1)]
 
 
-def _features(level: np.ndarray, coarser: np.ndarray | None, ys: np.ndarray, xs: np.ndarray,
-              causal: list[tuple[int, int]], full: list[tuple[int, int]], wrap: bool) -> np.ndarray:
+def _features(
+    level: np.ndarray,
+    coarser: np.ndarray | None,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    causal: list[tuple[int, int]],
+    full: list[tuple[int, int]],
+    wrap: bool,
+) -> np.ndarray:
     """Neighbourhood vectors of pixels (ys, xs): causal ones at ``level`` plus full ones at ``coarser``."""
     h, w = level.shape[:2]
     parts = []
@@ -126,8 +135,7 @@ def _features(level: np.ndarray, coarser: np.ndarray | None, ys: np.ndarray, xs:
         ch, cw = coarser.shape[:2]
         for dy, dx in full:
             yy, xx = ys // 2 + dy, xs // 2 + dx
-            parts.append(coarser[yy % ch, xx % cw] if wrap else coarser[np.clip(yy, 0, ch - 1),
-                                                                        np.clip(xx, 0, cw - 1)])
+            parts.append(coarser[yy % ch, xx % cw] if wrap else coarser[np.clip(yy, 0, ch - 1), np.clip(xx, 0, cw - 1)])
     return np.concatenate(parts, axis=-1)
 
 
@@ -172,8 +180,9 @@ def wei_levoy(sample: np.ndarray, cfg: PixelTextureConfig, progress: Progress | 
     return np.rint(result[0] * 255).astype(np.uint8)
 
 
-def synthesize_pixels(method: str, sample: np.ndarray, cfg: PixelTextureConfig,
-                      progress: Progress | None = None) -> np.ndarray:
+def synthesize_pixels(
+    method: str, sample: np.ndarray, cfg: PixelTextureConfig, progress: Progress | None = None
+) -> np.ndarray:
     if method == "efros-leung":
         return efros_leung(sample, cfg, progress)
     if method == "wei-levoy":

@@ -42,23 +42,26 @@ class TextureConfig:
         check_layers([layer for layers in self.layer_sets for layer in layers])
 
 
-def gram_objective(vgg: VGGFeatures, texture: torch.Tensor, layers: tuple[str, ...],
-                   full_side: int) -> ObjectiveAt:
+def gram_objective(vgg: VGGFeatures, texture: torch.Tensor, layers: tuple[str, ...], full_side: int) -> ObjectiveAt:
     """Objective factory matching ``texture``'s Grams; the texture shrinks with the octave."""
 
     def at(size: tuple[int, int]) -> Objective:
         factor = min(size) / full_side
-        source = resize(texture, (max(16, round(texture.shape[-2] * factor)),
-                                  max(16, round(texture.shape[-1] * factor))))
+        source = resize(
+            texture, (max(16, round(texture.shape[-2] * factor)), max(16, round(texture.shape[-1] * factor)))
+        )
         grams = blended_grams(vgg, [source], [1.0], layers)
         return lambda image: {"style": style_loss(vgg(image), grams, layers)}
 
     return at
 
 
-def synthesize(cfg: TextureConfig, engine: OptimConfig, vgg: VGGFeatures | None = None,
-               on_result: Callable[[str, OptimResult], None] | None = None,
-               ) -> tuple[torch.Tensor, list[OptimResult]]:
+def synthesize(
+    cfg: TextureConfig,
+    engine: OptimConfig,
+    vgg: VGGFeatures | None = None,
+    on_result: Callable[[str, OptimResult], None] | None = None,
+) -> tuple[torch.Tensor, list[OptimResult]]:
     """The texture as the loss saw it, and one synthesis per layer set (each from the same noise).
 
     ``on_result(set_name, result)`` is called as each set finishes, so a caller can save it at once.
@@ -79,4 +82,3 @@ def synthesize(cfg: TextureConfig, engine: OptimConfig, vgg: VGGFeatures | None 
 
 def set_name(layers: Sequence[str]) -> str:
     return layers[0] if len(layers) == 1 else f"{layers[0]}-to-{layers[-1]}"
-

@@ -21,8 +21,10 @@ from service.live.signalling import PeerRegistry
 from service.look import LOOK_KEYS, LookUpdate, decode_json
 
 SDP = "application/sdp"
-NO_TRICKLE = ("this server takes no trickle ICE and no ICE restart: send the offer with its candidates gathered; "
-              "on a new network path, DELETE the session and send a new offer")
+NO_TRICKLE = (
+    "this server takes no trickle ICE and no ICE restart: send the offer with its candidates gathered; "
+    "on a new network path, DELETE the session and send a new offer"
+)
 
 
 @contextlib.asynccontextmanager
@@ -39,25 +41,39 @@ router = APIRouter(tags=["broadcast (WHIP, WHEP)"], lifespan=lifespan)
 def get_broadcasts(request: Request) -> Broadcasts:
     broadcasts: Broadcasts | None = getattr(request.app.state, "broadcasts", None)
     if broadcasts is None:
-        raise FeatureUnavailable("WHIP and WHEP need the streams in this process; with --engine ray they are not "
-                                 "available yet")
+        raise FeatureUnavailable(
+            "WHIP and WHEP need the streams in this process; with --engine ray they are not available yet"
+        )
     return broadcasts
 
 
 BroadcastsDep = Annotated[Broadcasts, Depends(get_broadcasts)]
 
 OFFER_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {SDP: {"schema": {"type": "string"}}}}}
-LOOK_QUERY = [{"name": key, "in": "query", "required": False, "schema": {"type": "string"},
-               "description": "as the control message's key of that name (weights: great_wave=1,udnie=0.5)"}
-              for key in LOOK_KEYS]
-LOOK_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": LookUpdate.model_json_schema()}}}}
+LOOK_QUERY = [
+    {
+        "name": key,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "as the control message's key of that name (weights: great_wave=1,udnie=0.5)",
+    }
+    for key in LOOK_KEYS
+]
+LOOK_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": LookUpdate.model_json_schema()}}}
+}
 
 
 def created(location: str) -> dict[int | str, dict[str, Any]]:
-    return {201: {"description": "the SDP answer", "content": {SDP: {"schema": {"type": "string"}}},
-                  "headers": {"Location": {"description": location, "schema": {"type": "string"}}}},
-            405: {"description": "PATCH (trickle ICE, ICE restart) is not supported"}}
+    return {
+        201: {
+            "description": "the SDP answer",
+            "content": {SDP: {"schema": {"type": "string"}}},
+            "headers": {"Location": {"description": location, "schema": {"type": "string"}}},
+        },
+        405: {"description": "PATCH (trickle ICE, ICE restart) is not supported"},
+    }
 
 
 async def sdp_offer(request: Request) -> str:
@@ -78,8 +94,9 @@ def answer(sdp: str, location: str, request: Request) -> Response:
     """201 with the answer, its Location, and the ICE servers a client may use (RFC 9725 ``rel="ice-server"``)."""
     servers = request.app.state.services.settings.effective_ice_servers
     links = ", ".join(f'<{url}>; rel="ice-server"' for url in servers)
-    return Response(sdp, status_code=201, media_type=SDP,
-                    headers={"Location": location, **({"Link": links} if links else {})})
+    return Response(
+        sdp, status_code=201, media_type=SDP, headers={"Location": location, **({"Link": links} if links else {})}
+    )
 
 
 def client_of(request: Request) -> str:
@@ -90,8 +107,13 @@ def options(allow: str) -> Response:
     return Response(status_code=200, headers={"Allow": allow, "Accept-Post": SDP})
 
 
-@router.post("/whip", status_code=201, response_class=Response, responses=created("/api/whip/{session}"),
-             openapi_extra={**OFFER_BODY, "parameters": LOOK_QUERY})
+@router.post(
+    "/whip",
+    status_code=201,
+    response_class=Response,
+    responses=created("/api/whip/{session}"),
+    openapi_extra={**OFFER_BODY, "parameters": LOOK_QUERY},
+)
 async def whip_publish(request: Request, broadcasts: BroadcastsDep) -> Response:
     """Publish a camera (WHIP): the offer must send video (VP8, or H.264 constrained baseline); the query sets
     its look with the control message's keys. The session id is the last segment of Location."""
@@ -141,8 +163,13 @@ async def whip_look(session: str, request: Request, broadcasts: BroadcastsDep) -
     return {"ok": True}
 
 
-@router.post("/whep/{session}", status_code=201, response_class=Response,
-             responses=created("/api/whep/{session}/{viewer}"), openapi_extra=OFFER_BODY)
+@router.post(
+    "/whep/{session}",
+    status_code=201,
+    response_class=Response,
+    responses=created("/api/whep/{session}/{viewer}"),
+    openapi_extra=OFFER_BODY,
+)
 async def whep_watch(session: str, request: Request, broadcasts: BroadcastsDep) -> Response:
     """Watch a session's painted stream (WHEP): a WHIP session, or the page's own (its offer's answer names it)."""
     offer = await sdp_offer(request)

@@ -22,4 +22,3 @@ async def health(services: ServicesDep, request: Request) -> dict[str, Any]:
         **services.peers.capacity(),  # peers and max_peers: of the whole deployment when workers hold the streams
         "learning": {"available": info.available, "photos": info.photos, "reason": info.reason} if info else None,
     }
-

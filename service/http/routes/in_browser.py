@@ -78,22 +78,46 @@ async def in_browser(services: ServicesDep) -> InBrowserInfo:
     realtime = [m for m in engine.models.values() if m.entry.tier == "realtime"]
     chosen = next((m for m in realtime if m.entry.name == engine.default_model), realtime[0] if realtime else None)
     reason = status.reason if chosen is not None else "this server has no realtime model to send to a browser"
-    model = None if chosen is None else InBrowserModel(
-        name=chosen.entry.name, sha256=chosen.entry.sha256, url=f"/api/models/{chosen.entry.name}/onnx",
-        size_multiple=chosen.entry.size_multiple, styles=list(chosen.styles))
+    model = (
+        None
+        if chosen is None
+        else InBrowserModel(
+            name=chosen.entry.name,
+            sha256=chosen.entry.sha256,
+            url=f"/api/models/{chosen.entry.name}/onnx",
+            size_multiple=chosen.entry.size_multiple,
+            styles=list(chosen.styles),
+        )
+    )
     rules = ResolutionGovernor(settings.max_frame_side, settings.min_frame_side, settings.target_fps)
     return InBrowserInfo(
-        available=reason is None, reason=reason, model=model,
-        runtime=InBrowserRuntime(version=status.version, base_url=_runtime_url(), webgpu=status.webgpu,
-                                 licence_url=_runtime_url("LICENSE"),
-                                 notices_url=_runtime_url("ThirdPartyNotices.txt")),
+        available=reason is None,
+        reason=reason,
+        model=model,
+        runtime=InBrowserRuntime(
+            version=status.version,
+            base_url=_runtime_url(),
+            webgpu=status.webgpu,
+            licence_url=_runtime_url("LICENSE"),
+            notices_url=_runtime_url("ThirdPartyNotices.txt"),
+        ),
         ease_frames=settings.ease_frames,
-        governor=GovernorRules(enabled=settings.adaptive_resolution, max_side=rules.max_side, min_side=rules.min_side,
-                               target_fps=rules.target_fps, settle=rules.settle, step=rules.step))
+        governor=GovernorRules(
+            enabled=settings.adaptive_resolution,
+            max_side=rules.max_side,
+            min_side=rules.min_side,
+            target_fps=rules.target_fps,
+            settle=rules.settle,
+            step=rules.step,
+        ),
+    )
 
 
-@router.get("/models/{name}/onnx", response_class=Response,
-                responses={200: {"content": {"application/octet-stream": {}}}, 304: {"description": "unchanged"}})
+@router.get(
+    "/models/{name}/onnx",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 304: {"description": "unchanged"}},
+)
 async def model_file(name: str, services: ServicesDep, request: Request) -> Response:
     """The model's ONNX file as served now (a style learned here changes it, and its ETag)."""
     loaded = services.engine.models.get(name)
@@ -103,8 +127,7 @@ async def model_file(name: str, services: ServicesDep, request: Request) -> Resp
     headers = {"ETag": etag, "Cache-Control": "no-cache"}  # kept by the browser, revalidated every time
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
-    return FileResponse(loaded.path, media_type="application/octet-stream", headers=headers,
-                        filename=f"{name}.onnx")
+    return FileResponse(loaded.path, media_type="application/octet-stream", headers=headers, filename=f"{name}.onnx")
 
 
 @runtime_router.get("/runtime/{version}/{file}", response_class=Response, include_in_schema=False)
@@ -115,4 +138,3 @@ async def runtime_file(version: str, file: str, request: Request) -> Response:
         raise NotFound(f"no runtime file {version}/{file}")
     path, media_type = found
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": IMMUTABLE})
-

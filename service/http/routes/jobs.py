@@ -67,9 +67,16 @@ async def create_job(
     brush: Annotated[str | None, Form(description=BRUSH_HELP + " (default 1)")] = None,
 ) -> JobStatus:
     """Upload a video; the result is an H.264 MP4 with the same timing and audio."""
-    form: dict[str, Any] = {"weights": weights, "schedule": schedule, "model": model, "strength": strength,
-                            "preserve_color": preserve_color, "max_size": max_size, "stabilize": stabilize,
-                            "brush": brush}
+    form: dict[str, Any] = {
+        "weights": weights,
+        "schedule": schedule,
+        "model": model,
+        "strength": strength,
+        "preserve_color": preserve_color,
+        "max_size": max_size,
+        "stabilize": stabilize,
+        "brush": brush,
+    }
     options = options_from_form(form)
     options.on(get_services(request).engine)  # unknown models and styles answer before the upload is stored
     job_id, folder = jobs.new_folder()

@@ -30,13 +30,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs inside the app's lifespan, after the engine has loaded."""
     services = app.state.services
     settings: StyleSettings = app.state.style_settings
-    store = await run_in_threadpool(Store, settings.dir, services.settings.models_dir, services.engine,
-                                    services.thumbnails, services.settings.runtime_options())
+    store = await run_in_threadpool(
+        Store,
+        settings.dir,
+        services.settings.models_dir,
+        services.engine,
+        services.thumbnails,
+        services.settings.runtime_options(),
+    )
     await run_in_threadpool(store.apply)
     learning = Learning(store, settings)
     if learning.unavailable is None and not isinstance(services.peers, PeerRegistry):
-        learning.unavailable = ("learning a style needs the single-process server (`make serve-learn`): the "
-                                "stylizing workers of --engine ray would not see the new model")
+        learning.unavailable = (
+            "learning a style needs the single-process server (`make serve-learn`): the "
+            "stylizing workers of --engine ray would not see the new model"
+        )
     if learning.unavailable:
         log.info("learning new styles unavailable: %s", learning.unavailable)
     elif learning.photos is not None:
@@ -92,8 +100,9 @@ async def add_style(
     picture = await run_in_threadpool(read_picture, data, settings)
     png = await run_in_threadpool(_png, picture)
     budget = minutes if minutes is not None else (0.0 if steps is not None else settings.minutes)
-    job = learning.submit_add(name, png, hashlib.sha256(data).hexdigest(), chosen, budget,
-                              steps if steps is not None else settings.max_steps)
+    job = learning.submit_add(
+        name, png, hashlib.sha256(data).hexdigest(), chosen, budget, steps if steps is not None else settings.max_steps
+    )
     return StyleJobStatus.of(job)
 
 

@@ -18,9 +18,7 @@ async def rtc_config(services: ServicesDep) -> dict[str, Any]:
     return {"iceServers": [{"urls": url} for url in services.settings.effective_ice_servers]}
 
 
-
 @router.post("/offer")
 async def offer(body: OfferRequest, services: ServicesDep, request: Request) -> OfferAnswer:
     """Start a stream: send an SDP offer with a video track (and a ``control`` data channel)."""
     return await services.peers.open(body, request.client.host if request.client else "")
-

@@ -53,8 +53,13 @@ def _style_info(style: str, entry: contract.ModelEntry) -> StyleInfo:
         return StyleInfo(name=style, thumbnail_url=url)
     info = entry.dreams[style]
     gain = info.get("gain")
-    return StyleInfo(name=style, thumbnail_url=url, kind="dream", layer=info.get("layer"),
-                     gain=float(gain) if gain is not None else None)
+    return StyleInfo(
+        name=style,
+        thumbnail_url=url,
+        kind="dream",
+        layer=info.get("layer"),
+        gain=float(gain) if gain is not None else None,
+    )
 
 
 @router.get("/styles")
@@ -85,8 +90,14 @@ async def dream_info(services: ServicesDep) -> DreamInfo:
     reason = services.peers.dream_unavailable()
     defaults = dream.DreamParams()
     return DreamInfo(
-        available=reason is None, reason=reason, layers=list(dream.LAYERS), defaults=dict(defaults.__dict__),
-        ranges={"iterations": list(dream.ITERATIONS), "octaves": list(dream.OCTAVES), "feedback": [0.0, 0.95],
-                "intensity": [0.0, 1.0]},
+        available=reason is None,
+        reason=reason,
+        layers=list(dream.LAYERS),
+        defaults=dict(defaults.__dict__),
+        ranges={
+            "iterations": list(dream.ITERATIONS),
+            "octaves": list(dream.OCTAVES),
+            "feedback": [0.0, 0.95],
+            "intensity": [0.0, 1.0],
+        },
     )
-

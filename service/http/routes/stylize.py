@@ -34,8 +34,9 @@ async def stylize(
     brush: Annotated[str | None, Form(description=BRUSH_HELP + " (default 1)")] = None,
 ) -> Response:
     """Stylize one image and return it as PNG (longer side capped at ``max_image_side``)."""
-    update = LookUpdate.from_text({"weights": weights, "strength": strength, "preserve_color": preserve_color,
-                                   "model": model, "brush": brush})
+    update = LookUpdate.from_text(
+        {"weights": weights, "strength": strength, "preserve_color": preserve_color, "model": model, "brush": brush}
+    )
     look = update.applied_to(Look.first(services.engine, update.model), services.engine)
     settings = services.settings
     limit = settings.max_upload_bytes
@@ -59,4 +60,3 @@ def _stylize_bytes(services: Services, data: bytes, look: Look) -> bytes:
         del rgb, out, png
         trim_heap()
     return body
-
