@@ -3,7 +3,7 @@
 import { showPicture } from "./api.js";
 import { $, prettyName } from "./page.js";
 
-export function paintings(model) { return model.styles.filter((s) => s.kind !== "dream"); }
+function paintings(model) { return model.styles.filter((s) => s.kind !== "dream"); }
 
 // Each model's blend, in slider percent, following the catalog by style name: a new style joins at 0, and a
 // blend left with no weight falls back to the first painting.
