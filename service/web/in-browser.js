@@ -2,7 +2,6 @@
 // The server's rules come from GET /api/in-browser (easing frames, the resolution governor); the blend is built
 // as service/blend.py builds it: weights in the model's style order, normalized to sum 1, eased linearly over
 // frames, following style names when the model's styles change.
-"use strict";
 
 // service/live/track.py ResolutionGovernor: the longer side to paint at, so painting fits the frame budget.
 class Governor {
@@ -100,7 +99,7 @@ async function chooseBackend(info) {
   }
 }
 
-class BrowserPainter {
+export class BrowserPainter {
   constructor(fetchModel) {
     this.fetchModel = fetchModel;  // (url) -> ArrayBuffer, with the page's token
     this.worker = null;
@@ -222,15 +221,18 @@ class BrowserPainter {
     next(onFrame);
   }
 
-  async paintFrame(video, current, capturedAt) {
+  // `look`: a control message (look.js lookMessage): weights (absent: the first style), strength,
+  // preserve_color, mode; the server-only keys (brush, stabilize, dream) are not painted here.
+  async paintFrame(video, look, capturedAt) {
     this.inFlight = true;
     try {
       const [height, width] = fitWithin(video.videoHeight, video.videoWidth, this.governor.side);
       const bitmap = await createImageBitmap(video, { resizeWidth: width, resizeHeight: height, resizeQuality: "medium" });
-      const target = weightsVector(this.info.model.styles, current.weights);
+      const target = weightsVector(this.info.model.styles, look.weights || {});
       if (target.some((v, i) => v !== this.easing.target[i])) this.easing.setTarget(target);
-      const reply = await this.request({ type: "frame", bitmap, weights: this.easing.step(), strength: current.strength,
-                                         keepColor: current.keepColor, passthrough: current.passthrough }, [bitmap]);
+      const reply = await this.request({ type: "frame", bitmap, weights: this.easing.step(), strength: look.strength,
+                                         keepColor: look.preserve_color, passthrough: look.mode === "passthrough" },
+                                       [bitmap]);
       this.counts.painted += 1;
       this.governor.observe(reply.ms);
       this.runMs.push(reply.runMs);
@@ -258,5 +260,3 @@ class BrowserPainter {
              parts: this.parts || null };
   }
 }
-
-window.BrowserPainter = BrowserPainter;

@@ -1,5 +1,6 @@
 // The view: plays one session's painted stream by WHEP (POST /api/whep/{session}) and retries while it is away.
-"use strict";
+import { api, apiJson, refusal } from "./api.js";
+import { completeOffer, eachFrame } from "./rtc.js";
 
 const RETRY_MS = 2000;
 const view = { state: "idle", session: null, location: null, frames: 0, error: null };
@@ -34,12 +35,11 @@ async function watch(session, iceServers) {
     event.track.onended = () => pc.close();
   };
   try {
-    await pc.setLocalDescription(await pc.createOffer());
-    await waitForIceGathering(pc);
+    const offer = await completeOffer(pc);
     const response = await api(`/api/whep/${encodeURIComponent(session)}`, {
-      method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
+      method: "POST", headers: { "Content-Type": "application/sdp" }, body: offer.sdp,
     });
-    if (response.status !== 201) throw new ApiError((await response.json()).detail || `server said ${response.status}`);
+    if (response.status !== 201) throw await refusal(response);
     view.location = response.headers.get("Location");
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
     view.state = "playing";
@@ -53,15 +53,8 @@ async function watch(session, iceServers) {
   }
 }
 
-function countFrames() {
-  const video = document.getElementById("view");
-  if (!video.requestVideoFrameCallback) return;
-  const tick = () => { view.frames += 1; video.requestVideoFrameCallback(tick); };
-  video.requestVideoFrameCallback(tick);
-}
-
 async function main() {
-  countFrames();
+  eachFrame(document.getElementById("view"), () => { view.frames += 1; return true; });
   const { iceServers } = await apiJson("/api/rtc-config");
   for (;;) {
     try {
@@ -83,9 +76,7 @@ async function main() {
 
 // Leave politely: the server frees this viewer's slot at once instead of after its connection times out.
 window.addEventListener("pagehide", () => {
-  if (!view.location) return;
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  fetch(view.location, { method: "DELETE", keepalive: true, headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  if (view.location) api(view.location, { method: "DELETE", keepalive: true }).catch(() => null);
 });
 
 main().catch((err) => note(err.message || String(err)));

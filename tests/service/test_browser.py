@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import SLOW, LiveServer
 
+from service.look import LOOK_KEYS, LookUpdate
 from service.settings import Settings
 from training.bench.browser import (
     CANVAS_CAMERA,
@@ -213,6 +214,27 @@ def test_dream_controls_blend_the_dream_style_and_switch_to_live_deepdream(brows
         assert sum(shown) >= 1 and sum(served) > 0, (shown, served)
     assert page.evaluate("window.livestyle.errors") == []
     page.click("#stop")
+
+
+def test_the_pages_look_is_one_control_message_the_server_takes(browser: object, server: LiveServer) -> None:
+    """look.js builds the whole look from the page's state (what the data channel, the offer and the in-browser
+    painter read): every control key, percent as fractions, valid for the server's one vocabulary."""
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(server.url)  # type: ignore[attr-defined]
+    page.wait_for_selector(".card input[type=range]")  # type: ignore[attr-defined]
+    page.evaluate(SET_SLIDERS, {"starry_night": 30, "the_scream": 90})  # type: ignore[attr-defined]
+    page.evaluate(  # type: ignore[attr-defined]
+        "() => { const s = document.getElementById('strength'); s.value = '40'; s.dispatchEvent(new Event('input')); }"
+    )
+    page.check("#preserve-color")  # type: ignore[attr-defined]
+    message = page.evaluate("import('/look.js').then((look) => look.lookMessage(window.livestyle))")  # type: ignore
+    assert set(message) == set(LOOK_KEYS) - {"octaves"}, message
+    update = LookUpdate.parse(message)
+    assert update.strength == 0.4 and update.preserve_color is True and update.mode == "style"
+    assert update.weights == pytest.approx({"starry_night": 0.25, "the_scream": 0.75})
+    dream = page.evaluate("window.livestyle.dreamInfo.defaults")  # type: ignore[attr-defined]
+    assert (update.layer, update.iterations) == (dream["layer"], dream["iterations"])
+    assert update.feedback == pytest.approx(dream["feedback"]) and update.intensity == pytest.approx(dream["intensity"])
 
 
 def test_the_page_takes_the_token_once_and_streams(browser: object, settings: Settings) -> None:
