@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 import uvicorn
+from chromium import CHROMIUM, CHROMIUM_FLAGS, write_y4m
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
@@ -215,3 +216,23 @@ class LiveServer:
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     with LiveServer(settings) as server:
         yield server
+
+
+@pytest.fixture
+def camera(tmp_path: Path) -> Path:
+    """A .y4m clip for Chromium's fake camera."""
+    return write_y4m(tmp_path / "camera.y4m")
+
+
+@pytest.fixture
+def browser(camera: Path) -> Iterator[object]:
+    """Headless Chromium whose fake camera plays ``camera``."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, VideoStreamTrack
+from cameras import StillTrack, gradient
 from conftest import LiveServer
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -20,7 +21,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from test_stream import StillTrack, gradient
 
 from examples.client import ClientError, StyleClient
 from service.errors import PayloadTooLarge, ServiceBusy, UnsupportedMedia

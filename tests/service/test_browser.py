@@ -13,13 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from chromium import CHROMIUM, SIZE, start_streaming
 from conftest import SLOW, LiveServer
 
 from service.look import LOOK_KEYS, LookUpdate
 from service.settings import Settings
 from training.bench.browser import (
     CANVAS_CAMERA,
-    FLAGS,
     READ_IDS,
     SET_SLIDERS,
     loopback_only,
@@ -27,10 +27,6 @@ from training.bench.browser import (
 )
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-SIZE = (640, 480)
-CHROMIUM_FLAGS = FLAGS
 
 
 if not CHROMIUM.exists():
@@ -43,53 +39,10 @@ if not loopback_only():
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def write_y4m(path: Path, frames: int = 60) -> Path:
-    """A 640x480 30 fps clip: colour gradients with a slowly moving disc (4:2:0, what Chromium reads)."""
-    width, height = SIZE
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([x / width, y / height, 0.25 + 0.5 * (x + y) / (width + height)], axis=-1)
-    with path.open("wb") as handle:
-        handle.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
-        for index in range(frames):
-            rgb = (base * 255).astype(np.uint8)
-            cv2.circle(rgb, (200 + 4 * index, 240), 60, (250, 220, 40), -1)
-            handle.write(b"FRAME\n" + cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
-    return path
-
-
-@pytest.fixture
-def camera(tmp_path: Path) -> Path:
-    return write_y4m(tmp_path / "camera.y4m")
-
-
-@pytest.fixture
-def browser(camera: Path) -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"],
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 @pytest.fixture
 def server(settings: Settings) -> Iterator[LiveServer]:
     with LiveServer(settings.model_copy(update={"ease_frames": 3, "dream_max_side_cpu": 96})) as live:
         yield live
-
-
-def start_streaming(page: object, url: str) -> None:
-    """The page painting on the server (?paint=server: these tests are about the WebRTC path)."""
-    page.goto(url + ("&" if "?" in url else "/?") + "paint=server")  # type: ignore[attr-defined]
-    page.wait_for_selector(".card input[type=range]")  # type: ignore[attr-defined]
-    page.click("#start")  # type: ignore[attr-defined]
-    page.wait_for_function("window.livestyle.status === 'live'", timeout=20_000)  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "document.getElementById('stylized').videoWidth > 0", timeout=20_000
-    )
 
 
 GRAB_FRAME = """() => {

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from chromium import CHROMIUM
 from conftest import LiveServer
 from painting_reference import MODELS, PAINT, fixed_frame, python_reference
 
@@ -21,7 +22,7 @@ from training.bench.browser import FLAGS, loopback_only
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
+
 WEBGPU_MAX, WEBGPU_MEAN = 8, 1.0  # out of 255: WebGPU against Python onnxruntime, on the software adapter
 
 if not CHROMIUM.exists():

@@ -19,6 +19,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray Serve is an optional extra (pip install 'livestyle[ray]')")
 serve = pytest.importorskip("ray.serve")
 
+from chromium import CHROMIUM  # noqa: E402
 from conftest import FAST, STYLES, free_port  # noqa: E402
 from ray.serve._private.common import DeploymentID  # noqa: E402
 from ray.serve.request_router import ReplicaID  # noqa: E402
@@ -31,7 +32,6 @@ from training.bench.browser import FLAGS, loopback_only  # noqa: E402
 from training.bench.reliability import Camera, Counter, rates  # noqa: E402
 
 PER_WORKER = 3
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def replica(rid: str, peers: int, max_peers: int = PER_WORKER, offers: int = 0, draining: bool = False) -> Any:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from cameras import TOLERANCE, StillTrack, gradient
 from conftest import LiveServer, reference_output
-from test_stream import TOLERANCE, StillTrack, gradient
 
 from examples.client import StyleClient
 from service import dream as dream_module

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clips import FRAMES, write_clip
 from fastapi.testclient import TestClient
-from test_video_cli import FRAMES, write_clip
-from test_video_jobs import post, wait
+from job_client import post, wait
 
 from service.http.app import create_app
 from service.settings import JobSettings, Settings

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clips import write_clip
 from conftest import STYLES
 from fastapi.testclient import TestClient
 from PIL import Image
-from test_video_cli import write_clip
 
 from service.engine import Engine, RuntimeOptions
 from service.errors import BadRequest

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clips import panning
 from conftest import FAST, STYLES
 
 from service import contract
@@ -69,7 +70,6 @@ def test_passthrough_and_size_changes_forget(engine: Engine) -> None:
 
 
 def test_a_stream_is_stabilized_with_its_models_calibrated_moving_blend(models_dir: Path, tmp_path: Path) -> None:
-    from test_video_stabilize import panning
 
     entries = contract.read_manifest(models_dir / contract.MANIFEST_NAME)
     for entry in entries:

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from clips import FPS, FRAMES, HEIGHT, WIDTH, audio_packets, read_frames, write_clip
 from conftest import STYLES, reference_output
 
 from service import contract
@@ -18,46 +19,6 @@ from service.look import LookUpdate
 from service.video.cli import main
 from service.video.pipeline import VideoOptions, process_video
 from service.video.schedule import parse_schedule
-
-FPS, FRAMES, WIDTH, HEIGHT, GOP = 12, 24, 64, 48, 6
-SAMPLE_RATE = 16000
-
-
-def clip_frame(index: int) -> np.ndarray:
-    """A smooth gradient drifting right, with a square moving down: real motion for the flow."""
-    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
-    rgb = np.stack([(xs * 4 + index * 3) % 256, ys * 5, np.full_like(xs, 128)], axis=2).astype(np.uint8)
-    top = 4 + index
-    rgb[top : top + 10, 20:30] = (250, 240, 30)
-    return rgb
-
-
-def write_clip(path: Path, frames: int = FRAMES, audio: bool = True) -> Path:
-    """H.264 video (a keyframe every GOP frames) plus an AAC tone of the same length."""
-    with av.open(str(path), mode="w", options={"movflags": "faststart"}) as out:
-        video = out.add_stream("libx264", rate=FPS, options={"g": str(GOP), "keyint_min": str(GOP)})
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if audio else None
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(clip_frame(i), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        if sound is not None:
-            seconds = np.arange(int(SAMPLE_RATE * frames / FPS)) / SAMPLE_RATE
-            tone = (0.3 * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)[None]
-            for start in range(0, tone.shape[1], 1024):
-                samples = tone[:, start : start + 1024]
-                chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
-                out.mux(sound.encode(chunk))
-            out.mux(sound.encode(None))
-        out.mux(video.encode(None))
-    return path
-
-
-def read_frames(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +39,6 @@ def run(models_dir: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[n
         return code, capsys.readouterr().err
 
     return invoke
-
-
-def audio_packets(path: Path) -> list[bytes]:
-    with av.open(str(path)) as container:
-        return [bytes(p) for p in container.demux(audio=0) if p.size]
 
 
 def test_keeps_frames_fps_duration_and_copies_audio(clip: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]

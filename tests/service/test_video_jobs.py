@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
+from clips import FRAMES, write_clip
 from fastapi.testclient import TestClient
-from test_video_cli import FRAMES, write_clip
+from job_client import post, wait
 
 from service.http.app import create_app
 from service.settings import JobSettings, Settings
@@ -29,21 +29,6 @@ def client(settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
     app.state.job_settings = JobSettings(max_queued=1, work_dir=tmp_path)
     with TestClient(app) as test_client:
         yield test_client
-
-
-def post(client: TestClient, data: bytes, **fields: str) -> dict:  # type: ignore[type-arg]
-    response = client.post("/api/jobs", files={"video": ("clip.mp4", data, "video/mp4")}, data=fields)
-    return {"status": response.status_code, **response.json()}
-
-
-def wait(client: TestClient, job_id: str, states: tuple[str, ...] = ("done", "failed", "cancelled")) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/jobs/{job_id}").json()
-        if body["state"] in states:
-            return body  # type: ignore[no-any-return]
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached {states}")
 
 
 def test_job_lifecycle(client: TestClient, clip_bytes: bytes, tmp_path: Path) -> None:

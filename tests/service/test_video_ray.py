@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_video_cli import FRAMES, GOP, audio_packets, read_frames, write_clip
+from clips import FRAMES, GOP, audio_packets, read_frames, write_clip
 
 from service.engine import Engine, RuntimeOptions
 from service.video.pipeline import VideoOptions, process_video

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_video_cli import clip_frame
+from clips import clip_frame, panning
 
 from service.engine import Engine, RuntimeOptions
 from service.look import LookUpdate
@@ -68,14 +68,6 @@ def test_photometric_check_distrusts_what_suddenly_changed() -> None:
     out = stabilizer.step(second, np.full_like(first, 200)).astype(int)
     assert abs(out[30, 30] - 200).max() <= 1  # changed: the fresh stylization stands
     assert abs(out[5, 5] - 20).max() <= 1  # unchanged: 0.9 of the warped black + 0.1 of 200
-
-
-def panning(index: int) -> np.ndarray:
-    """A textured 96x128 scene, the camera panning 4 px right per frame."""
-    rng = np.random.default_rng(0)
-    scene = cv2.GaussianBlur(rng.uniform(0, 255, (96, 256, 3)).astype(np.float32), (0, 0), 4.0)
-    scene = (scene - scene.mean()) / scene.std() * 50 + 128
-    return np.clip(scene[:, 4 * index : 4 * index + 128], 0, 255).astype(np.uint8)
 
 
 def repainted(index: int, rgb: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from cameras import TOLERANCE, StillTrack, distance, gradient
 from conftest import LiveServer, reference_output
 from fastapi.testclient import TestClient
-from test_stream import TOLERANCE, StillTrack, distance, gradient
 
 from examples.client import StyleClient
 from service import contract

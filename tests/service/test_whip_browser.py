@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from chromium import start_streaming
 from conftest import LiveServer
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, start_streaming, write_y4m
 
 from service import web_runtime
 from service.settings import Settings
@@ -70,23 +69,6 @@ TOP_COLOUR = """(id) => {
   for (let i = 0; i < d.length; i += 4) { sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
   return sum.map((s) => s / (d.length / 4));
 }"""
-
-
-@pytest.fixture
-def camera(tmp_path: Path) -> Path:
-    return write_y4m(tmp_path / "camera.y4m")
-
-
-@pytest.fixture
-def browser(camera: Path) -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

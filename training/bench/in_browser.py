@@ -161,7 +161,7 @@ def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
     return results
 
 
-def _in_browser_table_frame(results: list[PathResult], models_dir: Path, seconds: float, skipped: str = "") -> Table:
+def _in_browser_table_frame(models_dir: Path, seconds: float, skipped: str = "") -> Table:
     """The table's title, columns, set-up and goal."""
     realtime = next(
         (e for e in contract.read_manifest(models_dir / contract.MANIFEST_NAME) if e.tier == "realtime"), None
@@ -201,7 +201,7 @@ def _in_browser_table_frame(results: list[PathResult], models_dir: Path, seconds
 
 
 def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float, skipped: str = "") -> Table:
-    table = _in_browser_table_frame(results, models_dir, seconds, skipped)
+    table = _in_browser_table_frame(models_dir, seconds, skipped)
     by = {(r.path, r.size, r.viewers): r for r in results if not r.adaptive}
     for r in results:
         lat = (

@@ -213,9 +213,7 @@ def _live_verdicts(table: Table, scores: LiveScores, models: dict[str, str]) -> 
         )
 
 
-def _live_table_frame(
-    plan: LivePlan, scores: LiveScores, models: dict[str, str], sheet: Path | None, hashes: dict[str, str]
-) -> Table:
+def _live_table_frame(plan: LivePlan, models: dict[str, str], hashes: dict[str, str]) -> Table:
     """The table's title, columns, set-up and goal."""
     return Table(
         title="9. The look at 640x480: grid score and live-size loss",
@@ -249,7 +247,7 @@ def live_table(
 ) -> Table:
     """``models``: our model name -> tier, realtime first; ``hashes``: model name -> sha256."""
     methods = [*models, *([PEER] if PEER in scores.loss else [])]
-    table = _live_table_frame(plan, scores, models, sheet, hashes)
+    table = _live_table_frame(plan, models, hashes)
     photos = scores.grid["photo"]
     table.rows.append(
         [

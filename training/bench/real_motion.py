@@ -87,13 +87,7 @@ def measure_real_motion(
     return results
 
 
-def _real_motion_table_frame(
-    clips: list[Clip],
-    runs: tuple[tuple[str, str], ...],
-    results: dict[tuple[str, str, str, bool], SteadyResult],
-    frames: int,
-    models: str,
-) -> Table:
+def _real_motion_table_frame(frames: int, models: str) -> Table:
     """The table's title, columns, set-up and goal."""
     return Table(
         title=TITLE,
@@ -132,7 +126,7 @@ def real_motion_table(
     frames: int,
     models: str,
 ) -> Table:
-    table = _real_motion_table_frame(clips, runs, results, frames, models)
+    table = _real_motion_table_frame(frames, models)
     worst: dict[str, tuple[float, float, str]] = {}
     for clip in clips:
         for model, style in runs:

@@ -132,9 +132,7 @@ def measure_steady(
     return {key: score(m, plan.paintings[key[1]], scorer) for key, m in taken.items()}, path
 
 
-def _steady_table_frame(
-    plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyResult], path: np.ndarray
-) -> Table:
+def _steady_table_frame(plan: SteadyPlan, path: np.ndarray) -> Table:
     """The table's title, columns, set-up and goal."""
     moved = np.hypot(*np.diff(path[:, :2], axis=0).T)
     return Table(
@@ -173,7 +171,7 @@ def _steady_table_frame(
 
 
 def steady_table(plan: SteadyPlan, results: dict[tuple[str, str, bool], SteadyResult], path: np.ndarray) -> Table:
-    table = _steady_table_frame(plan, results, path)
+    table = _steady_table_frame(plan, path)
     for model, style in plan.runs:
         plain, stable = results[(model, style, False)], results[(model, style, True)]
         flicker, paint = stable.flicker / plain.flicker, stable.style / plain.style
