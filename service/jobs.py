@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
-from service.errors import InsufficientStorage, ServiceError
+from service.errors import InsufficientStorage, NotFound, ServiceError
 
 RECORD = "job.json"
 RESTARTED = "interrupted by a server restart"
@@ -131,6 +131,14 @@ def forget_finished(jobs: dict[str, Job], old: Callable[[list[Job]], list[Job]])
         del jobs[job.id]
         shutil.rmtree(job.folder, ignore_errors=True)
     return gone
+
+
+def find(jobs: dict[str, Job], job_id: str, what: str) -> Job:
+    """The job of that id, or 404 naming the kind of job (``what``)."""
+    job = jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no {what} {job_id!r}")
+    return job
 
 
 def check_disk(folder: Path, min_free_bytes: int) -> None:

@@ -26,7 +26,7 @@ from service.errors import (
     NotFound,
     TooManyRequests,
 )
-from service.jobs import JobState, check_disk, forget_finished, restore_jobs
+from service.jobs import JobState, check_disk, find, forget_finished, restore_jobs
 from service.learned.store import (
     NAME,
     RESERVED,
@@ -163,10 +163,7 @@ class Learning:
         return job
 
     def get(self, job_id: str) -> StyleJob:
-        job = self.jobs.get(job_id)
-        if job is None:
-            raise NotFound(f"no style job {job_id!r}")
-        return job
+        return find(self.jobs, job_id, "style job")
 
     def cancel(self, job_id: str) -> StyleJob:
         """Stop a queued or learning job; nothing it made is installed."""

@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service.engine import Engine
-from service.errors import NotFound, ServiceBusy, ServiceError
-from service.jobs import JobRecord, JobState, check_disk, forget_finished, restore_jobs
+from service.errors import ServiceBusy, ServiceError
+from service.jobs import JobRecord, JobState, check_disk, find, forget_finished, restore_jobs
 from service.look import LookUpdate
 from service.settings import JobSettings
 from service.video.pipeline import Cancelled, VideoOptions, process_video
@@ -176,10 +176,7 @@ class JobManager:
 
     def get(self, job_id: str) -> Job:
         with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise NotFound(f"no video job {job_id!r}")
-        return job
+            return find(self._jobs, job_id, "video job")
 
     def cancel(self, job_id: str) -> Job:
         """Stop a queued or running job and delete its files; a finished job's files are deleted too."""

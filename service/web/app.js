@@ -180,6 +180,7 @@ async function loadCatalog() {
   ]);
   state.learning = learning;
   renderAddStyle(state);
+  takeRanges(styles.controls);
   state.iceServers = rtc.iceServers;
   takeDreamInfo(state, dream);
   followCatalog(state, styles);
@@ -187,6 +188,15 @@ async function loadCatalog() {
   renderTiers(state);
   selectModel(state.model);
   state.timers.catalog = setInterval(() => refreshCatalog().catch(() => null), CATALOG_MS);
+}
+
+// The sliders span what the server takes (strength in percent on the page, brush as a factor).
+function takeRanges(controls) {
+  if (!controls) return;
+  $("strength").min = controls.strength.min * 100;
+  $("strength").max = controls.strength.max * 100;
+  $("brush").min = controls.brush.min;
+  $("brush").max = controls.brush.max;
 }
 
 function styleNames(catalog) {

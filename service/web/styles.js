@@ -12,6 +12,9 @@ export function renderAddStyle(state) {
   const ok = info && info.available;
   form.classList.toggle("disabled", !ok);
   for (const el of form.querySelectorAll("input, button")) el.disabled = !ok;
+  if (info && info.name_pattern) {  // the server's own rule, without the anchors the attribute implies
+    $("add-name").pattern = info.name_pattern.replace(/^\^/, "").replace(/\$$/, "");
+  }
   $("add-note").textContent = ok
     ? `Learned on this server for up to ${info.minutes} min per model; the stream keeps running.`
     : info ? `Not on this server: ${info.reason}` : "Not on this server.";

@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import contract
+from service.errors import BadRequest
 from service.http.app import create_app
+from service.look import LookUpdate
 from service.settings import Settings
 
 
@@ -147,3 +149,15 @@ def test_bad_offers_are_400(client: TestClient, body: str, fragment: str) -> Non
 def test_openapi_docs(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/styles", "/api/stylize", "/api/offer", "/api/health"} <= set(paths)
+
+
+def test_the_catalog_says_the_ranges_the_vocabulary_takes(client: TestClient) -> None:
+    """The page's sliders span what /api/styles says, and those are the bounds the one vocabulary checks."""
+    controls = client.get("/api/styles").json()["controls"]
+    for key in ("strength", "brush"):
+        low, high = controls[key]["min"], controls[key]["max"]
+        LookUpdate.parse({key: low})
+        LookUpdate.parse({key: high})
+        for outside in (low - 0.01, high + 0.01):
+            with pytest.raises(BadRequest):
+                LookUpdate.parse({key: outside})

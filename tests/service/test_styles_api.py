@@ -7,6 +7,7 @@ the learning runs the real worker (``python -m training.learn``) for a handful o
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +78,9 @@ def test_a_picture_becomes_a_style_survives_a_restart_and_is_removed(
     settings, style_settings, root = setup
     bundled = {p.name: contract.sha256_file(p) for p in settings.models_dir.rglob("*") if p.is_file()}
     with TestClient(create_app(settings, style_settings=style_settings)) as client:
-        assert client.get("/api/styles/learning").json()["available"] is True
+        info = client.get("/api/styles/learning").json()
+        assert info["available"] is True
+        assert re.fullmatch(info["name_pattern"], "my_dots") and not re.fullmatch(info["name_pattern"], "Bad Name")
         reply = client.post(
             "/api/styles", files={"image": ("mine.png", png(picture(21, 120)))}, data={"name": "my_dots", "steps": "3"}
         )

@@ -29,11 +29,7 @@ class DreamConfig:
     vgg_weights: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.size < 32:
-            raise ValueError("size must be >= 32 px")
-        if not self.layers:
-            raise ValueError("give at least one layer")
-        check_layers(self.layers)
+        check_layers(self.layers, self.size)
 
 
 def dream_objective(vgg: VGGFeatures, layers: tuple[str, ...]) -> ObjectiveAt:

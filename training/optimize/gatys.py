@@ -24,8 +24,12 @@ INITS = ("content", "noise")
 COLOUR_MODES = ("none", "luminance", "match")
 
 
-def check_layers(layers: Sequence[str]) -> None:
-    """Refuse unknown VGG19 layer names, listing the valid ones."""
+def check_layers(layers: Sequence[str], size: int | None = None) -> None:
+    """Refuse unknown VGG19 layer names (listing the valid ones), no layer at all, and a picture under 32 px."""
+    if size is not None and size < 32:
+        raise ValueError("size must be >= 32 px")
+    if not layers:
+        raise ValueError("give at least one layer")
     valid = layer_names("vgg19")
     unknown = [name for name in layers if name not in valid]
     if unknown:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from service import contract, dream
+from service.brush import BRUSH_MAX, BRUSH_MIN
 from service.http.deps import ServicesDep
 
 router = APIRouter(tags=["styles"])
@@ -40,9 +41,20 @@ class ModelInfo(BaseModel):
     credits: list[str]
 
 
+class Range(BaseModel):
+    min: float
+    max: float
+    default: float
+
+
 class StylesResponse(BaseModel):
     default_model: str
     models: list[ModelInfo]
+    # the ranges the control vocabulary takes (service/look.py checks them): what the page's sliders span
+    controls: dict[str, Range] = {
+        "strength": Range(min=0.0, max=1.0, default=1.0),
+        "brush": Range(min=BRUSH_MIN, max=BRUSH_MAX, default=1.0),
+    }
 
 
 def _style_info(style: str, entry: contract.ModelEntry) -> StyleInfo:
