@@ -157,7 +157,9 @@ class LearningInfo(BaseModel):
     minutes: float
     max_minutes: float
     max_upload_bytes: int
-    name_pattern: str = Field(NAME.pattern, description="what a new style's name must match (a regular expression)")
+    name_pattern: str = Field(
+        default=NAME.pattern, description="what a new style's name must match (a regular expression)"
+    )
 
 
 class Store:
