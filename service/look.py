@@ -218,16 +218,12 @@ class LookUpdate(BaseModel):
                 data[key] = text
         return cls.parse(data)
 
-    def weights_for(self, styles: tuple[str, ...]) -> np.ndarray | None:
-        """The weights as the model's normalized [1, S] vector (None when not given); names are checked."""
-        return None if self.weights is None else weights_vector(styles, self.weights)
-
     def applied_to(self, look: Look, engine: Engine, steady: StabilizeOptions | None = None) -> Look:
         """The look after this change: what is not named stays, a new model starts on its first style unless
         weights are given, and a blend over styles that changed follows their names. ``steady``: the
         stabilizer's tuning when this turns it on (default: the shipped one)."""
         loaded = engine.model(self.model if self.model is not None else look.model)
-        weights = self.weights_for(loaded.styles)
+        weights = None if self.weights is None else weights_vector(loaded.styles, self.weights)
         if weights is None:
             weights = (
                 look.following(loaded.styles).weights
