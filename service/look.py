@@ -218,6 +218,11 @@ class LookUpdate(BaseModel):
                 data[key] = text
         return cls.parse(data)
 
+    def as_look(self, engine: Engine, steady: StabilizeOptions | None = None) -> Look:
+        """This update over its model's (or the default model's) first style, fully painted: a new stream's,
+        picture's or video's look."""
+        return self.applied_to(Look.first(engine, self.model), engine, steady)
+
     def applied_to(self, look: Look, engine: Engine, steady: StabilizeOptions | None = None) -> Look:
         """The look after this change: what is not named stays, a new model starts on its first style unless
         weights are given, and a blend over styles that changed follows their names. ``steady``: the

@@ -28,7 +28,7 @@ from service.errors import BadRequest, ServiceBusy, ServiceError, TooManyRequest
 from service.live.controls import Controls, apply_control, apply_look
 from service.live.offers import answer_video_only, check_codecs, check_sdp
 from service.live.track import EncoderFrames, ResolutionGovernor, StylizedTrack
-from service.look import Look, LookUpdate
+from service.look import LookUpdate
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -287,9 +287,7 @@ class PeerRegistry:
 
     def _controls(self, offer: OfferRequest, look: LookUpdate | None) -> Controls:
         """A new stream's controls: the offer's model and blend (no easing in from another), then ``look``."""
-        start = LookUpdate.parse({"weights": offer.weights}, "the offer").applied_to(
-            Look.first(self.engine, offer.model), self.engine
-        )
+        start = LookUpdate.parse({"weights": offer.weights, "model": offer.model}, "the offer").as_look(self.engine)
         controls = Controls.starting(start, self.settings.ease_frames)
         if look is not None:
             apply_look(self.engine, controls, look, self.dreamer)

@@ -83,7 +83,7 @@ class VideoOptions:
     def on(self, engine: Engine) -> tuple[Look, BlendTrack]:
         """The video's look and its blend over time on ``engine``'s models: model and style names are checked
         here (a job checks them before its upload is stored)."""
-        base = self.look.applied_to(Look.first(engine, self.look.model), engine, steady=self.steady)
+        base = self.look.as_look(engine, steady=self.steady)
         schedule = self.schedule or Schedule.constant(self.look.weights or {base.styles[0]: 1.0})
         return base, schedule.for_styles(base.styles)
 

@@ -37,7 +37,7 @@ async def stylize(
     update = LookUpdate.from_text(
         {"weights": weights, "strength": strength, "preserve_color": preserve_color, "model": model, "brush": brush}
     )
-    look = update.applied_to(Look.first(services.engine, update.model), services.engine)
+    look = update.as_look(services.engine)
     settings = services.settings
     limit = settings.max_upload_bytes
     if image.size is not None and image.size > limit:
