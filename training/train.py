@@ -278,7 +278,7 @@ class Trainer:
             "tv": (cfg.tv_weight, total_variation(output)),
             "grid": (cfg.grid_weight, grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else zero),
             "shift": (cfg.shift_weight, self.shift_term(content, weights, output)),
-            "motion": (cfg.motion_weight, self.motion_term(content, weights, output)),
+            "motion": (cfg.motion_weight, self.motion_term(content, weights, output, pos < len(cfg.style_images))),
         }
         total = sum((weight * term for weight, term in terms.values()), start=zero) - weighted_gain
         if not torch.isfinite(total):
@@ -321,14 +321,22 @@ class Trainer:
         with autocast_for(self.device, self.cfg.precision, "net"):
             return shift_penalty(lambda x: self.model(x, weights).float(), content, output, shift, multiple)
 
-    def motion_term(self, content: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """The camera-motion penalty for a random hand-held move (0 when its weight is 0)."""
-        if not self.cfg.motion_weight:
+    def motion_term(
+        self, content: torch.Tensor, weights: torch.Tensor, output: torch.Tensor, paint: torch.Tensor
+    ) -> torch.Tensor:
+        """The camera-motion penalty for a random hand-held move over the batch items that carry a painting, per
+        batch item (0 when its weight is 0). Dream items are left out: their loss wants the output to differ from
+        the photo, and held to follow the camera as well they wash out to grey."""
+        if not self.cfg.motion_weight or not paint.any():
             return torch.zeros((), device=self.device)
         r = self.rng
         move = (r.uniform(-6.0, 6.0), r.uniform(-6.0, 6.0), r.uniform(-1.0, 1.0), math.exp(r.uniform(-0.02, 0.02)))
+        mine = paint.to(content.device)
         with autocast_for(self.device, self.cfg.precision, "net"):
-            return motion_penalty(lambda x: self.model(x, weights).float(), content, output, move)
+            penalty = motion_penalty(
+                lambda x: self.model(x, weights[mine]).float(), content[mine], output[mine], move
+            )
+        return penalty * int(mine.sum()) / len(paint)
 
     def preview(self, path: Path) -> None:
         """One row per preview photo: the photo, then each trained style, then a 50/50 blend."""

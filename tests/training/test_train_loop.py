@@ -59,6 +59,20 @@ def test_the_motion_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list
     assert len(rows) == 4 and all(float(row["motion"]) > 0 for row in rows)  # an untrained net repaints
 
 
+def test_the_motion_penalty_holds_paintings_and_leaves_dream_items_free(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    content, styles = picture_dirs
+    trainer = Trainer(config(content, styles[:1], tmp_path / "run", motion_weight=10.0, dream_layers=("relu2_1",)))
+    frames = torch.rand(2, 3, 32, 32)
+    weights = torch.eye(2)  # item 0 the painting, item 1 the dream
+    with torch.no_grad():
+        output = trainer.model(frames, weights).float()
+        both = trainer.motion_term(frames, weights, output, torch.tensor([True, False]))
+        neither = trainer.motion_term(frames, weights, output, torch.tensor([False, False]))
+    assert float(both) > 0 and float(neither) == 0.0
+
+
 def test_resume_continues_from_the_saved_step(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
     out = tmp_path / "run"
