@@ -62,7 +62,13 @@ class Settings(BaseSettings):
 
     # streaming
     max_peers: int = Field(4, ge=1)
-    max_viewers: int = Field(4, ge=0, description="WHEP viewers per stream; each costs one video encode")
+    max_viewers: int = Field(8, ge=0, description="WHEP viewers per stream; the viewers of one codec share one encode")
+    viewer_bitrate: int = Field(
+        1_000_000, ge=100_000, le=20_000_000, description="bits per second of the one encode WHEP viewers share"
+    )
+    viewer_keyframe_seconds: float = Field(
+        2.0, gt=0, le=60, description="a keyframe at least this often, so a viewer that lost one recovers"
+    )
     max_frame_side: int = Field(640, ge=16, description="longer frame side fed to the network")
     ease_frames: int = Field(6, ge=0, description="frames over which a new blend is eased in")
     adaptive_resolution: bool = Field(True, description="stylize smaller when inference overruns target_fps")

@@ -2,8 +2,9 @@
 any number of WHEP viewers, each a subscriber of the stream's aiortc ``MediaRelay``.
 
 A session is a peer of the :class:`PeerRegistry` (its id is the peer's id, so it counts against ``max_peers`` and
-ends the way a peer ends: DELETE, idle, failed). Painting is per session; encoding is per viewer (aiortc encodes
-for each sender), so a viewer costs one encode and ``max_viewers`` caps them per session.
+ends the way a peer ends: DELETE, idle, failed). Painting is per session and encoding per session and codec: the
+viewers of one codec share one :class:`EncodedFeed` (service/live/feeds.py), so an extra viewer costs only its
+packets; ``max_viewers`` caps them per session.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
 from pydantic import BaseModel
 
 from service.errors import BadRequest, NotFound, ServiceBusy, ServiceError, TooManyRequests
 from service.live.controls import apply_look
-from service.live.offers import answer_video_only, check_codecs, check_sdp
+from service.live.feeds import EncodedFeed, PacketTrack
+from service.live.offers import Codec, answer_codec, answer_video_only, check_codecs, check_sdp
 from service.live.signalling import OfferAnswer, OfferRequest, Peer, PeerRegistry, rtc_configuration
 from service.look import LookUpdate
 
@@ -33,7 +34,7 @@ class Viewer:
     viewer_id: str
     pc: RTCPeerConnection
     client: str  # the address the offer came from
-    track: MediaStreamTrack | None = None  # its subscription to the session's relay
+    track: PacketTrack | None = None  # its copy of the session's encoded feed
     created_at: float = field(default_factory=time.monotonic)
     expiry: asyncio.Task[None] | None = None
 
@@ -58,6 +59,7 @@ class SessionInfo(BaseModel):
     frames_painted: int
     viewers: list[ViewerInfo]
     max_viewers: int
+    frames_encoded: dict[str, int]  # per codec its viewers play: frames encoded once for all of them
 
 
 class Broadcasts:
@@ -66,6 +68,7 @@ class Broadcasts:
     def __init__(self, registry: PeerRegistry) -> None:
         self.registry = registry
         self.viewers: dict[str, dict[str, Viewer]] = {}  # session id -> viewer id -> viewer
+        self.feeds: dict[tuple[str, Codec], EncodedFeed] = {}  # (session id, codec) -> the one encode
         registry.watchers = self  # the page's answers now name their session, and a stream's end ends its viewers
 
     async def publish(self, sdp: str, look: LookUpdate, client: str = "") -> OfferAnswer:
@@ -97,15 +100,11 @@ class Broadcasts:
         peer = self.session(session_id)
         check_sdp(sdp, settings.max_sdp_bytes, settings.max_media_sections)
         if len(self.viewers.get(session_id, {})) >= settings.max_viewers:
-            raise ServiceBusy(
-                f"this stream has its limit of {settings.max_viewers} viewers (each costs the server "
-                "one video encode); try again later"
-            )
+            raise ServiceBusy(f"this stream has its limit of {settings.max_viewers} viewers; try again later")
         pending = sum(v.client == client and v.connecting for group in self.viewers.values() for v in group.values())
         if pending >= settings.max_pending_offers:
             raise TooManyRequests(f"{pending} viewers from this address are still connecting; wait for them")
         check_codecs(sdp)
-        assert peer.painted is not None  # a session exists only once its offer brought a video track
         viewer = Viewer(
             secrets.token_urlsafe(12), RTCPeerConnection(rtc_configuration(settings.effective_ice_servers)), client
         )
@@ -113,7 +112,7 @@ class Broadcasts:
         viewers[viewer.viewer_id] = viewer
         self._wire(session_id, viewer)
         try:
-            viewer.track = peer.relay.subscribe(peer.painted, buffered=False)  # a slow encoder: the newest frame
+            viewer.track = self._feed(peer, answer_codec(sdp)).join()
             viewer.pc.addTrack(viewer.track)
             await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await answer_video_only(viewer.pc)
@@ -127,6 +126,29 @@ class Broadcasts:
         viewer.expiry = asyncio.ensure_future(self._expire(session_id, viewer))
         log.info("session %s: viewer %s joined (%d watching)", session_id, viewer.viewer_id, len(viewers))
         return viewer.viewer_id, viewer.pc.localDescription.sdp
+
+    def _feed(self, peer: Peer, codec: Codec) -> EncodedFeed:
+        """The session's one encode in ``codec``, started by its first viewer and dropped after its last."""
+        key = (peer.peer_id, codec)
+        feed = self.feeds.get(key)
+        if feed is None:
+            assert peer.painted is not None  # a session exists only once its offer brought a video track
+            settings = self.registry.settings
+            source = peer.relay.subscribe(peer.painted, buffered=False)  # a slow encoder gets the newest frame
+            feed = EncodedFeed(
+                source,
+                codec,
+                settings.viewer_bitrate,
+                settings.viewer_keyframe_seconds,
+                self._drop_feed,
+            )
+            self.feeds[key] = feed
+        return feed
+
+    def _drop_feed(self, feed: EncodedFeed) -> None:
+        for key, kept in list(self.feeds.items()):
+            if kept is feed:
+                del self.feeds[key]
 
     def _wire(self, session_id: str, viewer: Viewer) -> None:
         pc = viewer.pc
@@ -159,7 +181,7 @@ class Broadcasts:
         if viewer.expiry is not None and viewer.expiry is not asyncio.current_task():
             viewer.expiry.cancel()
         if viewer.track is not None:
-            viewer.track.stop()  # leaves the relay: it stops handing this viewer frames
+            viewer.track.stop()  # leaves its feed; the last viewer out stops the feed's encode
         await viewer.pc.close()
         log.info("session %s: viewer %s left", session_id, viewer_id)
         return True
@@ -189,4 +211,5 @@ class Broadcasts:
             frames_painted=stats.frames_out if stats else 0,
             viewers=viewers,
             max_viewers=self.registry.settings.max_viewers,
+            frames_encoded={codec: f.encoded for (sid, codec), f in self.feeds.items() if sid == peer.peer_id},
         )

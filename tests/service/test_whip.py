@@ -160,6 +160,8 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
             assert [(s["id"], s["source"], len(s["viewers"])) for s in listed] == [(publisher.session, "whip", 2)]
             # one painting for both viewers: painted frames never outnumber the camera's frames
             assert 0 < listed[0]["frames_painted"] <= listed[0]["frames_in"]
+            encoded = listed[0]["frames_encoded"]  # one encode per codec the viewers play
+            assert encoded.keys() == {"VP8", "H264"} and 0 < max(encoded.values()) <= listed[0]["frames_painted"]
 
             async with httpx.AsyncClient(headers=AUTH) as http:
                 assert (await http.delete(server.url + viewers[1].location)).status_code == 200
@@ -169,6 +171,34 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
                 assert (await http.get(f"{server.url}/api/sessions")).json() == []
             assert server.app.state.broadcasts.viewers == {}  # nothing kept of an ended session
             assert await ends(viewers[0].track.result(), 10), "the viewer's stream went on after DELETE"
+        finally:
+            for pc in (publisher.pc, *(v.pc for v in viewers)):
+                await pc.close()
+
+    asyncio.run(scenario())
+
+
+def test_viewers_of_one_codec_share_one_encode(server: LiveServer) -> None:
+    async def scenario() -> None:
+        publisher = Publisher(server.url, "video/H264")
+        assert (await publisher.publish("?weights=starry_night=1")).status_code == 201
+        viewers = [Viewer(server.url, "video/VP8"), Viewer(server.url, "video/VP8")]
+        try:
+            for viewer in viewers:
+                assert (await viewer.watch(publisher.session)).status_code == 201
+            for viewer in viewers:  # the same packets decode to the painting at each viewer
+                await wait_for_match(await asyncio.wait_for(viewer.track, 20), painted(0), 90)
+            broadcasts = server.app.state.broadcasts
+            [feed] = broadcasts.feeds.values()
+            assert len(feed.viewers) == 2 and feed.codec == "VP8"
+            [listed] = httpx.get(f"{server.url}/api/sessions", headers=AUTH).json()
+            assert 0 < listed["frames_encoded"]["VP8"] <= listed["frames_painted"]  # not one encode per viewer
+            async with httpx.AsyncClient(headers=AUTH) as http:
+                for viewer in viewers:
+                    assert (await http.delete(server.url + viewer.location)).status_code == 200
+            assert broadcasts.feeds == {}  # the last viewer out stops the encode
+            [listed] = httpx.get(f"{server.url}/api/sessions", headers=AUTH).json()
+            assert listed["frames_encoded"] == {} and listed["streaming"]  # the session paints on
         finally:
             for pc in (publisher.pc, *(v.pc for v in viewers)):
                 await pc.close()
