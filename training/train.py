@@ -333,9 +333,7 @@ class Trainer:
         move = (r.uniform(-6.0, 6.0), r.uniform(-6.0, 6.0), r.uniform(-1.0, 1.0), math.exp(r.uniform(-0.02, 0.02)))
         mine = paint.to(content.device)
         with autocast_for(self.device, self.cfg.precision, "net"):
-            penalty = motion_penalty(
-                lambda x: self.model(x, weights[mine]).float(), content[mine], output[mine], move
-            )
+            penalty = motion_penalty(lambda x: self.model(x, weights[mine]).float(), content[mine], output[mine], move)
         return penalty * int(mine.sum()) / len(paint)
 
     def preview(self, path: Path) -> None:

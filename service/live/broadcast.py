@@ -47,6 +47,7 @@ class ViewerInfo(BaseModel):
     id: str
     state: str  # the viewer's connection state: new, connecting, connected
     seconds: float  # since its offer
+    frames_sent: int  # painted frames its sender took from the shared encode
 
 
 class SessionInfo(BaseModel):
@@ -197,7 +198,12 @@ class Broadcasts:
 
     def _info(self, peer: Peer, now: float) -> SessionInfo:
         viewers = [
-            ViewerInfo(id=v.viewer_id, state=v.pc.connectionState, seconds=round(now - v.created_at, 1))
+            ViewerInfo(
+                id=v.viewer_id,
+                state=v.pc.connectionState,
+                seconds=round(now - v.created_at, 1),
+                frames_sent=v.track.sent if v.track is not None else 0,
+            )
             for v in self.viewers.get(peer.peer_id, {}).values()
         ]
         stats = peer.track.stats if peer.track is not None else None

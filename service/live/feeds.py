@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
 from typing import cast
 
 import av
+from aiortc.codecs.vpx import number_of_threads
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
@@ -39,6 +41,7 @@ class PacketTrack(MediaStreamTrack):
         self.queue: asyncio.Queue[av.Packet | None] = asyncio.Queue()
         self.waiting_for_key = True
         self.skipped = 0  # packets dropped while the viewer lagged or waited for a keyframe
+        self.sent = 0  # packets its sender took
 
     def put(self, packet: av.Packet) -> None:
         if self.waiting_for_key and not packet.is_keyframe:
@@ -62,6 +65,7 @@ class PacketTrack(MediaStreamTrack):
         if packet is None:
             self.stop()
             raise MediaStreamError
+        self.sent += 1
         return packet
 
     def end(self) -> None:
@@ -179,6 +183,8 @@ class EncodedFeed:
                 "undershoot-pct": "100",
             }
             encoder.qmin, encoder.qmax = 2, 56
+            # libvpx's own threads would fight the painting for the cores: as many as aiortc gives a frame this size
+            encoder.thread_count = number_of_threads(width * height, multiprocessing.cpu_count())
         else:
             encoder = cast(VideoCodecContext, av.CodecContext.create("libx264", "w"))
             encoder.framerate = fractions.Fraction(30, 1)

@@ -193,6 +193,7 @@ def test_viewers_of_one_codec_share_one_encode(server: LiveServer) -> None:
             assert len(feed.viewers) == 2 and feed.codec == "VP8"
             [listed] = httpx.get(f"{server.url}/api/sessions", headers=AUTH).json()
             assert 0 < listed["frames_encoded"]["VP8"] <= listed["frames_painted"]  # not one encode per viewer
+            assert all(v["frames_sent"] > 0 for v in listed["viewers"])
             async with httpx.AsyncClient(headers=AUTH) as http:
                 for viewer in viewers:
                     assert (await http.delete(server.url + viewer.location)).status_code == 200

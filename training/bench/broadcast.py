@@ -99,8 +99,10 @@ def encode_ms(runs: int = 90) -> dict[str, float]:
 class Row:
     viewers: int
     fps: list[float]  # frames shown per second at each viewer
+    sent: list[float]  # frames per second the server sent each viewer
     latency: list[float]  # ms, every counter read at every viewer
     painted_per_s: float
+    encoded_per_s: float  # the session's shared encodes, all codecs
     received_per_s: float
     server_cpu: float  # % of one core
 
@@ -108,6 +110,12 @@ class Row:
 def _session(url: str) -> dict[str, Any]:
     (session,) = httpx.get(f"{url}/api/sessions").json()
     return dict(session)
+
+
+def _sent(before: dict[str, Any], after: dict[str, Any], wall: float) -> list[float]:
+    """Frames per second the server sent each viewer present in both snapshots of the session."""
+    was = {v["id"]: v["frames_sent"] for v in before["viewers"]}
+    return [(v["frames_sent"] - was[v["id"]]) / wall for v in after["viewers"] if v["id"] in was]
 
 
 def measure(browser: Any, url: str, seconds: float) -> list[Row]:
@@ -136,8 +144,10 @@ def measure(browser: Any, url: str, seconds: float) -> list[Row]:
                 Row(
                     count,
                     [(frames[k] - frames0[k]) / wall for k in frames],
+                    _sent(before, after, wall),
                     latency,
                     (after["frames_painted"] - before["frames_painted"]) / wall,
+                    (sum(after["frames_encoded"].values()) - sum(before["frames_encoded"].values())) / wall,
                     (after["frames_in"] - before["frames_in"]) / wall,
                     100.0 * cpu / wall,
                 )
@@ -156,9 +166,10 @@ def broadcast_table(
         header=[
             "viewers",
             "frames shown/s per viewer (min / median)",
+            "frames sent/s per viewer (min)",
             "publish to play median / p90 ms",
             "counters read",
-            "painted / received per s",
+            "painted / encoded / received per s",
             "server CPU % of one core",
         ],
         setup=(
@@ -183,21 +194,23 @@ def broadcast_table(
             [
                 str(r.viewers),
                 f"{min(r.fps):.1f} / {statistics.median(r.fps):.1f}",
+                f"{min(r.sent):.1f}" if r.sent else "n/a",
                 lat,
                 str(len(r.latency)),
-                f"{r.painted_per_s:.1f} / {r.received_per_s:.1f}",
+                f"{r.painted_per_s:.1f} / {r.encoded_per_s:.1f} / {r.received_per_s:.1f}",
                 f"{r.server_cpu:.0f}",
             ]
         )
     table.verdicts = verdicts(rows, baseline)
     if encodes:
         table.notes.append(
-            "What each extra viewer costs the server: one encode of every painted frame (aiortc "
-            "encodes per sender): "
+            "The viewers of one codec share one encode of each painted frame (service/live/feeds.py), paid "
+            "once per session and codec, not per viewer: "
             + ", ".join(f"{k} {v:.1f} ms" for k, v in encodes.items())
             + " per 640x480 frame on this machine (median of 80, alone in the process), i.e. "
             + ", ".join(f"{k} {v * 30 / 10:.0f}%" for k, v in encodes.items())
-            + " of a core at 30 frames/s."
+            + " of a core at 30 frames/s; an extra viewer adds only its packets (packetizing, encrypting, "
+            "sending)."
         )
     return table
 
@@ -220,9 +233,17 @@ def verdicts(rows: list[Row], baseline: float | None) -> list[str]:
             f"Four viewers: the slowest shows {min(four.fps):.1f} frames/s, {ratio:.2f}x one viewer's "
             f"(goal {GOAL_FPS_RATIO}x): {met}. The server painted {four.painted_per_s:.1f} frames/s of the "
             f"{four.received_per_s:.1f} it received: one painting per session (the newest frame wins), "
-            "never one per viewer; it falls behind the camera where the viewers' encoders (and Chromium's "
-            "decoders, here on the same cores) take the CPU it would paint with."
+            f"never one per viewer, and encoded {four.encoded_per_s:.1f} frames/s for all {four.viewers} "
+            "viewers (one encode per painted frame)."
         )
+        if four.sent and one.sent:
+            said.append(
+                f"The server sent each of the {four.viewers} viewers at least {min(four.sent):.1f} frames/s "
+                f"({min(four.sent) / min(one.sent):.2f}x what it sent one); what the page showed below that was "
+                "lost in Chromium (its decoders, renderer and the camera's encoder on the same two cores)."
+            )
+        extra = (four.server_cpu - one.server_cpu) / (four.viewers - one.viewers)
+        said.append(f"Server CPU per extra viewer: {extra:+.1f}% of one core (1 -> {four.viewers} viewers).")
     return said
 
 
