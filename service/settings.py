@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # streaming
     max_peers: int = Field(4, ge=1)
     max_viewers: int = Field(8, ge=0, description="WHEP viewers per stream; the viewers of one codec share one encode")
+    max_ingest_bitrate: int = Field(
+        6_000_000, ge=100_000, description="bits per second a WHIP publisher is asked to stay under (b=AS, b=TIAS)"
+    )
+    max_camera_pixels: int = Field(
+        1920 * 1080, ge=256, description="largest camera frame (width x height) a stream may send; larger ends it"
+    )
     viewer_bitrate: int = Field(
         1_000_000, ge=100_000, le=20_000_000, description="bits per second of the one encode WHEP viewers share"
     )

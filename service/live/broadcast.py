@@ -22,7 +22,14 @@ from pydantic import BaseModel
 from service.errors import BadRequest, NotFound, ServiceBusy, ServiceError, TooManyRequests
 from service.live.controls import apply_look
 from service.live.feeds import EncodedFeed, PacketTrack
-from service.live.offers import Codec, answer_codec, answer_video_only, check_codecs, check_sdp
+from service.live.offers import (
+    Codec,
+    answer_codec,
+    answer_video_only,
+    check_codecs,
+    check_sdp,
+    with_bitrate_cap,
+)
 from service.live.signalling import OfferAnswer, OfferRequest, Peer, PeerRegistry, rtc_configuration
 from service.look import LookUpdate
 
@@ -73,9 +80,12 @@ class Broadcasts:
         registry.watchers = self  # the page's answers now name their session, and a stream's end ends its viewers
 
     async def publish(self, sdp: str, look: LookUpdate, client: str = "") -> OfferAnswer:
-        """A WHIP publisher's offer: a new session painted with ``look``; the answer is receive-only."""
+        """A WHIP publisher's offer: a new session painted with ``look``; the answer is receive-only and asks the
+        publisher to stay under ``max_ingest_bitrate``."""
         offer = OfferRequest(sdp=sdp, type="offer", model=look.model, weights=look.weights)
-        return await self.registry.open(offer, client, look=look, ingest=True)
+        opened = await self.registry.open(offer, client, look=look, ingest=True)
+        capped = with_bitrate_cap(opened.sdp, self.registry.settings.max_ingest_bitrate)
+        return opened.model_copy(update={"sdp": capped})
 
     def session(self, session_id: str, ingest: bool = False) -> Peer:
         """The live session of that id (``ingest``: a WHIP one); 404 when there is none."""

@@ -56,6 +56,20 @@ def answer_codec(sdp: str) -> Codec:
     return "VP8" if chosen.mimeType.split("/")[-1].upper() == "VP8" else "H264"
 
 
+def with_bitrate_cap(sdp: str, bits_per_second: int) -> str:
+    """An answer that asks the sender to stay under ``bits_per_second`` in each video section: ``b=TIAS`` (RFC 3890)
+    and ``b=AS`` (kbit/s, RFC 4566), placed after the section's ``c=`` line, where SDP's order puts them."""
+    lines, out, video = sdp.split("\r\n"), [], False
+    for line in lines:
+        if line.startswith("m="):
+            video = line.startswith("m=video")
+        if not (video and line.startswith("b=")):  # the cap replaces any bandwidth line the section had
+            out.append(line)
+        if video and line.startswith("c="):
+            out += [f"b=AS:{max(1, bits_per_second // 1000)}", f"b=TIAS:{bits_per_second}"]
+    return "\r\n".join(out)
+
+
 def _codec_name(codec: Any) -> str:
     name = str(codec.mimeType).split("/")[-1]
     profile = codec.parameters.get("profile-level-id")

@@ -142,15 +142,23 @@ class Peer:
         """Still between its offer and a working connection (what a per-address limit counts)."""
         return self.pc.connectionState != "connected" and not self.streaming
 
-    def gone(self, now: float, connect_timeout: float, idle_timeout: float) -> str | None:
-        """Why this peer's slot should be given back now, if it should: it never connected in time, or its frames
-        stopped (a killed client). Control messages keep nothing alive."""
+    def gone(self, now: float, settings: Settings) -> str | None:
+        """Why this peer's slot should be given back now, if it should: it never connected in time, its frames
+        stopped (a killed client), or its camera sends frames larger than the server decodes for anyone.
+        Control messages keep nothing alive."""
         if not self.streaming:
+            waited = now - self.created_at
             return (
-                f"no media {connect_timeout:.0f} s after its offer" if now - self.created_at > connect_timeout else None
+                f"no media {settings.connect_timeout:.0f} s after its offer"
+                if waited > settings.connect_timeout
+                else None
             )
         assert self.track is not None
-        return f"no frame for {idle_timeout:.0f} s" if now - self.track.stats.last_frame_at > idle_timeout else None
+        width, height = self.track.stats.camera
+        if width * height > settings.max_camera_pixels:
+            return f"its camera sends {width}x{height} frames; at most {settings.max_camera_pixels} pixels are taken"
+        idle = now - self.track.stats.last_frame_at > settings.idle_timeout
+        return f"no frame for {settings.idle_timeout:.0f} s" if idle else None
 
 
 class SessionWatchers(Protocol):
@@ -371,9 +379,11 @@ class PeerRegistry:
         settings = self.settings
         while True:
             await asyncio.sleep(min(settings.stats_interval, settings.connect_timeout / 4, settings.idle_timeout / 4))
-            why = peer.gone(time.monotonic(), settings.connect_timeout, settings.idle_timeout)
+            why = peer.gone(time.monotonic(), settings)
             if why is not None:
                 log.info("peer %s: %s; closing", peer.peer_id, why)
+                if peer.channel is not None and peer.channel.readyState == "open":
+                    peer.channel.send(json.dumps({"error": f"the stream ends: {why}"}))
                 await self.close(peer.peer_id)
                 return
             if peer.track is not None and peer.channel is not None and peer.channel.readyState == "open":

@@ -84,6 +84,7 @@ class TrackStats:
     last_frame_at: float = field(default_factory=time.monotonic)
     infer_ms: deque[float] = field(default_factory=lambda: deque(maxlen=120))
     side: int = 0  # longer side frames are stylized at now (adaptive resolution)
+    camera: tuple[int, int] = (0, 0)  # width and height of the last camera frame
     stabilized: bool = False  # the last frame was stabilized
     _mark: tuple[float, int, int] = field(default_factory=lambda: (time.monotonic(), 0, 0))
 
@@ -171,6 +172,7 @@ class StylizedTrack(MediaStreamTrack):
             self._latest = frame
             self.stats.frames_in += 1
             self.stats.last_frame_at = time.monotonic()
+            self.stats.camera = (frame.width, frame.height)
             self._arrived.set()
 
     async def recv(self) -> VideoFrame:

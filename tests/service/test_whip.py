@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from examples.client import StyleClient
 from service import contract
 from service.http.app import create_app
+from service.live.offers import with_bitrate_cap
 from service.settings import Settings
 
 TOKEN = "whip-token-for-the-tests-0123456789"
@@ -145,6 +146,7 @@ def test_a_whip_publisher_is_painted_once_and_played_to_whep_viewers(server: Liv
         assert publisher.location == f"/api/whip/{publisher.session}" and len(publisher.session) >= 16
         assert answered_codecs(published.text) - {"rtx"} == {codec.split("/")[1]}
         assert "a=recvonly" in published.text[published.text.index("m=video") :]  # RFC 9725: the answer receives
+        assert "\r\nb=AS:6000\r\nb=TIAS:6000000\r\n" in section(published.text, "video")  # the ingest cap
         viewers = [Viewer(server.url, "video/VP8"), Viewer(server.url, "video/H264")]  # each encoded its way
         try:
             for viewer in viewers:
@@ -322,6 +324,24 @@ def test_sessions_and_connecting_viewers_past_their_limits_are_refused(settings:
         asyncio.run(scenario())
 
 
+def test_a_camera_larger_than_the_limit_ends_its_session(settings: Settings) -> None:
+    small = settings.model_copy(update={"api_token": TOKEN, "max_camera_pixels": 160 * 120, "stats_interval": 0.2})
+    with LiveServer(small) as server:  # the publisher's camera is 320x240
+
+        async def scenario() -> None:
+            publisher = Publisher(server.url)
+            try:
+                assert (await publisher.publish()).status_code == 201
+                deadline = time.monotonic() + 15
+                while httpx.get(f"{server.url}/api/sessions", headers=AUTH).json() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                assert httpx.get(f"{server.url}/api/sessions", headers=AUTH).json() == []
+            finally:
+                await publisher.pc.close()
+
+        asyncio.run(scenario())
+
+
 def test_a_publisher_that_vanishes_ends_its_viewers(settings: Settings) -> None:
     quick = settings.model_copy(update={"api_token": TOKEN, "idle_timeout": 1.0, "stats_interval": 0.2})
     with LiveServer(quick) as server:
@@ -423,3 +443,20 @@ def test_a_live_session_takes_no_trickle_and_says_so(server: LiveServer) -> None
             await publisher.pc.close()
 
     asyncio.run(scenario())
+
+
+def test_the_ingest_cap_goes_into_each_video_section_after_its_connection_line() -> None:
+    sdp = "\r\n".join(
+        ["v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "m=video 9 UDP/TLS/RTP/SAVPF 96"]
+        + ["c=IN IP4 0.0.0.0", "b=AS:99999", "a=rtpmap:96 VP8/90000", ""]
+    )
+    capped = with_bitrate_cap(sdp, 2_500_000).split("\r\n")
+    assert capped[3:9] == [
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "c=IN IP4 0.0.0.0",
+        "b=AS:2500",
+        "b=TIAS:2500000",
+        "a=rtpmap:96 VP8/90000",
+        "",
+    ]
+    assert capped[:3] == sdp.split("\r\n")[:3]  # sound is not capped
