@@ -32,7 +32,9 @@ from ray.serve.handle import DeploymentHandle
 from service import errors
 from service.engine import Engine
 from service.http.app import create_app
+from service.live.broadcast import HOST_CALLS, Broadcasts, SessionInfo
 from service.live.signalling import OfferAnswer, OfferRequest, loopback_host_addresses, open_registry
+from service.look import LookUpdate
 from service.settings import ClusterSettings, JobSettings, Settings, StyleSettings
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class LiveWorker:
         engine = Engine.load(settings.models_dir, settings.runtime_options(), settings.default_model)
         self.peers = open_registry(settings, engine, self._stack)
         self.peers.replica = serve.get_replica_context().replica_id.unique_id
+        self.broadcasts = Broadcasts(self.peers)  # WHIP and WHEP on this worker's streams
         self.drain_seconds = drain_seconds
 
     async def open(self, offer: dict[str, Any], client: str) -> dict[str, Any]:
@@ -131,7 +134,19 @@ class LiveWorker:
         try:
             return (await self.peers.open(OfferRequest.model_validate(offer), client)).model_dump()
         except errors.ServiceError as exc:
-            return {"error": str(exc), "status": exc.status_code, "retry_after": exc.retry_after}
+            return failure(exc)
+
+    async def session_call(self, call: str, kwargs: dict[str, Any], replica: str | None = None) -> Any:
+        """One of :data:`HOST_CALLS` on this worker's sessions, or a failure for the ingress to raise. ``replica``
+        is the worker the caller wanted (the router's pin): another worker holds none of its sessions."""
+        try:
+            if call not in HOST_CALLS:
+                raise errors.BadRequest(f"no broadcast call {call!r}")
+            if replica is not None and replica != self.peers.replica:
+                raise errors.NotFound("no such session: the worker that held it is gone")
+            return await getattr(self.broadcasts, call)(**kwargs)
+        except errors.ServiceError as exc:
+            return failure(exc)
 
     async def record_routing_stats(self) -> dict[str, Any]:
         return {
@@ -155,11 +170,24 @@ SERVICE_ERRORS: dict[int, type[errors.ServiceError]] = {
         errors.BadRequest,
         errors.NotFound,
         errors.PayloadTooLarge,
+        errors.Unprocessable,
         errors.ServiceBusy,
         errors.TooManyRequests,
         errors.FeatureUnavailable,
     )
 }
+
+
+def failure(exc: errors.ServiceError) -> dict[str, Any]:
+    """A worker's refusal as plain data (Ray pickles it to the ingress): see :func:`raise_failure`."""
+    return {"error": str(exc), "status": exc.status_code, "retry_after": exc.retry_after}
+
+
+def raise_failure(reply: Any) -> None:
+    """The ingress raises a worker's refusal as the same error (503 for a status it does not know)."""
+    if isinstance(reply, dict) and "error" in reply and "status" in reply:
+        cls = SERVICE_ERRORS.get(int(reply["status"]), errors.ServiceBusy)
+        raise cls(str(reply["error"]), retry_after=reply.get("retry_after"))
 
 
 class RemotePeers:
@@ -168,6 +196,7 @@ class RemotePeers:
 
     def __init__(self, workers: DeploymentHandle) -> None:
         self.workers = workers
+        self.broadcasts = RemoteBroadcasts(workers)
 
     async def open(self, offer: OfferRequest, client: str = "") -> OfferAnswer:
         for attempt in range(3):  # a worker that died after it was chosen: the offer goes to another
@@ -179,10 +208,11 @@ class RemotePeers:
                 await asyncio.sleep(0.2 * (attempt + 1))
         else:
             raise errors.ServiceBusy("no stylizing worker answered; try again shortly", retry_after=2)
-        if "error" in reply:
-            cls = SERVICE_ERRORS.get(int(reply["status"]), errors.ServiceBusy)
-            raise cls(str(reply["error"]), retry_after=reply.get("retry_after"))
-        return OfferAnswer.model_validate(reply)
+        raise_failure(reply)
+        answer = OfferAnswer.model_validate(reply)
+        if answer.session is not None:  # a page's stream is watched through the ingress, pinned to its worker
+            answer.session = f"{answer.replica}.{answer.session}"
+        return answer
 
     def capacity(self) -> dict[str, Any]:
         workers = [
@@ -214,6 +244,70 @@ class RemotePeers:
         """One call through the router, so it hears the workers' reports before the first offer."""
         with contextlib.suppress(*WORKER_GONE):
             await self.workers.record_routing_stats.remote()
+
+
+class RemoteBroadcasts:
+    """The ingress's WHIP and WHEP (a :class:`service.live.broadcast.BroadcastHost`): a publisher goes where the
+    most slots are free, and every later call on its session to the worker that holds it, named by the session
+    id the ingress hands out: ``{worker}.{session on that worker}``."""
+
+    def __init__(self, workers: DeploymentHandle) -> None:
+        self.workers = workers
+
+    async def _call(self, call: str, replica: str | None, **kwargs: Any) -> Any:
+        try:
+            reply = await self.workers.session_call.remote(call, kwargs, replica=replica)
+        except WORKER_GONE as exc:
+            if replica is None:
+                raise errors.ServiceBusy("no stylizing worker answered; try again shortly", retry_after=2) from exc
+            raise errors.NotFound("no such session: the worker that held it is gone") from exc
+        raise_failure(reply)
+        return reply
+
+    @staticmethod
+    def _where(session_id: str) -> tuple[str, str]:
+        replica, dot, local = session_id.partition(".")
+        if not dot or not replica or not local:
+            raise errors.NotFound(f"no session {session_id[:40]!r}: it ended, or never existed (GET /api/sessions)")
+        return replica, local
+
+    async def publish(self, sdp: str, look: LookUpdate, client: str = "") -> OfferAnswer:
+        answer = OfferAnswer.model_validate(await self._call("publish", None, sdp=sdp, look=look, client=client))
+        return answer.model_copy(update={"peer_id": f"{answer.replica}.{answer.peer_id}"})
+
+    async def check(self, session_id: str, ingest: bool = False) -> None:
+        replica, local = self._where(session_id)
+        await self._call("check", replica, session_id=local, ingest=ingest)
+
+    async def end(self, session_id: str, ingest: bool = False) -> None:
+        replica, local = self._where(session_id)
+        await self._call("end", replica, session_id=local, ingest=ingest)
+
+    async def restyle(self, session_id: str, update: LookUpdate) -> None:
+        replica, local = self._where(session_id)
+        await self._call("restyle", replica, session_id=local, update=update)
+
+    async def watch(self, session_id: str, sdp: str, client: str = "") -> tuple[str, str]:
+        replica, local = self._where(session_id)
+        viewer, answer = await self._call("watch", replica, session_id=local, sdp=sdp, client=client)
+        return str(viewer), str(answer)
+
+    async def check_viewer(self, session_id: str, viewer_id: str) -> None:
+        replica, local = self._where(session_id)
+        await self._call("check_viewer", replica, session_id=local, viewer_id=viewer_id)
+
+    async def stop_watching(self, session_id: str, viewer_id: str) -> None:
+        replica, local = self._where(session_id)
+        await self._call("stop_watching", replica, session_id=local, viewer_id=viewer_id)
+
+    async def sessions(self) -> list[SessionInfo]:
+        """Every worker's sessions, each named as the ingress names it."""
+        listed: list[SessionInfo] = []
+        for worker in list(VIEW):
+            with contextlib.suppress(errors.NotFound):
+                for info in await self._call("sessions", str(worker["id"])):
+                    listed.append(info.model_copy(update={"id": f"{worker['id']}.{info.id}"}))
+        return listed
 
 
 def worker_options(cluster: ClusterSettings, settings: Settings) -> dict[str, Any]:

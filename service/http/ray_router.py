@@ -19,7 +19,8 @@ from service.http import cluster
 class FreeSlotRouter(RequestRouter):
     """Ranks workers by free peer slots, most first, counting the offers this router sent since a worker's
     last report (its ``offers`` counter moves when it has seen them): a burst of offers spreads instead of
-    landing where the last report said there was room. Workers without room rank last (they answer 503)."""
+    landing where the last report said there was room. Workers without room rank last (they answer 503).
+    A call that names a ``replica`` (a WHIP or WHEP call on a session) goes to that worker only."""
 
     def initialize_state(self, **kwargs: Any) -> None:
         self._sent: dict[ReplicaID, deque[float]] = {}
@@ -40,12 +41,18 @@ class FreeSlotRouter(RequestRouter):
     async def choose_replicas(
         self, candidate_replicas: list[RunningReplica], pending_request: PendingRequest | None = None
     ) -> list[list[RunningReplica]]:
+        pinned = pending_request.kwargs.get("replica") if pending_request is not None else None
+        if pinned is not None:  # a call on a session goes to its worker; if that is gone, any says 404
+            held = [r for r in candidate_replicas if r.replica_id.unique_id == pinned]
+            return [held] if held else [candidate_replicas[:1]]
         room = {r.replica_id: cluster.free_slots(r.routing_stats) - self._in_flight(r) for r in candidate_replicas}
         ranked = sorted(candidate_replicas, key=lambda r: (-room[r.replica_id], int(r.routing_stats.get("peers", 0))))
         return [[r] for r in ranked]
 
     def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID, result: ReplicaResult) -> None:
-        if pending_request.metadata.call_method == "open":
+        if pending_request.metadata.call_method == "open" or (
+            pending_request.metadata.call_method == "session_call" and pending_request.args[:1] == ["publish"]
+        ):
             self._sent.setdefault(replica_id, deque()).append(time.monotonic())
 
     def update_replicas(self, replicas: list[RunningReplica]) -> None:

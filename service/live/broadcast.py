@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from pydantic import BaseModel
@@ -70,6 +70,25 @@ class SessionInfo(BaseModel):
     frames_encoded: dict[str, int]  # per codec its viewers play: frames encoded once for all of them
 
 
+class BroadcastHost(Protocol):
+    """Where sessions live: this process's :class:`Broadcasts`, or the workers of a Ray Serve deployment
+    (service/http/cluster.py ``RemoteBroadcasts``). The WHIP and WHEP routes see only this; each call answers
+    404 for a session or viewer it does not hold."""
+
+    async def publish(self, sdp: str, look: LookUpdate, client: str = "") -> OfferAnswer: ...
+    async def check(self, session_id: str, ingest: bool = False) -> None: ...
+    async def end(self, session_id: str, ingest: bool = False) -> None: ...
+    async def restyle(self, session_id: str, update: LookUpdate) -> None: ...
+    async def watch(self, session_id: str, sdp: str, client: str = "") -> tuple[str, str]: ...
+    async def check_viewer(self, session_id: str, viewer_id: str) -> None: ...
+    async def stop_watching(self, session_id: str, viewer_id: str) -> None: ...
+    async def sessions(self) -> list[SessionInfo]: ...
+
+
+# The calls a remote host may make on a worker's Broadcasts (service/http/cluster.py), each by name.
+HOST_CALLS = ("publish", "check", "end", "restyle", "watch", "check_viewer", "stop_watching", "sessions")
+
+
 class Broadcasts:
     """The viewers of a registry's streams: up to ``max_viewers`` per stream, ended with their stream."""
 
@@ -95,11 +114,15 @@ class Broadcasts:
             raise NotFound(f"no {kind} {session_id[:40]!r}: it ended, or never existed (GET /api/sessions lists them)")
         return peer
 
+    async def check(self, session_id: str, ingest: bool = False) -> None:
+        """404 unless the session lives (``ingest``: and is a WHIP one)."""
+        self.session(session_id, ingest)
+
     async def end(self, session_id: str, ingest: bool = False) -> None:
         self.session(session_id, ingest)
         await self.registry.close(session_id)  # its viewers end in ended()
 
-    def restyle(self, session_id: str, update: LookUpdate) -> None:
+    async def restyle(self, session_id: str, update: LookUpdate) -> None:
         """Change a WHIP session's look, as a control message changes the page's (same checks, same words)."""
         peer = self.session(session_id, ingest=True)
         apply_look(self.registry.engine, peer.controls, update, self.registry.dreamer)
@@ -182,6 +205,14 @@ class Broadcasts:
             raise NotFound(f"no viewer {viewer_id[:40]!r} of session {session_id[:40]!r}: it left, or never joined")
         return viewer
 
+    async def check_viewer(self, session_id: str, viewer_id: str) -> None:
+        self.viewer(session_id, viewer_id)
+
+    async def stop_watching(self, session_id: str, viewer_id: str) -> None:
+        """A viewer's DELETE: 404 when it is not there."""
+        self.viewer(session_id, viewer_id)
+        await self.leave(session_id, viewer_id)
+
     async def leave(self, session_id: str, viewer_id: str) -> bool:
         """Close one viewer; False when it was not there (already gone)."""
         viewer = self.viewers.get(session_id, {}).pop(viewer_id, None)
@@ -202,7 +233,7 @@ class Broadcasts:
         await asyncio.gather(*(self.leave(peer_id, v) for v in list(self.viewers.get(peer_id, {}))))
         self.viewers.pop(peer_id, None)
 
-    def sessions(self) -> list[SessionInfo]:
+    async def sessions(self) -> list[SessionInfo]:
         now = time.monotonic()
         return [self._info(peer, now) for peer in self.registry.peers.values()]
 

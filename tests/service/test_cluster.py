@@ -23,6 +23,7 @@ from chromium import CHROMIUM  # noqa: E402
 from conftest import FAST, STYLES, free_port  # noqa: E402
 from ray.serve._private.common import DeploymentID  # noqa: E402
 from ray.serve.request_router import ReplicaID  # noqa: E402
+from whip_clients import AUTH, Publisher, Viewer  # noqa: E402
 
 from examples.client import StyleClient  # noqa: E402
 from service.http import cluster, ray_router  # noqa: E402
@@ -64,6 +65,23 @@ def test_router_ranks_by_free_slots_and_counts_offers_not_yet_reported() -> None
     b.routing_stats.update(peers=2, offers=2)  # b's report: it has seen both
     assert ranked(r, [a, b, c]) == ["c", "a", "b"]
     assert ranked(r, [replica("d", 0, draining=True), replica("e", 2)]) == ["e", "d"]  # draining: no room
+
+
+def test_a_call_on_a_session_goes_to_its_worker_and_a_publish_counts_as_an_offer() -> None:
+    r = router()
+    a, b = replica("a", 0), replica("b", 1)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return SimpleNamespace(args=list(args), kwargs=kwargs, metadata=SimpleNamespace(call_method="session_call"))
+
+    assert asyncio.run(r.choose_replicas([a, b], call("watch", {}, replica="b"))) == [[b]]  # the session's worker
+    assert asyncio.run(r.choose_replicas([a, b], call("end", {}, replica="gone"))) == [[a]]  # any: it answers 404
+    assert asyncio.run(r.choose_replicas([a, b], call("publish", {}, replica=None))) == [[a], [b]]  # by free slots
+    r.on_request_routed(call("publish", {}), a.replica_id, None)  # type: ignore[arg-type]
+    r.on_request_routed(call("watch", {}, replica="a"), a.replica_id, None)  # type: ignore[arg-type]
+    assert ranked(r, [a, b]) == ["a", "b"]  # a publish in flight on a: as much room as b; the watch takes none
+    r.on_request_routed(call("publish", {}), a.replica_id, None)  # type: ignore[arg-type]
+    assert ranked(r, [a, b]) == ["b", "a"]
 
 
 def test_autoscaling_policy_wants_a_worker_per_target_peers_within_the_bounds() -> None:
@@ -162,6 +180,40 @@ def kill_worker(replica_id: str) -> None:
     names = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].endswith(f"#{replica_id}")]
     assert len(names) == 1, names
     ray.kill(ray.get_actor(names[0]["name"], namespace=names[0]["namespace"]), no_restart=True)
+
+
+def test_whip_and_whep_reach_the_worker_that_holds_the_session(deployment: SimpleNamespace) -> None:
+    url = deployment.url
+
+    async def scenario() -> None:
+        publisher, viewer = Publisher(url), Viewer(url)
+        try:
+            published = await publisher.publish("?weights=starry_night=1")
+            assert published.status_code == 201, published.text
+            worker, _, local = publisher.session.partition(".")
+            assert worker in {w["id"] for w in health(url)["workers"]} and local
+            watched = await viewer.watch(publisher.session)
+            assert watched.status_code == 201, watched.text
+            frame = await asyncio.wait_for((await asyncio.wait_for(viewer.track, 20)).recv(), 20)
+            assert frame.width > 0  # media flows straight between the viewer and the session's worker
+            async with httpx.AsyncClient(headers=AUTH, timeout=30) as http:
+                [listed] = (await http.get(f"{url}/api/sessions")).json()
+                assert listed["id"] == publisher.session and len(listed["viewers"]) == 1
+                look = await http.patch(f"{url}{publisher.location}/look", json={"weights": {"the_scream": 1}})
+                assert look.status_code == 200, look.text
+                bad = await http.patch(f"{url}{publisher.location}/look", json={"weights": {"nope": 1}})
+                assert bad.status_code in (400, 422) and "nope" in bad.text  # the worker's refusal, as it said it
+                assert (await http.get(f"{url}/api/whip/{worker}.unknown")).status_code == 404
+                assert (await http.get(f"{url}/api/whip/no-worker-named")).status_code == 404
+                assert (await http.delete(url + viewer.location)).status_code == 200
+                assert (await http.delete(url + publisher.location)).status_code == 200
+                assert (await http.delete(url + publisher.location)).status_code == 404
+                assert (await http.get(f"{url}/api/sessions")).json() == []
+        finally:
+            await publisher.pc.close()
+            await viewer.pc.close()
+
+    asyncio.run(scenario())
 
 
 def test_offers_spread_a_dead_worker_costs_only_its_peers(deployment: SimpleNamespace) -> None:

@@ -4,7 +4,8 @@ Publish: ``POST /api/whip?weights=great_wave=1&strength=0.8`` with an ``applicat
 ``Location: /api/whip/{session}``; the query speaks the control vocabulary (service/look.py). Watch: ``POST
 /api/whep/{session}`` -> 201, ``Location: /api/whep/{session}/{viewer}``. ``DELETE`` on a Location ends it. The
 server gathers all its candidates before answering and takes none later: no trickle ICE, no ICE restart, so
-``PATCH`` on a session is 405 and a client on a new network path publishes again.
+``PATCH`` on a session is 405 and a client on a new network path publishes again. With Ray Serve the same routes
+reach the workers through the ingress (service/http/cluster.py ``RemoteBroadcasts``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from service.errors import BadRequest, FeatureUnavailable, UnsupportedMedia
-from service.live.broadcast import Broadcasts, SessionInfo
+from service.live.broadcast import BroadcastHost, Broadcasts, SessionInfo
 from service.live.signalling import PeerRegistry
 from service.look import LOOK_KEYS, LookUpdate, decode_json
 
@@ -29,25 +30,24 @@ NO_TRICKLE = (
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs inside the app's lifespan: sessions need the streams in this process (not Ray Serve workers)."""
+    """Runs inside the app's lifespan: the sessions of this process's streams, or the Ray Serve workers' (the
+    ingress's live side brings its own ``broadcasts``)."""
     peers = app.state.services.peers
-    app.state.broadcasts = Broadcasts(peers) if isinstance(peers, PeerRegistry) else None
+    app.state.broadcasts = Broadcasts(peers) if isinstance(peers, PeerRegistry) else getattr(peers, "broadcasts", None)
     yield
 
 
 router = APIRouter(tags=["broadcast (WHIP, WHEP)"], lifespan=lifespan)
 
 
-def get_broadcasts(request: Request) -> Broadcasts:
-    broadcasts: Broadcasts | None = getattr(request.app.state, "broadcasts", None)
+def get_broadcasts(request: Request) -> BroadcastHost:
+    broadcasts: BroadcastHost | None = getattr(request.app.state, "broadcasts", None)
     if broadcasts is None:
-        raise FeatureUnavailable(
-            "WHIP and WHEP need the streams in this process; with --engine ray they are not available yet"
-        )
+        raise FeatureUnavailable("WHIP and WHEP are not available: this app has no live streams")
     return broadcasts
 
 
-BroadcastsDep = Annotated[Broadcasts, Depends(get_broadcasts)]
+BroadcastsDep = Annotated[BroadcastHost, Depends(get_broadcasts)]
 
 OFFER_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {SDP: {"schema": {"type": "string"}}}}}
 LOOK_QUERY = [
@@ -131,7 +131,7 @@ async def whip_options() -> Response:
 @router.get("/whip/{session}", status_code=204, response_class=Response)
 async def whip_session(session: str, broadcasts: BroadcastsDep) -> Response:
     """A WHIP session has no representation (RFC 9725): 204 while it lives, 404 after."""
-    broadcasts.session(session, ingest=True)
+    await broadcasts.check(session, ingest=True)
     return Response(status_code=204)
 
 
@@ -145,7 +145,7 @@ async def whip_end(session: str, broadcasts: BroadcastsDep) -> Response:
 @router.patch("/whip/{session}", status_code=405, response_class=Response, responses={405: {}})
 async def whip_patch(session: str, broadcasts: BroadcastsDep) -> Response:
     """Trickle ICE and ICE restarts are not supported: 405."""
-    broadcasts.session(session, ingest=True)
+    await broadcasts.check(session, ingest=True)
     return Response(NO_TRICKLE, status_code=405, headers={"Allow": "GET, DELETE, OPTIONS"}, media_type="text/plain")
 
 
@@ -159,7 +159,7 @@ async def whip_look(session: str, request: Request, broadcasts: BroadcastsDep) -
     """Change a WHIP session's look (OBS has no data channel): a JSON object with the control message's keys,
     checked the same way and applied all or not at all."""
     update = LookUpdate.parse(decode_json(await request.body(), "a look update"), "a look update")
-    broadcasts.restyle(session, update)
+    await broadcasts.restyle(session, update)
     return {"ok": True}
 
 
@@ -184,29 +184,28 @@ async def whep_options(session: str) -> Response:
 
 @router.get("/whep/{session}/{viewer}", status_code=204, response_class=Response)
 async def whep_viewer(session: str, viewer: str, broadcasts: BroadcastsDep) -> Response:
-    broadcasts.viewer(session, viewer)
+    await broadcasts.check_viewer(session, viewer)
     return Response(status_code=204)
 
 
 @router.delete("/whep/{session}/{viewer}", response_class=Response)
 async def whep_leave(session: str, viewer: str, broadcasts: BroadcastsDep) -> Response:
     """Stop watching."""
-    broadcasts.viewer(session, viewer)
-    await broadcasts.leave(session, viewer)
+    await broadcasts.stop_watching(session, viewer)
     return Response(status_code=200)
 
 
 @router.patch("/whep/{session}/{viewer}", status_code=405, response_class=Response, responses={405: {}})
 async def whep_patch(session: str, viewer: str, broadcasts: BroadcastsDep) -> Response:
     """Trickle ICE and ICE restarts are not supported: 405."""
-    broadcasts.viewer(session, viewer)
+    await broadcasts.check_viewer(session, viewer)
     return Response(NO_TRICKLE, status_code=405, headers={"Allow": "GET, DELETE, OPTIONS"}, media_type="text/plain")
 
 
 @router.get("/sessions")
 async def sessions(broadcasts: BroadcastsDep) -> list[SessionInfo]:
     """Every live stream (WHIP and the page's) with its viewers."""
-    return broadcasts.sessions()
+    return await broadcasts.sessions()
 
 
 @router.delete("/sessions/{session}")
