@@ -40,6 +40,9 @@ class PathResult:
     server_cpu_ms: float  # the server's CPU time per frame shown
     detail: str  # backend and threads, or the server's inference
     adaptive: bool = False  # the defaults: the resolution governor on (both paths)
+    side: int = 0  # the longer side painted (the browser's governor's, or the size held)
+    run_ms: float = 0.0  # in the browser: session.run, median over the frames shown
+    alone_ms: float = 0.0  # in the browser: a whole frame painted with the camera loop stopped
 
 
 def chromium_cpu_seconds() -> float:
@@ -81,6 +84,14 @@ def _shown(page: Any, path: str) -> int:
     return int(page.evaluate("window.livestyle.paint.painter.stats().painted")) if path == "browser" else 0
 
 
+def _alone(page: Any, side: int, size: tuple[int, int]) -> float:
+    """The same painter with the camera loop stopped: a frame painted with nothing else on the page (its run,
+    pixels in and out and the worker hand-off), after the measured seconds."""
+    page.evaluate("window.livestyle.paint.painter.stop()")
+    time.sleep(0.5)
+    return float(page.evaluate(f"window.livestyle.paint.painter.measure({side}, {size[0] / size[1]}, 8)"))
+
+
 def measure_path(
     browser: Any, url: str, path: str, size: tuple[int, int], seconds: float, viewers: int = 1, adaptive: bool = False
 ) -> PathResult:
@@ -92,17 +103,26 @@ def measure_path(
         painted = [_shown(p, path) for p in pages]
         cpu, server_cpu, wall = chromium_cpu_seconds(), time.process_time(), time.monotonic()
         samples: list[list[float]] = [[] for _ in pages]
+        around: list[float] = []  # the in-browser frame's time outside session.run: read, pre, post, draw
         for _ in range(max(1, round(seconds))):
             time.sleep(1.0)
             for i, page in enumerate(pages):
                 samples[i].append(float(page.evaluate("window.livestyle.fpsShown")))
+            if path == "browser":
+                parts = pages[0].evaluate("window.livestyle.paint.painter.parts") or {}
+                around.append(sum(float(v) for k, v in parts.items() if k != "run"))
         elapsed = time.monotonic() - wall
         cpu, server_cpu = chromium_cpu_seconds() - cpu, time.process_time() - server_cpu
+        side, run_ms, alone_ms = max(size), 0.0, 0.0
         if path == "browser":
             frames = sum(_shown(p, path) - n for p, n in zip(pages, painted, strict=True))
             stats = pages[0].evaluate("window.livestyle.paint.painter.stats()")
+            side, run_ms = int(stats["side"]), float(stats["runMs"] or 0.0)
+            alone_ms = _alone(pages[0], side, size) if viewers == 1 else 0.0
             detail = (
-                f"{stats['backend']}, {stats['threads']} threads, run {fmt(stats['runMs'])} ms at {stats['side']} px"
+                f"{stats['backend']}, {stats['threads']} threads, run {fmt(run_ms)} ms at {side} px"
+                + (f", {statistics.median(around):.1f} ms around it" if around else "")
+                + (f"; a frame alone {alone_ms:.1f} ms" if alone_ms else "")
             )
         else:
             frames = round(sum(statistics.fmean(s) for s in samples) * elapsed)
@@ -123,6 +143,9 @@ def measure_path(
         1000.0 * server_cpu / per,
         detail,
         adaptive,
+        side,
+        run_ms,
+        alone_ms,
     )
 
 
@@ -240,9 +263,23 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
         ratio = float(np.median(here.latency) / np.median(there.latency))
         table.verdicts.append(
             f"with the defaults (a 640x480 camera, each governor choosing the size): in the browser {here.fps:.1f} fps "
-            f"({here.detail.rsplit('at ', 1)[-1]}) against the server path's {there.fps:.1f}, latency {ratio:.2f}x "
+            f"({here.side} px) against the server path's {there.fps:.1f}, latency {ratio:.2f}x "
             f"the server path's: {'at least' if here.fps >= there.fps else 'below'} its frame rate, "
             f"{'within' if ratio <= GOAL_LATENCY else 'over'} the latency goal."
+        )
+    mid = by.get(("browser", SIZES[1], 1))
+    if mid is not None and mid.alone_ms and mid.fps:
+        frame = 1000.0 / mid.fps
+        bound = mid.alone_ms >= 0.85 * frame
+        table.verdicts.append(
+            f"where a 480x360 frame's time goes in the browser: session.run {mid.run_ms:.1f} ms of the "
+            f"{frame:.1f} ms between frames shown; the same painter with the camera loop stopped takes "
+            f"{mid.alone_ms:.1f} ms a frame, "
+            + (
+                "so the loop around it adds little: the model's WASM run is what is left to win on this CPU."
+                if bound
+                else f"so {frame - mid.alone_ms:.1f} ms a frame go to the loop around it (camera, page, drawing)."
+            )
         )
     second = by.get(("browser", SIZES[-1], 2))
     if second is not None:
