@@ -146,6 +146,10 @@ class EncodedFeed:
         except MediaStreamError:  # the stream ended: its viewers' senders stop
             for track in list(self.viewers):
                 track.end()
+        except Exception:  # an encoder fault ends this feed's viewers, never the session or anyone else
+            log.exception("encoding for %d %s viewers failed; ending their streams", len(self.viewers), self.codec)
+            for track in list(self.viewers):
+                track.end()
 
     def _encode(self, frame: VideoFrame, key: bool) -> av.Packet | None:
         """One frame encoded (in a worker thread); a new encoder, so a keyframe, when the size changes."""

@@ -111,3 +111,17 @@ def test_a_viewer_that_lags_skips_to_the_next_keyframe_and_asks_for_one() -> Non
         assert await track.recv() is key
 
     asyncio.run(scenario())
+
+
+def test_an_encoder_fault_ends_the_feeds_viewers_and_nothing_else() -> None:
+    class Broken(EncodedFeed):
+        def _encode(self, frame: VideoFrame, key: bool) -> av.Packet | None:
+            raise av.error.ValueError(22, "the encoder broke")
+
+    async def scenario() -> None:
+        source = Frames(100)
+        viewer = Broken(source, "VP8", 500_000, 60.0, lambda feed: None).join()
+        with pytest.raises(MediaStreamError):
+            await asyncio.wait_for(viewer.recv(), 10)
+
+    asyncio.run(scenario())
