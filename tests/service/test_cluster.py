@@ -213,7 +213,20 @@ def test_whip_and_whep_reach_the_worker_that_holds_the_session(deployment: Simpl
             await publisher.pc.close()
             await viewer.pc.close()
 
+    async def the_pages_own() -> None:  # a page's stream, shared: its answer names the session with its worker
+        client, watcher = StyleClient(url), Viewer(url)
+        try:
+            await client.connect(Camera(160, 120), model=FAST)
+            assert client.session == f"{client.replica}.{client.peer_id}"
+            assert (await watcher.watch(client.session)).status_code == 201
+            frame = await asyncio.wait_for((await asyncio.wait_for(watcher.track, 20)).recv(), 20)
+            assert frame.width > 0
+        finally:
+            await watcher.pc.close()
+            await client.close()
+
     asyncio.run(scenario())
+    asyncio.run(the_pages_own())
 
 
 def test_offers_spread_a_dead_worker_costs_only_its_peers(deployment: SimpleNamespace) -> None:
