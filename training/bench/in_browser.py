@@ -245,6 +245,17 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
                 r.detail,
             ]
         )
+    table.verdicts += _size_verdicts(by) + _path_verdicts(results, by)
+    table.notes.append(
+        "WebGPU: this machine has no GPU (Chromium's only adapter is the SwiftShader fallback, which "
+        "the page never picks by itself), so the WebGPU goal is not measured here."
+    )
+    return table
+
+
+def _size_verdicts(by: dict[tuple[str, tuple[int, int], int], PathResult]) -> list[str]:
+    """Each fixed size: the browser against its goal and against the server path."""
+    said: list[str] = []
     for size in SIZES:
         here, there = by.get(("browser", size, 1)), by.get(("server", size, 1))
         if here is None or there is None:
@@ -256,12 +267,18 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
             ratio = float(np.median(here.latency) / np.median(there.latency))
             met = met and ratio <= GOAL_LATENCY
             line += f", latency {ratio:.2f}x the server path's"
-        table.verdicts.append(f"{line}: {'meets' if met else 'MISSES'} the goal.")
+        said.append(f"{line}: {'meets' if met else 'MISSES'} the goal.")
+    return said
+
+
+def _path_verdicts(results: list[PathResult], by: dict[tuple[str, tuple[int, int], int], PathResult]) -> list[str]:
+    """The defaults, where the browser's frame time goes, and what a second in-browser viewer costs the server."""
+    said: list[str] = []
     adaptive = {r.path: r for r in results if r.adaptive}
     if len(adaptive) == 2 and len(adaptive["browser"].latency) >= 10 and len(adaptive["server"].latency) >= 10:
         here, there = adaptive["browser"], adaptive["server"]
         ratio = float(np.median(here.latency) / np.median(there.latency))
-        table.verdicts.append(
+        said.append(
             f"with the defaults (a 640x480 camera, each governor choosing the size): in the browser {here.fps:.1f} fps "
             f"({here.side} px) against the server path's {there.fps:.1f}, latency {ratio:.2f}x "
             f"the server path's: {'at least' if here.fps >= there.fps else 'below'} its frame rate, "
@@ -271,7 +288,7 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
     if mid is not None and mid.alone_ms and mid.fps:
         frame = 1000.0 / mid.fps
         bound = mid.alone_ms >= 0.85 * frame
-        table.verdicts.append(
+        said.append(
             f"where a 480x360 frame's time goes in the browser: session.run {mid.run_ms:.1f} ms of the "
             f"{frame:.1f} ms between frames shown; the same painter with the camera loop stopped takes "
             f"{mid.alone_ms:.1f} ms a frame, "
@@ -283,13 +300,9 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
         )
     second = by.get(("browser", SIZES[-1], 2))
     if second is not None:
-        table.verdicts.append(
+        said.append(
             f"two in-browser viewers: the server's CPU per frame shown is "
             f"{second.server_cpu_ms:.1f} ms ({'meets' if second.server_cpu_ms < 1 else 'MISSES'} "
             "the goal of ~0)."
         )
-    table.notes.append(
-        "WebGPU: this machine has no GPU (Chromium's only adapter is the SwiftShader fallback, which "
-        "the page never picks by itself), so the WebGPU goal is not measured here."
-    )
-    return table
+    return said
