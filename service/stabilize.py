@@ -60,12 +60,6 @@ class StabilizeOptions:
     # frames, and bicubic keeps them. A still camera's memory is always warped bilinear: there the offsets are
     # the flow's sub-pixel noise, which bicubic would keep as flicker. Measured in docs/realtime-design.md.
     moving_warp: Interpolation = "cubic"
-    # Under camera motion, 0: the memory is averaged with each fresh frame (the blend above, with detail given
-    # back). N > 0: it is not averaged at all; each pixel is instead replaced by the fresh frame once every N
-    # frames, at a phase that varies smoothly across the picture (a fixed random field), so about 1/N of the
-    # picture changes per frame and the rest is the memory warped along the flow. Averaging strokes that do
-    # not line up flattens them; replacing them keeps them and moves the change into 1/N of the frame.
-    refresh_frames: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.blend < 1.0:
@@ -84,8 +78,6 @@ class StabilizeOptions:
             raise ValueError(f"moving blend must be in [0, 1), got {self.moving_blend}")
         if not self.camera_motion_px > 0:
             raise ValueError(f"camera motion scale must be > 0 px, got {self.camera_motion_px}")
-        if not 0 <= self.refresh_frames <= 30:
-            raise ValueError(f"refresh frames must be in [0, 30], got {self.refresh_frames}")
         if self.moving_warp not in _INTERPOLATIONS:
             raise ValueError(f"moving warp must be one of {sorted(_INTERPOLATIONS)}, got {self.moving_warp!r}")
 
@@ -107,16 +99,6 @@ class Motion:
     keep: np.ndarray | None  # HxW float32 weight of ``warped``: blend on trusted pixels, 0 elsewhere
 
 
-def _smooth_phase(shape: tuple[int, ...], cell: int = 48) -> np.ndarray:
-    """A fixed random field in [0, 1), smooth over about ``cell`` pixels and uniform in value (each phase covers
-    the same share of the picture): seeded, so a video is stabilized the same way every time."""
-    height, width = shape[0], shape[1]
-    coarse = np.random.default_rng(0).random((max(2, height // cell + 2), max(2, width // cell + 2)))
-    field = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-    ranks = np.argsort(np.argsort(field, axis=None), axis=None).reshape(height, width)
-    return (ranks / ranks.size).astype(np.float32)
-
-
 class Stabilizer:
     """Feed frames in order; ``step`` returns the stabilized output of each. One per sequence.
 
@@ -131,8 +113,6 @@ class Stabilizer:
         self._previous_input: np.ndarray | None = None
         self._previous_output: np.ndarray | None = None
         self._previous_fresh: np.ndarray | None = None  # the last stylization before blending
-        self._frames = 0  # frames blended: where each pixel is in its refresh cycle
-        self._phase: np.ndarray | None = None  # each pixel's place in the refresh cycle, in [0, 1), flow grid
 
     def step(self, input_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 input and its stylization (same size) -> stabilized HxWx3 uint8."""
@@ -161,20 +141,15 @@ class Stabilizer:
             return Motion(small, None, None)
         backward, valid = self._trusted_flow(previous_input, small)
         moving = self._camera_motion(backward)
-        refreshing = bool(moving and self.options.refresh_frames)
-        if not refreshing:
-            previous = self._with_detail(previous, moving)
+        previous = self._with_detail(previous, moving)
         blend = self.options.blend
-        if moving and not refreshing:
+        if moving:
             moving_blend = self.options.moving_blend
             blend -= moving * max(0.0, blend - (DEFAULT_MOVING_BLEND if moving_blend is None else moving_blend))
         mask: np.ndarray = valid.astype(np.float32)
         if self.options.feather:
             radius = max(1, round(self.options.feather * self.options.flow_scale))
             mask = cv2.GaussianBlur(mask, (2 * radius + 1, 2 * radius + 1), 0) * mask
-        if refreshing:  # kept whole except where this frame refreshes; a still camera's share is the plain blend
-            mask = mask * ((1.0 - moving) * blend + moving * (1.0 - self._refresh(mask.shape)))
-            blend = 1.0
         interpolation = _INTERPOLATIONS[self.options.moving_warp if moving else "linear"]
         if mask.shape != (height, width):
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -195,19 +170,7 @@ class Stabilizer:
         self._previous_input = motion.small
         self._previous_output = output
         self._previous_fresh = stylized
-        self._frames += 1
         return output
-
-    def _refresh(self, shape: tuple[int, ...]) -> np.ndarray:
-        """How much of each pixel the fresh frame replaces now, in [0, 1]: 1 on the pixels whose phase comes up
-        in this frame of the cycle, 0 elsewhere, so every pixel is replaced exactly once per cycle and nothing is
-        averaged; the regions are the phase field's smooth level sets, their edges softened over a pixel or two
-        of the flow grid (strokes cut there, not blurred)."""
-        if self._phase is None or self._phase.shape != shape[:2]:
-            self._phase = _smooth_phase(shape[:2])
-        cycle = self.options.refresh_frames
-        due = (np.floor(self._phase * cycle) == self._frames % cycle).astype(np.float32)
-        return np.asarray(cv2.GaussianBlur(due, (3, 3), 0), np.float32)
 
     def _camera_motion(self, backward: np.ndarray) -> float:
         """How much the whole frame moved, in [0, 1]: the median flow over ``camera_motion_px``; 0 below a

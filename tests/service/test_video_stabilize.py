@@ -133,39 +133,6 @@ def test_the_memory_keeps_its_strokes_sharp_under_sub_pixel_motion() -> None:
     assert kept("linear") < 0.6  # what the bilinear memory kept: the blur this option is for
 
 
-def test_refreshing_keeps_the_strokes_and_changes_a_share_of_the_picture_per_frame() -> None:
-    """Under camera motion with ``refresh_frames`` N: nothing is averaged (the strokes keep their energy), about
-    1/N of the picture takes the fresh frame each frame, and the output is far steadier than the plain frames."""
-    stabilizer, meter, plain = Stabilizer(StabilizeOptions(refresh_frames=4)), FlickerMeter(), FlickerMeter()
-    energies, fresh, shares = [], [], []
-    for i in range(24):
-        frame = panning(i)
-        stylized = repainted(i, frame)
-        motion = stabilizer.motion(frame)
-        out = stabilizer.blend(motion, stylized)
-        meter.add(frame, out)
-        plain.add(frame, stylized)
-        if i >= 8:
-            assert motion.keep is not None
-            energies.append(fine_energy(out))
-            fresh.append(fine_energy(stylized))
-            shares.append(float(np.mean(1.0 - motion.keep)))  # the fresh frame's share of the picture
-    assert np.mean(energies) / np.mean(fresh) > 0.85  # not flattened by averaging
-    assert 0.15 < np.mean(shares) < 0.45  # about a quarter (and the pixels the flow does not trust)
-    assert meter.ratio < 0.6 * plain.ratio
-
-
-def test_refreshing_replaces_each_pixel_once_per_cycle() -> None:
-    stabilizer = Stabilizer(StabilizeOptions(refresh_frames=5))
-    total = np.zeros((60, 80), np.float32)
-    for frame in range(5):
-        stabilizer._frames = frame
-        share = stabilizer._refresh((60, 80))
-        assert 0.15 < float(share.mean()) < 0.25 and float(share.max()) <= 1.0
-        total += share
-    np.testing.assert_allclose(total, 1.0, atol=1e-5)
-
-
 def test_under_camera_motion_the_blend_is_at_most_the_moving_blend() -> None:
     def keep_after_two(options: StabilizeOptions, frames: list[np.ndarray]) -> float:
         stabilizer = Stabilizer(options)
@@ -190,8 +157,6 @@ def test_a_still_camera_is_left_exactly_as_the_blend_makes_it() -> None:
 
 
 def test_stabilize_options_reject_bad_values() -> None:
-    with pytest.raises(ValueError, match="refresh frames"):
-        StabilizeOptions(refresh_frames=-1)
     with pytest.raises(ValueError, match="consistency"):
         StabilizeOptions(consistency="magic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tolerance"):
