@@ -2,10 +2,11 @@
 
 One page publishes a 640x480 canvas camera with a frame counter drawn into it by WHIP (``POST /api/whip``, the
 realtime model) and plays the painted session back by WHEP to 1, 2 and 4 viewers (video elements in the same page,
-so the counter's send time and its read-back share one clock). Per row: frames shown per second at each viewer,
-publish-to-play latency (the counter read from each decoded frame), the server's paintings per second against
-the frames it received, and the server's CPU (this process). The page's own round trip (table 4's path,
-``/?paint=server``) is measured in the same run as the baseline.
+so the counter's send time and its read-back share one clock), and before them 1 and 4 aiortc viewers in this
+process (decoding only: what the server gives viewers that do not share the publisher's browser). Per row:
+frames shown per second at each viewer, publish-to-play latency (the counter read from each decoded frame), the
+server's paintings per second against the frames it received, and the server's CPU (this process). The page's
+own round trip (table 4's path, ``/?paint=server``) is measured in the same run as the baseline.
 
     unshare -n sh -c 'ip link set lo up && exec "$@"' sh .venv/bin/python -m training.bench.broadcast [--seconds 10]
 """
@@ -13,9 +14,12 @@ the frames it received, and the server's CPU (this process). The page's own roun
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import fractions
 import logging
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 VIEWERS = (1, 2, 4)
 BLANK = "/bench-broadcast.html"  # an empty page on the server's origin, served by the benchmark (page.route)
 GOAL_EXTRA_MS, GOAL_FPS_RATIO = 50.0, 0.8
+SDP_TYPE = "application/sdp"
 
 # WHIP publish and WHEP watch with nothing but fetch: the offer waits for every candidate (the server takes
 # none trickled); each viewer is a <video id="vK"> whose frames are counted and whose counter is read.
@@ -104,7 +109,8 @@ class Row:
     painted_per_s: float
     encoded_per_s: float  # the session's shared encodes, all codecs
     received_per_s: float
-    server_cpu: float  # % of one core
+    server_cpu: float  # % of one core (nan: viewers decoding in the server's process)
+    player: str = "chromium"  # the viewers: <video> elements in the publisher's page, or aiortc in this process
 
 
 def _session(url: str) -> dict[str, Any]:
@@ -118,6 +124,74 @@ def _sent(before: dict[str, Any], after: dict[str, Any], wall: float) -> list[fl
     return [(v["frames_sent"] - was[v["id"]]) / wall for v in after["viewers"] if v["id"] in was]
 
 
+async def _aiortc_viewers(url: str, session: str, count: int, seconds: float) -> Row:
+    """``count`` WHEP viewers on aiortc (receive, decode, count frames), none of them rendering: what the server
+    gives each viewer when the viewers do not share the publisher's browser."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamError
+
+    pcs, counts, tasks = [RTCPeerConnection() for _ in range(count)], [0] * count, []
+    locations: list[str] = []
+
+    async def count_frames(index: int, track: Any) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                counts[index] += 1
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        for index, pc in enumerate(pcs):
+            pc.addTransceiver("video", direction="recvonly")
+            pc.on("track", lambda track, i=index: tasks.append(asyncio.ensure_future(count_frames(i, track))))
+            await pc.setLocalDescription(await pc.createOffer())
+            answer = await http.post(
+                f"{url}/api/whep/{session}", content=pc.localDescription.sdp, headers={"Content-Type": SDP_TYPE}
+            )
+            if answer.status_code != 201:
+                raise RuntimeError(f"WHEP viewer {index}: {answer.status_code} {answer.text}")
+            locations.append(answer.headers["location"])
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.text, type="answer"))
+            for _ in range(200):  # connected and playing before the next (the server limits offers still connecting)
+                if counts[index]:
+                    break
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(3.0)  # settle: connected, decoders warm
+        frames0, before, wall0 = list(counts), (await http.get(f"{url}/api/sessions")).json()[0], time.monotonic()
+        await asyncio.sleep(seconds)
+        wall, after = time.monotonic() - wall0, (await http.get(f"{url}/api/sessions")).json()[0]
+        frames = list(counts)
+        for location in locations:  # leave as a WHEP client does: the slots are free at once
+            await http.delete(url + location)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*(pc.close() for pc in pcs))
+    return Row(
+        count,
+        [(b - a) / wall for a, b in zip(frames0, frames, strict=True)],
+        _sent(before, after, wall),
+        [],
+        (after["frames_painted"] - before["frames_painted"]) / wall,
+        (sum(after["frames_encoded"].values()) - sum(before["frames_encoded"].values())) / wall,
+        (after["frames_in"] - before["frames_in"]) / wall,
+        float("nan"),
+        "aiortc",
+    )
+
+
+def _aiortc_rows(url: str, session: str, seconds: float) -> list[Row]:
+    """One and four aiortc viewers, each row on its own event loop in a thread (the page's Playwright owns this
+    thread's)."""
+    rows: list[Row] = []
+    for count in (1, max(VIEWERS)):
+        worker = threading.Thread(
+            target=lambda c=count: rows.append(asyncio.run(_aiortc_viewers(url, session, c, seconds)))
+        )
+        worker.start()
+        worker.join()
+        time.sleep(1.0)  # the viewers' slots and the feed are given back
+    return rows
+
+
 def measure(browser: Any, url: str, seconds: float) -> list[Row]:
     page = browser.new_page()
     page.route(url + BLANK, lambda route: route.fulfill(body="<!doctype html><body></body>", content_type="text/html"))
@@ -127,6 +201,8 @@ def measure(browser: Any, url: str, seconds: float) -> list[Row]:
         page.goto(url + BLANK)
         page.evaluate(CLIENT)
         session = page.evaluate("window.publish('')").rsplit("/", 1)[-1]
+        time.sleep(2.0)  # the publisher's first frames reach the server
+        rows += _aiortc_rows(url, session, seconds)
         for count in VIEWERS:
             for k in range(len(page.evaluate("Object.keys(window.__frames)")), count):
                 page.evaluate(f"window.watch('{session}', 'v{k}')")
@@ -175,7 +251,9 @@ def broadcast_table(
         setup=(
             f"One Chromium page publishes a 30 fps canvas camera by WHIP and plays the session back by WHEP to "
             f"each viewer in the same page; {seconds:.0f} s per row after 3 s settling, viewers added to the "
-            "same session. Latency: the frame counter drawn into the camera, read from each decoded frame. "
+            "same session. First, rows '(aiortc)': 1 and 4 WHEP viewers on aiortc in the server's process "
+            "(receiving and decoding, not rendering), frames counted as decoded. Latency: the frame counter "
+            "drawn into the camera, read from each decoded frame. "
             "Server CPU: the server process over the wall time (Chromium's decoding and encoding not "
             "included). Baseline: the page's own round trip (table 4's path) measured in the same run, "
             f"{fmt(baseline)} ms median. Browser, server and anything else running share the machine. "
@@ -192,13 +270,13 @@ def broadcast_table(
         lat = f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 90):.0f}" if len(r.latency) >= 10 else "n/a"
         table.rows.append(
             [
-                str(r.viewers),
+                f"{r.viewers}" + (" (aiortc)" if r.player == "aiortc" else ""),
                 f"{min(r.fps):.1f} / {statistics.median(r.fps):.1f}",
                 f"{min(r.sent):.1f}" if r.sent else "n/a",
                 lat,
                 str(len(r.latency)),
                 f"{r.painted_per_s:.1f} / {r.encoded_per_s:.1f} / {r.received_per_s:.1f}",
-                f"{r.server_cpu:.0f}",
+                f"{r.server_cpu:.0f}" if r.server_cpu == r.server_cpu else "n/a (viewers in its process)",
             ]
         )
     table.verdicts = verdicts(rows, baseline)
@@ -216,7 +294,7 @@ def broadcast_table(
 
 
 def verdicts(rows: list[Row], baseline: float | None) -> list[str]:
-    by = {r.viewers: r for r in rows}
+    by = {r.viewers: r for r in rows if r.player == "chromium"}
     said = []
     one, four = by.get(1), by.get(max(VIEWERS))
     if one is not None and baseline is not None and len(one.latency) >= 10:
@@ -244,7 +322,20 @@ def verdicts(rows: list[Row], baseline: float | None) -> list[str]:
             )
         extra = (four.server_cpu - one.server_cpu) / (four.viewers - one.viewers)
         said.append(f"Server CPU per extra viewer: {extra:+.1f}% of one core (1 -> {four.viewers} viewers).")
-    return said
+    return said + _aiortc_verdict(rows)
+
+
+def _aiortc_verdict(rows: list[Row]) -> list[str]:
+    by = {r.viewers: r for r in rows if r.player == "aiortc"}
+    one, four = by.get(1), by.get(max(VIEWERS))
+    if one is None or four is None or not one.fps or not four.fps:
+        return []
+    ratio = min(four.fps) / statistics.median(one.fps)
+    return [
+        f"Four viewers outside the publisher's browser (aiortc in the server's process: receiving and decoding, "
+        f"not rendering): the slowest decodes {min(four.fps):.1f} frames/s, {ratio:.2f}x one viewer's "
+        f"(goal {GOAL_FPS_RATIO}x): {'met' if ratio >= GOAL_FPS_RATIO else 'missed'}."
+    ]
 
 
 def run(models_dir: Path, seconds: float) -> Table:
