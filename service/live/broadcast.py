@@ -24,7 +24,6 @@ from service.live.controls import apply_look
 from service.live.feeds import EncodedFeed, PacketTrack
 from service.live.offers import (
     Codec,
-    answer_codec,
     answer_video_only,
     check_codecs,
     check_sdp,
@@ -138,7 +137,7 @@ class Broadcasts:
         pending = sum(v.client == client and v.connecting for group in self.viewers.values() for v in group.values())
         if pending >= settings.max_pending_offers:
             raise TooManyRequests(f"{pending} viewers from this address are still connecting; wait for them")
-        check_codecs(sdp)
+        codec = check_codecs(sdp)
         viewer = Viewer(
             secrets.token_urlsafe(12), RTCPeerConnection(rtc_configuration(settings.effective_ice_servers)), client
         )
@@ -146,7 +145,7 @@ class Broadcasts:
         viewers[viewer.viewer_id] = viewer
         self._wire(session_id, viewer)
         try:
-            viewer.track = self._feed(peer, answer_codec(sdp)).join()
+            viewer.track = self._feed(peer, codec).join()
             viewer.pc.addTrack(viewer.track)
             await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await answer_video_only(viewer.pc)

@@ -28,32 +28,33 @@ def check_sdp(sdp: str, max_bytes: int, max_sections: int) -> None:
         raise BadRequest("the offer must send a video track (no 'm=video' line in the SDP)")
 
 
-def check_codecs(sdp: str) -> None:
+def check_codecs(sdp: str) -> Codec:
     """Every video section of an offer names a codec aiortc decodes and encodes (VP8; H.264 constrained baseline or
     baseline, packetization-mode 1), judged by aiortc's own negotiation; 422 otherwise (RFC 9725: no partially
-    successful answers), 400 when the SDP does not parse. Runs before any peer connection exists."""
+    successful answers), 400 when the SDP does not parse. Runs before any peer connection exists. Returns the codec
+    aiortc will answer the first video section with: the offer's first one it supports (its negotiation keeps the
+    offer's order)."""
     try:
         description = aiortc_sdp.SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises whatever the text trips (ValueError, KeyError, IndexError)
         raise BadRequest(f"malformed SDP offer ({type(exc).__name__}: {exc})") from exc
+    chosen: list[Codec] = []
     for media in description.media:
         if media.kind == "video" and not media.rtp.codecs:
             raise BadRequest("malformed SDP offer: a video section names no codec (no a=rtpmap line)")
-        if media.kind == "video" and not find_common_codecs(CODECS["video"], media.rtp.codecs):
+        common = find_common_codecs(CODECS["video"], media.rtp.codecs) if media.kind == "video" else []
+        if media.kind == "video" and not common:
             offered = sorted({_codec_name(c) for c in media.rtp.codecs if not is_rtx(c)})
             raise Unprocessable(
                 f"no video codec of the offer can be decoded here (offered: {', '.join(offered)}); "
                 "send VP8, or H.264 constrained baseline (profile-level-id 42e01f, "
                 "packetization-mode=1)"
             )
-
-
-def answer_codec(sdp: str) -> Codec:
-    """The codec aiortc will answer an offer's first video section with: the offer's first codec it supports
-    (its negotiation keeps the offer's order). For an offer that passed :func:`check_codecs`."""
-    media = next(m for m in aiortc_sdp.SessionDescription.parse(sdp).media if m.kind == "video")
-    chosen = find_common_codecs(CODECS["video"], media.rtp.codecs)[0]
-    return "VP8" if chosen.mimeType.split("/")[-1].upper() == "VP8" else "H264"
+        if common:
+            chosen.append("VP8" if common[0].mimeType.split("/")[-1].upper() == "VP8" else "H264")
+    if not chosen:
+        raise BadRequest("the offer must send a video track (no video section in the SDP)")
+    return chosen[0]
 
 
 def with_bitrate_cap(sdp: str, bits_per_second: int) -> str:
