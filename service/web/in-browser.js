@@ -99,53 +99,29 @@ async function chooseBackend(info) {
   }
 }
 
-export class BrowserPainter {
-  constructor(fetchModel) {
-    this.fetchModel = fetchModel;  // (url) -> ArrayBuffer, with the page's token
-    this.worker = null;
-    this.canvas = null;
-    this.info = null;
-    this.backend = null;
-    this.threads = 0;
-    this.pending = new Map();  // id -> resolve, for replies
-    this.nextId = 1;
-    this.running = false;
-    this.inFlight = false;
-    this.counts = { painted: 0, dropped: 0 };
-    this.runMs = [];
-    this.latencyMs = [];
-  }
+// How many painters (workers, each with its own session) paint at once, and threads for each. Two one-thread
+// painters on two cores show more frames than one two-thread painter (a thread pool's barrier waits on the core
+// the camera and the page are using), but each frame takes longer to paint: more latency. With the resolution
+// governor on, one painter: the governor keeps the frame rate by painting smaller, and latency stays lowest.
+// At a fixed size, frames can only come from a second painter. WebGPU has one device queue: one painter.
+// ?painters= forces a count.
+function choosePainters(backend, governor) {
+  const cores = navigator.hardwareConcurrency || 1;
+  const forced = Number(new URLSearchParams(location.search).get("painters"));
+  const chosen = !governor.enabled && cores >= 2 ? 2 : 1;
+  const painters = backend === "webgpu" ? 1 : forced >= 1 ? Math.min(4, Math.floor(forced)) : chosen;
+  return { painters, threads: Math.max(1, Math.min(4, Math.floor(cores / painters))) };
+}
 
-  get sha256() { return this.info ? this.info.model.sha256 : null; }
-
-  // Load the runtime and the model into a worker; resolves when the first session is ready.
-  async load(info, canvas) {
-    this.info = info;
-    this.backend = await chooseBackend(info);
-    this.threads = Math.min(4, navigator.hardwareConcurrency || 1);
+// One worker (paint-worker.js) with its own session; at most one frame in flight on it.
+class Painter {
+  constructor() {
     this.worker = new Worker("paint-worker.js", { type: "module" });
     this.worker.onmessage = ({ data }) => this.onMessage(data);
     this.worker.onerror = (event) => this.fail(event.message || "the painting worker failed");
-    this.canvas = canvas;
-    const offscreen = canvas.transferControlToOffscreen();
-    const model = await this.fetchModel(info.model.url);
-    const ready = await this.request({
-      type: "init", runtimeBase: new URL(info.runtime.base_url, location.href).href, backend: this.backend,
-      threads: this.threads, model, multiple: info.model.size_multiple, canvas: offscreen,
-      names: { frame: info.model.frame_input, weights: info.model.weights_input, output: info.model.output },
-    }, [model, offscreen]);
-    this.threads = ready.threads;
-    this.isolated = ready.isolated;
-    this.easing = new Easing(weightsVector(info.model.styles, {}), info.ease_frames);
-    this.governor = new Governor(info.governor);
-  }
-
-  // A new model on the server (a style learned or removed): the blend follows the names.
-  async swap(info) {
-    const model = await this.fetchModel(info.model.url);
-    await this.request({ type: "model", model, backend: this.backend }, [model]);
-    this.easing.follow(this.info.model.styles, info.model.styles);
-    this.info = info;
+    this.pending = new Map();  // id -> resolve, for replies
+    this.nextId = 1;
+    this.busy = false;
   }
 
   request(message, transfer = []) {
@@ -167,33 +143,89 @@ export class BrowserPainter {
   fail(message) {
     for (const [id, w] of this.pending) { this.pending.delete(id); w.reject(new Error(message)); }
   }
+}
+
+export class BrowserPainter {
+  constructor(fetchModel) {
+    this.fetchModel = fetchModel;  // (url) -> ArrayBuffer, with the page's token
+    this.painters = [];
+    this.canvas = null;
+    this.shown = null;  // the canvas's bitmaprenderer: a painted picture is shown without a copy
+    this.info = null;
+    this.backend = null;
+    this.threads = 0;
+    this.running = false;
+    this.sequence = 0;  // camera frames sent to a painter, in order
+    this.shownSequence = 0;  // the newest one on screen: a picture older than it is dropped, never shown
+    this.counts = { painted: 0, dropped: 0, late: 0 };
+    this.runMs = [];
+    this.latencyMs = [];
+  }
+
+  get sha256() { return this.info ? this.info.model.sha256 : null; }
+
+  // Load the runtime and the model into each painter; resolves when every session is ready.
+  async load(info, canvas) {
+    this.info = info;
+    this.backend = await chooseBackend(info);
+    const { painters, threads } = choosePainters(this.backend, info.governor);
+    this.painters = Array.from({ length: painters }, () => new Painter());
+    this.canvas = canvas;
+    this.shown = canvas.getContext("bitmaprenderer");
+    const model = await this.fetchModel(info.model.url);
+    const ready = await Promise.all(this.painters.map((painter, i) => {
+      const own = i === painters - 1 ? model : model.slice(0);
+      return painter.request({
+        type: "init", runtimeBase: new URL(info.runtime.base_url, location.href).href, backend: this.backend,
+        threads, model: own, multiple: info.model.size_multiple,
+        names: { frame: info.model.frame_input, weights: info.model.weights_input, output: info.model.output },
+      }, [own]);
+    }));
+    this.threads = ready[0].threads;
+    this.isolated = ready.every((r) => r.isolated);
+    this.easing = new Easing(weightsVector(info.model.styles, {}), info.ease_frames);
+    this.governor = new Governor(info.governor);
+  }
+
+  // A new model on the server (a style learned or removed): the blend follows the names.
+  async swap(info) {
+    const model = await this.fetchModel(info.model.url);
+    await Promise.all(this.painters.map((painter, i) => {
+      const own = i === this.painters.length - 1 ? model : model.slice(0);
+      return painter.request({ type: "model", model: own, backend: this.backend }, [own]);
+    }));
+    this.easing.follow(this.info.model.styles, info.model.styles);
+    this.info = info;
+  }
 
   // One frame's pixels painted (no drawing): for measuring and the parity tests.
-  async paintPixels(rgba, width, height, weights, strength = 1, keepColor = false) {
+  async paintPixels(rgba, width, height, weights, strength = 1, keepColor = false, painter = this.painters[0]) {
     const copy = new Uint8ClampedArray(rgba).buffer;
-    const reply = await this.request({ type: "pixels", rgba: copy, width, height, strength, keepColor,
-                                       weights: weightsVector(this.info.model.styles, weights) }, [copy]);
+    const reply = await painter.request({ type: "pixels", rgba: copy, width, height, strength, keepColor,
+                                          weights: weightsVector(this.info.model.styles, weights) }, [copy]);
     return { rgba: new Uint8ClampedArray(reply.rgba), runMs: reply.runMs };
   }
 
-  // Median milliseconds to paint a grey frame of the camera's aspect with its longer side at `side`, after
-  // two untimed runs (the first run of a session allocates and compiles).
+  // Milliseconds between painted frames for a grey frame of the camera's aspect with its longer side at `side`:
+  // every painter paints `runs` frames at once after two untimed runs each (a session's first run allocates and
+  // compiles), and the time is divided by the frames painted.
   async measure(side, aspect, runs = 4) {
     const [height, width] = fitWithin(Math.round(side / aspect), side, side);
     const grey = new Uint8ClampedArray(4 * width * height).fill(128);
-    const times = [];
-    for (let i = -2; i < runs; i++) {
-      const started = performance.now();
-      await this.paintPixels(grey, width, height, { [this.info.model.styles[0]]: 1 });
-      if (i >= 0) times.push(performance.now() - started);
-    }
-    times.sort((a, b) => a - b);
-    return times[Math.floor(times.length / 2)];
+    const weights = { [this.info.model.styles[0]]: 1 };
+    const paintOn = async (painter, count) => {
+      for (let i = 0; i < count; i++) await this.paintPixels(grey, width, height, weights, 1, false, painter);
+    };
+    await Promise.all(this.painters.map((painter) => paintOn(painter, 2)));
+    const started = performance.now();
+    await Promise.all(this.painters.map((painter) => paintOn(painter, runs)));
+    return (performance.now() - started) / (runs * this.painters.length);
   }
 
-  // Paint `video`'s frames while running: newest frame wins. One frame is in flight; camera frames that arrive
-  // meanwhile are dropped and counted, and the newest of them is painted as soon as the worker is free (not at
-  // the next camera frame: that wait would idle the worker for up to a frame interval).
+  // Paint `video`'s frames while running: newest frame wins. Each painter has at most one frame in flight; camera
+  // frames that arrive while every painter is busy are dropped and counted, and the newest of them is painted as
+  // soon as a painter is free (not at the next camera frame: that wait would idle the painter for up to a frame
+  // interval).
   run(video, look) {
     this.running = true;
     this.look = look;
@@ -211,44 +243,63 @@ export class BrowserPainter {
         shownTime = video.currentTime;
       }
       if (!video.videoWidth) return;
-      if (this.inFlight) {
+      const free = this.painters.find((painter) => !painter.busy);
+      if (!free) {
         if (this.waiting !== null) this.counts.dropped += 1;  // overtaken by this newer one
         this.waiting = now;
         return;
       }
-      this.paintFrame(video, look(), now);
+      this.paintFrame(free, video, look(), now);
     };
     next(onFrame);
   }
 
   // `look`: a control message (look.js lookMessage): weights (absent: the first style), strength,
   // preserve_color, mode; the server-only keys (brush, stabilize, dream) are not painted here.
-  async paintFrame(video, look, capturedAt) {
-    this.inFlight = true;
+  async paintFrame(painter, video, look, capturedAt) {
+    painter.busy = true;
+    const sequence = ++this.sequence;
     try {
       const [height, width] = fitWithin(video.videoHeight, video.videoWidth, this.governor.side);
       const bitmap = await createImageBitmap(video, { resizeWidth: width, resizeHeight: height, resizeQuality: "medium" });
       const target = weightsVector(this.info.model.styles, look.weights || {});
       if (target.some((v, i) => v !== this.easing.target[i])) this.easing.setTarget(target);
-      const reply = await this.request({ type: "frame", bitmap, weights: this.easing.step(), strength: look.strength,
-                                         keepColor: look.preserve_color, passthrough: look.mode === "passthrough" },
-                                       [bitmap]);
-      this.counts.painted += 1;
-      this.governor.observe(reply.ms);
-      this.runMs.push(reply.runMs);
-      this.parts = reply.parts;  // the last frame's read, pre, run, post and draw milliseconds
-      this.latencyMs.push(performance.now() - capturedAt);
-      if (this.runMs.length > 60) { this.runMs.shift(); this.latencyMs.shift(); }
+      const reply = await painter.request({ type: "frame", bitmap, weights: this.easing.step(), strength: look.strength,
+                                            keepColor: look.preserve_color, passthrough: look.mode === "passthrough" },
+                                          [bitmap]);
+      this.show(reply, sequence, capturedAt);
     } catch (err) {
       this.lastError = err.message;
     } finally {
-      this.inFlight = false;
+      painter.busy = false;
       if (this.running && this.waiting !== null) {
         const arrived = this.waiting;
         this.waiting = null;
-        this.paintFrame(video, this.look(), arrived);
+        this.paintFrame(painter, video, this.look(), arrived);
       }
     }
+  }
+
+  // A painted picture on screen, unless a newer one is already there. The governor sees the time between
+  // pictures: a frame's time shared by the painters working at once.
+  show(reply, sequence, capturedAt) {
+    if (sequence < this.shownSequence) {
+      reply.bitmap.close();
+      this.counts.late += 1;
+      return;
+    }
+    this.shownSequence = sequence;
+    if (this.canvas.width !== reply.width || this.canvas.height !== reply.height) {
+      this.canvas.width = reply.width;
+      this.canvas.height = reply.height;
+    }
+    this.shown.transferFromImageBitmap(reply.bitmap);
+    this.counts.painted += 1;
+    this.governor.observe(reply.ms / this.painters.length);
+    this.runMs.push(reply.runMs);
+    this.parts = reply.parts;  // the last frame's read, pre, run, post and draw milliseconds
+    this.latencyMs.push(performance.now() - capturedAt);
+    if (this.runMs.length > 60) { this.runMs.shift(); this.latencyMs.shift(); }
   }
 
   stop() { this.running = false; }
@@ -256,7 +307,7 @@ export class BrowserPainter {
   stats() {
     const median = (values) => (values.length ? [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] : null);
     return { side: this.governor ? this.governor.side : null, runMs: median(this.runMs), latencyMs: median(this.latencyMs),
-             painted: this.counts.painted, dropped: this.counts.dropped, backend: this.backend, threads: this.threads,
-             parts: this.parts || null };
+             painted: this.counts.painted, dropped: this.counts.dropped, late: this.counts.late, backend: this.backend,
+             painters: this.painters.length, threads: this.threads, parts: this.parts || null };
   }
 }

@@ -2,15 +2,17 @@
 // Each frame is painted exactly as the server's engine does it (service/engine.py stylize, service/contract.py):
 // pixels / 255 -> reflect-pad bottom/right to the size multiple (at least two) -> the network -> crop ->
 // keep colour (YUV: the painting's luma, the frame's chroma) -> strength mix -> round to 8 bits.
-// Messages: init {runtimeBase, backend, threads, model, canvas?, names} -> ready | error;
-// frame {bitmap, weights, strength, keepColor} -> painted {ms, runMs}; pixels {rgba, width, height, ...} -> pixels.
+// Messages: init {runtimeBase, backend, threads, model, names} -> ready | error;
+// frame {bitmap, weights, strength, keepColor} -> painted {bitmap, ms, runMs} (the painted picture, handed back
+// to the page to show: several painters can work at once, and the page shows the newest picture);
+// pixels {rgba, width, height, ...} -> pixels.
 
 let ort = null;
 let session = null;
 let names = null;
 let multiple = 8;
-let canvas = null;  // the page's display canvas, handed over (OffscreenCanvas)
-let shown = null;   // its 2D context, taken once (Firefox refuses a second getContext on a handed-over canvas)
+let canvas = null;  // the painted picture is drawn here, then handed to the page as an ImageBitmap
+let shown = null;   // its 2D context, taken once
 let scratch = null; // frames are read back here
 let scratchContext = null;
 
@@ -22,10 +24,8 @@ async function init(message) {
   ort.env.logLevel = "error";
   names = message.names;
   multiple = message.multiple;
-  if (message.canvas) {
-    canvas = message.canvas;
-    shown = canvas.getContext("2d");
-  }
+  canvas = new OffscreenCanvas(1, 1);
+  shown = canvas.getContext("2d");
   await load(message.model, message.backend);
   return { type: "ready", backend: message.backend, threads: ort.env.wasm.numThreads,
            isolated: self.crossOriginIsolated === true };
@@ -154,7 +154,8 @@ async function onFrame(message) {
   if (message.passthrough) {  // "Show unpainted": the camera as it is
     shown.drawImage(message.bitmap, 0, 0);
     message.bitmap.close();
-    return { type: "painted", id: message.id, width, height, runMs: 0, ms: performance.now() - started };
+    return { type: "painted", id: message.id, width, height, runMs: 0, ms: performance.now() - started,
+             bitmap: canvas.transferToImageBitmap() };
   }
   const rgba = readBitmap(message.bitmap);
   const read = performance.now() - started;
@@ -162,8 +163,9 @@ async function onFrame(message) {
                                                        message.keepColor);
   const drawn = performance.now();
   shown.putImageData(new ImageData(pixels, width, height), 0, 0);
+  const bitmap = canvas.transferToImageBitmap();
   const parts = { read, ...painted, draw: performance.now() - drawn };
-  return { type: "painted", id: message.id, width, height, runMs, parts, ms: performance.now() - started };
+  return { type: "painted", id: message.id, width, height, runMs, parts, ms: performance.now() - started, bitmap };
 }
 
 self.onmessage = async ({ data }) => {
@@ -174,7 +176,8 @@ self.onmessage = async ({ data }) => {
       await load(data.model, data.backend);
       self.postMessage({ type: "ready", id: data.id });
     } else if (data.type === "frame") {
-      self.postMessage(await onFrame(data));
+      const reply = await onFrame(data);
+      self.postMessage(reply, [reply.bitmap]);
     } else if (data.type === "pixels") {
       const { pixels, runMs } = await paint(new Uint8ClampedArray(data.rgba), data.width, data.height, data.weights,
                                             data.strength, data.keepColor);

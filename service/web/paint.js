@@ -102,7 +102,8 @@ async function choosePaintMode(state) {
   const here = 1000 / ms;
   const server = state.paint.serverFps || painter.info.governor.target_fps;
   const whose = state.paint.serverFps ? "the server's stream gave" : "the server aims for";
-  const how = `${painter.backend.toUpperCase()}, ${painter.threads} thread${painter.threads > 1 ? "s" : ""}`;
+  const plural = (n, word) => `${n} ${word}${n > 1 ? "s" : ""}`;
+  const how = `${painter.backend.toUpperCase()}, ${plural(painter.painters.length, "painter")} of ${plural(painter.threads, "thread")}`;
   const measured = `${here.toFixed(0)} fps here at ${painter.governor.maxSide} px (${how}); ${whose} ${server.toFixed(0)}`;
   return paintWhy(state, here >= server ? "browser" : "server", measured);
 }

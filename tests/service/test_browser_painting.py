@@ -100,11 +100,14 @@ def test_the_browser_paints_the_servers_pixels(
         assert np.abs(expected.astype(int) - rgb.astype(int)).mean() > 10  # it painted something
 
 
+@pytest.mark.parametrize("painters", [1, 2])
 def test_the_page_paints_here_without_asking_the_server_and_on_with_the_api_blocked(
-    chromium: Any, server: LiveServer, realtime: contract.ModelEntry
+    chromium: Any, server: LiveServer, realtime: contract.ModelEntry, painters: int
 ) -> None:
+    """One painter, and two at once (each with its own worker and session): the page shows their pictures in
+    camera order, and a blend change reaches every painter without a request."""
     page = chromium.new_page()
-    page.goto(f"{server.url}/?paint=browser")
+    page.goto(f"{server.url}/?paint=browser&painters={painters}")
     page.wait_for_selector(".card input[type=range]")
     page.click("#start")
     page.wait_for_function(
@@ -126,6 +129,7 @@ def test_the_page_paints_here_without_asking_the_server_and_on_with_the_api_bloc
     time.sleep(2.0)
     assert page.evaluate("window.livestyle.paint.painter.stats().painted") > painted + 5
     stats = page.evaluate("window.livestyle.paint.painter.stats()")
+    assert stats["painters"] == painters and stats["painted"] > stats["late"]
     print(f"in-browser painting: {stats}, shown {page.evaluate('window.livestyle.fpsShown')} fps")
 
 

@@ -42,7 +42,9 @@ class PathResult:
     adaptive: bool = False  # the defaults: the resolution governor on (both paths)
     side: int = 0  # the longer side painted (the browser's governor's, or the size held)
     run_ms: float = 0.0  # in the browser: session.run, median over the frames shown
-    alone_ms: float = 0.0  # in the browser: a whole frame painted with the camera loop stopped
+    alone_ms: float = 0.0  # in the browser: time between frames painted with the camera loop stopped
+    painters: int = 0  # in the browser: painters (workers) working at once
+    forced: bool = False  # in the browser: the painter count forced (?painters=), not the page's choice
 
 
 def chromium_cpu_seconds() -> float:
@@ -61,10 +63,10 @@ def chromium_cpu_seconds() -> float:
     return total / 100.0  # clock ticks
 
 
-def _open(browser: Any, url: str, path: str, size: tuple[int, int]) -> Any:
+def _open(browser: Any, url: str, path: str, size: tuple[int, int], painters: int = 0) -> Any:
     page = browser.new_page()
     page.add_init_script(f"({CAMERA})({list(size)})")
-    page.goto(f"{url}/?paint={path}")
+    page.goto(f"{url}/?paint={path}" + (f"&painters={painters}" if painters else ""))
     page.wait_for_selector(".card input[type=range]")
     page.click("#start")
     page.wait_for_function(
@@ -93,9 +95,17 @@ def _alone(page: Any, side: int, size: tuple[int, int]) -> float:
 
 
 def measure_path(
-    browser: Any, url: str, path: str, size: tuple[int, int], seconds: float, viewers: int = 1, adaptive: bool = False
+    browser: Any,
+    url: str,
+    path: str,
+    size: tuple[int, int],
+    seconds: float,
+    viewers: int = 1,
+    adaptive: bool = False,
+    painters: int = 0,
 ) -> PathResult:
-    pages = [_open(browser, url, path, size) for _ in range(viewers)]
+    """One path's row; ``painters`` forces the in-browser painter count (0: the page's own choice)."""
+    pages = [_open(browser, url, path, size, painters) for _ in range(viewers)]
     try:
         time.sleep(2.0)  # start-up
         for page in pages:
@@ -113,14 +123,14 @@ def measure_path(
                 around.append(sum(float(v) for k, v in parts.items() if k != "run"))
         elapsed = time.monotonic() - wall
         cpu, server_cpu = chromium_cpu_seconds() - cpu, time.process_time() - server_cpu
-        side, run_ms, alone_ms = max(size), 0.0, 0.0
+        side, run_ms, alone_ms, used = max(size), 0.0, 0.0, 0
         if path == "browser":
             frames = sum(_shown(p, path) - n for p, n in zip(pages, painted, strict=True))
             stats = pages[0].evaluate("window.livestyle.paint.painter.stats()")
-            side, run_ms = int(stats["side"]), float(stats["runMs"] or 0.0)
+            side, run_ms, used = int(stats["side"]), float(stats["runMs"] or 0.0), int(stats["painters"])
             alone_ms = _alone(pages[0], side, size) if viewers == 1 else 0.0
             detail = (
-                f"{stats['backend']}, {stats['threads']} threads, run {fmt(run_ms)} ms at {side} px"
+                f"{stats['backend']}, {used} x {stats['threads']} threads, run {fmt(run_ms)} ms at {side} px"
                 + (f", {statistics.median(around):.1f} ms around it" if around else "")
                 + (f"; a frame alone {alone_ms:.1f} ms" if alone_ms else "")
             )
@@ -146,6 +156,8 @@ def measure_path(
         side,
         run_ms,
         alone_ms,
+        used,
+        painters != 0,
     )
 
 
@@ -172,6 +184,8 @@ def measure_in_browser(models_dir: Path, seconds: float) -> list[PathResult]:
                     for path in ("browser", "server"):
                         results.append(measure_path(browser, server.url, path, size, seconds))
                         log.info("in-browser: %s at %dx%d done", path, *size)
+                    if size != SIZES[0]:  # the lowest-latency choice beside the page's, where they differ
+                        results.append(measure_path(browser, server.url, "browser", size, seconds, painters=1))
                     if size == SIZES[-1]:
                         for path in ("browser", "server"):
                             results.append(measure_path(browser, server.url, path, size, seconds, viewers=2))
@@ -225,14 +239,18 @@ def _in_browser_table_frame(models_dir: Path, seconds: float, skipped: str = "")
 
 def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float, skipped: str = "") -> Table:
     table = _in_browser_table_frame(models_dir, seconds, skipped)
-    by = {(r.path, r.size, r.viewers): r for r in results if not r.adaptive}
+    by = {(r.path, r.size, r.viewers): r for r in results if not r.adaptive and not r.forced}
     for r in results:
         lat = (
             f"{np.median(r.latency):.0f} / {np.percentile(r.latency, 95):.0f} ({len(r.latency)} read)"
             if len(r.latency) >= 10
             else f"n/a ({len(r.latency)} read)"
         )
-        camera = f"{r.size[0]}x{r.size[1]}" + (", adaptive" if r.adaptive else "")
+        camera = (
+            f"{r.size[0]}x{r.size[1]}"
+            + (", adaptive" if r.adaptive else "")
+            + (f", ?painters={r.painters}" if r.forced else "")
+        )
         table.rows.append(
             [
                 r.path,
@@ -245,7 +263,7 @@ def in_browser_table(results: list[PathResult], models_dir: Path, seconds: float
                 r.detail,
             ]
         )
-    table.verdicts += _size_verdicts(by) + _path_verdicts(results, by)
+    table.verdicts += _size_verdicts(by) + _painter_verdicts(results, by) + _path_verdicts(results, by)
     table.notes.append(
         "WebGPU: this machine has no GPU (Chromium's only adapter is the SwiftShader fallback, which "
         "the page never picks by itself), so the WebGPU goal is not measured here."
@@ -268,6 +286,22 @@ def _size_verdicts(by: dict[tuple[str, tuple[int, int], int], PathResult]) -> li
             met = met and ratio <= GOAL_LATENCY
             line += f", latency {ratio:.2f}x the server path's"
         said.append(f"{line}: {'meets' if met else 'MISSES'} the goal.")
+    return said
+
+
+def _painter_verdicts(results: list[PathResult], by: dict[tuple[str, tuple[int, int], int], PathResult]) -> list[str]:
+    """What the page's painters bought at each fixed size against one painter: frames against latency."""
+    said: list[str] = []
+    for one in (r for r in results if r.forced and r.path == "browser"):
+        chosen, server = by.get(("browser", one.size, 1)), by.get(("server", one.size, 1))
+        if chosen is None or server is None or min(len(one.latency), len(chosen.latency), len(server.latency)) < 10:
+            continue
+        latency = {r: float(np.median(r.latency)) for r in (one, chosen, server)}
+        said.append(
+            f"{one.size[0]}x{one.size[1]}, the page's {chosen.painters} painters against {one.painters}: "
+            f"{chosen.fps:.1f} against {one.fps:.1f} fps, latency {latency[chosen]:.0f} against {latency[one]:.0f} ms "
+            f"({latency[chosen] / latency[server]:.2f}x and {latency[one] / latency[server]:.2f}x the server path's)."
+        )
     return said
 
 
