@@ -296,11 +296,11 @@ def _painter_verdicts(results: list[PathResult], by: dict[tuple[str, tuple[int, 
         chosen, server = by.get(("browser", one.size, 1)), by.get(("server", one.size, 1))
         if chosen is None or server is None or min(len(one.latency), len(chosen.latency), len(server.latency)) < 10:
             continue
-        latency = {r: float(np.median(r.latency)) for r in (one, chosen, server)}
+        mine, single, theirs = (float(np.median(r.latency)) for r in (chosen, one, server))
         said.append(
             f"{one.size[0]}x{one.size[1]}, the page's {chosen.painters} painters against {one.painters}: "
-            f"{chosen.fps:.1f} against {one.fps:.1f} fps, latency {latency[chosen]:.0f} against {latency[one]:.0f} ms "
-            f"({latency[chosen] / latency[server]:.2f}x and {latency[one] / latency[server]:.2f}x the server path's)."
+            f"{chosen.fps:.1f} against {one.fps:.1f} fps, latency {mine:.0f} against {single:.0f} ms "
+            f"({mine / theirs:.2f}x and {single / theirs:.2f}x the server path's)."
         )
     return said
 
@@ -318,12 +318,14 @@ def _path_verdicts(results: list[PathResult], by: dict[tuple[str, tuple[int, int
             f"the server path's: {'at least' if here.fps >= there.fps else 'below'} its frame rate, "
             f"{'within' if ratio <= GOAL_LATENCY else 'over'} the latency goal."
         )
-    mid = by.get(("browser", SIZES[1], 1))
+    # One painter's frame is the question here: with several at once, a run spans more than a frame interval.
+    single = [r for r in results if r.path == "browser" and r.size == SIZES[1] and r.painters == 1 and r.forced]
+    mid = single[0] if single else by.get(("browser", SIZES[1], 1))
     if mid is not None and mid.alone_ms and mid.fps:
         frame = 1000.0 / mid.fps
         bound = mid.alone_ms >= 0.85 * frame
         said.append(
-            f"where a 480x360 frame's time goes in the browser: session.run {mid.run_ms:.1f} ms of the "
+            f"where a 480x360 frame's time goes in the browser (one painter): session.run {mid.run_ms:.1f} ms of the "
             f"{frame:.1f} ms between frames shown; the same painter with the camera loop stopped takes "
             f"{mid.alone_ms:.1f} ms a frame, "
             + (
