@@ -94,6 +94,21 @@ def _alone(page: Any, side: int, size: tuple[int, int]) -> float:
     return float(page.evaluate(f"window.livestyle.paint.painter.measure({side}, {size[0] / size[1]}, 8)"))
 
 
+def _browser_detail(
+    page: Any, size: tuple[int, int], around: list[float], alone: bool
+) -> tuple[int, float, float, int, str]:
+    """The in-browser row's side, run ms, a frame alone (``alone``: measured now), painters and its 'how'."""
+    stats = page.evaluate("window.livestyle.paint.painter.stats()")
+    side, run_ms, used = int(stats["side"]), float(stats["runMs"] or 0.0), int(stats["painters"])
+    alone_ms = _alone(page, side, size) if alone else 0.0
+    detail = (
+        f"{stats['backend']}, {used} x {stats['threads']} threads, run {fmt(run_ms)} ms at {side} px"
+        + (f", {statistics.median(around):.1f} ms around it" if around else "")
+        + (f"; a frame alone {alone_ms:.1f} ms" if alone_ms else "")
+    )
+    return side, run_ms, alone_ms, used, detail
+
+
 def measure_path(
     browser: Any,
     url: str,
@@ -126,14 +141,7 @@ def measure_path(
         side, run_ms, alone_ms, used = max(size), 0.0, 0.0, 0
         if path == "browser":
             frames = sum(_shown(p, path) - n for p, n in zip(pages, painted, strict=True))
-            stats = pages[0].evaluate("window.livestyle.paint.painter.stats()")
-            side, run_ms, used = int(stats["side"]), float(stats["runMs"] or 0.0), int(stats["painters"])
-            alone_ms = _alone(pages[0], side, size) if viewers == 1 else 0.0
-            detail = (
-                f"{stats['backend']}, {used} x {stats['threads']} threads, run {fmt(run_ms)} ms at {side} px"
-                + (f", {statistics.median(around):.1f} ms around it" if around else "")
-                + (f"; a frame alone {alone_ms:.1f} ms" if alone_ms else "")
-            )
+            side, run_ms, alone_ms, used, detail = _browser_detail(pages[0], size, around, viewers == 1)
         else:
             frames = round(sum(statistics.fmean(s) for s in samples) * elapsed)
             stats = pages[0].evaluate("window.livestyle.serverStats") or {}
