@@ -172,15 +172,11 @@ export class BrowserPainter {
     this.painters = Array.from({ length: painters }, () => new Painter());
     this.canvas = canvas;
     this.shown = canvas.getContext("bitmaprenderer");
-    const model = await this.fetchModel(info.model.url);
-    const ready = await Promise.all(this.painters.map((painter, i) => {
-      const own = i === painters - 1 ? model : model.slice(0);
-      return painter.request({
-        type: "init", runtimeBase: new URL(info.runtime.base_url, location.href).href, backend: this.backend,
-        threads, model: own, multiple: info.model.size_multiple,
-        names: { frame: info.model.frame_input, weights: info.model.weights_input, output: info.model.output },
-      }, [own]);
-    }));
+    const ready = await this.toEach(await this.fetchModel(info.model.url), {
+      type: "init", runtimeBase: new URL(info.runtime.base_url, location.href).href, backend: this.backend,
+      threads, multiple: info.model.size_multiple,
+      names: { frame: info.model.frame_input, weights: info.model.weights_input, output: info.model.output },
+    });
     this.threads = ready[0].threads;
     this.isolated = ready.every((r) => r.isolated);
     this.easing = new Easing(weightsVector(info.model.styles, {}), info.ease_frames);
@@ -189,13 +185,17 @@ export class BrowserPainter {
 
   // A new model on the server (a style learned or removed): the blend follows the names.
   async swap(info) {
-    const model = await this.fetchModel(info.model.url);
-    await Promise.all(this.painters.map((painter, i) => {
-      const own = i === this.painters.length - 1 ? model : model.slice(0);
-      return painter.request({ type: "model", model: own, backend: this.backend }, [own]);
-    }));
+    await this.toEach(await this.fetchModel(info.model.url), { type: "model", backend: this.backend });
     this.easing.follow(this.info.model.styles, info.model.styles);
     this.info = info;
+  }
+
+  // `message` with the model to every painter (each its own copy: a transferred buffer is gone from the page).
+  toEach(model, message) {
+    return Promise.all(this.painters.map((painter, i) => {
+      const own = i === this.painters.length - 1 ? model : model.slice(0);
+      return painter.request({ ...message, model: own }, [own]);
+    }));
   }
 
   // One frame's pixels painted (no drawing): for measuring and the parity tests.

@@ -313,6 +313,10 @@ def _painter_verdicts(results: list[PathResult], by: dict[tuple[str, tuple[int, 
     return said
 
 
+def _painters(count: int) -> str:
+    return f"{count} painters" if count > 1 else "one painter"
+
+
 def _path_verdicts(results: list[PathResult], by: dict[tuple[str, tuple[int, int], int], PathResult]) -> list[str]:
     """The defaults, where the browser's frame time goes, and what a second in-browser viewer costs the server."""
     said: list[str] = []
@@ -333,7 +337,8 @@ def _path_verdicts(results: list[PathResult], by: dict[tuple[str, tuple[int, int
         frame = 1000.0 / mid.fps
         bound = mid.alone_ms >= 0.85 * frame
         said.append(
-            f"where a 480x360 frame's time goes in the browser (one painter): session.run {mid.run_ms:.1f} ms of the "
+            f"where a 480x360 frame's time goes in the browser ({_painters(mid.painters)}): session.run "
+            f"{mid.run_ms:.1f} ms of the "
             f"{frame:.1f} ms between frames shown; the same painter with the camera loop stopped takes "
             f"{mid.alone_ms:.1f} ms a frame, "
             + (
