@@ -50,7 +50,6 @@ class NetConfig:
     decoder: Decoder = "upsample_first"  # see Decoder
     output: Output = "conv"  # the last layer, see Output
     upsample: Upsample = "nearest"  # the decoder's upsampling, see Upsample
-    antialias: bool = False  # a fixed binomial blur before every stride-2 convolution, see Blur
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -103,7 +102,6 @@ TIER_CONFIGS: dict[str, dict[str, Any]] = {
         decoder="project_first",
         output="bilinear",
         upsample="bilinear",
-        antialias=True,
     ),
 }
 
@@ -141,43 +139,13 @@ def upsampler(mode: Upsample) -> nn.Module:
     return nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
 
 
-class Blur(nn.Module):
-    """A fixed 3x3 binomial low-pass per channel (Zhang, "Making Convolutional Networks Shift-Invariant Again",
-    ICML 2019). Before a stride-2 convolution it keeps what the stride would fold onto the sampling lattice out
-    of the features: without it a camera that moves by less than the network's size multiple moves the strokes
-    by whole lattice steps or repaints them (flicker), with it they can slide with the picture. Not a
-    parameter and not in the state dict: a checkpoint loads the same with or without it."""
-
-    def __init__(self, channels: int, reflect: bool) -> None:
-        super().__init__()
-        taps = torch.tensor([1.0, 2.0, 1.0])
-        kernel = (taps[:, None] * taps[None, :]) / 16.0
-        self.kernel: torch.Tensor
-        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
-        self.pad = nn.ReflectionPad2d(1) if reflect else nn.Identity()
-        self.zeros = 0 if reflect else 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [B,C,H,W] -> [B,C,H,W]
-        return F.conv2d(self.pad(x), self.kernel.to(x.dtype), padding=self.zeros, groups=x.shape[1])
-
-
 class ConvLayer(nn.Module):
-    """Reflection-padded convolution; depthwise + pointwise when ``separable``; ``antialias``: blurred first
-    when strided (Blur)."""
+    """Reflection-padded convolution; depthwise + pointwise when ``separable``."""
 
     def __init__(
-        self,
-        c_in: int,
-        c_out: int,
-        kernel: int,
-        stride: int = 1,
-        separable: bool = False,
-        reflect: bool = True,
-        antialias: bool = False,
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, separable: bool = False, reflect: bool = True
     ) -> None:
         super().__init__()
-        self.blur: nn.Module = Blur(c_in, reflect) if antialias and stride > 1 else nn.Identity()
         self.pad = nn.ReflectionPad2d(kernel // 2) if reflect else nn.Identity()
         zeros = 0 if reflect else kernel // 2
         if separable:
@@ -190,7 +158,7 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B,c_in,H,W] -> [B,c_out,H/stride,W/stride]
-        return self.conv(self.pad(self.blur(x)))
+        return self.conv(self.pad(x))
 
 
 class ConvNormReLU(nn.Module):
@@ -207,11 +175,10 @@ class ConvNormReLU(nn.Module):
         separable: bool = False,
         reflect: bool = True,
         mode: Upsample = "nearest",
-        antialias: bool = False,
     ) -> None:
         super().__init__()
         self.upsample = upsampler(mode) if upsample else nn.Identity()
-        self.conv = ConvLayer(c_in, c_out, kernel, stride, separable, reflect, antialias)
+        self.conv = ConvLayer(c_in, c_out, kernel, stride, separable, reflect)
         self.norm = CondInstanceNorm(c_out, num_styles)
         self.relu = nn.ReLU()
 
@@ -335,9 +302,8 @@ class StyleNet(nn.Module):
         self.config = config
         w, s, sep = config.widths, config.num_styles, config.separable
         inner = config.padding == "reflect"  # reflect inside too, or only at the first and last convs
-        aa = config.antialias
-        down = [ConvNormReLU(3, w[0], config.in_kernel, s, stride=config.stem_stride, antialias=aa)]
-        down += [ConvNormReLU(w[i - 1], w[i], 3, s, stride=2, reflect=inner, antialias=aa) for i in range(1, len(w))]
+        down = [ConvNormReLU(3, w[0], config.in_kernel, s, stride=config.stem_stride)]
+        down += [ConvNormReLU(w[i - 1], w[i], 3, s, stride=2, reflect=inner) for i in range(1, len(w))]
         self.down = nn.ModuleList(down)
         self.res = nn.ModuleList(ResidualBlock(w[-1], s, sep, inner) for _ in range(config.res_blocks))
         up: list[nn.Module] = []
