@@ -84,6 +84,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         grid_periods=args.grid_periods,
         shift_weight=args.shift_weight,
         motion_weight=args.motion_weight,
+        motion_bend=args.motion_bend,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -238,6 +239,14 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
         help="weight of the camera-motion penalty (a frame moved, turned and zoomed a little, as a "
         "hand-held camera's next one, must give the output warped the same): strokes that "
         "follow the camera, which stabilization keeps",
+    )
+    p.add_argument(
+        "--motion-bend",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="add a smooth non-rigid displacement of up to PX pixels to each camera move (a real camera's "
+        "flow bends: parallax, moving subjects); 0: rigid moves",
     )
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
     p.add_argument(

@@ -117,6 +117,7 @@ def motion_penalty(
     output: torch.Tensor,
     move: tuple[float, float, float, float],
     margin: int = 16,
+    bend: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """How far a network's strokes are from following a hand-held camera: the frame moved by ``move`` = (dy px,
     dx px, degrees turned, zoom factor) about its centre (bilinear, reflected at the border) is stylized again
@@ -125,6 +126,8 @@ def motion_penalty(
     places (table 13) fails it even when it is shift-equivariant on the stride grid (``shift_penalty``);
     strokes that stay on the content pass, and then stabilization has nothing to average away (Gupta et al.,
     "Characterizing and Improving Stability in Neural Style Transfer", ICCV 2017, train for it the same way).
+    ``bend``: a [B,H,W,2] displacement in px (x, y) added to the move where each output pixel comes from, so
+    the move is not rigid, as a real camera's flow is not (parallax, subjects that move; ``smooth_bend``).
     Mean squared difference; [B,3,H,W] in, scalar out."""
     b, _, h, w = frame.shape
     dy, dx, degrees, zoom = move
@@ -139,6 +142,10 @@ def motion_penalty(
         [[cos, -sin * h / w, -2.0 * dx / w], [sin * w / h, cos, -2.0 * dy / h]], dtype=frame.dtype, device=frame.device
     ).expand(b, 2, 3)
     grid = torch.nn.functional.affine_grid(theta, [b, 3, h, w], align_corners=False)
+    if bend is not None:
+        if bend.shape != (b, h, w, 2):
+            raise ValueError(f"bend must be [{b},{h},{w},2] for a {h}x{w} frame, got {list(bend.shape)}")
+        grid = grid + bend.to(grid) * torch.tensor([2.0 / w, 2.0 / h], dtype=grid.dtype, device=grid.device)
     moved = stylize(torch.nn.functional.grid_sample(frame, grid, padding_mode="reflection", align_corners=False))
     same = torch.nn.functional.grid_sample(output, grid.to(output.dtype), align_corners=False)
     inside = (grid[..., 0].abs() <= 1.0 - 2.0 * margin / w) & (grid[..., 1].abs() <= 1.0 - 2.0 * margin / h)
@@ -148,3 +155,14 @@ def motion_penalty(
         raise ValueError(f"the move {move} leaves nothing of a {h}x{w} frame to compare")
     squared = (moved.float() - same.float()).pow(2).mean(dim=1)
     return squared[inside].mean()
+
+
+def smooth_bend(batch: int, height: int, width: int, px: float, generator: torch.Generator) -> torch.Tensor:
+    """A random displacement that varies smoothly across the frame, at most ``px`` pixels either way: each of
+    3x4 control points draws its own (x, y) offset, bicubic in between (``motion_penalty``'s ``bend``).
+    [B,H,W,2] in px."""
+    if not px >= 0:
+        raise ValueError(f"bend must be >= 0 px, got {px}")
+    points = (torch.rand(batch, 2, 3, 4, generator=generator) * 2.0 - 1.0) * px
+    field = torch.nn.functional.interpolate(points, size=(height, width), mode="bicubic", align_corners=True)
+    return field.clamp(-px, px).permute(0, 2, 3, 1)

@@ -39,6 +39,7 @@ from training.losses import (
     motion_penalty,
     per_item_style_loss,
     shift_penalty,
+    smooth_bend,
     total_variation,
 )
 from training.networks import NetConfig, StyleNet, count_parameters, tier_config
@@ -68,6 +69,9 @@ class TrainConfig(RunConfig):
     # 6 px, turned up to 1 degree and zoomed up to 2%, as a hand-held camera's next frame, against the output
     # warped the same: strokes that follow the camera, which the stabilizer can then keep. 0: off.
     motion_weight: float = 0.0
+    # px of smooth non-rigid displacement added to each move (training/losses.py smooth_bend), up to this much:
+    # a real camera's flow is not one rigid move (parallax, subjects that move). 0: rigid moves only.
+    motion_bend: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -94,6 +98,8 @@ class TrainConfig(RunConfig):
             < 0
         ):
             raise ValueError("loss weights must be non-negative")
+        if not self.motion_bend >= 0:
+            raise ValueError(f"--motion-bend must be >= 0 px, got {self.motion_bend}")
         if self.grid_periods not in (4, 8):
             raise ValueError(f"--grid-periods must be 4 or 8, got {self.grid_periods}")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
@@ -332,8 +338,15 @@ class Trainer:
         r = self.rng
         move = (r.uniform(-6.0, 6.0), r.uniform(-6.0, 6.0), r.uniform(-1.0, 1.0), math.exp(r.uniform(-0.02, 0.02)))
         mine = paint.to(content.device)
+        frames = content[mine]
+        bend = None
+        if self.cfg.motion_bend:
+            (height, width), drawn = frames.shape[-2:], torch.Generator().manual_seed(r.getrandbits(63))
+            bend = smooth_bend(len(frames), height, width, r.uniform(0.0, self.cfg.motion_bend), drawn)
         with autocast_for(self.device, self.cfg.precision, "net"):
-            penalty = motion_penalty(lambda x: self.model(x, weights[mine]).float(), content[mine], output[mine], move)
+            penalty = motion_penalty(
+                lambda x: self.model(x, weights[mine]).float(), frames, output[mine], move, bend=bend
+            )
         return penalty * int(mine.sum()) / len(paint)
 
     def preview(self, path: Path) -> None:

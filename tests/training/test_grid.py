@@ -211,3 +211,33 @@ def test_the_motion_penalty_passes_strokes_that_follow_the_camera_and_fails_a_pa
     assert float(motion_penalty(fixed, frame, fixed(frame), (0.0, 0.0, 0.0, 1.0))) < 1e-10  # no move, no cost
     with pytest.raises(ValueError, match="zoom"):
         motion_penalty(colour, frame, colour(frame), (0.0, 0.0, 0.0, 0.0))
+
+
+def test_a_bent_move_still_passes_strokes_on_the_content_and_fails_a_fixed_pattern() -> None:
+    from training.losses import motion_penalty, smooth_bend
+
+    torch.manual_seed(0)
+    frame = torch.nn.functional.interpolate(torch.rand(2, 3, 16, 20), size=(128, 160), mode="bicubic")
+    move = (1.5, -0.5, 0.3, 1.0)
+    bend = smooth_bend(2, 128, 160, 3.0, torch.Generator().manual_seed(1))
+    assert bend.shape == (2, 128, 160, 2) and float(bend.abs().max()) <= 3.0 and float(bend.abs().max()) > 1.0
+    assert float((bend[:, 1:] - bend[:, :-1]).abs().max()) < 0.2  # smooth: no tearing between neighbours
+
+    def colour(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x + 0.1
+
+    assert float(motion_penalty(colour, frame, colour(frame), move, bend=bend)) < 1e-10
+    mesh = torch.zeros(1, 1, 128, 160)
+    mesh[..., ::2, :] = 0.3
+
+    def fixed(x: torch.Tensor) -> torch.Tensor:
+        return colour(x) + mesh
+
+    # bending alone (no rigid move) is a move: a pattern fixed to the frame fails it
+    assert float(motion_penalty(fixed, frame, fixed(frame), (0.0, 0.0, 0.0, 1.0), bend=bend)) > 1e-2
+    assert torch.equal(bend, smooth_bend(2, 128, 160, 3.0, torch.Generator().manual_seed(1)))  # seeded
+    assert float(smooth_bend(1, 8, 8, 0.0, torch.Generator()).abs().max()) == 0.0
+    with pytest.raises(ValueError, match="bend must be"):
+        motion_penalty(colour, frame, colour(frame), move, bend=bend[:, :64])
+    with pytest.raises(ValueError, match=">= 0 px"):
+        smooth_bend(1, 8, 8, -1.0, torch.Generator())

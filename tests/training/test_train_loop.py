@@ -53,7 +53,7 @@ def test_the_shift_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list[
 
 def test_the_motion_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list[Path]], tmp_path: Path) -> None:
     content, styles = picture_dirs
-    Trainer(config(content, styles[:1], tmp_path / "run", steps=4, motion_weight=10.0)).run()
+    Trainer(config(content, styles[:1], tmp_path / "run", steps=4, motion_weight=10.0, motion_bend=2.0)).run()
     with (tmp_path / "run" / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and all(float(row["motion"]) > 0 for row in rows)  # an untrained net repaints
@@ -122,6 +122,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(
         ["train", "--content", str(empty), "--styles", str(styles[0]), "--out", str(tmp_path / "o")],
         ["train", "--content", str(content), "--styles", str(not_image), "--out", str(tmp_path / "o"), "--steps", "1"],
         ["export", str(not_image)],
+        ["train", "--content", str(content), "--styles", str(styles[0]), "--out", str(tmp_path / "o")]
+        + ["--motion-weight", "1", "--motion-bend", "-2"],
     ]
     for argv in cases:
         assert run(argv) == 2, argv
