@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.bench.follow import MOVES, follow_error, follow_errors, follow_table, sub_lattice
+from training.bench.follow import (
+    MOVES,
+    FollowRow,
+    flow_follow_error,
+    follow_error,
+    follow_errors,
+    follow_table,
+    sub_lattice,
+)
 
 
 def _scene() -> np.ndarray:
@@ -34,10 +42,39 @@ def test_a_lattice_locked_painter_fails_every_move_but_whole_steps() -> None:
 
 
 def test_the_table_compares_each_painting_with_the_first_models() -> None:
-    rows = [("a", "wave", [2.0, 4.0, 6.0, 6.0, 6.0, 0.1]), ("b", "wave", [1.0, 2.0, 3.0, 3.0, 3.0, 0.1])]
+    rows = [
+        FollowRow("a", "wave", [2.0, 4.0, 6.0, 6.0, 6.0, 0.1]),
+        FollowRow("b", "wave", [1.0, 2.0, 3.0, 3.0, 3.0, 0.1]),
+    ]
     table = follow_table(rows, MOVES, 2)
     assert [r[-1] for r in table.rows] == ["1.00", "0.50"]
-    assert table.rows[0][-2] == f"{sub_lattice(rows[0][2], MOVES):.2f}" == "4.80"
+    assert table.rows[0][-2] == f"{sub_lattice(rows[0].errors, MOVES):.2f}" == "4.80"
+    with_clip = follow_table(
+        [FollowRow("a", "wave", rows[0].errors, 4.0), FollowRow("b", "wave", rows[1].errors, 3.0)],
+        MOVES,
+        2,
+        "bikes.mp4",
+    )
+    assert with_clip.header[-2].startswith("bikes.mp4") and [r[-2:] for r in with_clip.rows] == [
+        ["4.00", "1.00"],
+        ["3.00", "0.75"],
+    ]
+
+
+def _panning(frames: int) -> list[np.ndarray]:
+    scene = np.kron(
+        np.random.default_rng(1).integers(0, 255, (20, 40, 3)).astype(np.uint8), np.ones((8, 8, 1), np.uint8)
+    )
+    return [np.ascontiguousarray(scene[:, 3 * t : 3 * t + 200]) for t in range(frames)]
+
+
+def test_along_a_real_flow_a_follower_scores_near_zero_and_a_lattice_locked_painter_does_not() -> None:
+    clip = _panning(6)  # 160x200, a pan of 3 px a frame
+    follower = flow_follow_error(lambda rgb: 255 - rgb, clip)
+    locked = flow_follow_error(_lattice_locked, clip)
+    assert follower < 0.5 and locked > 3.0 * max(follower, 0.5)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        flow_follow_error(lambda rgb: rgb, clip[:1])
 
 
 def test_a_frame_smaller_than_the_margin_is_refused() -> None:

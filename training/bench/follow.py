@@ -8,7 +8,14 @@ photos at the live size (640x480) are moved by sub-lattice steps (bilinear, refl
 painted; the mean absolute difference to the first painting moved the same, away from the border, is given in
 grey levels (0-255), for each move and as the mean over the moves smaller than the lattice.
 
-    python -m training.bench.follow --models-dir models --models-dir runs/candidate [--photos 4]
+A rigid move is not a real camera's: its flow bends (parallax, subjects that move). ``--clip`` adds the same
+question on real footage: each frame pair's flow (the metric's DIS, where forward and backward agree) moves the
+earlier frame onto the later one, and the painting of that moved frame is compared with the earlier painting
+moved along the same flow. What the flow cannot explain (new content, light, noise) is left out, so this is the
+part of a model's flicker that is its own failure to follow the camera.
+
+    python -m training.bench.follow --models-dir models --models-dir runs/candidate [--photos 4] \
+        [--clip ../shared/data/video/bikes.mp4 --frames 24]
 
 compares several sets of models in one run (the first is the baseline of the ratio column).
 """
@@ -18,7 +25,9 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -26,8 +35,11 @@ import cv2
 import numpy as np
 
 from service.engine import Engine
+from service.flow import FlowEstimator, warp
 from service.settings import Settings
+from training.bench.real_motion import STILL
 from training.bench.report import Table
+from training.bench.steady import handheld_clip
 from training.quality import live_frame
 
 MOVES: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 1.0), (3.0, 0.0), (4.0, 4.0), (8.0, 0.0))
@@ -60,31 +72,83 @@ def follow_errors(stylize: Stylize, frames: list[np.ndarray], moves: tuple[tuple
     return [statistics.fmean(follow_error(stylize, f, m) for f in frames) for m in moves]
 
 
+def flow_follow_error(stylize: Stylize, frames: list[np.ndarray], flow: FlowEstimator | None = None) -> float:
+    """Mean over consecutive pairs of |stylize(earlier moved along the flow) - stylize(earlier) moved along it|
+    in grey levels, where the flow is trusted (every other pair: each frame painted once or twice)."""
+    if len(frames) < 2:
+        raise ValueError(f"following a real flow needs at least 2 frames, got {len(frames)}")
+    flow = flow or FlowEstimator("medium")
+    errors = []
+    for earlier, later in zip(frames[:-1:2], frames[1::2], strict=False):
+        pair = flow.pair(earlier, later)
+        if not pair.valid.any():
+            continue
+        first = warp(stylize(earlier), pair.backward).astype(np.float32)
+        second = stylize(warp(earlier, pair.backward)).astype(np.float32)
+        errors.append(float(np.abs(second - first)[pair.valid].mean()))
+    if not errors:
+        raise ValueError("no frame pair had a trusted flow")
+    return statistics.fmean(errors)
+
+
+def live_clip(source: Path, frames: int, folder: Path) -> list[np.ndarray]:
+    """The first ``frames`` frames of ``source`` at the live size (covering it, as table 15 paints), RGB."""
+    clip = folder / "live.avi"
+    handheld_clip(source, clip, frames, STILL)
+    capture = cv2.VideoCapture(str(clip))
+    taken: list[np.ndarray] = []
+    try:
+        while len(taken) < frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            taken.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    return taken
+
+
 def sub_lattice(errors: list[float], moves: tuple[tuple[float, float], ...]) -> float:
     """The mean error over the moves that are not whole lattice steps."""
     kept = [e for e, (dx, dy) in zip(errors, moves, strict=True) if dx % LATTICE or dy % LATTICE]
     return statistics.fmean(kept)
 
 
-def follow_table(
-    rows: list[tuple[str, str, list[float]]], moves: tuple[tuple[float, float], ...], photos: int
-) -> Table:
-    """``rows``: (models, painting, per-move errors); the first models' rows are the ratio's baseline."""
-    table = Table(
-        title="Strokes that follow the camera: painting a moved frame against moving the painting",
-        header=["models", "painting", *(f"move {dx:g},{dy:g} px" for dx, dy in moves), "below the lattice", "/ first"],
-        setup=(
-            f"{photos} held-out photos (bsds_val_*) at 640x480, each moved by (dx, dy) px (bilinear, reflected); "
-            f"mean |f(moved frame) - moved f(frame)| in grey levels, {MARGIN} px inside the border; 'below the "
-            f"lattice': mean over the moves that are not multiples of {LATTICE} px."
-        ),
+@dataclass(frozen=True)
+class FollowRow:
+    models: str
+    painting: str
+    errors: list[float]  # per move of the table's moves
+    clip: float | None = None  # flow_follow_error on the clip, when one was given
+
+
+def follow_table(rows: list[FollowRow], moves: tuple[tuple[float, float], ...], photos: int, clip: str = "") -> Table:
+    """One row per models and painting; the first models' rows are the ratios' baseline."""
+    header = ["models", "painting", *(f"move {dx:g},{dy:g} px" for dx, dy in moves), "below the lattice", "/ first"]
+    setup = (
+        f"{photos} held-out photos (bsds_val_*) at 640x480, each moved by (dx, dy) px (bilinear, reflected); "
+        f"mean |f(moved frame) - moved f(frame)| in grey levels, {MARGIN} px inside the border; 'below the "
+        f"lattice': mean over the moves that are not multiples of {LATTICE} px."
     )
-    baseline = {painting: sub_lattice(e, moves) for models, painting, e in rows if models == rows[0][0]}
-    for models, painting, errors in rows:
-        mean = sub_lattice(errors, moves)
-        ratio = f"{mean / baseline[painting]:.2f}" if painting in baseline else "-"
-        table.rows.append([models, painting, *(f"{e:.2f}" for e in errors), f"{mean:.2f}", ratio])
+    if clip:
+        header += [f"{clip}: along its flow", "/ first"]
+        setup += f" '{clip}: along its flow': the same along each frame pair's trusted flow (flow_follow_error)."
+    table = Table(title="Strokes that follow the camera", header=header, setup=setup)
+    first = [r for r in rows if r.models == rows[0].models]
+    lattice = {r.painting: sub_lattice(r.errors, moves) for r in first}
+    along = {r.painting: r.clip for r in first}
+    for row in rows:
+        mean = sub_lattice(row.errors, moves)
+        cells = [row.models, row.painting, *(f"{e:.2f}" for e in row.errors), f"{mean:.2f}"]
+        cells.append(_ratio(mean, lattice.get(row.painting)))
+        if clip:
+            cells += ["-" if row.clip is None else f"{row.clip:.2f}", _ratio(row.clip, along.get(row.painting))]
+        table.rows.append(cells)
     return table
+
+
+def _ratio(value: float | None, baseline: float | None) -> str:
+    return "-" if value is None or not baseline else f"{value / baseline:.2f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,12 +162,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--photos", type=int, default=4, help="how many held-out photos (bsds_val_*)")
     parser.add_argument("--styles", default="great_wave,the_scream")
+    parser.add_argument("--clip", type=Path, help="a real moving clip to follow along its own flow as well")
+    parser.add_argument("--frames", type=int, default=24, help="the clip's first frames taken (--clip)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     photos = sorted((args.data / "photos").glob("bsds_val_*.jpg"))[: args.photos]
     if not photos:
         parser.error(f"no held-out photos (bsds_val_*.jpg) under {args.data / 'photos'}")
+    if args.clip is not None and not args.clip.is_file():
+        parser.error(f"no clip at {args.clip}")
     frames = [live_frame(p) for p in photos]
+    with tempfile.TemporaryDirectory(prefix="livestyle-follow-") as tmp:
+        clip = live_clip(args.clip, args.frames, Path(tmp)) if args.clip is not None else []
     rows = []
     for folder in args.models_dir or [Path("models")]:
         engine = Engine.load(folder, Settings.model_validate({}).runtime_options())
@@ -113,9 +183,11 @@ def main(argv: list[str] | None = None) -> None:
                 parser.error(f"{folder}: model {args.model} has no style {style!r}; it has {list(loaded.styles)}")
             weights = np.zeros((1, len(loaded.styles)), np.float32)
             weights[0, loaded.styles.index(style)] = 1.0
-            errors = follow_errors(partial(engine.stylize, weights=weights, model=args.model), frames, MOVES)
-            rows.append((f"{folder} ({loaded.entry.sha256[:12]})", style, errors))
-    print(follow_table(rows, MOVES, len(frames)).markdown(""))
+            stylize = partial(engine.stylize, weights=weights, model=args.model)
+            along = flow_follow_error(stylize, clip) if clip else None
+            name = f"{folder} ({loaded.entry.sha256[:12]})"
+            rows.append(FollowRow(name, style, follow_errors(stylize, frames, MOVES), along))
+    print(follow_table(rows, MOVES, len(frames), args.clip.name if args.clip else "").markdown(""))
 
 
 if __name__ == "__main__":
