@@ -193,25 +193,8 @@ def _add_run_flags(p: argparse.ArgumentParser, steps: int, batch_size: int, lr: 
     p.add_argument("--vgg-weights", help="torchvision VGG19 state_dict instead of the bundled weights")
 
 
-def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--styles", nargs="*", default=[], help="style images or folders of them")
-    p.add_argument(
-        "--dream",
-        nargs="*",
-        default=[],
-        metavar="LAYER",
-        help="dream styles: amplify these VGG19 layers (e.g. relu3_3 relu5_2), named dream_<layer>",
-    )
-    p.add_argument(
-        "--dream-weight",
-        type=float,
-        nargs="+",
-        default=[3e5],
-        help="weight of a dream's log activation gain: one for all, or one per --dream layer",
-    )
-    p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--style-weight", type=float, default=3e-6)
-    p.add_argument("--tv-weight", type=float, default=1e2)
+def _add_penalty_flags(p: argparse.ArgumentParser) -> None:
+    """The penalties beside the perceptual losses: mesh, stride-grid shift, camera motion."""
     p.add_argument(
         "--grid-weight",
         type=float,
@@ -248,6 +231,28 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
         help="add a smooth non-rigid displacement of up to PX pixels to each camera move (a real camera's "
         "flow bends: parallax, moving subjects); 0: rigid moves",
     )
+
+
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--styles", nargs="*", default=[], help="style images or folders of them")
+    p.add_argument(
+        "--dream",
+        nargs="*",
+        default=[],
+        metavar="LAYER",
+        help="dream styles: amplify these VGG19 layers (e.g. relu3_3 relu5_2), named dream_<layer>",
+    )
+    p.add_argument(
+        "--dream-weight",
+        type=float,
+        nargs="+",
+        default=[3e5],
+        help="weight of a dream's log activation gain: one for all, or one per --dream layer",
+    )
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=3e-6)
+    p.add_argument("--tv-weight", type=float, default=1e2)
+    _add_penalty_flags(p)
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
     p.add_argument(
         "--also-at",
