@@ -151,7 +151,8 @@ def test_firefox_paints_in_the_browser_with_the_servers_pixels(firefox: Firefox)
     with LiveServer(Settings(models_dir=MODELS, dream=False, ease_frames=0)) as live:
         firefox.navigate(f"{live.url}/?paint=browser")
         firefox.wait_for("document.querySelector('.card input[type=range]') !== null")
-        loaded = firefox.evaluate("window.livestyle.loadPainter()", timeout=60)
+        # compiling the WASM runtime took over a minute on a busy 2-core machine
+        loaded = firefox.evaluate("window.livestyle.loadPainter()", timeout=180)
         assert loaded is True, firefox.evaluate("window.livestyle.paint.loadError")
         assert firefox.evaluate("window.livestyle.paint.painter.isolated") is True
         rgb = fixed_frame()
