@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from service.blend import weights_vector
 from service.engine import Engine
 from service.flow import FlowEstimator, warp
 from service.settings import Settings
@@ -181,8 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         for style in args.styles.split(","):
             if style not in loaded.styles:
                 parser.error(f"{folder}: model {args.model} has no style {style!r}; it has {list(loaded.styles)}")
-            weights = np.zeros((1, len(loaded.styles)), np.float32)
-            weights[0, loaded.styles.index(style)] = 1.0
+            weights = weights_vector(loaded.styles, {style: 1.0})
             stylize = partial(engine.stylize, weights=weights, model=args.model)
             along = flow_follow_error(stylize, clip) if clip else None
             name = f"{folder} ({loaded.entry.sha256[:12]})"
