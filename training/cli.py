@@ -85,6 +85,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         shift_weight=args.shift_weight,
         motion_weight=args.motion_weight,
         motion_bend=args.motion_bend,
+        motion_feature_weight=args.motion_feature_weight,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -230,6 +231,13 @@ def _add_penalty_flags(p: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="add a smooth non-rigid displacement of up to PX pixels to each camera move (a real camera's "
         "flow bends: parallax, moving subjects); 0: rigid moves",
+    )
+    p.add_argument(
+        "--motion-feature-weight",
+        type=float,
+        default=0.0,
+        help="weight of the camera-motion penalty on the features the decoder starts from (relative to their "
+        "mean square): steadiness that cannot come from painting less",
     )
 
 

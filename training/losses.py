@@ -111,33 +111,21 @@ def shift_penalty(
     return (moved[..., margin:-margin, margin:-margin] - same[..., margin:-margin, margin:-margin]).pow(2).mean()
 
 
-def motion_penalty(
-    stylize: Callable[[torch.Tensor], torch.Tensor],
-    frame: torch.Tensor,
-    output: torch.Tensor,
-    move: tuple[float, float, float, float],
-    margin: int = 16,
-    bend: torch.Tensor | None = None,
+def camera_grid(
+    frame: torch.Tensor, move: tuple[float, float, float, float], bend: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """How far a network's strokes are from following a hand-held camera: the frame moved by ``move`` = (dy px,
-    dx px, degrees turned, zoom factor) about its centre (bilinear, reflected at the border) is stylized again
-    and compared with ``output`` (the whole frame's) warped the same, where both lie a ``margin`` inside the
-    picture (the margin at most a quarter of a side). A network that repaints each frame's strokes in new
-    places (table 13) fails it even when it is shift-equivariant on the stride grid (``shift_penalty``);
-    strokes that stay on the content pass, and then stabilization has nothing to average away (Gupta et al.,
-    "Characterizing and Improving Stability in Neural Style Transfer", ICCV 2017, train for it the same way).
-    ``bend``: a [B,H,W,2] displacement in px (x, y) added to the move where each output pixel comes from, so
-    the move is not rigid, as a real camera's flow is not (parallax, subjects that move; ``smooth_bend``).
-    Mean squared difference; [B,3,H,W] in, scalar out."""
+    """Where each pixel of ``frame`` [B,C,H,W] comes from after a hand-held camera's ``move`` = (dy px, dx px,
+    degrees turned, zoom factor) about its centre, in grid_sample's [-1, 1] coordinates: [B,H,W,2]. ``bend``: a
+    [B,H,W,2] displacement in px (x, y) added to it, so the move is not rigid, as a real camera's flow is not
+    (parallax, subjects that move; ``smooth_bend``)."""
     b, _, h, w = frame.shape
     dy, dx, degrees, zoom = move
     if not zoom > 0 or h < 8 or w < 8:
         raise ValueError(f"zoom {zoom} must be > 0 and the frame {h}x{w} at least 8x8")
-    margin = min(margin, h // 4, w // 4)
     turn = torch.tensor(degrees * torch.pi / 180.0, dtype=torch.float64)
     cos, sin = float(torch.cos(turn)) / zoom, float(torch.sin(turn)) / zoom
-    # Where each output pixel comes from, in affine_grid's [-1, 1] coordinates: pixels turned and zoomed about
-    # the centre, then moved (the aspect enters because the two axes are normalized by different sides).
+    # Pixels turned and zoomed about the centre, then moved (the aspect enters because the two axes are
+    # normalized by different sides).
     theta = torch.tensor(
         [[cos, -sin * h / w, -2.0 * dx / w], [sin * w / h, cos, -2.0 * dy / h]], dtype=frame.dtype, device=frame.device
     ).expand(b, 2, 3)
@@ -146,15 +134,59 @@ def motion_penalty(
         if bend.shape != (b, h, w, 2):
             raise ValueError(f"bend must be [{b},{h},{w},2] for a {h}x{w} frame, got {list(bend.shape)}")
         grid = grid + bend.to(grid) * torch.tensor([2.0 / w, 2.0 / h], dtype=grid.dtype, device=grid.device)
-    moved = stylize(torch.nn.functional.grid_sample(frame, grid, padding_mode="reflection", align_corners=False))
-    same = torch.nn.functional.grid_sample(output, grid.to(output.dtype), align_corners=False)
+    return grid
+
+
+def _moved_difference(moved: torch.Tensor, still: torch.Tensor, grid: torch.Tensor, margin: int) -> torch.Tensor:
+    """Per pixel of ``moved`` [B,C,h,w], the mean over channels of its squared difference to ``still`` carried
+    along ``grid`` (any resolution: it is pooled to h x w), where both lie ``margin`` cells inside the picture."""
+    b, _, h, w = moved.shape
+    if grid.shape[1:3] != (h, w):
+        grid = torch.nn.functional.adaptive_avg_pool2d(grid.permute(0, 3, 1, 2), (h, w)).permute(0, 2, 3, 1)
+    same = torch.nn.functional.grid_sample(still, grid.to(still.dtype), align_corners=False)
     inside = (grid[..., 0].abs() <= 1.0 - 2.0 * margin / w) & (grid[..., 1].abs() <= 1.0 - 2.0 * margin / h)
-    inside[:, :margin] = inside[:, -margin:] = False
-    inside[:, :, :margin] = inside[:, :, -margin:] = False
+    inside[:, :margin] = inside[:, h - margin :] = False
+    inside[:, :, :margin] = inside[:, :, w - margin :] = False
     if not inside.any():
-        raise ValueError(f"the move {move} leaves nothing of a {h}x{w} frame to compare")
-    squared = (moved.float() - same.float()).pow(2).mean(dim=1)
-    return squared[inside].mean()
+        raise ValueError(f"the move leaves nothing of a {h}x{w} picture to compare")
+    return (moved.float() - same.float()).pow(2).mean(dim=1)[inside]
+
+
+def motion_penalty(
+    stylize: Callable[[torch.Tensor], torch.Tensor],
+    frame: torch.Tensor,
+    output: torch.Tensor,
+    move: tuple[float, float, float, float],
+    margin: int = 16,
+    bend: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """How far a network's strokes are from following a hand-held camera: the frame moved by ``move`` (and
+    ``bend``: ``camera_grid``; bilinear, reflected at the border) is stylized again and compared with ``output``
+    (the whole frame's) warped the same, where both lie a ``margin`` inside the picture (the margin at most a
+    quarter of a side). A network that repaints each frame's strokes in new places (table 13) fails it even
+    when it is shift-equivariant on the stride grid (``shift_penalty``); strokes that stay on the content pass,
+    and then stabilization has nothing to average away (Gupta et al., "Characterizing and Improving Stability
+    in Neural Style Transfer", ICCV 2017, train for it the same way). Mean squared difference; [B,3,H,W] in,
+    scalar out."""
+    grid = camera_grid(frame, move, bend)
+    h, w = frame.shape[-2:]
+    moved = stylize(torch.nn.functional.grid_sample(frame, grid, padding_mode="reflection", align_corners=False))
+    return _moved_difference(moved, output, grid, min(margin, h // 4, w // 4)).mean()
+
+
+def feature_motion_penalty(
+    moved_features: torch.Tensor, features: torch.Tensor, grid: torch.Tensor, margin: int = 2
+) -> torch.Tensor:
+    """The motion penalty on a network's inner features: those of the moved frame against the frame's own
+    carried along the same ``camera_grid`` (pooled to their grid), relative to the features' mean square, ``margin``
+    cells inside. Held only at the output, a network can pass the motion penalty by painting less; held where
+    the decoder starts, the strokes it draws have to sit on the content (Gao et al., "ReCoNet", ACCV 2018,
+    hold both). [B,C,h,w] features, scalar out."""
+    if moved_features.shape != features.shape:
+        raise ValueError(f"features of the moved frame {list(moved_features.shape)} != {list(features.shape)}")
+    h, w = features.shape[-2:]
+    scale = features.detach().float().pow(2).mean().clamp_min(1e-12)
+    return _moved_difference(moved_features, features, grid, min(margin, h // 4, w // 4)).mean() / scale
 
 
 def smooth_bend(batch: int, height: int, width: int, px: float, generator: torch.Generator) -> torch.Tensor:

@@ -333,6 +333,10 @@ class StyleNet(nn.Module):
             x = layer(x, style_weights)
         return self.squash(self.out(x))
 
+    def bottleneck(self) -> nn.Module:
+        """The layer whose output the decoder starts from (the last residual block, else the encoder's last)."""
+        return self.res[-1] if len(self.res) else self.down[-1]
+
     def stylize_any_size(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         """Reflect-pad to the size multiple, run, crop back: any H, W works."""
         h, w = frame.shape[-2:]

@@ -32,7 +32,9 @@ from training.checkpoint import (
 from training.features import CONTENT_TAP, STYLE_TAPS, layer_names, load_vgg
 from training.loop import as_float, autocast_for, optimizer_groups, run_steps, set_rates
 from training.losses import (
+    camera_grid,
     content_loss,
+    feature_motion_penalty,
     gram,
     grid_penalty,
     log_activation_gain,
@@ -72,6 +74,9 @@ class TrainConfig(RunConfig):
     # px of smooth non-rigid displacement added to each move (training/losses.py smooth_bend), up to this much:
     # a real camera's flow is not one rigid move (parallax, subjects that move). 0: rigid moves only.
     motion_bend: float = 0.0
+    # Weight of the same camera-motion penalty on the features the decoder starts from (training/losses.py
+    # feature_motion_penalty; relative to their mean square): steadiness that cannot come from painting less. 0: off.
+    motion_feature_weight: float = 0.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -93,6 +98,7 @@ class TrainConfig(RunConfig):
                 self.grid_weight,
                 self.shift_weight,
                 self.motion_weight,
+                self.motion_feature_weight,
                 *self.dream_weights,
             )
             < 0
@@ -132,7 +138,7 @@ class TrainConfig(RunConfig):
         return names
 
 
-LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "shift", "motion", "total")
+LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "shift", "motion", "motion_features", "total")
 
 
 class StyleTargets:
@@ -181,6 +187,10 @@ class Trainer:
         self.target_offset = len(styles) - len(cfg.style_names)  # style id -> position in cfg.style_names
         self.optimizer = self._make_optimizer()
         self.model: nn.Module = self.net
+        # The decoder's input of every pass, in order, while the feature motion penalty is on (cleared each step).
+        self._inner: list[torch.Tensor] = []
+        if cfg.motion_feature_weight:
+            self.net.bottleneck().register_forward_hook(lambda _module, _inputs, out: self._inner.append(out))
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.net, find_unused_parameters=self.norms_only)
 
@@ -268,8 +278,10 @@ class Trainer:
         scale = self.step % len(cfg.scales)
         content, ids = self.batch(cfg.scales[scale][0])
         weights = torch.nn.functional.one_hot(ids, len(self.styles)).float().to(self.device)
+        self._inner.clear()
         with autocast_for(self.device, cfg.precision, "net"):
             output = self.model(content, weights).float()
+        inner = self._inner[0] if self._inner else None
         with autocast_for(self.device, cfg.precision, "loss"):
             feats = self.vgg(output)
             with torch.no_grad():
@@ -278,13 +290,15 @@ class Trainer:
         pos = (ids - self.target_offset).to(self.device)  # each item's painting (or dream layer after them)
         gain, weighted_gain = self.dream_terms(feats, source_feats, pos, len(ids))
         zero = torch.zeros((), device=self.device)
+        motion, motion_features = self.motion_terms(content, weights, output, inner, pos < len(cfg.style_images))
         terms = {  # name -> (weight, unweighted term); grid, shift and motion cost nothing when weighted 0
             "content": (cfg.content_weight, content_loss(feats[cfg.content_tap], source_feats[cfg.content_tap])),
             "style": (cfg.style_weight, self.style_term(feats, pos, scale, len(ids))),
             "tv": (cfg.tv_weight, total_variation(output)),
             "grid": (cfg.grid_weight, grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else zero),
             "shift": (cfg.shift_weight, self.shift_term(content, weights, output)),
-            "motion": (cfg.motion_weight, self.motion_term(content, weights, output, pos < len(cfg.style_images))),
+            "motion": (cfg.motion_weight, motion),
+            "motion_features": (cfg.motion_feature_weight, motion_features),
         }
         total = sum((weight * term for weight, term in terms.values()), start=zero) - weighted_gain
         if not torch.isfinite(total):
@@ -327,27 +341,39 @@ class Trainer:
         with autocast_for(self.device, self.cfg.precision, "net"):
             return shift_penalty(lambda x: self.model(x, weights).float(), content, output, shift, multiple)
 
-    def motion_term(
-        self, content: torch.Tensor, weights: torch.Tensor, output: torch.Tensor, paint: torch.Tensor
-    ) -> torch.Tensor:
+    def motion_terms(
+        self,
+        content: torch.Tensor,
+        weights: torch.Tensor,
+        output: torch.Tensor,
+        inner: torch.Tensor | None,
+        paint: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The camera-motion penalty for a random hand-held move over the batch items that carry a painting, per
-        batch item (0 when its weight is 0). Dream items are left out: their loss wants the output to differ from
-        the photo, and held to follow the camera as well they wash out to grey."""
-        if not self.cfg.motion_weight or not paint.any():
-            return torch.zeros((), device=self.device)
+        batch item, on the output and on the decoder's input (``inner``: the batch's, from the same pass as
+        ``output``; None when the feature term is off); 0 where a weight is 0. Dream items are left out: their loss
+        wants the output to differ from the photo, and held to follow the camera as well they wash out to grey."""
+        zero = torch.zeros((), device=self.device)
+        cfg = self.cfg
+        if not (cfg.motion_weight or cfg.motion_feature_weight) or not paint.any():
+            return zero, zero
         r = self.rng
         move = (r.uniform(-6.0, 6.0), r.uniform(-6.0, 6.0), r.uniform(-1.0, 1.0), math.exp(r.uniform(-0.02, 0.02)))
         mine = paint.to(content.device)
         frames = content[mine]
         bend = None
-        if self.cfg.motion_bend:
+        if cfg.motion_bend:
             (height, width), drawn = frames.shape[-2:], torch.Generator().manual_seed(r.getrandbits(63))
-            bend = smooth_bend(len(frames), height, width, r.uniform(0.0, self.cfg.motion_bend), drawn)
-        with autocast_for(self.device, self.cfg.precision, "net"):
+            bend = smooth_bend(len(frames), height, width, r.uniform(0.0, cfg.motion_bend), drawn)
+        share = int(mine.sum()) / len(paint)
+        with autocast_for(self.device, cfg.precision, "net"):
             penalty = motion_penalty(
                 lambda x: self.model(x, weights[mine]).float(), frames, output[mine], move, bend=bend
             )
-        return penalty * int(mine.sum()) / len(paint)
+        if inner is None or not cfg.motion_feature_weight:
+            return penalty * share, zero
+        grid = camera_grid(frames, move, bend)
+        return penalty * share, feature_motion_penalty(self._inner[-1].float(), inner[mine].float(), grid) * share
 
     def preview(self, path: Path) -> None:
         """One row per preview photo: the photo, then each trained style, then a 50/50 blend."""

@@ -241,3 +241,29 @@ def test_a_bent_move_still_passes_strokes_on_the_content_and_fails_a_fixed_patte
         motion_penalty(colour, frame, colour(frame), move, bend=bend[:, :64])
     with pytest.raises(ValueError, match=">= 0 px"):
         smooth_bend(1, 8, 8, -1.0, torch.Generator())
+
+
+def test_the_feature_motion_penalty_passes_features_carried_with_the_content_and_fails_a_fixed_pattern() -> None:
+    from training.losses import camera_grid, feature_motion_penalty
+
+    torch.manual_seed(0)
+    frame = torch.nn.functional.interpolate(torch.rand(2, 3, 16, 20), size=(128, 160), mode="bicubic")
+    move = (8.0, -16.0, 0.0, 1.0)  # whole cells of an 8x-coarser feature grid: carried exactly
+    grid = camera_grid(frame, move)
+    moved = torch.nn.functional.grid_sample(frame, grid, padding_mode="reflection", align_corners=False)
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(x, 8)
+
+    assert float(feature_motion_penalty(encode(moved), encode(frame), grid)) < 1e-8
+    checker = torch.zeros(1, 1, 16, 20)
+    checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
+
+    def fixed(x: torch.Tensor) -> torch.Tensor:
+        return encode(x) + checker
+
+    assert float(feature_motion_penalty(fixed(moved), fixed(frame), grid)) > 0.1  # relative to the features' power
+    scaled = feature_motion_penalty(10 * fixed(moved), 10 * fixed(frame), grid)
+    assert float(scaled) == pytest.approx(float(feature_motion_penalty(fixed(moved), fixed(frame), grid)), rel=1e-4)
+    with pytest.raises(ValueError, match="features of the moved frame"):
+        feature_motion_penalty(encode(moved)[:, :2], encode(frame), grid)

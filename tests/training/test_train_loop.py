@@ -59,6 +59,20 @@ def test_the_motion_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list
     assert len(rows) == 4 and all(float(row["motion"]) > 0 for row in rows)  # an untrained net repaints
 
 
+def test_the_feature_motion_penalty_is_logged_and_trained(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    content, styles = picture_dirs
+    run_config = config(content, styles[:1], tmp_path / "run", steps=3, motion_weight=10.0, motion_feature_weight=1.0)
+    Trainer(run_config).run()
+    with (tmp_path / "run" / "log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and all(float(row["motion_features"]) > 0 for row in rows)
+    Trainer(config(content, styles[:1], tmp_path / "off", steps=2, motion_weight=10.0)).run()
+    with (tmp_path / "off" / "log.csv").open() as handle:
+        assert all(float(row["motion_features"]) == 0.0 for row in csv.DictReader(handle))  # off: not computed
+
+
 def test_the_motion_penalty_holds_paintings_and_leaves_dream_items_free(
     picture_dirs: tuple[Path, list[Path]], tmp_path: Path
 ) -> None:
@@ -68,8 +82,8 @@ def test_the_motion_penalty_holds_paintings_and_leaves_dream_items_free(
     weights = torch.eye(2)  # item 0 the painting, item 1 the dream
     with torch.no_grad():
         output = trainer.model(frames, weights).float()
-        both = trainer.motion_term(frames, weights, output, torch.tensor([True, False]))
-        neither = trainer.motion_term(frames, weights, output, torch.tensor([False, False]))
+        both, _ = trainer.motion_terms(frames, weights, output, None, torch.tensor([True, False]))
+        neither, _ = trainer.motion_terms(frames, weights, output, None, torch.tensor([False, False]))
     assert float(both) > 0 and float(neither) == 0.0
 
 
