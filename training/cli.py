@@ -86,6 +86,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         motion_weight=args.motion_weight,
         motion_bend=args.motion_bend,
         motion_feature_weight=args.motion_feature_weight,
+        motion_relative=args.motion_relative,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -238,6 +239,12 @@ def _add_penalty_flags(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="weight of the camera-motion penalty on the features the decoder starts from (relative to their "
         "mean square): steadiness that cannot come from painting less",
+    )
+    p.add_argument(
+        "--motion-relative",
+        action="store_true",
+        help="the output's camera-motion penalty relative to the output's variance, so that painting with less "
+        "contrast does not pass it (the style loss alone sets how strongly to paint)",
     )
 
 

@@ -159,6 +159,7 @@ def motion_penalty(
     move: tuple[float, float, float, float],
     margin: int = 16,
     bend: torch.Tensor | None = None,
+    relative: bool = False,
 ) -> torch.Tensor:
     """How far a network's strokes are from following a hand-held camera: the frame moved by ``move`` (and
     ``bend``: ``camera_grid``; bilinear, reflected at the border) is stylized again and compared with ``output``
@@ -167,11 +168,15 @@ def motion_penalty(
     when it is shift-equivariant on the stride grid (``shift_penalty``); strokes that stay on the content pass,
     and then stabilization has nothing to average away (Gupta et al., "Characterizing and Improving Stability
     in Neural Style Transfer", ICCV 2017, train for it the same way). Mean squared difference; [B,3,H,W] in,
-    scalar out."""
+    scalar out. ``relative``: divided by the output's variance (per item and channel, with its gradient), so that
+    painting with less contrast does not pass it; the style loss then alone decides how strongly to paint."""
     grid = camera_grid(frame, move, bend)
     h, w = frame.shape[-2:]
     moved = stylize(torch.nn.functional.grid_sample(frame, grid, padding_mode="reflection", align_corners=False))
-    return _moved_difference(moved, output, grid, min(margin, h // 4, w // 4)).mean()
+    difference = _moved_difference(moved, output, grid, min(margin, h // 4, w // 4)).mean()
+    if not relative:
+        return difference
+    return difference / output.float().var(dim=(-2, -1)).mean().clamp_min(1e-12)
 
 
 def feature_motion_penalty(

@@ -77,6 +77,9 @@ class TrainConfig(RunConfig):
     # Weight of the same camera-motion penalty on the features the decoder starts from (training/losses.py
     # feature_motion_penalty; relative to their mean square): steadiness that cannot come from painting less. 0: off.
     motion_feature_weight: float = 0.0
+    # The output's motion penalty relative to its variance (training/losses.py motion_penalty ``relative``): a
+    # network cannot pass it by painting with less contrast, which the absolute one rewards.
+    motion_relative: bool = False
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -368,7 +371,12 @@ class Trainer:
         share = int(mine.sum()) / len(paint)
         with autocast_for(self.device, cfg.precision, "net"):
             penalty = motion_penalty(
-                lambda x: self.model(x, weights[mine]).float(), frames, output[mine], move, bend=bend
+                lambda x: self.model(x, weights[mine]).float(),
+                frames,
+                output[mine],
+                move,
+                bend=bend,
+                relative=cfg.motion_relative,
             )
         if inner is None or not cfg.motion_feature_weight:
             return penalty * share, zero

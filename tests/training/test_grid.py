@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -211,6 +213,28 @@ def test_the_motion_penalty_passes_strokes_that_follow_the_camera_and_fails_a_pa
     assert float(motion_penalty(fixed, frame, fixed(frame), (0.0, 0.0, 0.0, 1.0))) < 1e-10  # no move, no cost
     with pytest.raises(ValueError, match="zoom"):
         motion_penalty(colour, frame, colour(frame), (0.0, 0.0, 0.0, 0.0))
+
+
+def test_the_relative_motion_penalty_is_not_passed_by_painting_with_less_contrast() -> None:
+    from training.losses import motion_penalty
+
+    torch.manual_seed(0)
+    frame = torch.rand(2, 3, 128, 160)
+    move = (3.5, -2.2, 0.8, 1.02)
+    mesh = torch.zeros(1, 1, 128, 160)
+    mesh[..., ::2, :] = 0.3
+
+    def fixed(contrast: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda x: 0.5 + contrast * (0.5 * x + mesh - 0.5)
+
+    strong, faint = fixed(1.0), fixed(0.25)
+    absolute = [float(motion_penalty(f, frame, f(frame), move)) for f in (strong, faint)]
+    relative = [float(motion_penalty(f, frame, f(frame), move, relative=True)) for f in (strong, faint)]
+    assert absolute[1] == pytest.approx(absolute[0] / 16, rel=1e-3)  # a quarter of the contrast: 1/16 the cost
+    assert relative[1] == pytest.approx(relative[0], rel=1e-3) and relative[0] > 0.1
+    output = strong(frame).requires_grad_(True)
+    motion_penalty(strong, frame, output, move, relative=True).backward()
+    assert output.grad is not None and float(output.grad.abs().sum()) > 0  # through the variance too
 
 
 def test_a_bent_move_still_passes_strokes_on_the_content_and_fails_a_fixed_pattern() -> None:

@@ -57,6 +57,11 @@ def test_the_motion_penalty_is_logged_and_trained(picture_dirs: tuple[Path, list
     with (tmp_path / "run" / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and all(float(row["motion"]) > 0 for row in rows)  # an untrained net repaints
+    relative = config(content, styles[:1], tmp_path / "relative", steps=2, motion_weight=10.0, motion_relative=True)
+    Trainer(relative).run()
+    with (tmp_path / "relative" / "log.csv").open() as handle:
+        ratios = [float(row["motion"]) for row in csv.DictReader(handle)]
+    assert len(ratios) == 2 and all(r > 0 for r in ratios)
 
 
 def test_the_feature_motion_penalty_is_logged_and_trained(
