@@ -109,6 +109,8 @@ class TrainConfig(RunConfig):
             raise ValueError("loss weights must be non-negative")
         if not self.motion_bend >= 0:
             raise ValueError(f"--motion-bend must be >= 0 px, got {self.motion_bend}")
+        if self.motion_relative and not self.motion_weight:
+            raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
         if self.grid_periods not in (4, 8):
             raise ValueError(f"--grid-periods must be 4 or 8, got {self.grid_periods}")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):

@@ -143,6 +143,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(
         ["export", str(not_image)],
         ["train", "--content", str(content), "--styles", str(styles[0]), "--out", str(tmp_path / "o")]
         + ["--motion-weight", "1", "--motion-bend", "-2"],
+        ["train", "--content", str(content), "--styles", str(styles[0]), "--out", str(tmp_path / "o")]
+        + ["--motion-relative"],
     ]
     for argv in cases:
         assert run(argv) == 2, argv
