@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,10 @@ from training.bench.follow import (
     follow_error,
     follow_errors,
     follow_table,
+    live_style,
     sub_lattice,
 )
+from training.quality import Scores
 
 
 def _scene() -> np.ndarray:
@@ -80,3 +84,29 @@ def test_along_a_real_flow_a_follower_scores_near_zero_and_a_lattice_locked_pain
 def test_a_frame_smaller_than_the_margin_is_refused() -> None:
     with pytest.raises(ValueError, match="margin"):
         follow_error(lambda rgb: rgb, np.zeros((40, 40, 3), np.uint8), (1.0, 0.0))
+
+
+def test_the_style_columns_give_the_other_side_of_the_trade() -> None:
+    errors = [2.0, 4.0, 6.0, 6.0, 6.0, 0.1]
+    rows = [
+        FollowRow("a", "wave", errors, 4.0, style=2e11, clip_style=3e11),
+        FollowRow("b", "wave", errors, 2.0, style=3e11, clip_style=4.5e11),
+    ]
+    table = follow_table(rows, MOVES, 2, "bikes.mp4")
+    assert table.header[-4:] == ["live-size style, photos", "/ first", "bikes.mp4: live-size style", "/ first"]
+    assert [r[-6:] for r in table.rows][1] == ["2.00", "0.50", "3.00e+11", "1.50", "4.50e+11", "1.50"]
+    without = follow_table([FollowRow("a", "wave", errors)], MOVES, 2)
+    assert "live-size style, photos" not in without.header
+
+
+def test_live_style_averages_the_scorer_over_the_frames() -> None:
+    seen: list[int] = []
+
+    class Scorer:
+        def score(self, output: np.ndarray, frame: np.ndarray, painting: object) -> Scores:
+            seen.append(int(output[0, 0, 0]))
+            return Scores(style=float(output.mean()), content=0.0)
+
+    frames = [np.full((4, 4, 3), v, np.uint8) for v in (10, 30)]
+    assert live_style(lambda rgb: rgb + 1, frames, Path("p.jpg"), Scorer()) == 21.0  # type: ignore[arg-type]
+    assert seen == [11, 31]

@@ -17,7 +17,11 @@ part of a model's flicker that is its own failure to follow the camera.
     python -m training.bench.follow --models-dir models --models-dir runs/candidate [--photos 4] \
         [--clip ../shared/data/video/bikes.mp4 --frames 24]
 
-compares several sets of models in one run (the first is the baseline of the ratio column).
+compares several sets of models in one run (the first is the baseline of the ratio column). Steadiness bought
+by painting less is no gain, so each row also gives the other side of the trade: the live-size style loss
+(QUALITY-METRIC.md, the painting at 480 px) of the paintings of the held-out photos and, with ``--clip``, of every
+6th frame of the clip (its frames are the upscaled, softer pictures a real camera gives, where some designs
+paint less than on sharp photos).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import logging
 import statistics
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,14 +42,16 @@ from service.blend import weights_vector
 from service.engine import Engine
 from service.flow import FlowEstimator, warp
 from service.settings import Settings
+from training.bench.data import paintings_for
 from training.bench.real_motion import STILL
-from training.bench.report import Table
+from training.bench.report import Table, fmt
 from training.bench.steady import handheld_clip
-from training.quality import live_frame
+from training.quality import LiveScorer, live_frame
 
 MOVES: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 1.0), (3.0, 0.0), (4.0, 4.0), (8.0, 0.0))
 LATTICE = 8  # the realtime tier's size multiple: a move by it is the control (~0 for any such network)
 MARGIN = 24  # px left out at each border: reflection there is not a camera's move
+STYLE_EVERY = 6  # the clip's frames scored for style: every 6th, as table 15 scores them
 
 Stylize = Callable[[np.ndarray], np.ndarray]
 
@@ -121,35 +127,88 @@ class FollowRow:
     painting: str
     errors: list[float]  # per move of the table's moves
     clip: float | None = None  # flow_follow_error on the clip, when one was given
+    style: float | None = None  # mean live-size style loss of the photos' paintings
+    clip_style: float | None = None  # the same over every STYLE_EVERY-th frame of the clip
 
 
 def follow_table(rows: list[FollowRow], moves: tuple[tuple[float, float], ...], photos: int, clip: str = "") -> Table:
-    """One row per models and painting; the first models' rows are the ratios' baseline."""
+    """One row per models and painting; the first models' rows are the ratios' baseline. Style columns appear
+    when the rows carry style losses."""
     header = ["models", "painting", *(f"move {dx:g},{dy:g} px" for dx, dy in moves), "below the lattice", "/ first"]
     setup = (
         f"{photos} held-out photos (bsds_val_*) at 640x480, each moved by (dx, dy) px (bilinear, reflected); "
         f"mean |f(moved frame) - moved f(frame)| in grey levels, {MARGIN} px inside the border; 'below the "
         f"lattice': mean over the moves that are not multiples of {LATTICE} px."
     )
+    styled = any(r.style is not None for r in rows)
     if clip:
         header += [f"{clip}: along its flow", "/ first"]
         setup += f" '{clip}: along its flow': the same along each frame pair's trusted flow (flow_follow_error)."
+    if styled:
+        header += ["live-size style, photos", "/ first"] + ([f"{clip}: live-size style", "/ first"] if clip else [])
+        setup += " Live-size style: QUALITY-METRIC.md's, painting at 480 px, of the photos' paintings" + (
+            f" and of every {STYLE_EVERY}th frame of {clip}." if clip else "."
+        )
     table = Table(title="Strokes that follow the camera", header=header, setup=setup)
-    first = [r for r in rows if r.models == rows[0].models]
-    lattice = {r.painting: sub_lattice(r.errors, moves) for r in first}
-    along = {r.painting: r.clip for r in first}
+    first = {r.painting: r for r in rows if r.models == rows[0].models}
     for row in rows:
+        base = first.get(row.painting)
         mean = sub_lattice(row.errors, moves)
         cells = [row.models, row.painting, *(f"{e:.2f}" for e in row.errors), f"{mean:.2f}"]
-        cells.append(_ratio(mean, lattice.get(row.painting)))
-        if clip:
-            cells += ["-" if row.clip is None else f"{row.clip:.2f}", _ratio(row.clip, along.get(row.painting))]
+        cells.append(_ratio(mean, sub_lattice(base.errors, moves) if base else None))
+        pairs = [(row.clip, base.clip if base else None, "{:.2f}")] if clip else []
+        if styled:
+            pairs.append((row.style, base.style if base else None, "fmt"))
+            pairs += [(row.clip_style, base.clip_style if base else None, "fmt")] if clip else []
+        for value, baseline, form in pairs:
+            shown = "-" if value is None else fmt(value) if form == "fmt" else form.format(value)
+            cells += [shown, _ratio(value, baseline)]
         table.rows.append(cells)
     return table
 
 
 def _ratio(value: float | None, baseline: float | None) -> str:
     return "-" if value is None or not baseline else f"{value / baseline:.2f}"
+
+
+def live_style(stylize: Stylize, frames: list[np.ndarray], painting: Path, scorer: LiveScorer) -> float:
+    """Mean live-size style loss (QUALITY-METRIC.md) of ``stylize``'s paintings of ``frames`` (640x480 RGB)."""
+    return statistics.fmean(scorer.score(stylize(f), f, painting).style for f in frames)
+
+
+def measure_models(
+    folders: list[Path],
+    model: str,
+    styles: list[str],
+    frames: list[np.ndarray],
+    clip: list[np.ndarray],
+    paintings: dict[str, Path] | None,
+) -> list[FollowRow]:
+    """A row per models folder and painting; style losses only when ``paintings`` are given."""
+    scorer = LiveScorer() if paintings else None
+    rows = []
+    for folder in folders:
+        engine = Engine.load(folder, Settings.model_validate({}).runtime_options())
+        loaded = engine.model(model)
+        for style in styles:
+            if style not in loaded.styles:
+                raise ValueError(f"{folder}: model {model} has no style {style!r}; it has {list(loaded.styles)}")
+            stylize = partial(engine.stylize, weights=weights_vector(loaded.styles, {style: 1.0}), model=model)
+            row = FollowRow(
+                f"{folder} ({loaded.entry.sha256[:12]})",
+                style,
+                follow_errors(stylize, frames, MOVES),
+                flow_follow_error(stylize, clip) if clip else None,
+            )
+            if paintings and scorer:
+                sampled = clip[::STYLE_EVERY]
+                row = replace(
+                    row,
+                    style=live_style(stylize, frames, paintings[style], scorer),
+                    clip_style=live_style(stylize, sampled, paintings[style], scorer) if sampled else None,
+                )
+            rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--styles", default="great_wave,the_scream")
     parser.add_argument("--clip", type=Path, help="a real moving clip to follow along its own flow as well")
     parser.add_argument("--frames", type=int, default=24, help="the clip's first frames taken (--clip)")
+    parser.add_argument("--no-style", action="store_true", help="leave out the live-size style columns (faster)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     photos = sorted((args.data / "photos").glob("bsds_val_*.jpg"))[: args.photos]
@@ -172,21 +232,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"no held-out photos (bsds_val_*.jpg) under {args.data / 'photos'}")
     if args.clip is not None and not args.clip.is_file():
         parser.error(f"no clip at {args.clip}")
+    styles = args.styles.split(",")
+    paintings = None if args.no_style else paintings_for(args.data, tuple(styles), 0)
+    if paintings is not None and set(paintings) != set(styles):
+        parser.error(f"no painting under {args.data / 'styles'} for {sorted(set(styles) - set(paintings))}")
     frames = [live_frame(p) for p in photos]
     with tempfile.TemporaryDirectory(prefix="livestyle-follow-") as tmp:
         clip = live_clip(args.clip, args.frames, Path(tmp)) if args.clip is not None else []
-    rows = []
-    for folder in args.models_dir or [Path("models")]:
-        engine = Engine.load(folder, Settings.model_validate({}).runtime_options())
-        loaded = engine.model(args.model)
-        for style in args.styles.split(","):
-            if style not in loaded.styles:
-                parser.error(f"{folder}: model {args.model} has no style {style!r}; it has {list(loaded.styles)}")
-            weights = weights_vector(loaded.styles, {style: 1.0})
-            stylize = partial(engine.stylize, weights=weights, model=args.model)
-            along = flow_follow_error(stylize, clip) if clip else None
-            name = f"{folder} ({loaded.entry.sha256[:12]})"
-            rows.append(FollowRow(name, style, follow_errors(stylize, frames, MOVES), along))
+    try:
+        rows = measure_models(args.models_dir or [Path("models")], args.model, styles, frames, clip, paintings)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(follow_table(rows, MOVES, len(frames), args.clip.name if args.clip else "").markdown(""))
 
 
