@@ -53,7 +53,6 @@ def _run_fields(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=args.batch_size,
         crop_size=args.crop_size,
         scene_size=args.scene_size,
-        soften=args.soften,
         lr=args.lr,
         norm_lr_scale=args.norm_lr_scale,
         exclude=tuple(args.exclude),
@@ -176,14 +175,6 @@ def _add_run_flags(p: argparse.ArgumentParser, steps: int, batch_size: int, lr: 
         default=0,
         help="scale photos to this short side before cropping (480: strokes sized for a 640x480 frame, "
         "with --style-size 480 when training); 0: by the crop size",
-    )
-    p.add_argument(
-        "--soften",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-        help="share of content crops scaled down by 1.5-3.5x and back up: a webcam's or an upscaled clip's "
-        "softness, so strokes do not depend on detail a live picture lacks (0: all sharp)",
     )
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--norm-lr-scale", type=float, default=10.0, help="lr multiplier of the per-style norms")

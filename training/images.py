@@ -87,26 +87,9 @@ def list_images(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
     return files
 
 
-# A softened crop is scaled down by up to this and back up: a 176x144 clip shown at 640x480 is 3.3x.
-SOFTEST = 3.5
-
-
-def softened(img: Image.Image, factor: float) -> Image.Image:
-    """``img`` scaled down by ``factor`` (Lanczos) and back to its size (bicubic): the detail an upscaled clip or a
-    soft webcam never had."""
-    if not factor >= 1.0:
-        raise ValueError(f"a softening factor is >= 1, got {factor}")
-    w, h = img.size
-    small = img.resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.LANCZOS)
-    return small.resize((w, h), Image.Resampling.BICUBIC)
-
-
-def random_crop(
-    img: Image.Image, size: int, rng: random.Random, max_zoom: float = 1.5, scene: int = 0, soften: float = 0.0
-) -> torch.Tensor:
+def random_crop(img: Image.Image, size: int, rng: random.Random, max_zoom: float = 1.5, scene: int = 0) -> torch.Tensor:
     """Resize the short side to size*[1, max_zoom] (or, with ``scene``, to scene*[1, max_zoom]: the photo at
-    the scale of a frame that size, never below the crop), random square crop, random horizontal flip; with
-    probability ``soften``, ``softened`` by a random factor in [1.5, SOFTEST]."""
+    the scale of a frame that size, never below the crop), random square crop, random horizontal flip."""
     base = max(scene, size)
     img = resize_short_side(img, round(base * rng.uniform(1.0, max_zoom)))
     w, h = img.size
@@ -114,23 +97,20 @@ def random_crop(
     img = img.crop((left, top, left + size, top + size))
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if soften and rng.random() < soften:
-        img = softened(img, rng.uniform(1.5, SOFTEST))
     return to_tensor(img)
 
 
 def sample_crops(
-    files: list[Path], count: int, size: int, rng: random.Random, folder: Path, scene: int = 0, soften: float = 0.0
+    files: list[Path], count: int, size: int, rng: random.Random, folder: Path, scene: int = 0
 ) -> torch.Tensor:
     """``count`` random crops [N,3,size,size] from randomly chosen files (each photo first scaled to a
-    ``scene``-pixel short side when given; ``soften``: ``random_crop``'s); unreadable ones are skipped with a
-    warning, and none readable at all is an error naming ``folder``."""
+    ``scene``-pixel short side when given); unreadable ones are skipped with a warning, and none readable
+    at all is an error naming ``folder``."""
     crops = []
     for _ in range(count):
         path = rng.choice(files)
         try:
-            zoom = 1.25 if scene else 1.5
-            crops.append(random_crop(open_rgb(path), size, rng, max_zoom=zoom, scene=scene, soften=soften))
+            crops.append(random_crop(open_rgb(path), size, rng, max_zoom=1.25 if scene else 1.5, scene=scene))
         except ImageInputError as exc:
             log.warning("skipping %s", exc)
     if not crops:

@@ -31,10 +31,6 @@ class RunConfig:
     # Photos scaled so their short side is this (x[1, 1.25]) before cropping: 480 trains strokes for the
     # 640x480 frame people watch. 0: crop_size-based.
     scene_size: int = 0
-    # Share of content crops softened (training/images.py ``softened``): a live camera's picture, or a clip
-    # upscaled to the frame, has less detail than a sharp photo scaled down, and strokes drawn from fine detail
-    # vanish there. 0: every crop sharp.
-    soften: float = 0.0
     lr: float = 1e-3
     norm_lr_scale: float = 10.0  # per-style gamma/beta learn faster: each sees only its style's items
     exclude: tuple[str, ...] = ()
@@ -57,8 +53,6 @@ class RunConfig:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16")
         if self.scene_size < 0:
             raise ValueError(f"scene size must be >= 0, got {self.scene_size}")
-        if not 0.0 <= self.soften <= 1.0:
-            raise ValueError(f"--soften is a share of the crops, 0 to 1, got {self.soften}")
         if not self.minutes >= 0:
             raise ValueError(f"minutes must be >= 0, got {self.minutes}")
         if not (self.lr > 0 and self.norm_lr_scale > 0):
@@ -118,6 +112,5 @@ class RunStart:
             self.rng,
             cfg.content_dir,
             scene=cfg.scene_size if scene is None else scene,
-            soften=cfg.soften,
         )
         return batch.to(self.device)
