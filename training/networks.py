@@ -50,10 +50,6 @@ class NetConfig:
     decoder: Decoder = "upsample_first"  # see Decoder
     output: Output = "conv"  # the last layer, see Output
     upsample: Upsample = "nearest"  # the decoder's upsampling, see Upsample
-    # Each decoder stage also takes the encoder's features of its own size (a 1x1 projection added before its norm,
-    # U-Net style), so fine strokes can sit on fine content instead of the bottleneck's coarse lattice. The
-    # projections start at zero: a network grown from one without them paints the same until it trains.
-    skips: bool = False
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -186,10 +182,9 @@ class ConvNormReLU(nn.Module):
         self.norm = CondInstanceNorm(c_out, num_styles)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor, style_weights: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        # [B,c_in,H,W] (+ skip [B,c_out,H',W'] added before the norm) -> [B,c_out,H'=H*up/stride,W'=W*up/stride]
-        y = self.conv(self.upsample(x))
-        return self.relu(self.norm(y if skip is None else y + skip, style_weights))
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # [B,c_in,H,W] -> [B,c_out,H*up/stride,W*up/stride]
+        return self.relu(self.norm(self.conv(self.upsample(x)), style_weights))
 
 
 class ProjectUpsampleNormReLU(nn.Module):
@@ -204,10 +199,10 @@ class ProjectUpsampleNormReLU(nn.Module):
         self.norm = CondInstanceNorm(c_out, num_styles)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor, style_weights: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        # [B,c_in,H,W] (+ skip [B,c_out,2H,2W] added before the norm) -> [B,c_out,2H,2W]
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # [B,c_in,H,W] -> [B,c_out,2H,2W]
         y = self.depthwise(self.pad(self.upsample(self.project(x))))
-        return self.relu(self.norm(y if skip is None else y + skip, style_weights))
+        return self.relu(self.norm(y, style_weights))
 
 
 class ResidualBlock(nn.Module):
@@ -322,12 +317,6 @@ class StyleNet(nn.Module):
                     )
                 )
         self.up = nn.ModuleList(up)
-        # skips[k] projects the encoder output of up[k]'s size (down[-2 - k]) onto its width; zero: no change yet.
-        skipped = [nn.Conv2d(w[i - 1], w[i - 1], 1, bias=False) for i in range(len(w) - 1, 0, -1)]
-        skipped = skipped if config.skips else []
-        for skip in skipped:
-            nn.init.zeros_(skip.weight)
-        self.skips = nn.ModuleList(skipped)
         self.out: nn.Module
         if config.output == "transposed":
             self.out = TransposedOutput(w[0])
@@ -340,14 +329,8 @@ class StyleNet(nn.Module):
     def forward(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         # frame [B,3,H,W] in [0,1] with H,W multiples of size_multiple, style_weights [B,S] -> [B,3,H,W] in [0,1]
         x = frame
-        encoded = []
-        for layer in self.down:
+        for layer in [*self.down, *self.res, *self.up]:
             x = layer(x, style_weights)
-            encoded.append(x)
-        for block in self.res:
-            x = block(x, style_weights)
-        for k, stage in enumerate(self.up):
-            x = stage(x, style_weights, self.skips[k](encoded[-2 - k]) if self.skips else None)
         return self.squash(self.out(x))
 
     def bottleneck(self) -> nn.Module:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.checkpoint import copy_matching
 from training.networks import CondInstanceNorm, NetConfig, StyleNet, count_parameters, tier_config
 
 from .conftest import TINY, perturbed
@@ -179,31 +178,3 @@ def test_new_options_reject_bad_combinations() -> None:
         NetConfig(num_styles=1, decoder="project_first")
     with pytest.raises(ValueError, match="stem_stride 2"):
         NetConfig(num_styles=1, output="transposed")
-
-
-def test_skips_start_at_zero_so_a_grown_network_paints_the_same() -> None:
-    source = perturbed(StyleNet(FAST))
-    grown = StyleNet(NetConfig.from_json(FAST.to_json() | {"skips": True}))
-    copied = copy_matching(grown, source)
-    assert len(copied) == len(source.state_dict())  # everything but the two skip projections
-    assert [tuple(s.weight.shape) for s in grown.skips] == [(4, 4, 1, 1)]  # 1/2-size features into the last stage
-    frame, weights = torch.rand(1, 3, 32, 48), torch.tensor([[0.0, 1.0, 0.0]])
-    with torch.no_grad():
-        torch.testing.assert_close(grown(frame, weights), source(frame, weights))
-        grown.skips[0].weight.normal_(std=0.5)
-        assert (grown(frame, weights) - source(frame, weights)).abs().max() > 1e-3  # the skip reaches the output
-
-
-def test_skips_pass_the_stem_features_to_the_decoder_at_their_size() -> None:
-    net = StyleNet(NetConfig.from_json(TINY.to_json() | {"skips": True}))
-    seen: list[tuple[int, ...]] = []
-    hooks = [s.register_forward_hook(lambda _m, i, _o: seen.append(tuple(i[0].shape))) for s in net.skips]
-    try:
-        net(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]))
-    finally:
-        for h in hooks:
-            h.remove()
-    widths = TINY.widths
-    # up[k] gets down[-2 - k]'s output: the widest-but-one first, the stem's last
-    assert [s[1] for s in seen] == [widths[-2 - k] for k in range(len(widths) - 1)]
-    assert seen[-1][-2:] == (32 // TINY.stem_stride, 32 // TINY.stem_stride)
