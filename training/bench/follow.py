@@ -45,13 +45,12 @@ from service.settings import Settings
 from training.bench.data import paintings_for
 from training.bench.real_motion import STILL
 from training.bench.report import Table, fmt
-from training.bench.steady import handheld_clip
+from training.bench.steady import STYLE_EVERY, handheld_clip
 from training.quality import LiveScorer, live_frame
 
 MOVES: tuple[tuple[float, float], ...] = ((0.5, 0.0), (1.0, 0.0), (2.0, 1.0), (3.0, 0.0), (4.0, 4.0), (8.0, 0.0))
 LATTICE = 8  # the realtime tier's size multiple: a move by it is the control (~0 for any such network)
 MARGIN = 24  # px left out at each border: reflection there is not a camera's move
-STYLE_EVERY = 6  # the clip's frames scored for style: every 6th, as table 15 scores them
 
 Stylize = Callable[[np.ndarray], np.ndarray]
 
@@ -156,13 +155,13 @@ def follow_table(rows: list[FollowRow], moves: tuple[tuple[float, float], ...], 
         mean = sub_lattice(row.errors, moves)
         cells = [row.models, row.painting, *(f"{e:.2f}" for e in row.errors), f"{mean:.2f}"]
         cells.append(_ratio(mean, sub_lattice(base.errors, moves) if base else None))
-        pairs = [(row.clip, base.clip if base else None, "{:.2f}")] if clip else []
+        two_places: Callable[[float], str] = "{:.2f}".format
+        pairs = [(row.clip, base.clip if base else None, two_places)] if clip else []
         if styled:
-            pairs.append((row.style, base.style if base else None, "fmt"))
-            pairs += [(row.clip_style, base.clip_style if base else None, "fmt")] if clip else []
-        for value, baseline, form in pairs:
-            shown = "-" if value is None else fmt(value) if form == "fmt" else form.format(value)
-            cells += [shown, _ratio(value, baseline)]
+            pairs.append((row.style, base.style if base else None, fmt))
+            pairs += [(row.clip_style, base.clip_style if base else None, fmt)] if clip else []
+        for value, baseline, shown in pairs:
+            cells += ["-" if value is None else shown(value), _ratio(value, baseline)]
         table.rows.append(cells)
     return table
 
@@ -200,7 +199,7 @@ def measure_models(
                 follow_errors(stylize, frames, MOVES),
                 flow_follow_error(stylize, clip) if clip else None,
             )
-            if paintings and scorer:
+            if paintings and scorer is not None:
                 sampled = clip[::STYLE_EVERY]
                 row = replace(
                     row,

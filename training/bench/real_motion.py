@@ -29,7 +29,15 @@ from service.stabilize import StabilizeOptions
 from training.bench.data import paintings_for
 from training.bench.flicker import FlickerPlan, measure_flicker
 from training.bench.report import Table, fmt
-from training.bench.steady import GOAL_FLICKER, GOAL_STYLE, Shake, SteadyResult, handheld_clip, score
+from training.bench.steady import (
+    GOAL_FLICKER,
+    GOAL_STYLE,
+    STYLE_EVERY,
+    Shake,
+    SteadyResult,
+    handheld_clip,
+    score,
+)
 from training.quality import LIVE_HEIGHT, LIVE_WIDTH, LiveScorer
 
 log = logging.getLogger(__name__)
@@ -108,8 +116,8 @@ def _real_motion_table_frame(frames: int, models: str) -> Table:
             f"{frames} frames painted one at a time as the live service paints them, plain and with Steady "
             f"(service defaults {StabilizeOptions()}, each model's calibrated moving blend); flicker = "
             "flicker(output) / flicker(input) (QUALITY-METRIC.md); live-size style and content loss (painting "
-            f"at 480 px, the input frame as content) over every 6th output. Models: {models}. The stabilizer's "
-            "moving blend was calibrated on the synthetic shakes; the real clips never chose it. "
+            f"at 480 px, the input frame as content) over every {STYLE_EVERY}th output. Models: {models}. The "
+            "stabilizer's moving blend was calibrated on the synthetic shakes; the real clips never chose it. "
             "`python -m training.bench.real_motion`."
         ),
         goal=(
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = [c for c in args.clips.split(",") if c]
     clips = [c for c in default_clips(args.data) if not wanted or any(c.name.startswith(w) for w in wanted)]
     with tempfile.TemporaryDirectory(prefix="livestyle-real-motion-") as tmp:
-        results = measure_real_motion(clips, runs, paintings, engine, args.frames, 6, Path(tmp))
+        results = measure_real_motion(clips, runs, paintings, engine, args.frames, STYLE_EVERY, Path(tmp))
     shas = ", ".join(f"{m} {engine.models[m].entry.sha256[:12]}" for m in names)
     print(real_motion_table(clips, runs, results, args.frames, shas).markdown(""))
 

@@ -25,6 +25,7 @@ from training.bench.report import Table, fmt
 from training.quality import LIVE_HEIGHT, LIVE_WIDTH, LiveScorer
 
 TITLE = "13. Steady and still painted: stabilization on a handheld clip at 640x480"
+STYLE_EVERY = 6  # the live-size loss of a clip scores every STYLE_EVERY-th output (tables 13 and 15, the follow bench)
 GOAL_FLICKER, GOAL_STYLE = 0.5, 1.15
 
 
@@ -96,7 +97,7 @@ class SteadyPlan:
     runs: tuple[tuple[str, str], ...]  # (model, style)
     paintings: dict[str, Path]  # style -> painting
     frames: int = 60
-    sample_every: int = 6  # the live-size loss scores every sample_every-th output
+    sample_every: int = STYLE_EVERY  # the live-size loss scores every sample_every-th output
     shake: Shake = Shake()
 
 
