@@ -87,6 +87,9 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         motion_bend=args.motion_bend,
         motion_feature_weight=args.motion_feature_weight,
         motion_relative=args.motion_relative,
+        memory_weight=args.memory_weight,
+        memory_chain=args.memory_chain,
+        memory_flow_error=args.memory_flow_error,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -248,6 +251,26 @@ def _add_penalty_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_memory_flags(p: argparse.ArgumentParser) -> None:
+    """A network with a memory (the last painting carried along the flow as a second input), trained on chains."""
+    p.add_argument(
+        "--memory-weight",
+        type=float,
+        default=0.0,
+        help="train a network with a memory (added to one grown with --init-from): each step's frames move on "
+        "as a hand-held camera's and are painted again with the last painting carried along the flow, held to it "
+        "where trusted with this weight",
+    )
+    p.add_argument("--memory-chain", type=int, default=2, help="frames in a row per chain (the first one without)")
+    p.add_argument(
+        "--memory-flow-error",
+        type=float,
+        default=1.0,
+        metavar="PX",
+        help="the memory is carried along a flow up to PX pixels wrong, as a real flow is",
+    )
+
+
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--styles", nargs="*", default=[], help="style images or folders of them")
     p.add_argument(
@@ -268,6 +291,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-weight", type=float, default=3e-6)
     p.add_argument("--tv-weight", type=float, default=1e2)
     _add_penalty_flags(p)
+    _add_memory_flags(p)
     p.add_argument("--style-size", type=int, default=256, help="style image short side (brush size)")
     p.add_argument(
         "--also-at",

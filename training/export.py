@@ -198,6 +198,8 @@ def export_checkpoint(
     onnx_path = models_dir / f"{name}.onnx"
     parity = export_network(net, onnx_path)
     log.info("exported %s: parity with PyTorch %.1e", onnx_path, parity)
+    if net.config.memory:  # the contract has no memory input: the graph is the network with an empty one
+        log.warning("%s: the memory is not part of the ONNX contract; exported as painting without one", onnx_path)
     entry = contract.ModelEntry(
         name=name,
         file=onnx_path.name,

@@ -50,7 +50,8 @@ def autocast_for(device: torch.device, precision: str, part: str) -> contextlib.
 def set_rates(optimizer: torch.optim.Optimizer, lr: float, norm_lr_scale: float) -> None:
     """This run's rates on a resumed optimizer (convolutions, then norms): the Adam moments carry over, so
     resuming with a lower ``--lr`` anneals."""
-    for group, rate in zip(optimizer.param_groups, (lr, lr * norm_lr_scale), strict=True):
+    rates = (lr, lr * norm_lr_scale, lr * norm_lr_scale * MEMORY_RATE)[: len(optimizer.param_groups)]
+    for group, rate in zip(optimizer.param_groups, rates, strict=True):
         group["lr"] = rate
 
 
@@ -187,12 +188,20 @@ def _step_until_done(
     return ema or metrics
 
 
+# The memory's projections (NetConfig.memory) start at zero and must grow to the size of the features they join:
+# at the norms' rate they grew by the most Adam allows every step and hardly mattered after a hundred steps.
+MEMORY_RATE = 10.0  # x the norms' rate
+
+
 def optimizer_groups(net: torch.nn.Module, lr: float, norm_lr_scale: float) -> list[dict[str, Any]]:
-    """Adam's two parameter groups for a style network: the convolutions at ``lr``, then every conditional
-    norm's per-style rows at ``lr * norm_lr_scale`` (each row sees only its own style's items)."""
+    """Adam's parameter groups for a style network: the convolutions at ``lr``, then every conditional norm's
+    per-style rows at ``lr * norm_lr_scale`` (each row sees only its own style's items), then the memory's
+    projections, if the network has a memory, at ``MEMORY_RATE`` times that."""
     norms = [p for n, p in net.named_parameters() if n.endswith((".gamma", ".beta"))]
-    norm_ids = {id(p) for p in norms}
-    return [
-        {"params": [p for p in net.parameters() if id(p) not in norm_ids], "lr": lr},
+    memory = [p for n, p in net.named_parameters() if n.startswith("remember.")]
+    special = {id(p) for p in (*norms, *memory)}
+    groups = [
+        {"params": [p for p in net.parameters() if id(p) not in special], "lr": lr},
         {"params": norms, "lr": lr * norm_lr_scale},
     ]
+    return groups + ([{"params": memory, "lr": lr * norm_lr_scale * MEMORY_RATE}] if memory else [])

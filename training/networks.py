@@ -32,6 +32,7 @@ Output = Literal["conv", "transposed", "upsampled", "bilinear"]
 # "nearest" (Johnson) or "bilinear": a fixed, symmetric interpolation that the convolutions after it cannot turn
 # into a 2- or 4-pixel mesh (Odena et al. 2016, resize-convolution). Both tiers use bilinear.
 Upsample = Literal["nearest", "bilinear"]
+MEMORY_CHANNELS = 4  # the carried output's RGB times its trust, then the trust (all in [0, 1])
 PADDINGS, DECODERS, OUTPUTS, UPSAMPLES = (get_args(t) for t in (Padding, Decoder, Output, Upsample))
 
 
@@ -50,6 +51,13 @@ class NetConfig:
     decoder: Decoder = "upsample_first"  # see Decoder
     output: Output = "conv"  # the last layer, see Output
     upsample: Upsample = "nearest"  # the decoder's upsampling, see Upsample
+    # A second input, the memory: the previous output carried onto this frame along the flow and where it is
+    # trusted (``MEMORY_CHANNELS``: its RGB times the trust, and the trust), added into each decoder stage before
+    # its norm through a 1x1 conv at the stage's size (Ruder et al. 2018, "Artistic style transfer for videos and
+    # spherical images"), so strokes can be carried from frame to frame instead of repainted. The convs start at
+    # zero: a network grown from one without them paints the same, and a memory of zeros (the first frame, or no
+    # flow) always does.
+    memory: bool = False
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -182,9 +190,10 @@ class ConvNormReLU(nn.Module):
         self.norm = CondInstanceNorm(c_out, num_styles)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
-        # [B,c_in,H,W] -> [B,c_out,H*up/stride,W*up/stride]
-        return self.relu(self.norm(self.conv(self.upsample(x)), style_weights))
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        # [B,c_in,H,W] (+ extra [B,c_out,H',W'] added before the norm) -> [B,c_out,H'=H*up/stride,W'=W*up/stride]
+        y = self.conv(self.upsample(x))
+        return self.relu(self.norm(y if extra is None else y + extra, style_weights))
 
 
 class ProjectUpsampleNormReLU(nn.Module):
@@ -199,10 +208,10 @@ class ProjectUpsampleNormReLU(nn.Module):
         self.norm = CondInstanceNorm(c_out, num_styles)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
-        # [B,c_in,H,W] -> [B,c_out,2H,2W]
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        # [B,c_in,H,W] (+ extra [B,c_out,2H,2W] added before the norm) -> [B,c_out,2H,2W]
         y = self.depthwise(self.pad(self.upsample(self.project(x))))
-        return self.relu(self.norm(y, style_weights))
+        return self.relu(self.norm(y if extra is None else y + extra, style_weights))
 
 
 class ResidualBlock(nn.Module):
@@ -317,6 +326,11 @@ class StyleNet(nn.Module):
                     )
                 )
         self.up = nn.ModuleList(up)
+        # remember[k] paints the memory, pooled to up[k]'s size, onto its width; zero at the start (NetConfig.memory).
+        remember = [nn.Conv2d(MEMORY_CHANNELS, w[i - 1], 1, bias=False) for i in range(len(w) - 1, 0, -1)]
+        for conv in remember:
+            nn.init.zeros_(conv.weight)
+        self.remember = nn.ModuleList(remember if config.memory else [])
         self.out: nn.Module
         if config.output == "transposed":
             self.out = TransposedOutput(w[0])
@@ -326,11 +340,22 @@ class StyleNet(nn.Module):
             self.out = OutputLayer(w[0], config.out_kernel, config.stem_stride)
         self.squash = nn.Identity() if config.output == "bilinear" else nn.Sigmoid()  # "bilinear" squashes inside
 
-    def forward(self, frame: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
-        # frame [B,3,H,W] in [0,1] with H,W multiples of size_multiple, style_weights [B,S] -> [B,3,H,W] in [0,1]
+    def forward(
+        self, frame: torch.Tensor, style_weights: torch.Tensor, memory: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # frame [B,3,H,W] in [0,1] with H,W multiples of size_multiple, style_weights [B,S] -> [B,3,H,W] in [0,1];
+        # memory [B,MEMORY_CHANNELS,H,W] (NetConfig.memory; None: all zeros, painting as a network without one)
         x = frame
-        for layer in [*self.down, *self.res, *self.up]:
+        for layer in [*self.down, *self.res]:
             x = layer(x, style_weights)
+        if memory is not None and not self.remember:
+            raise ValueError("this network takes no memory (NetConfig.memory is off)")
+        for k, stage in enumerate(self.up):
+            extra = None
+            if memory is not None:
+                factor = self.config.stem_stride * 2 ** (len(self.up) - 1 - k)
+                extra = self.remember[k](F.avg_pool2d(memory, factor) if factor > 1 else memory)
+            x = stage(x, style_weights, extra)
         return self.squash(self.out(x))
 
     def bottleneck(self) -> nn.Module:

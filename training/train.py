@@ -21,6 +21,7 @@ from torch import nn
 
 from service.contract import DREAM_PREFIX
 from training import images
+from training.carry import carried_terms
 from training.checkpoint import (
     CheckpointError,
     build_from_checkpoint,
@@ -80,6 +81,13 @@ class TrainConfig(RunConfig):
     # The output's motion penalty relative to its variance (training/losses.py motion_penalty ``relative``): a
     # network cannot pass it by painting with less contrast, which the absolute one rewards.
     motion_relative: bool = False
+    # Weight of the carried term (training/carry.py): a network with a memory (NetConfig.memory, added when this is
+    # not 0) paints a moved frame with its last painting carried along a noisy flow, held to that painting where
+    # the memory is trusted. ``memory_chain`` frames in a row (the memory of each the painting before it, so that
+    # carrying again and again is learned); the flow is up to ``memory_flow_error`` px wrong. 0: off.
+    memory_weight: float = 0.0
+    memory_chain: int = 2
+    memory_flow_error: float = 1.0
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -102,6 +110,8 @@ class TrainConfig(RunConfig):
                 self.shift_weight,
                 self.motion_weight,
                 self.motion_feature_weight,
+                self.memory_weight,
+                self.memory_flow_error,
                 *self.dream_weights,
             )
             < 0
@@ -111,6 +121,8 @@ class TrainConfig(RunConfig):
             raise ValueError(f"--motion-bend must be >= 0 px, got {self.motion_bend}")
         if self.motion_relative and not self.motion_weight:
             raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
+        if self.memory_chain < 2:
+            raise ValueError(f"--memory-chain must be at least 2 frames, got {self.memory_chain}")
         if self.grid_periods not in (4, 8):
             raise ValueError(f"--grid-periods must be 4 or 8, got {self.grid_periods}")
         if len(self.dream_weights) not in (1, max(1, len(self.dream_layers))):
@@ -143,7 +155,9 @@ class TrainConfig(RunConfig):
         return names
 
 
-LOG_COLUMNS = ("content", "style", "tv", "dream", "grid", "shift", "motion", "motion_features", "total")
+LOG_COLUMNS = (
+    *("content", "style", "tv", "dream", "grid", "shift", "motion", "motion_features", "memory", "carried", "total"),
+)
 
 
 class StyleTargets:
@@ -183,6 +197,8 @@ class Trainer:
         else:
             net, styles, self.train_ids = self._fresh(design)
         self.styles = styles
+        if cfg.memory_weight and not net.config.memory:
+            raise CheckpointError(f"{cfg.resume}: a network without a memory; start one with --init-from it")
         self.net = net.to(self.device).train()
         taps = tuple(dict.fromkeys((*cfg.style_taps, cfg.content_tap, *cfg.dream_layers)))
         self.vgg = load_vgg(taps, cfg.vgg_weights).to(self.device)
@@ -231,7 +247,8 @@ class Trainer:
         """A new network of the tier's (or ``design``'s) architecture, its matching tensors copied from
         ``--init-from`` when given."""
         cfg, styles = self.cfg, self.cfg.style_names
-        net = StyleNet(design or tier_config(cfg.tier, len(styles)))
+        config = design or tier_config(cfg.tier, len(styles))
+        net = StyleNet(NetConfig.from_json(config.to_json() | {"memory": True}) if cfg.memory_weight else config)
         if cfg.init_from is not None:
             source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))
             if source_styles != styles:
@@ -304,6 +321,7 @@ class Trainer:
             "shift": (cfg.shift_weight, self.shift_term(content, weights, output)),
             "motion": (cfg.motion_weight, motion),
             "motion_features": (cfg.motion_feature_weight, motion_features),
+            **carried_terms(self, content, weights, output, pos, scale),
         }
         total = sum((weight * term for weight, term in terms.values()), start=zero) - weighted_gain
         if not torch.isfinite(total):

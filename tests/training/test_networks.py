@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.networks import CondInstanceNorm, NetConfig, StyleNet, count_parameters, tier_config
+from training.checkpoint import copy_matching
+from training.networks import MEMORY_CHANNELS, CondInstanceNorm, NetConfig, StyleNet, count_parameters, tier_config
 
 from .conftest import TINY, perturbed
 
@@ -178,3 +179,36 @@ def test_new_options_reject_bad_combinations() -> None:
         NetConfig(num_styles=1, decoder="project_first")
     with pytest.raises(ValueError, match="stem_stride 2"):
         NetConfig(num_styles=1, output="transposed")
+
+
+def test_a_memory_starts_at_zero_so_a_grown_network_paints_the_same() -> None:
+    source = perturbed(StyleNet(FAST))
+    grown = StyleNet(NetConfig.from_json(FAST.to_json() | {"memory": True}))
+    copied = copy_matching(grown, source)
+    assert len(copied) == len(source.state_dict())  # everything but the memory's projections
+    frame, weights = torch.rand(1, 3, 32, 48), torch.tensor([[0.0, 1.0, 0.0]])
+    memory = torch.rand(1, MEMORY_CHANNELS, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(frame, weights, memory), source(frame, weights))
+        for conv in grown.remember:
+            conv.weight.normal_(std=0.5)
+        assert (grown(frame, weights, memory) - source(frame, weights)).abs().max() > 1e-3  # it reaches the output
+        torch.testing.assert_close(grown(frame, weights, torch.zeros_like(memory)), grown(frame, weights))
+
+
+def test_the_memory_enters_every_decoder_stage_at_its_size() -> None:
+    net = StyleNet(NetConfig.from_json(TINY.to_json() | {"memory": True}))
+    seen: list[tuple[int, ...]] = []
+    hooks = [c.register_forward_hook(lambda _m, i, _o: seen.append(tuple(i[0].shape))) for c in net.remember]
+    try:
+        net(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]), torch.rand(1, MEMORY_CHANNELS, 32, 32))
+    finally:
+        for h in hooks:
+            h.remove()
+    sizes = [32 // (TINY.stem_stride * 2 ** (len(TINY.widths) - 2 - k)) for k in range(len(TINY.widths) - 1)]
+    assert seen == [(1, MEMORY_CHANNELS, s, s) for s in sizes]
+
+
+def test_a_network_without_a_memory_refuses_one() -> None:
+    with pytest.raises(ValueError, match="no memory"):
+        StyleNet(TINY)(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]), torch.rand(1, MEMORY_CHANNELS, 32, 32))

@@ -1,0 +1,92 @@
+"""Carried pairs for a network with a memory: what the second frame, the memory and the target hold."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.carry import carried_loss, carried_pair
+from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
+from training.networks import MEMORY_CHANNELS
+from training.train import Trainer
+
+from .test_train_loop import config
+
+
+def _batch(seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(3, 3, 8, 12, generator=gen)
+    return torch.nn.functional.interpolate(coarse, size=(64, 96), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_the_target_is_the_painting_moved_as_the_frame_was() -> None:
+    content = _batch()
+    pair = carried_pair(content, content.clone(), random.Random(1), flow_error=0.0)
+    trusted = pair.trust.expand_as(pair.frame) > 0
+    assert trusted.float().mean() > 0.5
+    # a "painting" that is the frame itself, carried along the true move, is the moved frame wherever trusted
+    torch.testing.assert_close(pair.target[trusted], pair.frame[trusted], atol=1e-5, rtol=0)
+    assert pair.memory.shape == (3, MEMORY_CHANNELS, 64, 96)
+    torch.testing.assert_close(pair.memory[:, :3], pair.target * pair.trust)  # no flow error: the target itself
+    torch.testing.assert_close(pair.memory[:, 3:], pair.trust)
+
+
+def test_a_new_subject_is_pasted_where_the_memory_is_not_trusted() -> None:
+    content = _batch()
+    pair = carried_pair(content, torch.rand_like(content), random.Random(2))
+    for i in range(3):
+        box = (pair.trust[i, 0] == 0) & (pair.frame[i] == content[(i + 1) % 3]).all(dim=0)
+        assert box.sum() >= (64 // 8) * (96 // 8)  # at least the smallest box, the next item's pixels
+        assert (pair.memory[i, :, box] == 0).all()
+
+
+def test_a_wrong_flow_moves_the_memory_off_the_target() -> None:
+    content, painted = _batch(), _batch(seed=3)
+    exact = carried_pair(content, painted, random.Random(4), flow_error=0.0)
+    wrong = carried_pair(content, painted, random.Random(4), flow_error=2.0)
+    torch.testing.assert_close(wrong.target, exact.target)
+    assert (wrong.memory[:, :3] - exact.memory[:, :3]).abs().max() > 1e-2
+
+
+def test_the_loss_counts_trusted_pixels_of_painted_items_only() -> None:
+    content = _batch()
+    pair = carried_pair(content, torch.rand_like(content), random.Random(5))
+    everyone = torch.ones(3, dtype=torch.bool)
+    assert carried_loss(pair.target, pair, everyone) == 0
+    garbage = torch.where(pair.trust > 0, pair.target, torch.full_like(pair.target, 7.0))
+    assert carried_loss(garbage, pair, everyone) == 0  # untrusted pixels do not count
+    off = pair.target + 0.1
+    assert carried_loss(off, pair, everyone) == pytest.approx(0.01, rel=1e-4)
+    assert carried_loss(off, pair, torch.zeros(3, dtype=torch.bool)) == 0  # dream items are left out
+
+
+def test_mismatched_inputs_are_refused() -> None:
+    with pytest.raises(ValueError, match="same"):
+        carried_pair(_batch(), _batch()[:, :, :32], random.Random(0))
+    with pytest.raises(ValueError, match=">= 0"):
+        carried_pair(_batch(), _batch(), random.Random(0), flow_error=-1.0)
+
+
+def test_a_memory_run_grows_a_memory_and_trains_it_on_chains(
+    picture_dirs: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    content, styles = picture_dirs
+    Trainer(config(content, styles[:1], tmp_path / "run", steps=3, memory_weight=10.0, memory_chain=3)).run()
+    with (tmp_path / "run" / "log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and all(float(r["memory"]) > 0 and float(r["carried"]) > 0 for r in rows)
+    net, _ = build_from_checkpoint(load_checkpoint(tmp_path / "run" / "checkpoint.pt"))
+    assert net.config.memory and all(conv.weight.abs().max() > 0 for conv in net.remember)  # grown from zero
+    Trainer(config(content, styles[:1], tmp_path / "plain", steps=1)).run()
+    with (tmp_path / "plain" / "log.csv").open() as handle:
+        assert all(float(r["memory"]) == 0.0 for r in csv.DictReader(handle))  # off: not computed
+    with pytest.raises(CheckpointError, match="without a memory"):
+        Trainer(
+            config(
+                content, styles[:1], tmp_path / "more", memory_weight=1.0, resume=tmp_path / "plain" / "checkpoint.pt"
+            )
+        )
