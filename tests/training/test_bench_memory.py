@@ -1,0 +1,45 @@
+"""The memory bench: the memory is carried by the stabilizer's motion, and only into a network that has one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.bench.memory import _image, _tensor, carried, main
+from training.checkpoint import save_checkpoint
+from training.networks import NetConfig, StyleNet
+
+from .conftest import TINY, perturbed
+
+
+def _moving_frames(count: int = 4) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    scene = (rng.random((40, 80, 3)) * 255).astype(np.uint8)
+    return [np.ascontiguousarray(scene[4:36, 2 * i : 2 * i + 48]) for i in range(count)]  # a 2 px pan a frame
+
+
+def test_the_first_frame_has_no_memory_and_the_next_carry_the_last_painting() -> None:
+    net = perturbed(StyleNet(NetConfig.from_json(TINY.to_json() | {"memory": True}))).eval()
+    with torch.no_grad():
+        for conv in net.remember:
+            conv.weight.normal_(std=1.0)
+    frames, weights = _moving_frames(), torch.tensor([[1.0, 0.0, 0.0]])
+    outputs = carried(net, frames, weights)
+    with torch.no_grad():
+        plain = [_image(net(_tensor(f), weights)) for f in frames]
+    assert np.array_equal(outputs[0], plain[0])
+    assert all(np.abs(o.astype(int) - p.astype(int)).max() > 2 for o, p in zip(outputs[1:], plain[1:]))
+
+
+def test_a_checkpoint_without_a_memory_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "plain.pt"
+    save_checkpoint(path, StyleNet(TINY), ["a", "b", "c"], 0, NetConfig(num_styles=3), None, {})
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(path), "--shipped", str(path), "--clips", ""])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("a network without a memory")

@@ -1,0 +1,165 @@
+"""A network with a memory (``NetConfig.memory``, trained with ``--memory-weight``) painting real and shaken clips.
+
+Each frame is painted with the last painting carried onto it as the service's stabilizer carries its memory
+(``Stabilizer.motion``: DIS flow at half size, the photometric trust, feathered, a bicubic warp while the camera
+moves; no detail restoration and no blend: the network does the carrying). Beside it, on the same frames: the
+shipped model plain (every ratio's baseline) and with Steady, the memory network with no memory (the painting the
+browser and a first frame get), and the carried painting with Steady on top. Flicker by the metric's flow and by
+Farneback's (``steady_study``'s second judge), live-size style and content, each over the shipped plain frames.
+
+    python -m training.bench.memory CHECKPOINT [--clips carphone:still,vtest.avi:0] [--styles great_wave,the_scream]
+
+A clip is ``NAME:SEED``: a clip in DATA/video or carphone, with a seeded shake or ``still`` (its own camera).
+Torch on the CPU (the ONNX contract has no memory input yet), so a few minutes per clip and painting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from service.stabilize import Motion, StabilizeOptions, Stabilizer
+from service.video.flicker import FlickerMeter
+from training.bench.real_motion import STILL
+from training.bench.steady import STYLE_EVERY, Shake, handheld_clip
+from training.bench.steady_study import FarnebackFlow, _read, clip_path
+from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
+from training.networks import StyleNet
+
+REPO = Path(__file__).resolve().parents[2]
+BLEND = 0.9  # any blend in (0, 1): the trust is the stabilizer's weight over it
+CARRY = StabilizeOptions(blend=BLEND, detail_target=0.0, moving_blend=BLEND)  # the memory as Steady carries it
+STEADY = StabilizeOptions()  # the service's Steady (the shipped model's calibrated moving blend is passed in)
+
+
+def _tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _image(frame: torch.Tensor) -> np.ndarray:
+    return (frame[0].permute(1, 2, 0).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+@torch.no_grad()
+def carried(net: StyleNet, frames: Sequence[np.ndarray], weights: torch.Tensor) -> list[np.ndarray]:
+    """Every frame painted with the last painting carried onto it by the stabilizer's motion (none on the first)."""
+    stabilizer, outputs = Stabilizer(CARRY), []
+    for frame in frames:
+        motion = stabilizer.motion(frame)
+        memory = None
+        if motion.warped is not None and motion.keep is not None:
+            trust = torch.from_numpy(motion.keep / BLEND)[None, None]
+            memory = torch.cat([_tensor(motion.warped) * trust, trust], dim=1)
+        painted = _image(net(_tensor(frame), weights, memory))
+        stabilizer.blend(Motion(motion.small, None, None), painted)  # remembered as painted, not blended
+        outputs.append(painted)
+    return outputs
+
+
+def steadied(
+    frames: Sequence[np.ndarray], paintings: Sequence[np.ndarray], options: StabilizeOptions
+) -> list[np.ndarray]:
+    stabilizer = Stabilizer(options)
+    return [stabilizer.step(f, p) for f, p in zip(frames, paintings, strict=True)]
+
+
+def measured(
+    frames: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
+    score: Callable[[np.ndarray, np.ndarray], tuple[float, float]],
+) -> tuple[float, float, float, float]:
+    """Flicker (metric), flicker (Farneback), live-size style and content of every STYLE_EVERY-th frame."""
+    meter, judge, scores = FlickerMeter(), FlickerMeter(FarnebackFlow()), []
+    for i, (frame, out) in enumerate(zip(frames, outputs, strict=True)):
+        meter.add(frame, out)
+        judge.add(frame, out)
+        if i % STYLE_EVERY == STYLE_EVERY - 1:
+            scores.append(score(out, frame))
+    return meter.ratio, judge.ratio, statistics.fmean(s for s, _ in scores), statistics.fmean(c for _, c in scores)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.bench.memory", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint of a network with a memory")
+    parser.add_argument("--shipped", type=Path, default=REPO / "models" / "checkpoints" / "realtime.pt")
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("LIVESTYLE_DATA", REPO.parent / "shared" / "data"))
+    )
+    parser.add_argument("--clips", default="carphone:still,vtest.avi:0", help="NAME:SEED,... (seed: a shake or still)")
+    parser.add_argument("--styles", default="great_wave,the_scream")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--moving-blend", type=float, default=0.8, help="the shipped model's calibrated one")
+    return parser
+
+
+def _frames(args: argparse.Namespace, clip: str) -> list[np.ndarray]:
+    name, _, seed = clip.partition(":")
+    source = clip_path(argparse.Namespace(video=name, data=args.data))
+    with tempfile.TemporaryDirectory() as tmp:
+        handheld_clip(
+            source, Path(tmp) / "clip.mkv", args.frames, STILL if seed == "still" else Shake(seed=int(seed or 0))
+        )
+        return _read(Path(tmp) / "clip.mkv")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        net, styles = build_from_checkpoint(load_checkpoint(args.checkpoint))
+        shipped, shipped_styles = build_from_checkpoint(load_checkpoint(args.shipped))
+        if not net.config.memory:
+            raise ValueError(f"{args.checkpoint}: a network without a memory")
+        if styles != shipped_styles:
+            raise ValueError(f"styles {styles} differ from the shipped model's {shipped_styles}")
+        unknown = [s for s in args.styles.split(",") if s not in styles]
+        if unknown:
+            raise ValueError(f"no style {unknown[0]!r}; the checkpoint has {styles}")
+        clips = [(c, _frames(args, c)) for c in args.clips.split(",") if c]
+    except (ValueError, OSError, CheckpointError) as exc:
+        sys.stderr.write(f"memory bench: {exc}\n")
+        raise SystemExit(2) from None
+    from training.quality import LiveScorer  # the loss network: only once the arguments are known good
+
+    scorer, steady = LiveScorer(), replace(STEADY, moving_blend=args.moving_blend)
+    net.eval()
+    shipped.eval()
+    print(f"{args.checkpoint.name} (step {load_checkpoint(args.checkpoint)['step']}), over the shipped model plain")
+    print("\n| clip | painting | painting by | flicker | flicker, Farneback | live-size style | live-size content |")
+    print("|---|---|---|---|---|---|---|")
+    for clip, frames in clips:
+        for style in args.styles.split(","):
+            weights = torch.nn.functional.one_hot(torch.tensor([styles.index(style)]), len(styles)).float()
+            painting = args.data / "styles" / f"{style}.jpg"
+
+            def score(out: np.ndarray, frame: np.ndarray, painting: Path = painting) -> tuple[float, float]:
+                s = scorer.score(out, frame, painting)
+                return s.style, s.content
+
+            with torch.no_grad():
+                plain = [_image(shipped(_tensor(f), weights)) for f in frames]
+                fresh = [_image(net(_tensor(f), weights)) for f in frames]
+            memory = carried(net, frames, weights)
+            rows = {
+                "shipped, Steady": steadied(frames, plain, steady),
+                "memory network, no memory": fresh,
+                "memory network, carried": memory,
+                "carried, then Steady": steadied(frames, memory, steady),
+            }
+            base = measured(frames, plain, score)
+            for name, outputs in rows.items():
+                m = measured(frames, outputs, score)
+                ratios = " | ".join(f"{a / b:.2f}" for a, b in zip(m, base, strict=True))
+                print(f"| {clip} | {style} | {name} | {ratios} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
