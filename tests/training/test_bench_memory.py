@@ -31,7 +31,7 @@ def test_the_first_frame_has_no_memory_and_the_next_carry_the_last_painting() ->
     with torch.no_grad():
         plain = [_image(net(_tensor(f), weights)) for f in frames]
     assert np.array_equal(outputs[0], plain[0])
-    assert all(np.abs(o.astype(int) - p.astype(int)).max() > 2 for o, p in zip(outputs[1:], plain[1:]))
+    assert all(np.abs(o.astype(int) - p.astype(int)).max() > 2 for o, p in zip(outputs[1:], plain[1:], strict=True))
 
 
 def test_a_checkpoint_without_a_memory_is_one_line_and_exit_2(
