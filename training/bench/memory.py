@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +27,9 @@ import numpy as np
 import torch
 
 from service.stabilize import Motion, StabilizeOptions, Stabilizer
-from service.video.flicker import FlickerMeter
 from training.bench.real_motion import STILL
 from training.bench.steady import STYLE_EVERY, Shake, handheld_clip
-from training.bench.steady_study import FarnebackFlow, _read, clip_path
+from training.bench.steady_study import _read, clip_path, measured
 from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from training.networks import StyleNet
 
@@ -70,21 +68,6 @@ def steadied(
 ) -> list[np.ndarray]:
     stabilizer = Stabilizer(options)
     return [stabilizer.step(f, p) for f, p in zip(frames, paintings, strict=True)]
-
-
-def measured(
-    frames: Sequence[np.ndarray],
-    outputs: Sequence[np.ndarray],
-    score: Callable[[np.ndarray, np.ndarray], tuple[float, float]],
-) -> tuple[float, float, float, float]:
-    """Flicker (metric), flicker (Farneback), live-size style and content of every STYLE_EVERY-th frame."""
-    meter, judge, scores = FlickerMeter(), FlickerMeter(FarnebackFlow()), []
-    for i, (frame, out) in enumerate(zip(frames, outputs, strict=True)):
-        meter.add(frame, out)
-        judge.add(frame, out)
-        if i % STYLE_EVERY == STYLE_EVERY - 1:
-            scores.append(score(out, frame))
-    return meter.ratio, judge.ratio, statistics.fmean(s for s, _ in scores), statistics.fmean(c for _, c in scores)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,10 +137,10 @@ def main(argv: list[str] | None = None) -> None:
                 "memory network, carried": memory,
                 "carried, then Steady": steadied(frames, memory, steady),
             }
-            base = measured(frames, plain, score)
+            base = measured(frames, plain, score, STYLE_EVERY)
             for name, outputs in rows.items():
-                m = measured(frames, outputs, score)
-                ratios = " | ".join(f"{a / b:.2f}" for a, b in zip(m, base, strict=True))
+                m = measured(frames, outputs, score, STYLE_EVERY)
+                ratios = " | ".join(f"{m[i] / base[i]:.2f}" for i in (0, 3, 1, 2))  # the columns' order
                 print(f"| {clip} | {style} | {name} | {ratios} |", flush=True)
 
 

