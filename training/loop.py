@@ -48,7 +48,8 @@ def autocast_for(device: torch.device, precision: str, part: str) -> contextlib.
 
 
 def set_rates(optimizer: torch.optim.Optimizer, lr: float, norm_lr_scale: float) -> None:
-    """This run's rates on a resumed optimizer (convolutions, then norms): the Adam moments carry over, so
+    """This run's rates on a resumed optimizer (convolutions, norms, the memory's if any: ``optimizer_groups``):
+    the Adam moments carry over, so
     resuming with a lower ``--lr`` anneals."""
     rates = (lr, lr * norm_lr_scale, lr * norm_lr_scale * MEMORY_RATE)[: len(optimizer.param_groups)]
     for group, rate in zip(optimizer.param_groups, rates, strict=True):
@@ -188,8 +189,8 @@ def _step_until_done(
     return ema or metrics
 
 
-# The memory's projections (NetConfig.memory) start at zero and must grow to the size of the features they join:
-# at the norms' rate they grew by the most Adam allows every step and hardly mattered after a hundred steps.
+# The memory's projections (NetConfig.memory) start at zero and must grow to the size of the features they join;
+# Adam moves a weight by about its rate per step at most, so at the norms' rate that takes hundreds of steps.
 MEMORY_RATE = 10.0  # x the norms' rate
 
 
