@@ -49,8 +49,7 @@ def autocast_for(device: torch.device, precision: str, part: str) -> contextlib.
 
 def set_rates(optimizer: torch.optim.Optimizer, lr: float, norm_lr_scale: float) -> None:
     """This run's rates on a resumed optimizer (convolutions, norms, the memory's if any: ``optimizer_groups``):
-    the Adam moments carry over, so
-    resuming with a lower ``--lr`` anneals."""
+    the Adam moments carry over, so resuming with a lower ``--lr`` anneals."""
     rates = (lr, lr * norm_lr_scale, lr * norm_lr_scale * MEMORY_RATE)[: len(optimizer.param_groups)]
     for group, rate in zip(optimizer.param_groups, rates, strict=True):
         group["lr"] = rate
