@@ -11,7 +11,6 @@ enough: the frame decides where the strokes go, the memory which strokes to draw
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.loop import as_float, autocast_for
-from training.losses import camera_grid, content_loss, smooth_bend, total_variation
+from training.losses import camera_grid, content_loss, handheld_move, smooth_bend, total_variation
 from training.networks import MEMORY_CHANNELS
 
 
@@ -68,7 +67,7 @@ def carried_pair(
     if not (flow_error >= 0 and bend >= 0):
         raise ValueError(f"flow error and bend must be >= 0 px, got {flow_error}, {bend}")
     b, _, h, w = content.shape
-    move = (rng.uniform(-6, 6), rng.uniform(-6, 6), rng.uniform(-1, 1), math.exp(rng.uniform(-0.02, 0.02)))
+    move = handheld_move(rng)
     drawn = torch.Generator().manual_seed(rng.getrandbits(63))
     true_bend = smooth_bend(b, h, w, rng.uniform(0.0, bend), drawn).to(content.device)
     grid = camera_grid(content, move, true_bend)

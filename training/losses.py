@@ -6,6 +6,8 @@ scaled by 1e6 and summed over layers, content loss the mean squared feature diff
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -109,6 +111,12 @@ def shift_penalty(
     moved = stylize(frame[..., dy : dy + h, dx : dx + w])
     same = output[..., dy : dy + h, dx : dx + w]
     return (moved[..., margin:-margin, margin:-margin] - same[..., margin:-margin, margin:-margin]).pow(2).mean()
+
+
+def handheld_move(rng: random.Random) -> tuple[float, float, float, float]:
+    """A hand-held camera's next frame, as ``camera_grid`` takes it: (dy px, dx px, degrees turned, zoom factor),
+    up to 6 px each way, 1 degree and 2% zoom."""
+    return rng.uniform(-6.0, 6.0), rng.uniform(-6.0, 6.0), rng.uniform(-1.0, 1.0), math.exp(rng.uniform(-0.02, 0.02))
 
 
 def camera_grid(

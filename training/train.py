@@ -11,7 +11,6 @@ conditional instance norms, so a dream blends with the paintings like any other 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from training.losses import (
     feature_motion_penalty,
     gram,
     grid_penalty,
+    handheld_move,
     log_activation_gain,
     motion_penalty,
     per_item_style_loss,
@@ -155,9 +155,8 @@ class TrainConfig(RunConfig):
         return names
 
 
-LOG_COLUMNS = (
-    *("content", "style", "tv", "dream", "grid", "shift", "motion", "motion_features", "memory", "carried", "total"),
-)
+PENALTY_COLUMNS = ("grid", "shift", "motion", "motion_features", "memory", "carried")
+LOG_COLUMNS = ("content", "style", "tv", "dream", *PENALTY_COLUMNS, "total")
 
 
 class StyleTargets:
@@ -381,7 +380,7 @@ class Trainer:
         if not (cfg.motion_weight or cfg.motion_feature_weight) or not paint.any():
             return zero, zero
         r = self.rng
-        move = (r.uniform(-6.0, 6.0), r.uniform(-6.0, 6.0), r.uniform(-1.0, 1.0), math.exp(r.uniform(-0.02, 0.02)))
+        move = handheld_move(r)
         mine = paint.to(content.device)
         frames = content[mine]
         bend = None

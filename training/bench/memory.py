@@ -20,12 +20,12 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from service import contract
 from service.stabilize import Motion, StabilizeOptions, Stabilizer
 from training.bench.real_motion import STILL
 from training.bench.steady import STYLE_EVERY, Shake, handheld_clip
@@ -36,7 +36,6 @@ from training.networks import StyleNet
 REPO = Path(__file__).resolve().parents[2]
 BLEND = 0.9  # any blend in (0, 1): the trust is the stabilizer's weight over it
 CARRY = StabilizeOptions(blend=BLEND, detail_target=0.0, moving_blend=BLEND)  # the memory as Steady carries it
-STEADY = StabilizeOptions()  # the service's Steady (the shipped model's calibrated moving blend is passed in)
 
 
 def _tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -80,7 +79,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clips", default="carphone:still,vtest.avi:0", help="NAME:SEED,... (seed: a shake or still)")
     parser.add_argument("--styles", default="great_wave,the_scream")
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--moving-blend", type=float, default=0.8, help="the shipped model's calibrated one")
     return parser
 
 
@@ -97,7 +95,8 @@ def _frames(args: argparse.Namespace, clip: str) -> list[np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        net, styles = build_from_checkpoint(load_checkpoint(args.checkpoint))
+        checkpoint = load_checkpoint(args.checkpoint)
+        net, styles = build_from_checkpoint(checkpoint)
         shipped, shipped_styles = build_from_checkpoint(load_checkpoint(args.shipped))
         if not net.config.memory:
             raise ValueError(f"{args.checkpoint}: a network without a memory")
@@ -106,16 +105,19 @@ def main(argv: list[str] | None = None) -> None:
         unknown = [s for s in args.styles.split(",") if s not in styles]
         if unknown:
             raise ValueError(f"no style {unknown[0]!r}; the checkpoint has {styles}")
+        # the service's Steady for the shipped model: its calibrated moving blend from the manifest
+        entries = {e.name: e for e in contract.read_manifest(REPO / "models" / contract.MANIFEST_NAME)}
+        steady = StabilizeOptions().calibrated(entries["realtime"].moving_blend)
         clips = [(c, _frames(args, c)) for c in args.clips.split(",") if c]
     except (ValueError, OSError, CheckpointError) as exc:
         sys.stderr.write(f"memory bench: {exc}\n")
         raise SystemExit(2) from None
     from training.quality import LiveScorer  # the loss network: only once the arguments are known good
 
-    scorer, steady = LiveScorer(), replace(STEADY, moving_blend=args.moving_blend)
+    scorer = LiveScorer()
     net.eval()
     shipped.eval()
-    print(f"{args.checkpoint.name} (step {load_checkpoint(args.checkpoint)['step']}), over the shipped model plain")
+    print(f"{args.checkpoint.name} (step {checkpoint['step']}), over the shipped model plain")
     print("\n| clip | painting | painting by | flicker | flicker, Farneback | live-size style | live-size content |")
     print("|---|---|---|---|---|---|---|")
     for clip, frames in clips:
