@@ -72,12 +72,15 @@ def carried_pair(
     true_bend = smooth_bend(b, h, w, rng.uniform(0.0, bend), drawn).to(content.device)
     grid = camera_grid(content, move, true_bend)
     wrong = camera_grid(content, move, true_bend + smooth_bend(b, h, w, flow_error, drawn).to(content.device))
-    frame = F.grid_sample(content, grid, padding_mode="reflection", align_corners=False)
+    # Everything moves bicubic, clipped as uint8 is: a camera's next frame is as sharp as its last, and the service
+    # warps a moving camera's memory bicubic (StabilizeOptions.moving_warp). A bilinear warp is a blur, and a
+    # target blurred by it would teach the carried painting to soften.
+    frame = F.grid_sample(content, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp(0, 1)
     painted = painted.detach()
-    target = F.grid_sample(painted, grid, align_corners=False)
-    carried = F.grid_sample(painted, wrong, align_corners=False)
-    # trusted where the true move's sample lies wholly inside the picture (no zero padding mixed into the target)
-    inside = (grid[..., 0].abs() <= 1 - 1 / w) & (grid[..., 1].abs() <= 1 - 1 / h)
+    target = F.grid_sample(painted, grid, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+    carried = F.grid_sample(painted, wrong, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+    # trusted where the true move's 4x4 sample lies wholly inside the picture (no zero padding in the target)
+    inside = (grid[..., 0].abs() <= 1 - 4 / w) & (grid[..., 1].abs() <= 1 - 4 / h)
     trust = inside.to(content.dtype)[:, None]
     for i in range(b):
         bh, bw = rng.randrange(max(1, h // 8), max(2, h // 3)), rng.randrange(max(1, w // 8), max(2, w // 3))
