@@ -130,13 +130,14 @@ def save_png(img: Image.Image, path: Path) -> None:
     tmp.replace(path)
 
 
-def grid(rows: list[list[Image.Image]], cell: int = 192, pad: int = 4) -> Image.Image:
-    """Tile pictures row by row into one image (each fitted into a cell x cell square)."""
+def grid(rows: list[list[Image.Image]], cell: int | tuple[int, int] = 192, pad: int = 4) -> Image.Image:
+    """Tile pictures row by row into one image, each fitted into a cell (a square's side, or width and height)."""
+    width, height = (cell, cell) if isinstance(cell, int) else cell
     ncols = max(len(r) for r in rows)
-    sheet = Image.new("RGB", (ncols * (cell + pad) + pad, len(rows) * (cell + pad) + pad), "white")
+    sheet = Image.new("RGB", (ncols * (width + pad) + pad, len(rows) * (height + pad) + pad), "white")
     for r, row in enumerate(rows):
         for c, img in enumerate(row):
             thumb = img.copy()
-            thumb.thumbnail((cell, cell), Image.Resampling.LANCZOS)
-            sheet.paste(thumb, (pad + c * (cell + pad), pad + r * (cell + pad)))
+            thumb.thumbnail((width, height), Image.Resampling.LANCZOS)
+            sheet.paste(thumb, (pad + c * (width + pad), pad + r * (height + pad)))
     return sheet

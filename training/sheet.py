@@ -42,18 +42,24 @@ def contact_sheet(models_dir: Path, model: str, photos: list[Path], size: int = 
     for name, mix in blends:
         weights = contract.normalize_weights([mix.get(s, 0.0) for s in styles], len(styles))
         rows.append((name, [Image.fromarray(engine.stylize(p, weights, model=model)) for p in pictures]))
-    cell, pad = size, 4
-    sheet = Image.new(
-        "RGB", (LABEL_WIDTH + len(pictures) * (cell + pad) + pad, len(rows) * (cell + pad) + pad), "white"
-    )
-    for r, (name, tiles) in enumerate(rows):
-        top = pad + r * (cell + pad)
-        sheet.paste(_label(name, cell), (0, top))
-        for c, tile in enumerate(tiles):
-            sheet.paste(
-                tile.resize((cell, cell)) if tile.size != (cell, cell) else tile,
-                (LABEL_WIDTH + pad + c * (cell + pad), top),
-            )
+    return labelled_grid(rows, (size, size))
+
+
+def labelled_grid(
+    rows: list[tuple[str, list[Image.Image]]], cell: tuple[int, int], columns: list[str] | None = None
+) -> Image.Image:
+    """``images.grid`` of the rows' tiles with each row's name in a label column on the left and, with
+    ``columns``, a line of column names on top."""
+    (width, height), pad = cell, 4
+    body = images.grid([tiles for _, tiles in rows], cell, pad)
+    header = 24 if columns else 0
+    sheet = Image.new("RGB", (LABEL_WIDTH + body.width, header + body.height), "white")
+    sheet.paste(body, (LABEL_WIDTH, header))
+    draw = ImageDraw.Draw(sheet)
+    for c, name in enumerate(columns or []):
+        draw.text((LABEL_WIDTH + pad + c * (width + pad) + 4, 6), name, fill="black")
+    for r, (name, _) in enumerate(rows):
+        sheet.paste(_label(name, height), (0, header + pad + r * (height + pad)))
     return sheet
 
 

@@ -43,3 +43,21 @@ def test_a_checkpoint_without_a_memory_is_one_line_and_exit_2(
         main([str(path), "--shipped", str(path), "--clips", ""])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().endswith("a network without a memory")
+
+
+def test_the_sheet_puts_each_row_beside_its_label_and_under_its_column() -> None:
+    from PIL import Image
+
+    from training.sheet import LABEL_WIDTH, labelled_grid
+
+    cell = (40, 30)
+    rows = [
+        (name, [Image.new("RGB", cell, colour) for colour in colours])
+        for name, colours in [("frame", ["red", "blue"]), ("carried", ["green", "yellow"])]
+    ]
+    sheet = labelled_grid(rows, cell, ["carphone / great_wave", "carphone / the_scream"])
+    assert sheet.size == (LABEL_WIDTH + 2 * (40 + 4) + 4, 24 + 2 * (30 + 4) + 4)
+    pixel = sheet.convert("RGB").getpixel
+    assert pixel((LABEL_WIDTH + 4 + 20, 24 + 4 + 15)) == (255, 0, 0)  # first row, first column
+    assert pixel((LABEL_WIDTH + 4 + 44 + 20, 24 + 4 + 34 + 15)) == (255, 255, 0)  # second row, second column
+    assert pixel((LABEL_WIDTH // 2, 24 + 4 + 15)) != (255, 0, 0)  # the label column is not a tile

@@ -7,7 +7,11 @@ shipped model plain (every ratio's baseline) and with Steady, the memory network
 browser and a first frame get), and the carried painting with Steady on top. Flicker by the metric's flow and by
 Farneback's (``steady_study``'s second judge), live-size style and content, each over the shipped plain frames.
 
-    python -m training.bench.memory CHECKPOINT [--clips carphone:still,vtest.avi:0] [--styles great_wave,the_scream]
+    python -m training.bench.memory CHECKPOINT [--clips carphone:still,vtest.avi:0] [--styles great_wave,the_scream] \
+        [--sheet memory.png]
+
+``--sheet`` also writes each clip's last frame as every row painted it, cut from the middle at full size (the
+strokes are what a memory could soften), one column per clip and painting.
 
 A clip is ``NAME:SEED``: a clip in DATA/video or carphone, with a seeded shake or ``still`` (its own camera).
 Torch on the CPU (the ONNX contract has no memory input yet), so a few minutes per clip and painting.
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from service import contract
 from service.stabilize import Motion, StabilizeOptions, Stabilizer
@@ -31,11 +36,14 @@ from training.bench.real_motion import STILL
 from training.bench.steady import STYLE_EVERY, Shake, handheld_clip
 from training.bench.steady_study import _read, clip_path, measured
 from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
+from training.images import save_png
 from training.networks import StyleNet
+from training.sheet import labelled_grid
 
 REPO = Path(__file__).resolve().parents[2]
 BLEND = 0.9  # any blend in (0, 1): the trust is the stabilizer's weight over it
 CARRY = StabilizeOptions(blend=BLEND, detail_target=0.0, moving_blend=BLEND)  # the memory as Steady carries it
+SHEET_CELL = (320, 240)
 
 
 def _tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -79,7 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clips", default="carphone:still,vtest.avi:0", help="NAME:SEED,... (seed: a shake or still)")
     parser.add_argument("--styles", default="great_wave,the_scream")
     parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--sheet", type=Path, help="a PNG of each clip's last frame as every row painted it")
     return parser
+
+
+def _middle(rgb: np.ndarray) -> Image.Image:
+    """The middle SHEET_CELL of a frame, at full size."""
+    width, height = SHEET_CELL
+    top, left = max(0, (rgb.shape[0] - height) // 2), max(0, (rgb.shape[1] - width) // 2)
+    return Image.fromarray(rgb[top : top + height, left : left + width])
 
 
 def _frames(args: argparse.Namespace, clip: str) -> list[np.ndarray]:
@@ -120,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.checkpoint.name} (step {checkpoint['step']}), over the shipped model plain")
     print("\n| clip | painting | painting by | flicker | flicker, Farneback | live-size style | live-size content |")
     print("|---|---|---|---|---|---|---|")
+    last: dict[str, list[Image.Image]] = {}
     for clip, frames in clips:
         for style in args.styles.split(","):
             weights = torch.nn.functional.one_hot(torch.tensor([styles.index(style)]), len(styles)).float()
@@ -144,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
                 m = measured(frames, outputs, score, STYLE_EVERY)
                 ratios = " | ".join(f"{m[i] / base[i]:.2f}" for i in (0, 3, 1, 2))  # the columns' order
                 print(f"| {clip} | {style} | {name} | {ratios} |", flush=True)
+            for name, outputs in {"frame": frames, "shipped, plain": plain, **rows}.items():
+                last.setdefault(name, []).append(_middle(outputs[-1]))
+    if args.sheet:
+        columns = [f"{clip} / {style}" for clip, _ in clips for style in args.styles.split(",")]
+        save_png(labelled_grid(list(last.items()), SHEET_CELL, columns), args.sheet)
+        print(f"\nlast frames: {args.sheet}")
 
 
 if __name__ == "__main__":
