@@ -20,7 +20,7 @@ from torch import nn
 
 from service.contract import DREAM_PREFIX
 from training import images
-from training.carry import carried_terms
+from training.carry import StyleLevels, carried_terms
 from training.checkpoint import (
     CheckpointError,
     build_from_checkpoint,
@@ -88,6 +88,7 @@ class TrainConfig(RunConfig):
     memory_weight: float = 0.0
     memory_chain: int = 2
     memory_flow_error: float = 1.0
+    memory_by_style: bool = False  # each painting's carried loss scaled by its style loss (carry.StyleLevels)
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -101,26 +102,16 @@ class TrainConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (
-            min(
-                self.content_weight,
-                self.style_weight,
-                self.tv_weight,
-                self.grid_weight,
-                self.shift_weight,
-                self.motion_weight,
-                self.motion_feature_weight,
-                self.memory_weight,
-                self.memory_flow_error,
-                *self.dream_weights,
-            )
-            < 0
-        ):
+        penalties = (self.grid_weight, self.shift_weight, self.motion_weight, self.motion_feature_weight)
+        memory = (self.memory_weight, self.memory_flow_error)
+        if min(self.content_weight, self.style_weight, self.tv_weight, *penalties, *memory, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if not self.motion_bend >= 0:
             raise ValueError(f"--motion-bend must be >= 0 px, got {self.motion_bend}")
         if self.motion_relative and not self.motion_weight:
             raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
+        if self.memory_by_style and not self.memory_weight:
+            raise ValueError("--memory-by-style scales the carried loss: give --memory-weight too")
         if self.memory_chain < 2:
             raise ValueError(f"--memory-chain must be at least 2 frames, got {self.memory_chain}")
         if self.grid_periods not in (4, 8):
@@ -206,6 +197,7 @@ class Trainer:
         ]  # one set per scale, in cfg.scales order
         self.target_offset = len(styles) - len(cfg.style_names)  # style id -> position in cfg.style_names
         self.optimizer = self._make_optimizer()
+        self.levels = StyleLevels(len(cfg.scales), len(cfg.style_images))
         self.model: nn.Module = self.net
         # The decoder's input of every pass, in order, while the feature motion penalty is on (cleared each step).
         self._inner: list[torch.Tensor] = []
@@ -314,7 +306,7 @@ class Trainer:
         motion, motion_features = self.motion_terms(content, weights, output, inner, pos < len(cfg.style_images))
         terms = {  # name -> (weight, unweighted term); grid, shift and motion cost nothing when weighted 0
             "content": (cfg.content_weight, content_loss(feats[cfg.content_tap], source_feats[cfg.content_tap])),
-            "style": (cfg.style_weight, self.style_term(feats, pos, scale, len(ids))),
+            "style": (cfg.style_weight, self.style_items(feats, pos, scale, levels=True).sum() / len(ids)),
             "tv": (cfg.tv_weight, total_variation(output)),
             "grid": (cfg.grid_weight, grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else zero),
             "shift": (cfg.shift_weight, self.shift_term(content, weights, output)),
@@ -331,14 +323,20 @@ class Trainer:
         self.step += 1
         return {**{name: term.item() for name, (_, term) in terms.items()}, "dream": gain.item(), "total": total.item()}
 
-    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, items: int) -> torch.Tensor:
-        """The Gram style loss of the batch items that carry a painting, per batch item."""
+    def style_items(
+        self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, levels: bool = False
+    ) -> torch.Tensor:
+        """The Gram style loss of each batch item that carries a painting, [N]; taken into ``self.levels`` when
+        ``levels`` (a step's first paintings) and the carried loss is scaled by them."""
         paint = pos < len(self.cfg.style_images)
         if not paint.any():
-            return torch.zeros((), device=self.device)
+            return torch.zeros(0, device=self.device)
         targets = self.targets[scale].for_items(pos[paint])
         taps = self.cfg.style_taps
-        return per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps).sum() / items
+        losses = per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps)
+        if levels and self.cfg.memory_by_style:
+            self.levels.update(scale, pos[paint], losses)
+        return losses
 
     def dream_terms(
         self, feats: dict[str, torch.Tensor], source_feats: dict[str, torch.Tensor], pos: torch.Tensor, items: int
