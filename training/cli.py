@@ -91,6 +91,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_chain=args.memory_chain,
         memory_flow_error=args.memory_flow_error,
         memory_by_style=args.memory_by_style,
+        memory_gate=args.memory_gate,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -275,6 +276,12 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="scale each painting's carried loss by its style loss over the paintings' mean (a running mean): "
         "a painting with a small style loss is held no harder to its memory, relative to its style, than others",
+    )
+    p.add_argument(
+        "--memory-gate",
+        action="store_true",
+        help="a fresh memory network also blends the carried painting into its output at full size, by a gate it "
+        "paints (through the decoder alone the memory arrives pooled, without its finest strokes)",
     )
 
 
