@@ -38,10 +38,7 @@ class Trainer(Protocol):
     @property
     def vgg(self) -> nn.Module: ...
 
-    @property
-    def levels(self) -> StyleLevels: ...
-
-    def style_items(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int) -> torch.Tensor: ...
+    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, items: int) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -96,40 +93,12 @@ def carried_pair(
 
 
 def carried_loss(output: torch.Tensor, pair: CarriedPair, paint: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the second painting ``output`` to the carried first one over the trusted pixels,
-    each item's pixels weighted by ``paint`` [B] (bool or float): 0 leaves an item out (dream items, as from the
-    motion penalty), a float scales its share; 0 when no item counts."""
-    weight = paint.to(pair.trust)[:, None, None, None]
+    """Mean squared difference of the second painting ``output`` to the carried first one, over the trusted pixels
+    of the items that carry a painting (``paint`` [B] bool: dream items are left out, as from the motion
+    penalty); 0 when there are none."""
+    weight = pair.trust * paint.to(pair.trust)[:, None, None, None]
     squared = (output.float() - pair.target.float()).pow(2).mean(dim=1, keepdim=True)
-    return (squared * pair.trust * weight).sum() / (pair.trust * (weight > 0)).sum().clamp_min(1.0)
-
-
-class StyleLevels:
-    """A running mean of each painting's style loss at each training scale, from each step's first paintings.
-    With ``--memory-by-style`` a painting's carried loss is scaled by its level over the mean level: the carried
-    loss pulls every painting towards its memory alike while the style losses that pull back differ several-fold
-    between paintings, so one weight holds a painting with a small style loss hardest to its memory."""
-
-    def __init__(self, scales: int, paintings: int, rate: float = 0.05) -> None:
-        if not 0 < rate <= 1:
-            raise ValueError(f"rate must be in (0, 1], got {rate}")
-        self.level = torch.full((scales, paintings), float("nan"))
-        self.rate = rate
-
-    def update(self, scale: int, pos: torch.Tensor, losses: torch.Tensor) -> None:
-        """Take in the style losses ``losses`` [N] of paintings ``pos`` [N] (positions in the run's paintings)."""
-        for p, loss in zip(pos.tolist(), losses.detach().float().cpu().tolist(), strict=True):
-            old = float(self.level[scale, p])
-            self.level[scale, p] = loss if old != old else old + self.rate * (loss - old)  # NaN: first seen
-
-    def factors(self, scale: int, pos: torch.Tensor) -> torch.Tensor:
-        """Each painting's level over the mean of the levels seen at ``scale``, [N] (1 for one not seen yet)."""
-        row = self.level[scale]
-        seen = row[~row.isnan()]
-        if not len(seen):
-            return torch.ones(len(pos), device=pos.device)
-        mine = row[pos.cpu()] / seen.mean()
-        return torch.where(mine.isnan(), torch.ones_like(mine), mine).to(pos.device)
+    return (squared * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def carried_terms(
@@ -138,8 +107,7 @@ def carried_terms(
     """The carried chain's terms for a training step (``Trainer.train_step``'s name -> (weight, unweighted term)):
     "memory", the carried loss, and "carried", the style, content and tv losses of the paintings made with a
     memory (already weighted by the run's own weights), each the mean over the chain's carried frames, per batch
-    item. Only the items that carry a painting take part; both are 0 when ``memory_weight`` is. With
-    ``memory_by_style`` each item's carried loss is scaled by its painting's style level (:class:`StyleLevels`)."""
+    item. Only the items that carry a painting take part; both are 0 when ``memory_weight`` is."""
     cfg = trainer.cfg
     zero = torch.zeros((), device=output.device)
     paint = pos < len(cfg.style_images)
@@ -147,8 +115,7 @@ def carried_terms(
         return {"memory": (cfg.memory_weight, zero), "carried": (1.0, zero)}
     frames, painted, mine, placed = content[paint], output[paint], weights[paint], pos[paint]
     memory = carried = zero
-    held = trainer.levels.factors(scale, placed) if cfg.memory_by_style else torch.ones(len(frames))
-    held = held.to(output.device)
+    everyone = torch.ones(len(frames), dtype=torch.bool, device=output.device)
     for _ in range(cfg.memory_chain - 1):
         pair = carried_pair(frames, painted, trainer.rng, cfg.memory_flow_error)
         with autocast_for(trainer.device, cfg.precision, "net"):
@@ -157,9 +124,9 @@ def carried_terms(
             feats = as_float(trainer.vgg(painted))
             with torch.no_grad():
                 source = as_float(trainer.vgg(pair.frame))
-        memory = memory + carried_loss(painted, pair, held)
+        memory = memory + carried_loss(painted, pair, everyone)
         carried = carried + (
-            cfg.style_weight * trainer.style_items(feats, placed, scale).sum() / len(frames)
+            cfg.style_weight * trainer.style_term(feats, placed, scale, len(frames))
             + cfg.content_weight * content_loss(feats[cfg.content_tap], source[cfg.content_tap])
             + cfg.tv_weight * total_variation(painted)
         )

@@ -90,7 +90,6 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_weight=args.memory_weight,
         memory_chain=args.memory_chain,
         memory_flow_error=args.memory_flow_error,
-        memory_by_style=args.memory_by_style,
         memory_gate=args.memory_gate,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
@@ -270,12 +269,6 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="PX",
         help="the memory is carried along a flow up to PX pixels wrong, as a real flow is",
-    )
-    p.add_argument(
-        "--memory-by-style",
-        action="store_true",
-        help="scale each painting's carried loss by its style loss over the paintings' mean (a running mean): "
-        "a painting with a small style loss is held no harder to its memory, relative to its style, than others",
     )
     p.add_argument(
         "--memory-gate",

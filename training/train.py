@@ -20,7 +20,7 @@ from torch import nn
 
 from service.contract import DREAM_PREFIX
 from training import images
-from training.carry import StyleLevels, carried_terms
+from training.carry import carried_terms
 from training.checkpoint import (
     CheckpointError,
     build_from_checkpoint,
@@ -88,7 +88,6 @@ class TrainConfig(RunConfig):
     memory_weight: float = 0.0
     memory_chain: int = 2
     memory_flow_error: float = 1.0
-    memory_by_style: bool = False  # each painting's carried loss scaled by its style loss (carry.StyleLevels)
     memory_gate: bool = False  # a fresh memory network also blends the carried RGB into its output (NetConfig)
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
@@ -111,8 +110,6 @@ class TrainConfig(RunConfig):
             raise ValueError(f"--motion-bend must be >= 0 px, got {self.motion_bend}")
         if self.motion_relative and not self.motion_weight:
             raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
-        if self.memory_by_style and not self.memory_weight:
-            raise ValueError("--memory-by-style scales the carried loss: give --memory-weight too")
         if self.memory_gate and not self.memory_weight:
             raise ValueError("--memory-gate is part of a memory network: give --memory-weight too")
         if self.memory_chain < 2:
@@ -200,7 +197,6 @@ class Trainer:
         ]  # one set per scale, in cfg.scales order
         self.target_offset = len(styles) - len(cfg.style_names)  # style id -> position in cfg.style_names
         self.optimizer = self._make_optimizer()
-        self.levels = StyleLevels(len(cfg.scales), len(cfg.style_images))
         self.model: nn.Module = self.net
         # The decoder's input of every pass, in order, while the feature motion penalty is on (cleared each step).
         self._inner: list[torch.Tensor] = []
@@ -310,7 +306,7 @@ class Trainer:
         motion, motion_features = self.motion_terms(content, weights, output, inner, pos < len(cfg.style_images))
         terms = {  # name -> (weight, unweighted term); grid, shift and motion cost nothing when weighted 0
             "content": (cfg.content_weight, content_loss(feats[cfg.content_tap], source_feats[cfg.content_tap])),
-            "style": (cfg.style_weight, self.style_items(feats, pos, scale, levels=True).sum() / len(ids)),
+            "style": (cfg.style_weight, self.style_term(feats, pos, scale, len(ids))),
             "tv": (cfg.tv_weight, total_variation(output)),
             "grid": (cfg.grid_weight, grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else zero),
             "shift": (cfg.shift_weight, self.shift_term(content, weights, output)),
@@ -327,20 +323,14 @@ class Trainer:
         self.step += 1
         return {**{name: term.item() for name, (_, term) in terms.items()}, "dream": gain.item(), "total": total.item()}
 
-    def style_items(
-        self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, levels: bool = False
-    ) -> torch.Tensor:
-        """The Gram style loss of each batch item that carries a painting, [N]; taken into ``self.levels`` when
-        ``levels`` (a step's first paintings) and the carried loss is scaled by them."""
+    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, items: int) -> torch.Tensor:
+        """The Gram style loss of the batch items that carry a painting, per batch item."""
         paint = pos < len(self.cfg.style_images)
         if not paint.any():
-            return torch.zeros(0, device=self.device)
+            return torch.zeros((), device=self.device)
         targets = self.targets[scale].for_items(pos[paint])
         taps = self.cfg.style_taps
-        losses = per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps)
-        if levels and self.cfg.memory_by_style:
-            self.levels.update(scale, pos[paint], losses)
-        return losses
+        return per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps).sum() / items
 
     def dream_terms(
         self, feats: dict[str, torch.Tensor], source_feats: dict[str, torch.Tensor], pos: torch.Tensor, items: int
