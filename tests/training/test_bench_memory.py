@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.bench.memory import _image, _tensor, carried, main
+from training.bench.memory import _image, _tensor, carried, exact, main
 from training.checkpoint import save_checkpoint
-from training.networks import NetConfig, StyleNet
+from training.networks import MEMORY_CHANNELS, NetConfig, StyleNet
 
 from .conftest import TINY, perturbed
 
@@ -32,6 +32,14 @@ def test_the_first_frame_has_no_memory_and_the_next_carry_the_last_painting() ->
         plain = [_image(net(_tensor(f), weights)) for f in frames]
     assert np.array_equal(outputs[0], plain[0])
     assert all(np.abs(o.astype(int) - p.astype(int)).max() > 2 for o, p in zip(outputs[1:], plain[1:], strict=True))
+
+
+def test_the_exact_memory_is_the_painting_itself_trusted_everywhere() -> None:
+    painting = torch.rand(1, 3, 8, 12)
+    memory = exact(painting)
+    assert memory.shape == (1, MEMORY_CHANNELS, 8, 12)
+    torch.testing.assert_close(memory[:, :3], painting)
+    assert (memory[:, 3:] == 1).all()
 
 
 def test_a_checkpoint_without_a_memory_is_one_line_and_exit_2(

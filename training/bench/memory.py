@@ -4,8 +4,10 @@ Each frame is painted with the last painting carried onto it as the service's st
 (``Stabilizer.motion``: DIS flow at half size, the photometric trust, feathered, a bicubic warp while the camera
 moves; no detail restoration and no blend: the network does the carrying). Beside it, on the same frames: the
 shipped model plain (every ratio's baseline) and with Steady, the memory network with no memory (the painting the
-browser and a first frame get), and the carried painting with Steady on top. Flicker by the metric's flow and by
-Farneback's (``steady_study``'s second judge), live-size style and content, each over the shipped plain frames.
+browser and a first frame get) and given its own painting of the same frame as the memory (exactly right, trusted
+everywhere: what the network does to a memory with no flow to blame), and the carried painting with Steady on top.
+Flicker by the metric's flow and by Farneback's (``steady_study``'s second judge), live-size style and content, each
+over the shipped plain frames.
 
     python -m training.bench.memory CHECKPOINT [--clips carphone:still,vtest.avi:0] [--styles great_wave,the_scream] \
         [--sheet memory.png]
@@ -68,6 +70,13 @@ def carried(net: StyleNet, frames: Sequence[np.ndarray], weights: torch.Tensor) 
         stabilizer.blend(Motion(motion.small, None, None), painted)  # remembered as painted, not blended
         outputs.append(painted)
     return outputs
+
+
+def exact(painting: torch.Tensor) -> torch.Tensor:
+    """A memory that is exactly right: the painting of this very frame, trusted everywhere. A network that keeps
+    what it is given paints the frame as it did without one; one that softens it shows it here, with no flow to
+    blame."""
+    return torch.cat([painting, torch.ones_like(painting[:, :1])], dim=1)
 
 
 def steadied(
@@ -149,10 +158,12 @@ def main(argv: list[str] | None = None) -> None:
             with torch.no_grad():
                 plain = [_image(shipped(_tensor(f), weights)) for f in frames]
                 fresh = [_image(net(_tensor(f), weights)) for f in frames]
+                own = [_image(net(_tensor(f), weights, exact(_tensor(p)))) for f, p in zip(frames, fresh, strict=True)]
             memory = carried(net, frames, weights)
             rows = {
                 "shipped, Steady": steadied(frames, plain, steady),
                 "memory network, no memory": fresh,
+                "given its own painting": own,
                 "memory network, carried": memory,
                 "carried, then Steady": steadied(frames, memory, steady),
             }
