@@ -90,7 +90,6 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_weight=args.memory_weight,
         memory_chain=args.memory_chain,
         memory_flow_error=args.memory_flow_error,
-        memory_gate=args.memory_gate,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -269,12 +268,6 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="PX",
         help="the memory is carried along a flow up to PX pixels wrong, as a real flow is",
-    )
-    p.add_argument(
-        "--memory-gate",
-        action="store_true",
-        help="a fresh memory network also blends the carried painting into its output at full size, by a gate it "
-        "paints (through the decoder alone the memory arrives pooled, without its finest strokes)",
     )
 
 
