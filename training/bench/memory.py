@@ -79,6 +79,22 @@ def exact(painting: torch.Tensor) -> torch.Tensor:
     return torch.cat([painting, torch.ones_like(painting[:, :1])], dim=1)
 
 
+@torch.no_grad()
+def painted_by(
+    net: StyleNet, frames: Sequence[np.ndarray], weights: torch.Tensor, steady: StabilizeOptions
+) -> dict[str, list[np.ndarray]]:
+    """The memory network's rows: no memory, an exact one, carried, and carried with Steady on top."""
+    fresh = [_image(net(_tensor(f), weights)) for f in frames]
+    own = [_image(net(_tensor(f), weights, exact(_tensor(p)))) for f, p in zip(frames, fresh, strict=True)]
+    memory = carried(net, frames, weights)
+    return {
+        "memory network, no memory": fresh,
+        "given its own painting": own,
+        "memory network, carried": memory,
+        "carried, then Steady": steadied(frames, memory, steady),
+    }
+
+
 def steadied(
     frames: Sequence[np.ndarray], paintings: Sequence[np.ndarray], options: StabilizeOptions
 ) -> list[np.ndarray]:
@@ -157,16 +173,7 @@ def main(argv: list[str] | None = None) -> None:
 
             with torch.no_grad():
                 plain = [_image(shipped(_tensor(f), weights)) for f in frames]
-                fresh = [_image(net(_tensor(f), weights)) for f in frames]
-                own = [_image(net(_tensor(f), weights, exact(_tensor(p)))) for f, p in zip(frames, fresh, strict=True)]
-            memory = carried(net, frames, weights)
-            rows = {
-                "shipped, Steady": steadied(frames, plain, steady),
-                "memory network, no memory": fresh,
-                "given its own painting": own,
-                "memory network, carried": memory,
-                "carried, then Steady": steadied(frames, memory, steady),
-            }
+            rows = {"shipped, Steady": steadied(frames, plain, steady), **painted_by(net, frames, weights, steady)}
             base = measured(frames, plain, score, STYLE_EVERY)
             for name, outputs in rows.items():
                 m = measured(frames, outputs, score, STYLE_EVERY)
