@@ -21,7 +21,7 @@ from torch import nn
 
 from training.loop import as_float, autocast_for
 from training.losses import camera_grid, content_loss, handheld_move, smooth_bend, total_variation
-from training.networks import MEMORY_CHANNELS
+from training.networks import memory_input
 
 
 class Trainer(Protocol):
@@ -87,9 +87,7 @@ def carried_pair(
         y, x = rng.randrange(0, h - bh + 1), rng.randrange(0, w - bw + 1)
         frame[i, :, y : y + bh, x : x + bw] = content[(i + 1) % b, :, y : y + bh, x : x + bw]
         trust[i, :, y : y + bh, x : x + bw] = 0.0
-    memory = torch.cat([carried * trust, trust], dim=1)
-    assert memory.shape[1] == MEMORY_CHANNELS
-    return CarriedPair(frame, memory, target, trust)
+    return CarriedPair(frame, memory_input(carried, trust), target, trust)
 
 
 def carried_loss(output: torch.Tensor, pair: CarriedPair, paint: torch.Tensor) -> torch.Tensor:

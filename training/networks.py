@@ -36,6 +36,11 @@ MEMORY_CHANNELS = 4  # the carried output's RGB times its trust, then the trust 
 PADDINGS, DECODERS, OUTPUTS, UPSAMPLES = (get_args(t) for t in (Padding, Decoder, Output, Upsample))
 
 
+def memory_input(rgb: torch.Tensor, trust: torch.Tensor) -> torch.Tensor:
+    """A network's memory (``NetConfig.memory``) from a carried painting [B,3,H,W] and its trust [B,1,H,W]."""
+    return torch.cat([rgb * trust, trust], dim=1)
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Everything that fixes the architecture; stored in every checkpoint."""

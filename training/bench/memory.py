@@ -39,7 +39,7 @@ from training.bench.steady import STYLE_EVERY, Shake, handheld_clip
 from training.bench.steady_study import _read, clip_path, measured
 from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from training.images import save_png
-from training.networks import StyleNet
+from training.networks import StyleNet, memory_input
 from training.sheet import labelled_grid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def carried(net: StyleNet, frames: Sequence[np.ndarray], weights: torch.Tensor) 
         memory = None
         if motion.warped is not None and motion.keep is not None:
             trust = torch.from_numpy(motion.keep / BLEND)[None, None]
-            memory = torch.cat([_tensor(motion.warped) * trust, trust], dim=1)
+            memory = memory_input(_tensor(motion.warped), trust)
         painted = _image(net(_tensor(frame), weights, memory))
         stabilizer.blend(Motion(motion.small, None, None), painted)  # remembered as painted, not blended
         outputs.append(painted)
@@ -76,7 +76,7 @@ def exact(painting: torch.Tensor) -> torch.Tensor:
     """A memory that is exactly right: the painting of this very frame, trusted everywhere. A network that keeps
     what it is given paints the frame as it did without one; one that softens it shows it here, with no flow to
     blame."""
-    return torch.cat([painting, torch.ones_like(painting[:, :1])], dim=1)
+    return memory_input(painting, torch.ones_like(painting[:, :1]))
 
 
 @torch.no_grad()
