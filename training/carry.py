@@ -2,11 +2,12 @@
 
 After Ruder, Dosovitskiy and Brox, "Artistic style transfer for videos and spherical images" (IJCV 2018): the
 network paints a frame, the frame moves as a hand-held camera's next one would, and the network paints it again
-with its first painting carried along the flow as its memory. Its second painting is held to the first carried
-along the true move wherever the memory is trusted, besides the usual style and content losses. The memory it is
-given was carried along a slightly wrong flow (a real flow is never exact) and a new subject is pasted into the
-moved frame where the memory is not trusted (a real camera reveals and occludes), so copying the memory is not
-enough: the frame decides where the strokes go, the memory which strokes to draw.
+with its first painting carried along the flow as its memory, and so on along a chain. Each painting is held to the
+chain's first one carried along the true moves wherever that is trusted, besides the usual style and content
+losses. The memory it is given was carried along a wrong flow (a real flow is never exact: a slightly bent true
+move, or the service's stabilizer's own flow estimated on the frames) and a new subject is pasted into the moved
+frame where the memory is not trusted (a real camera reveals and occludes), so copying the memory is not enough:
+the frame decides where the strokes go, the memory which strokes to draw.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from service.stabilize import Motion, StabilizeOptions, Stabilizer
 from training.loop import as_float, autocast_for
 from training.losses import camera_grid, content_loss, handheld_move, smooth_bend, total_variation
 from training.networks import memory_input
@@ -41,14 +44,89 @@ class Trainer(Protocol):
     def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, items: int) -> torch.Tensor: ...
 
 
+# The memory as the service's Steady carries it (``Stabilizer.motion``: DIS flow at half size, the photometric
+# trust, feathered, a bicubic warp while the camera moves), without detail restoration or a blend: the network
+# does the carrying. Any blend in (0, 1) will do: the trust is the stabilizer's weight over it.
+BLEND = 0.9
+CARRY = StabilizeOptions(blend=BLEND, detail_target=0.0, moving_blend=BLEND)
+FLOWS = ("noisy", "stabilizer")
+
+
+def memory_of(motion: Motion) -> torch.Tensor | None:
+    """The network's memory input (``memory_input``) from a stabilizer's ``motion`` under ``CARRY``; None on a
+    first frame."""
+    if motion.warped is None or motion.keep is None:
+        return None
+    rgb = torch.from_numpy(np.ascontiguousarray(motion.warped)).permute(2, 0, 1)[None].float() / 255.0
+    return memory_input(rgb, torch.from_numpy(motion.keep / BLEND)[None, None])
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.detach().permute(1, 2, 0).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def stabilizer_memory(previous: torch.Tensor, painted: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    """``painted``, the painting of ``previous``, carried onto ``frame`` (all [B,3,H,W]) as Steady carries it: its
+    own flow, estimated on the frames, and its own trust, with their errors. [B,MEMORY_CHANNELS,H,W]."""
+    memories = []
+    for before, painting, now in zip(previous, painted, frame, strict=True):
+        stabilizer = Stabilizer(CARRY)
+        stabilizer.blend(stabilizer.motion(_uint8(before)), _uint8(painting))  # remembered as painted
+        memory = memory_of(stabilizer.motion(_uint8(now)))
+        assert memory is not None  # a second frame of the same size always has a motion
+        memories.append(memory)
+    return torch.cat(memories).to(frame)
+
+
+def _inside(where: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W]: 1 where a bicubic (4x4) sample at ``where`` [B,H,W,2] lies wholly inside the picture."""
+    h, w = where.shape[1:3]
+    return ((where[..., 0].abs() <= 1 - 4 / w) & (where[..., 1].abs() <= 1 - 4 / h)).to(where.dtype)[:, None]
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a chain's paintings are held to: its first painting carried along the true moves so far (sampled
+    once from where each pixel came from, so that no warp compounds). A painting that drifts off the scene,
+    a copy of a copy carried along a wrong flow, is held back to it."""
+
+    first: torch.Tensor  # [B,3,H,W] the chain's first painting, detached
+    where: torch.Tensor  # [B,H,W,2]: where each pixel of the latest frame lies in the first, in grid_sample's terms
+    trust: torch.Tensor  # [B,1,H,W]: 1 where that is inside the first frame and no new subject came since
+
+    @classmethod
+    def start(cls, painted: torch.Tensor) -> Held:
+        b, _, h, w = painted.shape
+        identity = torch.eye(2, 3, dtype=painted.dtype, device=painted.device).expand(b, 2, 3)
+        where = F.affine_grid(identity, [b, 3, h, w], align_corners=False)
+        return cls(painted.detach(), where, torch.ones_like(painted[:, :1]))
+
+    def moved(self, grid: torch.Tensor) -> Held:
+        """Held after the camera's next move, ``grid`` (``camera_grid``'s)."""
+        where = F.grid_sample(self.where.permute(0, 3, 1, 2), grid, align_corners=False, padding_mode="border")
+        where = where.permute(0, 2, 3, 1)
+        trust = F.grid_sample(self.trust, grid, mode="nearest", align_corners=False) * _inside(where)
+        return Held(self.first, where, trust)
+
+    def target(self) -> torch.Tensor:
+        return F.grid_sample(self.first, self.where, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class CarriedPair:
-    """The second frame of a carried pair and what its painting is held to; all [B,*,H,W]."""
+    """The next frame of a carried chain and what its painting is held to; all [B,*,H,W]."""
 
     frame: torch.Tensor  # the batch moved by the camera, a new subject pasted over part of each item
-    memory: torch.Tensor  # the network's second input: the first painting carried along a noisy flow x trust, trust
-    target: torch.Tensor  # the first painting carried along the true move
-    trust: torch.Tensor  # [B,1,H,W]: 1 where the memory is trusted (inside the picture, off the new subject), else 0
+    memory: torch.Tensor  # the network's second input: the last painting carried (``memory_input``)
+    held: Held  # the chain's first painting carried along the true moves, and where it is trusted
+
+    @property
+    def target(self) -> torch.Tensor:
+        return self.held.target()
+
+    @property
+    def trust(self) -> torch.Tensor:
+        return self.held.trust
 
 
 def carried_pair(
@@ -57,15 +135,21 @@ def carried_pair(
     rng: random.Random,
     flow_error: float = 1.0,
     bend: float = 3.0,
+    flow: str = "noisy",
+    held: Held | None = None,
 ) -> CarriedPair:
     """A hand-held move of ``content`` [B,3,H,W] (up to 6 px, 1 degree, 2% zoom, ``bend`` px of smooth non-rigid
-    displacement) and of its painting ``painted`` (detached: the memory is an input, the first painting learns
-    from its own losses), with the memory carried along a flow up to ``flow_error`` px wrong. Each item gets a box
-    (an eighth to a third of each side) of the next item's frame pasted in: a new subject, untrusted."""
+    displacement) and the memory of its painting ``painted`` (detached: the memory is an input, the first painting
+    learns from its own losses): carried along a flow up to ``flow_error`` px wrong and trusted where the move is
+    ("noisy"), or carried and trusted as the service's stabilizer does on the frames ("stabilizer"). Each item gets
+    a box (an eighth to a third of each side) of the next item's frame pasted in: a new subject, untrusted.
+    ``held``: the chain so far (None: ``painted`` is its first painting)."""
     if content.shape != painted.shape or content.dim() != 4 or content.shape[1] != 3:
         raise ValueError(f"content {list(content.shape)} and painting {list(painted.shape)} must be the same [B,3,H,W]")
     if not (flow_error >= 0 and bend >= 0):
         raise ValueError(f"flow error and bend must be >= 0 px, got {flow_error}, {bend}")
+    if flow not in FLOWS:
+        raise ValueError(f"flow must be one of {FLOWS}, got {flow!r}")
     b, _, h, w = content.shape
     move = handheld_move(rng)
     drawn = torch.Generator().manual_seed(rng.getrandbits(63))
@@ -77,17 +161,19 @@ def carried_pair(
     # target blurred by it would teach the carried painting to soften.
     frame = F.grid_sample(content, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp(0, 1)
     painted = painted.detach()
-    target = F.grid_sample(painted, grid, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
-    carried = F.grid_sample(painted, wrong, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
-    # trusted where the true move's 4x4 sample lies wholly inside the picture (no zero padding in the target)
-    inside = (grid[..., 0].abs() <= 1 - 4 / w) & (grid[..., 1].abs() <= 1 - 4 / h)
-    trust = inside.to(content.dtype)[:, None]
+    held = (held or Held.start(painted)).moved(grid)
+    trust = _inside(grid)  # this move's own: the memory's trust under the "noisy" flow
     for i in range(b):
         bh, bw = rng.randrange(max(1, h // 8), max(2, h // 3)), rng.randrange(max(1, w // 8), max(2, w // 3))
         y, x = rng.randrange(0, h - bh + 1), rng.randrange(0, w - bw + 1)
         frame[i, :, y : y + bh, x : x + bw] = content[(i + 1) % b, :, y : y + bh, x : x + bw]
         trust[i, :, y : y + bh, x : x + bw] = 0.0
-    return CarriedPair(frame, memory_input(carried, trust), target, trust)
+        held.trust[i, :, y : y + bh, x : x + bw] = 0.0
+    if flow == "stabilizer":
+        memory = stabilizer_memory(content, painted, frame)
+    else:
+        memory = memory_input(F.grid_sample(painted, wrong, mode="bicubic", align_corners=False).clamp(0, 1), trust)
+    return CarriedPair(frame, memory, held)
 
 
 def carried_loss(output: torch.Tensor, pair: CarriedPair, paint: torch.Tensor) -> torch.Tensor:
@@ -114,8 +200,9 @@ def carried_terms(
     frames, painted, mine, placed = content[paint], output[paint], weights[paint], pos[paint]
     memory = carried = zero
     everyone = torch.ones(len(frames), dtype=torch.bool, device=output.device)
+    held: Held | None = None
     for _ in range(cfg.memory_chain - 1):
-        pair = carried_pair(frames, painted, trainer.rng, cfg.memory_flow_error)
+        pair = carried_pair(frames, painted, trainer.rng, cfg.memory_flow_error, flow=cfg.memory_flow, held=held)
         with autocast_for(trainer.device, cfg.precision, "net"):
             painted = trainer.model(pair.frame, mine, pair.memory).float()
         with autocast_for(trainer.device, cfg.precision, "loss"):
@@ -128,6 +215,6 @@ def carried_terms(
             + cfg.content_weight * content_loss(feats[cfg.content_tap], source[cfg.content_tap])
             + cfg.tv_weight * total_variation(painted)
         )
-        frames = pair.frame
+        frames, held = pair.frame, pair.held
     share = float(paint.sum()) / len(paint) / (cfg.memory_chain - 1)
     return {"memory": (cfg.memory_weight, memory * share), "carried": (1.0, carried * share)}

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from training.carry import FLOWS
 from training.checkpoint import CheckpointError
 from training.features import FeatureWeightsError
 from training.images import ImageInputError, list_images
@@ -90,6 +91,8 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_weight=args.memory_weight,
         memory_chain=args.memory_chain,
         memory_flow_error=args.memory_flow_error,
+        memory_flow=args.memory_flow,
+        memory_gate=args.memory_gate,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -268,6 +271,19 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="PX",
         help="the memory is carried along a flow up to PX pixels wrong, as a real flow is",
+    )
+    p.add_argument(
+        "--memory-flow",
+        choices=FLOWS,
+        default="noisy",
+        help="noisy: the memory is carried along the true move bent by --memory-flow-error; stabilizer: along the "
+        "service's Steady flow estimated on the frames and trusted where it trusts it, with its real errors",
+    )
+    p.add_argument(
+        "--memory-gate",
+        action="store_true",
+        help="a fresh memory network also blends the carried painting into its output at full size, by a gate it "
+        "paints (through the decoder alone the memory arrives pooled, without its finest strokes)",
     )
 
 

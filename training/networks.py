@@ -63,6 +63,10 @@ class NetConfig:
     # zero: a network grown from one without them paints the same, and a memory of zeros (the first frame, or no
     # flow) always does.
     memory: bool = False
+    # With a memory, also a gate the network paints from its last decoder stage (zero at the start): the output is
+    # blended toward the carried RGB by gate x trust at the frame's full size. Through the decoder the memory
+    # arrives pooled, so a painting carried only that way loses its finest strokes on every frame.
+    memory_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -85,6 +89,8 @@ class NetConfig:
             raise ValueError(f"output {self.output!r} needs stem_stride 2")
         if self.decoder == "project_first" and not self.separable:
             raise ValueError("decoder 'project_first' needs separable convolutions")
+        if self.memory_gate and not self.memory:
+            raise ValueError("memory_gate blends the memory into the output: it needs memory")
 
     @property
     def size_multiple(self) -> int:
@@ -336,6 +342,13 @@ class StyleNet(nn.Module):
         for conv in remember:
             nn.init.zeros_(conv.weight)
         self.remember = nn.ModuleList(remember if config.memory else [])
+        self.gate: nn.Module | None = None
+        if config.memory_gate:
+            gate = nn.Conv2d(w[0], 1, 3, padding=1)
+            assert gate.bias is not None
+            nn.init.zeros_(gate.weight)
+            nn.init.zeros_(gate.bias)
+            self.gate = gate
         self.out: nn.Module
         if config.output == "transposed":
             self.out = TransposedOutput(w[0])
@@ -361,7 +374,14 @@ class StyleNet(nn.Module):
                 factor = self.config.stem_stride * 2 ** (len(self.up) - 1 - k)
                 extra = self.remember[k](F.avg_pool2d(memory, factor) if factor > 1 else memory)
             x = stage(x, style_weights, extra)
-        return self.squash(self.out(x))
+        out = self.squash(self.out(x))
+        if memory is None or self.gate is None:
+            return out
+        gate = self.gate(x).clamp(0.0, 1.0)  # clamp, not a sigmoid: exactly 0 at the start, and it still learns
+        if gate.shape[-2:] != out.shape[-2:]:
+            gate = F.interpolate(gate, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        held = gate * memory[:, 3:]
+        return out * (1.0 - held) + gate * memory[:, :3]  # memory[:, :3] is already the RGB times its trust
 
     def bottleneck(self) -> nn.Module:
         """The layer whose output the decoder starts from (the last residual block, else the encoder's last)."""

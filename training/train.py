@@ -20,7 +20,7 @@ from torch import nn
 
 from service.contract import DREAM_PREFIX
 from training import images
-from training.carry import carried_terms
+from training.carry import FLOWS, carried_terms
 from training.checkpoint import (
     CheckpointError,
     build_from_checkpoint,
@@ -88,6 +88,8 @@ class TrainConfig(RunConfig):
     memory_weight: float = 0.0
     memory_chain: int = 2
     memory_flow_error: float = 1.0
+    memory_flow: str = "noisy"  # how the memory is carried: the true move bent by the error, or the stabilizer's flow
+    memory_gate: bool = False  # a fresh memory network also blends the carried RGB into its output (NetConfig)
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -101,26 +103,18 @@ class TrainConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (
-            min(
-                self.content_weight,
-                self.style_weight,
-                self.tv_weight,
-                self.grid_weight,
-                self.shift_weight,
-                self.motion_weight,
-                self.motion_feature_weight,
-                self.memory_weight,
-                self.memory_flow_error,
-                *self.dream_weights,
-            )
-            < 0
-        ):
+        penalties = (self.grid_weight, self.shift_weight, self.motion_weight, self.motion_feature_weight)
+        memory = (self.memory_weight, self.memory_flow_error)
+        if min(self.content_weight, self.style_weight, self.tv_weight, *penalties, *memory, *self.dream_weights) < 0:
             raise ValueError("loss weights must be non-negative")
         if not self.motion_bend >= 0:
             raise ValueError(f"--motion-bend must be >= 0 px, got {self.motion_bend}")
         if self.motion_relative and not self.motion_weight:
             raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
+        if self.memory_gate and not self.memory_weight:
+            raise ValueError("--memory-gate is part of a memory network: give --memory-weight too")
+        if self.memory_flow not in FLOWS:
+            raise ValueError(f"--memory-flow must be one of {FLOWS}, got {self.memory_flow!r}")
         if self.memory_chain < 2:
             raise ValueError(f"--memory-chain must be at least 2 frames, got {self.memory_chain}")
         if self.grid_periods not in (4, 8):
@@ -247,7 +241,8 @@ class Trainer:
         ``--init-from`` when given."""
         cfg, styles = self.cfg, self.cfg.style_names
         config = design or tier_config(cfg.tier, len(styles))
-        net = StyleNet(NetConfig.from_json(config.to_json() | {"memory": True}) if cfg.memory_weight else config)
+        grown = {"memory": True, "memory_gate": cfg.memory_gate}
+        net = StyleNet(NetConfig.from_json(config.to_json() | grown) if cfg.memory_weight else config)
         if cfg.init_from is not None:
             source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))
             if source_styles != styles:

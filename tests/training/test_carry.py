@@ -11,6 +11,7 @@ import torch
 
 from training.carry import carried_loss, carried_pair
 from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
+from training.losses import camera_grid
 from training.networks import MEMORY_CHANNELS
 from training.train import Trainer
 
@@ -52,6 +53,38 @@ def test_a_wrong_flow_moves_the_memory_off_the_target() -> None:
     assert (wrong.memory[:, :3] - exact.memory[:, :3]).abs().max() > 1e-2
 
 
+def test_a_chain_is_held_to_its_first_painting_however_the_last_one_drifted() -> None:
+    content, painted = _batch(), _batch(seed=6)
+    first = carried_pair(content, painted, random.Random(7), flow_error=0.0)
+    drifted = torch.roll(first.target, shifts=3, dims=-1)  # a second painting that slid off the scene
+    second = carried_pair(first.frame, drifted, random.Random(8), flow_error=0.0, held=first.held)
+    again = carried_pair(first.frame, first.target, random.Random(8), flow_error=0.0, held=first.held)
+    torch.testing.assert_close(second.target, again.target)  # the target is the first painting, moved twice
+    assert (second.memory - again.memory).abs().max() > 0.1  # the memory is the drifted one
+    assert second.trust.sum() < first.trust.sum()  # two moves and two new subjects: less is trusted
+    # the first painting carried along both moves at once, from where each pixel came
+    moved = carried_pair(content, painted, random.Random(7), flow_error=0.0).held.moved(
+        camera_grid(content, (0.0, 0.0, 0.0, 1.0))
+    )
+    torch.testing.assert_close(moved.target(), first.target, atol=1e-4, rtol=0)
+
+
+def test_the_stabilizer_flow_carries_the_memory_as_the_service_would() -> None:
+    content = _batch()
+    painted = _batch(seed=9)
+    pair = carried_pair(content, painted, random.Random(10), flow="stabilizer")
+    trust = pair.memory[:, 3:]
+    assert pair.memory.shape == (3, MEMORY_CHANNELS, 64, 96)
+    assert 0 <= trust.min() and trust.max() <= 1 + 1e-6
+    both = (trust > 0.99) & (pair.trust > 0)
+    assert both.float().mean() > 0.3  # its flow finds most of the moved frame
+    # where the stabilizer trusts its flow, the memory is close to the true carried painting (not exact: its own flow)
+    error = (pair.memory[:, :3] / trust.clamp_min(1e-6) - pair.target).abs().mean(dim=1, keepdim=True)
+    assert error[both].mean() < 0.05
+    with pytest.raises(ValueError, match="flow"):
+        carried_pair(content, painted, random.Random(0), flow="magic")
+
+
 def test_the_loss_counts_trusted_pixels_of_painted_items_only() -> None:
     content = _batch()
     pair = carried_pair(content, torch.rand_like(content), random.Random(5))
@@ -75,12 +108,23 @@ def test_a_memory_run_grows_a_memory_and_trains_it_on_chains(
     picture_dirs: tuple[Path, list[Path]], tmp_path: Path
 ) -> None:
     content, styles = picture_dirs
-    Trainer(config(content, styles[:1], tmp_path / "run", steps=3, memory_weight=10.0, memory_chain=3)).run()
+    run = config(
+        content,
+        styles[:2],
+        tmp_path / "run",
+        steps=3,
+        memory_weight=10.0,
+        memory_chain=3,
+        memory_gate=True,
+        memory_flow="stabilizer",
+    )
+    Trainer(run).run()
     with (tmp_path / "run" / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and all(float(r["memory"]) > 0 and float(r["carried"]) > 0 for r in rows)
     net, _ = build_from_checkpoint(load_checkpoint(tmp_path / "run" / "checkpoint.pt"))
     assert net.config.memory and all(conv.weight.abs().max() > 0 for conv in net.remember)  # grown from zero
+    assert net.gate is not None and net.gate.weight.abs().max() > 0
     Trainer(config(content, styles[:1], tmp_path / "plain", steps=1)).run()
     with (tmp_path / "plain" / "log.csv").open() as handle:
         assert all(float(r["memory"]) == 0.0 for r in csv.DictReader(handle))  # off: not computed

@@ -196,6 +196,25 @@ def test_a_memory_starts_at_zero_so_a_grown_network_paints_the_same() -> None:
         torch.testing.assert_close(grown(frame, weights, torch.zeros_like(memory)), grown(frame, weights))
 
 
+def test_a_gate_carries_the_memory_at_full_size_where_trusted_and_starts_shut() -> None:
+    source = perturbed(StyleNet(FAST))
+    net = StyleNet(NetConfig.from_json(FAST.to_json() | {"memory": True, "memory_gate": True}))
+    copy_matching(net, source)
+    frame, weights = torch.rand(1, 3, 32, 48), torch.tensor([[0.0, 1.0, 0.0]])
+    carried, trust = torch.rand(1, 3, 32, 48), torch.ones(1, 1, 32, 48)
+    trust[..., :16] = 0.0
+    memory = torch.cat([carried * trust, trust], dim=1)
+    assert net.gate is not None
+    with torch.no_grad():
+        torch.testing.assert_close(net(frame, weights, memory), source(frame, weights))  # shut: paints the same
+        net.gate.bias.fill_(1.0)  # wide open: the carried pixels where trusted, unpooled, the fresh painting elsewhere
+        out = net(frame, weights, memory)
+    torch.testing.assert_close(out[..., 16:], carried[..., 16:])
+    torch.testing.assert_close(out[..., :16], source(frame, weights)[..., :16])
+    with pytest.raises(ValueError, match="needs memory"):
+        NetConfig(num_styles=1, memory_gate=True)
+
+
 def test_the_memory_enters_every_decoder_stage_at_its_size() -> None:
     net = StyleNet(NetConfig.from_json(TINY.to_json() | {"memory": True}))
     seen: list[tuple[int, ...]] = []

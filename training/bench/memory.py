@@ -1,8 +1,7 @@
 """A network with a memory (``NetConfig.memory``, trained with ``--memory-weight``) painting real and shaken clips.
 
 Each frame is painted with the last painting carried onto it as the service's stabilizer carries its memory
-(``Stabilizer.motion``: DIS flow at half size, the photometric trust, feathered, a bicubic warp while the camera
-moves; no detail restoration and no blend: the network does the carrying). Beside it, on the same frames: the
+(``training.carry.CARRY``: the network does the carrying). Beside it, on the same frames: the
 shipped model plain (every ratio's baseline) and with Steady, the memory network with no memory (the painting the
 browser and a first frame get) and given its own painting of the same frame as the memory (exactly right, trusted
 everywhere: what the network does to a memory with no flow to blame), and the carried painting with Steady on top.
@@ -37,14 +36,13 @@ from service.stabilize import Motion, StabilizeOptions, Stabilizer
 from training.bench.real_motion import STILL
 from training.bench.steady import STYLE_EVERY, Shake, handheld_clip
 from training.bench.steady_study import _read, clip_path, measured
+from training.carry import CARRY, memory_of
 from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from training.images import save_png
 from training.networks import StyleNet, memory_input
 from training.sheet import labelled_grid
 
 REPO = Path(__file__).resolve().parents[2]
-BLEND = 0.9  # any blend in (0, 1): the trust is the stabilizer's weight over it
-CARRY = StabilizeOptions(blend=BLEND, detail_target=0.0, moving_blend=BLEND)  # the memory as Steady carries it
 SHEET_CELL = (320, 240)
 
 
@@ -62,11 +60,7 @@ def carried(net: StyleNet, frames: Sequence[np.ndarray], weights: torch.Tensor) 
     stabilizer, outputs = Stabilizer(CARRY), []
     for frame in frames:
         motion = stabilizer.motion(frame)
-        memory = None
-        if motion.warped is not None and motion.keep is not None:
-            trust = torch.from_numpy(motion.keep / BLEND)[None, None]
-            memory = memory_input(_tensor(motion.warped), trust)
-        painted = _image(net(_tensor(frame), weights, memory))
+        painted = _image(net(_tensor(frame), weights, memory_of(motion)))
         stabilizer.blend(Motion(motion.small, None, None), painted)  # remembered as painted, not blended
         outputs.append(painted)
     return outputs
