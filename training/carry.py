@@ -86,27 +86,33 @@ def _inside(where: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Held:
-    """What a chain's paintings are held to: its first painting carried along the true moves so far (sampled
-    once from where each pixel came from, so that no warp compounds). A painting that drifts off the scene,
-    a copy of a copy carried along a wrong flow, is held back to it."""
+    """What a chain's paintings are held to: its first painting carried along the true moves so far. It and the
+    chain's frames are sampled once from where each pixel came from, so that no warp compounds (a frame is as sharp
+    at the chain's end as at its start). A painting that drifts off the scene, a copy of a copy carried along a
+    wrong flow, is held back to it."""
 
-    first: torch.Tensor  # [B,3,H,W] the chain's first painting, detached
+    scene: torch.Tensor  # [B,3,H,W] the chain's first frame
+    first: torch.Tensor  # [B,3,H,W] its painting, detached
     where: torch.Tensor  # [B,H,W,2]: where each pixel of the latest frame lies in the first, in grid_sample's terms
     trust: torch.Tensor  # [B,1,H,W]: 1 where that is inside the first frame and no new subject came since
 
     @classmethod
-    def start(cls, painted: torch.Tensor) -> Held:
+    def start(cls, content: torch.Tensor, painted: torch.Tensor) -> Held:
         b, _, h, w = painted.shape
         identity = torch.eye(2, 3, dtype=painted.dtype, device=painted.device).expand(b, 2, 3)
         where = F.affine_grid(identity, [b, 3, h, w], align_corners=False)
-        return cls(painted.detach(), where, torch.ones_like(painted[:, :1]))
+        return cls(content, painted.detach(), where, torch.ones_like(painted[:, :1]))
 
     def moved(self, grid: torch.Tensor) -> Held:
         """Held after the camera's next move, ``grid`` (``camera_grid``'s)."""
         where = F.grid_sample(self.where.permute(0, 3, 1, 2), grid, align_corners=False, padding_mode="border")
         where = where.permute(0, 2, 3, 1)
         trust = F.grid_sample(self.trust, grid, mode="nearest", align_corners=False) * _inside(where)
-        return Held(self.first, where, trust)
+        return Held(self.scene, self.first, where, trust)
+
+    def frame(self) -> torch.Tensor:
+        """The chain's first frame as the camera sees it now (reflected beyond its edges, as a scene goes on)."""
+        return F.grid_sample(self.scene, self.where, "bicubic", "reflection", align_corners=False).clamp(0.0, 1.0)
 
     def target(self) -> torch.Tensor:
         return F.grid_sample(self.first, self.where, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
@@ -159,14 +165,15 @@ def carried_pair(
     # Everything moves bicubic, clipped as uint8 is: a camera's next frame is as sharp as its last, and the service
     # warps a moving camera's memory bicubic (StabilizeOptions.moving_warp). A bilinear warp is a blur, and a
     # target blurred by it would teach the carried painting to soften.
-    frame = F.grid_sample(content, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp(0, 1)
     painted = painted.detach()
-    held = (held or Held.start(painted)).moved(grid)
+    held = (held or Held.start(content, painted)).moved(grid)
+    moved = held.frame()
+    frame = moved.clone()
     trust = _inside(grid)  # this move's own: the memory's trust under the "noisy" flow
     for i in range(b):
         bh, bw = rng.randrange(max(1, h // 8), max(2, h // 3)), rng.randrange(max(1, w // 8), max(2, w // 3))
         y, x = rng.randrange(0, h - bh + 1), rng.randrange(0, w - bw + 1)
-        frame[i, :, y : y + bh, x : x + bw] = content[(i + 1) % b, :, y : y + bh, x : x + bw]
+        frame[i, :, y : y + bh, x : x + bw] = moved[(i + 1) % b, :, y : y + bh, x : x + bw]
         trust[i, :, y : y + bh, x : x + bw] = 0.0
         held.trust[i, :, y : y + bh, x : x + bw] = 0.0
     if flow == "stabilizer":
@@ -191,7 +198,9 @@ def carried_terms(
     """The carried chain's terms for a training step (``Trainer.train_step``'s name -> (weight, unweighted term)):
     "memory", the carried loss, and "carried", the style, content and tv losses of the paintings made with a
     memory (already weighted by the run's own weights), each the mean over the chain's carried frames, per batch
-    item. Only the items that carry a painting take part; both are 0 when ``memory_weight`` is."""
+    item. ``memory_warmup`` frames are carried first without gradients or losses, so that the memory the chain
+    starts from has been carried as often as a clip's, its drift included (held to the first painting). Only the
+    items that carry a painting take part; both are 0 when ``memory_weight`` is."""
     cfg = trainer.cfg
     zero = torch.zeros((), device=output.device)
     paint = pos < len(cfg.style_images)
@@ -201,6 +210,11 @@ def carried_terms(
     memory = carried = zero
     everyone = torch.ones(len(frames), dtype=torch.bool, device=output.device)
     held: Held | None = None
+    for _ in range(cfg.memory_warmup):  # carried again and again as along a clip, learning from none of it
+        pair = carried_pair(frames, painted, trainer.rng, cfg.memory_flow_error, flow=cfg.memory_flow, held=held)
+        with torch.no_grad(), autocast_for(trainer.device, cfg.precision, "net"):
+            painted = trainer.model(pair.frame, mine, pair.memory).float()
+        frames, held = pair.frame, pair.held
     for _ in range(cfg.memory_chain - 1):
         pair = carried_pair(frames, painted, trainer.rng, cfg.memory_flow_error, flow=cfg.memory_flow, held=held)
         with autocast_for(trainer.device, cfg.precision, "net"):

@@ -90,6 +90,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         motion_relative=args.motion_relative,
         memory_weight=args.memory_weight,
         memory_chain=args.memory_chain,
+        memory_warmup=args.memory_warmup,
         memory_flow_error=args.memory_flow_error,
         memory_flow=args.memory_flow,
         memory_gate=args.memory_gate,
@@ -265,6 +266,14 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         "where trusted with this weight",
     )
     p.add_argument("--memory-chain", type=int, default=2, help="frames in a row per chain (the first one without)")
+    p.add_argument(
+        "--memory-warmup",
+        type=int,
+        default=0,
+        metavar="N",
+        help="carry each chain's memory N frames further first, without learning from them, so that it has drifted "
+        "as a clip's would (each painting is held to the chain's first, carried along the true moves)",
+    )
     p.add_argument(
         "--memory-flow-error",
         type=float,

@@ -87,6 +87,7 @@ class TrainConfig(RunConfig):
     # carrying again and again is learned); the flow is up to ``memory_flow_error`` px wrong. 0: off.
     memory_weight: float = 0.0
     memory_chain: int = 2
+    memory_warmup: int = 0  # frames carried before the chain, without gradients (training/carry.py)
     memory_flow_error: float = 1.0
     memory_flow: str = "noisy"  # how the memory is carried: the true move bent by the error, or the stabilizer's flow
     memory_gate: bool = False  # a fresh memory network also blends the carried RGB into its output (NetConfig)
@@ -115,6 +116,8 @@ class TrainConfig(RunConfig):
             raise ValueError("--memory-gate is part of a memory network: give --memory-weight too")
         if self.memory_flow not in FLOWS:
             raise ValueError(f"--memory-flow must be one of {FLOWS}, got {self.memory_flow!r}")
+        if not 0 <= self.memory_warmup <= 32:
+            raise ValueError(f"--memory-warmup must be 0 to 32 frames, got {self.memory_warmup}")
         if self.memory_chain < 2:
             raise ValueError(f"--memory-chain must be at least 2 frames, got {self.memory_chain}")
         if self.grid_periods not in (4, 8):
