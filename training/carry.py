@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from service.contract import frame_to_image, image_to_frame
 from service.stabilize import Motion, StabilizeOptions, Stabilizer
 from training.loop import as_float, autocast_for
 from training.losses import camera_grid, content_loss, handheld_move, smooth_bend, total_variation
@@ -57,12 +58,13 @@ def memory_of(motion: Motion) -> torch.Tensor | None:
     first frame."""
     if motion.warped is None or motion.keep is None:
         return None
-    rgb = torch.from_numpy(np.ascontiguousarray(motion.warped)).permute(2, 0, 1)[None].float() / 255.0
+    rgb = torch.from_numpy(image_to_frame(motion.warped))
     return memory_input(rgb, torch.from_numpy(motion.keep / BLEND)[None, None])
 
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.detach().permute(1, 2, 0).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+    """[3,H,W] in [0,1] -> HxWx3 uint8, as the service hands frames to its stabilizer."""
+    return frame_to_image(image.detach()[None].cpu().float().numpy())
 
 
 def stabilizer_memory(previous: torch.Tensor, painted: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
@@ -161,7 +163,6 @@ def carried_pair(
     drawn = torch.Generator().manual_seed(rng.getrandbits(63))
     true_bend = smooth_bend(b, h, w, rng.uniform(0.0, bend), drawn).to(content.device)
     grid = camera_grid(content, move, true_bend)
-    wrong = camera_grid(content, move, true_bend + smooth_bend(b, h, w, flow_error, drawn).to(content.device))
     # Everything moves bicubic, clipped as uint8 is: a camera's next frame is as sharp as its last, and the service
     # warps a moving camera's memory bicubic (StabilizeOptions.moving_warp). A bilinear warp is a blur, and a
     # target blurred by it would teach the carried painting to soften.
@@ -179,6 +180,7 @@ def carried_pair(
     if flow == "stabilizer":
         memory = stabilizer_memory(content, painted, frame)
     else:
+        wrong = camera_grid(content, move, true_bend + smooth_bend(b, h, w, flow_error, drawn).to(content.device))
         memory = memory_input(F.grid_sample(painted, wrong, mode="bicubic", align_corners=False).clamp(0, 1), trust)
     return CarriedPair(frame, memory, held)
 

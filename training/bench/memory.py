@@ -47,11 +47,11 @@ SHEET_CELL = (320, 240)
 
 
 def _tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    return torch.from_numpy(contract.image_to_frame(rgb))
 
 
 def _image(frame: torch.Tensor) -> np.ndarray:
-    return (frame[0].permute(1, 2, 0).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+    return contract.frame_to_image(frame.numpy())
 
 
 @torch.no_grad()
