@@ -185,12 +185,27 @@ def carried_pair(
     return CarriedPair(frame, memory, held)
 
 
-def carried_loss(output: torch.Tensor, pair: CarriedPair, paint: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the second painting ``output`` to the carried first one, over the trusted pixels
-    of the items that carry a painting (``paint`` [B] bool: dream items are left out, as from the motion
-    penalty); 0 when there are none."""
+def nearest_squared(output: torch.Tensor, target: torch.Tensor, slack: int = 0) -> torch.Tensor:
+    """[B,1,H,W]: each pixel's squared difference (mean over channels) of ``output`` to the nearest of ``target``'s
+    pixels within ``slack`` px. A memory carried along a real flow is that far out of place, and an exact target
+    then asks for the mean of where a stroke might be, a blur; with slack a stroke drawn a pixel off costs nothing,
+    a stroke blurred over its neighbours still does."""
+    output, target = output.float(), target.float()
+    if not slack:
+        return (output - target).pow(2).mean(dim=1, keepdim=True)
+    h, w = target.shape[-2:]
+    padded = F.pad(target, (slack,) * 4, mode="replicate")
+    span = range(2 * slack + 1)
+    errors = [(output - padded[..., y : y + h, x : x + w]).pow(2).mean(dim=1, keepdim=True) for y in span for x in span]
+    return torch.stack(errors).amin(dim=0)
+
+
+def carried_loss(output: torch.Tensor, pair: CarriedPair, paint: torch.Tensor, slack: int = 0) -> torch.Tensor:
+    """Mean squared difference (``nearest_squared``, within ``slack`` px) of the second painting ``output`` to the
+    carried first one, over the trusted pixels of the items that carry a painting (``paint`` [B] bool: dream items
+    are left out, as from the motion penalty); 0 when there are none."""
     weight = pair.trust * paint.to(pair.trust)[:, None, None, None]
-    squared = (output.float() - pair.target.float()).pow(2).mean(dim=1, keepdim=True)
+    squared = nearest_squared(output, pair.target, slack)
     return (squared * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -225,7 +240,7 @@ def carried_terms(
             feats = as_float(trainer.vgg(painted))
             with torch.no_grad():
                 source = as_float(trainer.vgg(pair.frame))
-        memory = memory + carried_loss(painted, pair, everyone)
+        memory = memory + carried_loss(painted, pair, everyone, cfg.memory_slack)
         carried = carried + (
             cfg.style_weight * trainer.style_term(feats, placed, scale, len(frames))
             + cfg.content_weight * content_loss(feats[cfg.content_tap], source[cfg.content_tap])

@@ -91,6 +91,7 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_weight=args.memory_weight,
         memory_chain=args.memory_chain,
         memory_warmup=args.memory_warmup,
+        memory_slack=args.memory_slack,
         memory_flow_error=args.memory_flow_error,
         memory_flow=args.memory_flow,
         memory_gate=args.memory_gate,
@@ -273,6 +274,14 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="carry each chain's memory N frames further first, without learning from them, so that it has drifted "
         "as a clip's would (each painting is held to the chain's first, carried along the true moves)",
+    )
+    p.add_argument(
+        "--memory-slack",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="hold each pixel to the nearest of the carried painting's pixels within PX (0-3), so that a stroke a "
+        "real flow put a pixel off is copied, not blurred with its neighbours",
     )
     p.add_argument(
         "--memory-flow-error",

@@ -88,6 +88,7 @@ class TrainConfig(RunConfig):
     memory_weight: float = 0.0
     memory_chain: int = 2
     memory_warmup: int = 0  # frames carried before the chain, without gradients (training/carry.py)
+    memory_slack: int = 0  # px a stroke may stand off its carried place (carry.nearest_squared)
     memory_flow_error: float = 1.0
     memory_flow: str = "noisy"  # how the memory is carried: the true move bent by the error, or the stabilizer's flow
     memory_gate: bool = False  # a fresh memory network also blends the carried RGB into its output (NetConfig)
@@ -118,6 +119,8 @@ class TrainConfig(RunConfig):
             raise ValueError(f"--memory-flow must be one of {FLOWS}, got {self.memory_flow!r}")
         if not 0 <= self.memory_warmup <= 32:
             raise ValueError(f"--memory-warmup must be 0 to 32 frames, got {self.memory_warmup}")
+        if not 0 <= self.memory_slack <= 3:
+            raise ValueError(f"--memory-slack must be 0 to 3 px, got {self.memory_slack}")
         if self.memory_chain < 2:
             raise ValueError(f"--memory-chain must be at least 2 frames, got {self.memory_chain}")
         if self.grid_periods not in (4, 8):

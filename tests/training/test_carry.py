@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from training.carry import carried_loss, carried_pair
+from training.carry import carried_loss, carried_pair, nearest_squared
 from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from training.losses import camera_grid
 from training.networks import MEMORY_CHANNELS
@@ -96,6 +97,17 @@ def test_the_loss_counts_trusted_pixels_of_painted_items_only() -> None:
     off = pair.target + 0.1
     assert carried_loss(off, pair, everyone) == pytest.approx(0.01, rel=1e-4)
     assert carried_loss(off, pair, torch.zeros(3, dtype=torch.bool)) == 0  # dream items are left out
+
+
+def test_slack_forgives_a_stroke_a_pixel_off_but_not_a_blur() -> None:
+    target = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    off = torch.roll(target, shifts=1, dims=-1)  # a pixel to the right (the first column wraps round)
+    assert nearest_squared(off, target, 0).mean() > 0.05
+    assert nearest_squared(off, target, 1)[..., 1:].max() == 0
+    blurred = F.avg_pool2d(target, 3, stride=1, padding=1, count_include_pad=False)
+    assert nearest_squared(blurred, target, 1).mean() > 0.01  # the mean of where a stroke might be still costs
+    with pytest.raises(ValueError, match="slack"):
+        config(Path("c"), [Path("s.jpg")], Path("o"), memory_weight=1.0, memory_slack=4)
 
 
 def test_mismatched_inputs_are_refused() -> None:
