@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.bench.memory import _image, _tensor, carried, exact, main
+from service.stabilize import StabilizeOptions
+from training.bench.memory import SCREENED, _image, _tensor, carried, exact, main, painted_by
 from training.checkpoint import save_checkpoint
 from training.networks import MEMORY_CHANNELS, NetConfig, StyleNet
 
@@ -32,6 +33,13 @@ def test_the_first_frame_has_no_memory_and_the_next_carry_the_last_painting() ->
         plain = [_image(net(_tensor(f), weights)) for f in frames]
     assert np.array_equal(outputs[0], plain[0])
     assert all(np.abs(o.astype(int) - p.astype(int)).max() > 2 for o, p in zip(outputs[1:], plain[1:], strict=True))
+
+
+def test_the_screened_rows_are_the_carried_ones_the_bench_paints() -> None:
+    net = perturbed(StyleNet(NetConfig.from_json(TINY.to_json() | {"memory": True}))).eval()
+    rows = painted_by(net, _moving_frames(2), torch.tensor([[1.0, 0.0, 0.0]]), StabilizeOptions())
+    assert set(SCREENED) < set(rows)
+    assert all("carried" in name for name in SCREENED)
 
 
 def test_the_exact_memory_is_the_painting_itself_trusted_everywhere() -> None:

@@ -9,7 +9,7 @@ Flicker by the metric's flow and by Farneback's (``steady_study``'s second judge
 over the shipped plain frames.
 
     python -m training.bench.memory CHECKPOINT [--clips carphone:still,vtest.avi:0] [--styles great_wave,the_scream] \
-        [--sheet memory.png]
+        [--sheet memory.png] [--screen]
 
 ``--sheet`` also writes each clip's last frame as every row painted it, cut from the middle at full size (the
 strokes are what a memory could soften), one column per clip and painting.
@@ -44,6 +44,7 @@ from training.sheet import labelled_grid
 
 REPO = Path(__file__).resolve().parents[2]
 SHEET_CELL = (320, 240)
+SCREENED = ("memory network, carried", "carried, then Steady")  # the rows a training run is judged by
 
 
 def _tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -107,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--styles", default="great_wave,the_scream")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--sheet", type=Path, help="a PNG of each clip's last frame as every row painted it")
+    parser.add_argument(
+        "--screen", action="store_true", help="measure the carried rows only (about half the time): to screen a run"
+    )
     return parser
 
 
@@ -168,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             with torch.no_grad():
                 plain = [_image(shipped(_tensor(f), weights)) for f in frames]
             rows = {"shipped, Steady": steadied(frames, plain, steady), **painted_by(net, frames, weights, steady)}
+            rows = {name: rows[name] for name in (SCREENED if args.screen else rows)}
             base = measured(frames, plain, score, STYLE_EVERY)
             for name, outputs in rows.items():
                 m = measured(frames, outputs, score, STYLE_EVERY)
