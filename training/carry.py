@@ -42,10 +42,7 @@ class Trainer(Protocol):
     @property
     def vgg(self) -> nn.Module: ...
 
-    @property
-    def balance(self) -> StyleBalance: ...
-
-    def style_items(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int) -> torch.Tensor: ...
+    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, items: int) -> torch.Tensor: ...
 
 
 # The memory as the service's Steady carries it (``Stabilizer.motion``: DIS flow at half size, the photometric
@@ -63,27 +60,6 @@ def memory_of(motion: Motion) -> torch.Tensor | None:
         return None
     rgb = torch.from_numpy(image_to_frame(motion.warped))
     return memory_input(rgb, torch.from_numpy(motion.keep / BLEND)[None, None])
-
-
-class StyleBalance:
-    """Each painting's pull to its memory weighed against its own style loss (``--memory-balance``). Paintings' Gram
-    losses run at different sizes, several times apart, and one weight for the pull holds a painting whose loss
-    runs small to its memory as many times harder: its strokes soften first. Each item's carried loss is scaled by
-    its painting's typical style loss (a running mean over its carried paintings) over the mean of all of them."""
-
-    MOMENTUM = 0.95
-
-    def __init__(self) -> None:
-        self.typical: dict[int, float] = {}
-
-    def weights(self, pos: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        """[N] item weights (mean 1 over the paintings seen) for items painting ``pos`` [N] whose style losses are
-        ``losses`` [N]; the running means learn from them first."""
-        for painting, loss in zip(pos.tolist(), losses.detach().tolist(), strict=True):
-            last = self.typical.get(painting, loss)
-            self.typical[painting] = self.MOMENTUM * last + (1 - self.MOMENTUM) * loss
-        mean = sum(self.typical.values()) / len(self.typical)
-        return torch.tensor([self.typical[i] / mean for i in pos.tolist()], device=losses.device)
 
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
@@ -226,12 +202,11 @@ def nearest_squared(output: torch.Tensor, target: torch.Tensor, slack: int = 0) 
 
 def carried_loss(output: torch.Tensor, pair: CarriedPair, paint: torch.Tensor, slack: int = 0) -> torch.Tensor:
     """Mean squared difference (``nearest_squared``, within ``slack`` px) of the second painting ``output`` to the
-    carried first one, over the trusted pixels of the items that carry a painting (``paint`` [B], bool or each
-    item's weight, which scales its pixels' share of the mean: dream items are left out, as from the motion
-    penalty); 0 when there are none."""
-    items = paint.to(pair.trust)[:, None, None, None]
+    carried first one, over the trusted pixels of the items that carry a painting (``paint`` [B] bool: dream items
+    are left out, as from the motion penalty); 0 when there are none."""
+    weight = pair.trust * paint.to(pair.trust)[:, None, None, None]
     squared = nearest_squared(output, pair.target, slack)
-    return (squared * pair.trust * items).sum() / (pair.trust * (items > 0)).sum().clamp_min(1.0)
+    return (squared * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def carried_terms(
@@ -250,7 +225,7 @@ def carried_terms(
         return {"memory": (cfg.memory_weight, zero), "carried": (1.0, zero)}
     frames, painted, mine, placed = content[paint], output[paint], weights[paint], pos[paint]
     memory = carried = zero
-    everyone = torch.ones(len(frames), device=output.device)
+    everyone = torch.ones(len(frames), dtype=torch.bool, device=output.device)
     held: Held | None = None
     for _ in range(cfg.memory_warmup):  # carried again and again as along a clip, learning from none of it
         pair = carried_pair(frames, painted, trainer.rng, cfg.memory_flow_error, flow=cfg.memory_flow, held=held)
@@ -265,11 +240,9 @@ def carried_terms(
             feats = as_float(trainer.vgg(painted))
             with torch.no_grad():
                 source = as_float(trainer.vgg(pair.frame))
-        styles = trainer.style_items(feats, placed, scale)
-        pull = trainer.balance.weights(placed, styles) if cfg.memory_balance else everyone
-        memory = memory + carried_loss(painted, pair, pull, cfg.memory_slack)
+        memory = memory + carried_loss(painted, pair, everyone, cfg.memory_slack)
         carried = carried + (
-            cfg.style_weight * styles.sum() / len(frames)
+            cfg.style_weight * trainer.style_term(feats, placed, scale, len(frames))
             + cfg.content_weight * content_loss(feats[cfg.content_tap], source[cfg.content_tap])
             + cfg.tv_weight * total_variation(painted)
         )

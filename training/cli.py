@@ -92,7 +92,6 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_chain=args.memory_chain,
         memory_warmup=args.memory_warmup,
         memory_slack=args.memory_slack,
-        memory_balance=args.memory_balance,
         memory_flow_error=args.memory_flow_error,
         memory_flow=args.memory_flow,
         memory_gate=args.memory_gate,
@@ -283,12 +282,6 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="hold each pixel to the nearest of the carried painting's pixels within PX (0-3), so that a stroke a "
         "real flow put a pixel off is copied, not blurred with its neighbours",
-    )
-    p.add_argument(
-        "--memory-balance",
-        action="store_true",
-        help="weigh each painting's pull to its memory by its own typical style loss, so that one whose Gram loss "
-        "runs small is not held to its memory harder than the others",
     )
     p.add_argument(
         "--memory-flow-error",

@@ -20,7 +20,7 @@ from torch import nn
 
 from service.contract import DREAM_PREFIX
 from training import images
-from training.carry import FLOWS, StyleBalance, carried_terms
+from training.carry import FLOWS, carried_terms
 from training.checkpoint import (
     CheckpointError,
     build_from_checkpoint,
@@ -89,7 +89,6 @@ class TrainConfig(RunConfig):
     memory_chain: int = 2
     memory_warmup: int = 0  # frames carried before the chain, without gradients (training/carry.py)
     memory_slack: int = 0  # px a stroke may stand off its carried place (carry.nearest_squared)
-    memory_balance: bool = False  # each painting's pull weighed by its own style loss (carry.StyleBalance)
     memory_flow_error: float = 1.0
     memory_flow: str = "noisy"  # how the memory is carried: the true move bent by the error, or the stabilizer's flow
     memory_gate: bool = False  # a fresh memory network also blends the carried RGB into its output (NetConfig)
@@ -188,7 +187,6 @@ class Trainer:
         self.rank, self.world = rank, world_size
         self.start = RunStart.of(cfg, rank)
         self.device, self.rng = self.start.device, self.start.rng
-        self.balance = StyleBalance()  # the carried paintings' style losses, for --memory-balance
         self.step = 0
         self.optimizer_state: dict[str, Any] | None = None  # Adam's, carried on when the parameter groups match
         if cfg.resume is not None and Path(cfg.resume).exists():
@@ -317,7 +315,7 @@ class Trainer:
         motion, motion_features = self.motion_terms(content, weights, output, inner, pos < len(cfg.style_images))
         terms = {  # name -> (weight, unweighted term); grid, shift and motion cost nothing when weighted 0
             "content": (cfg.content_weight, content_loss(feats[cfg.content_tap], source_feats[cfg.content_tap])),
-            "style": (cfg.style_weight, self.style_items(feats, pos, scale).sum() / len(ids)),
+            "style": (cfg.style_weight, self.style_term(feats, pos, scale, len(ids))),
             "tv": (cfg.tv_weight, total_variation(output)),
             "grid": (cfg.grid_weight, grid_penalty(output, cfg.grid_periods) if cfg.grid_weight else zero),
             "shift": (cfg.shift_weight, self.shift_term(content, weights, output)),
@@ -334,12 +332,14 @@ class Trainer:
         self.step += 1
         return {**{name: term.item() for name, (_, term) in terms.items()}, "dream": gain.item(), "total": total.item()}
 
-    def style_items(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int) -> torch.Tensor:
-        """[N]: the Gram style loss of each batch item that carries a painting (none: empty)."""
+    def style_term(self, feats: dict[str, torch.Tensor], pos: torch.Tensor, scale: int, items: int) -> torch.Tensor:
+        """The Gram style loss of the batch items that carry a painting, per batch item."""
         paint = pos < len(self.cfg.style_images)
+        if not paint.any():
+            return torch.zeros((), device=self.device)
         targets = self.targets[scale].for_items(pos[paint])
         taps = self.cfg.style_taps
-        return per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps)
+        return per_item_style_loss({t: feats[t][paint] for t in taps}, targets, taps).sum() / items
 
     def dream_terms(
         self, feats: dict[str, torch.Tensor], source_feats: dict[str, torch.Tensor], pos: torch.Tensor, items: int
