@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--sheet", type=Path, help="a PNG of each clip's last frame as every row painted it")
     parser.add_argument(
-        "--screen", action="store_true", help="measure the carried rows only (about half the time): to screen a run"
+        "--screen", action="store_true", help="measure the carried rows only, skipping the others: to screen a run"
     )
     return parser
 
