@@ -336,7 +336,7 @@ class GateHead(nn.Module):
 
     def forward(self, x: torch.Tensor, fresh: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         trust = memory[:, 3:]
-        apart = ((fresh * trust - memory[:, :3]).abs()).mean(dim=1, keepdim=True)
+        apart = (fresh * trust - memory[:, :3]).abs().mean(dim=1, keepdim=True)
         seen = torch.cat([fresh, memory, apart], dim=1)
         if seen.shape[-2:] != x.shape[-2:]:
             seen = F.avg_pool2d(seen, seen.shape[-1] // x.shape[-1])  # sizes are exact multiples (size_multiple)

@@ -116,8 +116,8 @@ class TrainConfig(RunConfig):
             raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
         if self.memory_gate and not self.memory_weight:
             raise ValueError("--memory-gate is part of a memory network: give --memory-weight too")
-        if self.gate_head < 0 or (self.gate_head and not self.memory_gate):
-            raise ValueError(f"--memory-gate-head widens --memory-gate: give both, a width >= 0, got {self.gate_head}")
+        if self.gate_head and not self.memory_gate:  # its width is NetConfig's to check
+            raise ValueError("--memory-gate-head widens --memory-gate: give both")
         if self.memory_flow not in FLOWS:
             raise ValueError(f"--memory-flow must be one of {FLOWS}, got {self.memory_flow!r}")
         if not 0 <= self.memory_warmup <= 32:
