@@ -2,7 +2,9 @@
 
 A style network graph takes ``frame`` (float32 NCHW [1, 3, H, W], RGB in [0, 1], H and W multiples of
 the model's ``size_multiple``) and ``style_weights`` (float32 [1, S], non-negative, summing to 1) and
-returns ``stylized`` (float32 [1, 3, H, W], RGB in [0, 1]). Everything that converts pictures to and
+returns ``stylized`` (float32 [1, 3, H, W], RGB in [0, 1]). A network with a memory may also take ``memory``
+(float32 [1, MEMORY_CHANNELS, H, W]: its last painting carried onto this frame times its trust, then the trust);
+the service feeds none yet, so it loads only graphs without one. Everything that converts pictures to and
 from that layout lives here, so neither side restates it.
 """
 
@@ -21,6 +23,8 @@ CONTRACT_VERSION = 1
 INPUT_FRAME = "frame"
 INPUT_WEIGHTS = "style_weights"
 OUTPUT_STYLIZED = "stylized"
+INPUT_MEMORY = "memory"
+MEMORY_CHANNELS = 4  # the carried output's RGB times its trust, then the trust (all in [0, 1])
 OPSET = 18
 TIERS = ("realtime", "quality")
 MANIFEST_NAME = "manifest.json"
@@ -212,9 +216,12 @@ def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
     tmp.replace(path)
 
 
-def check_io(inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, ...]], num_styles: int) -> None:
-    """Check graph input/output names and ranks (dims may be symbolic strings) against the contract."""
-    expected_in = {INPUT_FRAME, INPUT_WEIGHTS}
+def check_io(
+    inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, ...]], num_styles: int, memory: bool = False
+) -> None:
+    """Check graph input/output names and ranks (dims may be symbolic strings) against the contract; ``memory``:
+    the graph must also take a memory (a memory network's), else it must not."""
+    expected_in = {INPUT_FRAME, INPUT_WEIGHTS} | ({INPUT_MEMORY} if memory else set())
     if set(inputs) != expected_in:
         raise ContractError(f"graph inputs {sorted(inputs)} != contract {sorted(expected_in)}")
     if set(outputs) != {OUTPUT_STYLIZED}:
@@ -226,6 +233,9 @@ def check_io(inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, .
         raise ContractError(f"input '{INPUT_WEIGHTS}' must be [1, {num_styles}], graph says {list(weights)}")
     if len(out) != 4 or out[1] != 3:
         raise ContractError(f"output '{OUTPUT_STYLIZED}' must be [1, 3, H, W], graph says {list(out)}")
+    held = inputs.get(INPUT_MEMORY)
+    if held is not None and (len(held) != 4 or held[1] != MEMORY_CHANNELS):
+        raise ContractError(f"input '{INPUT_MEMORY}' must be [1, {MEMORY_CHANNELS}, H, W], graph says {list(held)}")
 
 
 def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:

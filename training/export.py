@@ -37,21 +37,31 @@ def _dims(value_info: onnx.ValueInfoProto) -> tuple[Any, ...]:
     return tuple(d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim)
 
 
-def check_graph(path: Path, num_styles: int) -> None:
-    """Names, ranks, style count and dynamic H/W against the contract."""
+def check_graph(path: Path, num_styles: int, memory: bool = False) -> None:
+    """Names, ranks, style count and dynamic H/W against the contract (``memory``: with a memory input)."""
     graph = onnx.load(str(path)).graph
     inputs = {i.name: _dims(i) for i in graph.input}
     outputs = {o.name: _dims(o) for o in graph.output}
     try:
-        contract.check_io(inputs, outputs, num_styles)
+        contract.check_io(inputs, outputs, num_styles, memory)
     except contract.ContractError as exc:
         raise ExportError(f"{path}: {exc}") from exc
     if any(isinstance(d, int) for d in inputs[contract.INPUT_FRAME][2:]):
         raise ExportError(f"{path}: frame height/width must be dynamic, graph says {inputs[contract.INPUT_FRAME]}")
 
 
-def check_parity(net: StyleNet, path: Path, sizes: tuple[tuple[int, int], ...] = ((64, 96), (136, 200))) -> float:
-    """Largest |ORT - PyTorch| over two sizes and two weight vectors; raises above tolerance."""
+def _random_memory(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A memory as the contract lays it out: an RGB painting times a trust in [0, 1], then the trust."""
+    rgb = rng.random((1, 3, h, w), dtype=np.float32)
+    trust = rng.random((1, 1, h, w), dtype=np.float32)
+    return np.concatenate([rgb * trust, trust], axis=1)
+
+
+def check_parity(
+    net: StyleNet, path: Path, sizes: tuple[tuple[int, int], ...] = ((64, 96), (136, 200)), memory: bool = False
+) -> float:
+    """Largest |ORT - PyTorch| over two sizes and two weight vectors (``memory``: a random one fed to both);
+    raises above tolerance."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     s, m = net.config.num_styles, net.config.size_multiple
     blend = np.full((1, s), 1.0 / s, dtype=np.float32)
@@ -59,21 +69,39 @@ def check_parity(net: StyleNet, path: Path, sizes: tuple[tuple[int, int], ...] =
     rng = np.random.default_rng(0)
     for h, w in sizes:
         frame = rng.random((1, 3, h - h % m, w - w % m), dtype=np.float32)
+        held = _random_memory(rng, *frame.shape[2:]) if memory else None
         for weights in (contract.one_hot(s - 1, s), blend):
-            (onnx_out,) = session.run(None, {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: weights})
+            feeds = {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: weights}
+            if held is not None:
+                feeds[contract.INPUT_MEMORY] = held
+            (onnx_out,) = session.run(None, feeds)
             with torch.no_grad():
-                torch_out = net(torch.from_numpy(frame), torch.from_numpy(weights)).numpy()
+                extra = torch.from_numpy(held) if held is not None else None
+                torch_out = net(torch.from_numpy(frame), torch.from_numpy(weights), extra).numpy()
             worst = max(worst, float(np.abs(onnx_out - torch_out).max()))
     if worst > PARITY_TOLERANCE:
         raise ExportError(f"{path}: ONNX Runtime differs from PyTorch by {worst:.2e} (> {PARITY_TOLERANCE})")
     return worst
 
 
-def export_network(net: StyleNet, path: Path) -> float:
-    """Write ``net`` as a contract graph at ``path`` (atomically); returns the parity error."""
+def export_network(net: StyleNet, path: Path, memory: bool = False) -> float:
+    """Write ``net`` as a contract graph at ``path`` (atomically); returns the parity error. ``memory``: with the
+    memory input (a memory network's; the service loads only graphs without one), else painting without one."""
     net = net.eval()
+    if memory and not net.config.memory:
+        raise ExportError("a memory input needs a network with a memory (NetConfig.memory)")
     s, m = net.config.num_styles, net.config.size_multiple
-    example = (torch.rand(1, 3, 4 * m, 6 * m), torch.full((1, s), 1.0 / s))
+    h, w = 4 * m, 6 * m
+    example: tuple[torch.Tensor, ...] = (torch.rand(1, 3, h, w), torch.full((1, s), 1.0 / s))
+    names = [contract.INPUT_FRAME, contract.INPUT_WEIGHTS]
+    sized: dict[str, Any] = {
+        "dynamic_axes": {n: {2: "height", 3: "width"} for n in (names[0], contract.OUTPUT_STYLIZED)}
+    }
+    if memory:  # the exporter cannot pair named axes with a third input: it infers the sizes instead
+        example += (torch.from_numpy(_random_memory(np.random.default_rng(0), h, w)),)
+        names.append(contract.INPUT_MEMORY)
+        hw = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+        sized = {"dynamic_shapes": (hw, None, hw)}
     tmp = path.with_name(path.stem + ".tmp.onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -86,15 +114,12 @@ def export_network(net: StyleNet, path: Path) -> float:
                 dynamo=True,
                 opset_version=contract.OPSET,
                 external_data=False,
-                input_names=[contract.INPUT_FRAME, contract.INPUT_WEIGHTS],
+                input_names=names,
                 output_names=[contract.OUTPUT_STYLIZED],
-                dynamic_axes={
-                    contract.INPUT_FRAME: {2: "height", 3: "width"},
-                    contract.OUTPUT_STYLIZED: {2: "height", 3: "width"},
-                },
+                **sized,
             )
-        check_graph(tmp, s)
-        error = check_parity(net, tmp)
+        check_graph(tmp, s, memory)
+        error = check_parity(net, tmp, memory=memory)
         tmp.replace(path)
         return error
     finally:
@@ -198,8 +223,8 @@ def export_checkpoint(
     onnx_path = models_dir / f"{name}.onnx"
     parity = export_network(net, onnx_path)
     log.info("exported %s: parity with PyTorch %.1e", onnx_path, parity)
-    if net.config.memory:  # the contract has no memory input: the graph is the network with an empty one
-        log.warning("%s: the memory is not part of the ONNX contract; exported as painting without one", onnx_path)
+    if net.config.memory:  # the service feeds no memory: the graph is the network with an empty one
+        log.warning("%s: exported without its memory input, which the service does not feed", onnx_path)
     entry = contract.ModelEntry(
         name=name,
         file=onnx_path.name,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from service.contract import pad_amounts
+from service.contract import MEMORY_CHANNELS, pad_amounts
 
 # "reflect": reflection padding everywhere (Johnson). "edges": reflect only where the picture's border shows (the
 # first and last convolutions) and zero padding inside, which ONNX Runtime fuses into the convolution.
@@ -32,7 +32,6 @@ Output = Literal["conv", "transposed", "upsampled", "bilinear"]
 # "nearest" (Johnson) or "bilinear": a fixed, symmetric interpolation that the convolutions after it cannot turn
 # into a 2- or 4-pixel mesh (Odena et al. 2016, resize-convolution). Both tiers use bilinear.
 Upsample = Literal["nearest", "bilinear"]
-MEMORY_CHANNELS = 4  # the carried output's RGB times its trust, then the trust (all in [0, 1])
 PADDINGS, DECODERS, OUTPUTS, UPSAMPLES = (get_args(t) for t in (Padding, Decoder, Output, Upsample))
 
 

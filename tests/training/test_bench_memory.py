@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from service.contract import MEMORY_CHANNELS
 from service.stabilize import StabilizeOptions
 from training.bench.memory import SCREENED, _image, _tensor, carried, exact, main, painted_by
 from training.checkpoint import save_checkpoint
-from training.networks import MEMORY_CHANNELS, NetConfig, StyleNet
+from training.networks import NetConfig, StyleNet
 
 from .conftest import TINY, perturbed
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from service.contract import MEMORY_CHANNELS
 from training.carry import carried_loss, carried_pair, nearest_squared
 from training.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint
 from training.losses import camera_grid
-from training.networks import MEMORY_CHANNELS
 from training.train import Trainer
 
 from .test_train_loop import config

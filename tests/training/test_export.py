@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,18 @@ from onnx import TensorProto, helper
 
 from service import contract
 from training.checkpoint import save_checkpoint
-from training.export import PARITY_TOLERANCE, ExportError, check_graph, check_parity, export_checkpoint
+from training.export import (
+    PARITY_TOLERANCE,
+    ExportError,
+    check_graph,
+    check_parity,
+    export_checkpoint,
+    export_network,
+)
 from training.networks import StyleNet
 from training.train import TrainConfig
+
+from .conftest import TINY, perturbed
 
 
 def test_parity_within_tolerance(tiny_onnx: tuple[Path, float]) -> None:
@@ -94,3 +104,37 @@ def test_a_dream_style_is_not_shipped_unmeasured(tiny_net: StyleNet, tmp_path: P
     entry = export_checkpoint(tmp_path / "ck.pt", tmp_path / "models", tier="realtime", measure_on=(photo,))
     info = entry.dreams[contract.DREAM_PREFIX + "relu3_3"]
     assert info["layer"] == "relu3_3" and info["measured_on"] == ["held_out.png"] and float(info["gain"]) > 0
+
+
+def test_a_memory_network_exports_with_its_memory_input_which_the_service_refuses(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = perturbed(StyleNet(dataclasses.replace(TINY, memory=True, memory_gate=True, gate_head=4)))
+    with torch.no_grad():  # the memory's projections and the gate start at zero: give them a say
+        for part in (net.remember, net.gate, net.gate_head):
+            for p in part.parameters():
+                p.copy_(0.3 * torch.randn(p.shape))
+    path = tmp_path / "memory.onnx"
+    assert export_network(net, path, memory=True) <= PARITY_TOLERANCE
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert names == [contract.INPUT_FRAME, contract.INPUT_WEIGHTS, contract.INPUT_MEMORY]
+    rng = np.random.default_rng(2)
+    frame = rng.random((1, 3, 24, 40), dtype=np.float32)
+    feeds = {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: contract.one_hot(1, 3)}
+    told = [
+        session.run(None, feeds | {contract.INPUT_MEMORY: m})[0]
+        for m in (np.zeros((1, 4, 24, 40), np.float32), rng.random((1, 4, 24, 40), dtype=np.float32))
+    ]
+    assert np.abs(told[0] - told[1]).max() > 1e-2  # the memory reaches the painting through the graph
+    check_graph(path, 3, memory=True)
+    with pytest.raises(ExportError, match="graph inputs"):  # the service's check: it feeds no memory
+        check_graph(path, 3)
+    with pytest.raises(ExportError, match="needs a network with a memory"):
+        export_network(perturbed(StyleNet(TINY)), tmp_path / "plain.onnx", memory=True)
+
+
+def test_a_memory_input_of_the_wrong_layout_is_refused() -> None:
+    frame, out = (1, 3, "h", "w"), (1, 3, "h", "w")
+    inputs = {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: (1, 3), contract.INPUT_MEMORY: (1, 3, "h", "w")}
+    with pytest.raises(contract.ContractError, match="'memory' must be"):
+        contract.check_io(inputs, {contract.OUTPUT_STYLIZED: out}, 3, memory=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from service.contract import MEMORY_CHANNELS
 from training.checkpoint import copy_matching
-from training.networks import MEMORY_CHANNELS, CondInstanceNorm, NetConfig, StyleNet, count_parameters, tier_config
+from training.networks import CondInstanceNorm, NetConfig, StyleNet, count_parameters, tier_config
 
 from .conftest import TINY, perturbed
 

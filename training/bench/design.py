@@ -44,6 +44,11 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "full-res stem (stride 1), 3x3 ends, 16/32/64, separable": PREVIOUS | {"stem_stride": 1},
     "half-width Johnson 16/32/64, 9x9 ends, full convs": TIER_CONFIGS["quality"] | {"widths": (16, 32, 64)},
     "Johnson 32/64/128 (quality tier)": TIER_CONFIGS["quality"],
+    # A memory network (NetConfig.memory) is fed its last painting carried onto the frame: these rows cost that.
+    "chosen, + a memory: the carried painting into each decoder stage (1x1)": REALTIME | {"memory": True},
+    "chosen, + a memory and its gate at full size": REALTIME | {"memory": True, "memory_gate": True},
+    "chosen, + a memory, its gate and the gate head (width 8)": REALTIME
+    | {"memory": True, "memory_gate": True, "gate_head": 8},
 }
 
 
@@ -126,27 +131,32 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the table as markdown here")
     parser.add_argument("--grid-table", type=Path, help="the design_train table (markdown) to include")
     args = parser.parse_args()
-    frame = np.random.default_rng(0).random((1, 3, 480, 640), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    frame = rng.random((1, 3, 480, 640), dtype=np.float32)
+    memory = rng.random((1, contract.MEMORY_CHANNELS, 480, 640), dtype=np.float32)  # values do not change the cost
     weights = contract.one_hot(0, 7)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sessions: dict[tuple[str, int], ort.InferenceSession] = {}
         params: dict[str, int] = {}
+        feeds: dict[str, dict[str, np.ndarray]] = {}
         for name, cfg in CANDIDATES.items():
             net = StyleNet(NetConfig(num_styles=7, **cfg))  # type: ignore[arg-type]
             path = Path(tmp) / f"{len(params)}.onnx"
-            export_network(net, path)
+            export_network(net, path, memory=net.config.memory)
             params[name] = count_parameters(net)
+            feeds[name] = {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: weights}
+            if net.config.memory:
+                feeds[name][contract.INPUT_MEMORY] = memory
             for t in args.threads:
                 sessions[(name, t)] = make_session(path, t)
         times: dict[tuple[str, int], list[float]] = {k: [] for k in sessions}
-        feeds = {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: weights}
-        for s in sessions.values():  # warm-up
-            s.run(None, feeds)
+        for (name, _), s in sessions.items():  # warm-up
+            s.run(None, feeds[name])
         for _ in range(args.runs):
             for key, s in sessions.items():
                 start = time.perf_counter()
-                s.run(None, feeds)
+                s.run(None, feeds[key[0]])
                 times[key].append((time.perf_counter() - start) * 1000)
     chosen = next(iter(CANDIDATES))
     header = "| design | params | " + " | ".join(f"{t} thread{'s' * (t > 1)} (ms)" for t in args.threads)
@@ -169,14 +179,27 @@ def main() -> None:
     print(meta)
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = args.out.with_name(args.out.name + ".tmp")
-        grid = GRID.format(grid_table=args.grid_table.read_text().strip()) if args.grid_table else ""
-        tmp_out.write_text(
-            f"# Realtime tier design study\n\n{meta}\n\nCommand: `python -m training.bench.design "
-            f"--out {args.out}`\n\n{table}\n\n{grid}{WHY}\n"
-        )
-        tmp_out.replace(args.out)
+        write_study(args.out, meta, table, args.grid_table)
+
+
+def write_study(out: Path, meta: str, table: str, grid_table: Path | None) -> None:
+    """The study's file, written whole. An existing one keeps everything from its first section on (the notes
+    written since): only its head, the date and the table, is replaced."""
+    command = f"python -m training.bench.design --out {out}"
+    head = f"# Realtime tier design study\n\n{meta}\n\nCommand: `{command}`\n\n{table}\n\n"
+    if out.exists():
+        if grid_table:
+            raise SystemExit(f"--grid-table starts a new study file; {out} exists and keeps its own")
+        text = out.read_text()
+        start = text.find("\n## ")
+        body = head + (text[start + 1 :] if start >= 0 else "")
+    else:
+        grid = GRID.format(grid_table=grid_table.read_text().strip()) if grid_table else ""
+        body = f"{head}{grid}{WHY}\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(body)
+    tmp.replace(out)
 
 
 if __name__ == "__main__":
