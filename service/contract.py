@@ -222,6 +222,8 @@ def check_io(
     """Check graph input/output names and ranks (dims may be symbolic strings) against the contract; ``memory``:
     the graph must also take a memory (a memory network's), else it must not."""
     expected_in = {INPUT_FRAME, INPUT_WEIGHTS} | ({INPUT_MEMORY} if memory else set())
+    if INPUT_MEMORY in inputs and not memory:
+        raise ContractError(f"graph inputs {sorted(inputs)}: a memory network's, and no memory is fed here")
     if set(inputs) != expected_in:
         raise ContractError(f"graph inputs {sorted(inputs)} != contract {sorted(expected_in)}")
     if set(outputs) != {OUTPUT_STYLIZED}:
