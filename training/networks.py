@@ -333,13 +333,15 @@ class GateHead(nn.Module):
         assert self.say.bias is not None
         nn.init.zeros_(self.say.bias)
 
-    def forward(self, x: torch.Tensor, fresh: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, fresh: torch.Tensor, memory: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+        # held: the memory already pooled to x's size. The disagreement is taken at full size, then pooled (a stroke
+        # a pixel off still shows); pooling each part alone is pooling their stack, without its full-size copy.
         trust = memory[:, 3:]
         apart = (fresh * trust - memory[:, :3]).abs().mean(dim=1, keepdim=True)
-        seen = torch.cat([fresh, memory, apart], dim=1)
-        if seen.shape[-2:] != x.shape[-2:]:
-            seen = F.avg_pool2d(seen, seen.shape[-1] // x.shape[-1])  # sizes are exact multiples (size_multiple)
-        return self.say(F.relu(self.mix(torch.cat([x, seen], dim=1))))
+        factor = fresh.shape[-1] // x.shape[-1]  # sizes are exact multiples (size_multiple)
+        if factor > 1:
+            fresh, apart = F.avg_pool2d(fresh, factor), F.avg_pool2d(apart, factor)
+        return self.say(F.relu(self.mix(torch.cat([x, fresh, held, apart], dim=1))))
 
 
 class StyleNet(nn.Module):
@@ -397,21 +399,27 @@ class StyleNet(nn.Module):
             x = layer(x, style_weights)
         if memory is not None and not self.remember:
             raise ValueError("this network takes no memory (NetConfig.memory is off)")
+        held = self._pooled(memory) if memory is not None else []
         for k, stage in enumerate(self.up):
-            extra = None
-            if memory is not None:
-                factor = self.config.stem_stride * 2 ** (len(self.up) - 1 - k)
-                extra = self.remember[k](F.avg_pool2d(memory, factor) if factor > 1 else memory)
-            x = stage(x, style_weights, extra)
+            x = stage(x, style_weights, self.remember[k](held[k]) if held else None)
         out = self.squash(self.out(x))
         if memory is None or self.gate is None:
             return out
-        say = self.gate(x) if self.gate_head is None else self.gate(x) + self.gate_head(x, out, memory)
+        say = self.gate(x) if self.gate_head is None else self.gate(x) + self.gate_head(x, out, memory, held[-1])
         gate = say.clamp(0.0, 1.0)  # clamp, not a sigmoid: exactly 0 at the start, and it still learns
         if gate.shape[-2:] != out.shape[-2:]:
             gate = F.interpolate(gate, size=out.shape[-2:], mode="bilinear", align_corners=False)
         held = gate * memory[:, 3:]
         return out * (1.0 - held) + gate * memory[:, :3]  # memory[:, :3] is already the RGB times its trust
+
+    def _pooled(self, memory: torch.Tensor) -> list[torch.Tensor]:
+        """The memory at each decoder stage's size, coarsest first. Each is the one finer halved: the blocks nest,
+        so that is the average over the stage's whole block, for one full-size read instead of one per stage."""
+        stride = self.config.stem_stride
+        sizes = [F.avg_pool2d(memory, stride) if stride > 1 else memory]
+        while len(sizes) < len(self.up):
+            sizes.append(F.avg_pool2d(sizes[-1], 2))
+        return sizes[::-1]
 
     def bottleneck(self) -> nn.Module:
         """The layer whose output the decoder starts from (the last residual block, else the encoder's last)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from service.contract import MEMORY_CHANNELS
 from training.checkpoint import copy_matching
@@ -240,16 +241,21 @@ def test_a_gate_head_starts_silent_and_lets_fresh_strokes_through_where_the_memo
 
 
 def test_the_memory_enters_every_decoder_stage_at_its_size() -> None:
-    net = StyleNet(NetConfig.from_json(TINY.to_json() | {"memory": True}))
-    seen: list[tuple[int, ...]] = []
-    hooks = [c.register_forward_hook(lambda _m, i, _o: seen.append(tuple(i[0].shape))) for c in net.remember]
+    """Each stage is handed the average of the memory over its own block (computed by halving the finer one)."""
+    widths = (4, 8, 16)
+    net = StyleNet(NetConfig.from_json(TINY.to_json() | {"memory": True, "widths": widths}))
+    seen: list[torch.Tensor] = []
+    hooks = [c.register_forward_hook(lambda _m, i, _o: seen.append(i[0])) for c in net.remember]
+    memory = torch.rand(1, MEMORY_CHANNELS, 32, 32)
     try:
-        net(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]), torch.rand(1, MEMORY_CHANNELS, 32, 32))
+        net(torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0, 0]]), memory)
     finally:
         for h in hooks:
             h.remove()
-    sizes = [32 // (TINY.stem_stride * 2 ** (len(TINY.widths) - 2 - k)) for k in range(len(TINY.widths) - 1)]
-    assert seen == [(1, MEMORY_CHANNELS, s, s) for s in sizes]
+    factors = [TINY.stem_stride * 2 ** (len(widths) - 2 - k) for k in range(len(widths) - 1)]
+    assert [tuple(t.shape) for t in seen] == [(1, MEMORY_CHANNELS, 32 // f, 32 // f) for f in factors]
+    for held, factor in zip(seen, factors, strict=True):
+        torch.testing.assert_close(held, F.avg_pool2d(memory, factor))
 
 
 def test_a_network_without_a_memory_refuses_one() -> None:
