@@ -55,20 +55,17 @@ class NetConfig:
     decoder: Decoder = "upsample_first"  # see Decoder
     output: Output = "conv"  # the last layer, see Output
     upsample: Upsample = "nearest"  # the decoder's upsampling, see Upsample
-    # A second input, the memory: the previous output carried onto this frame along the flow and where it is
-    # trusted (``MEMORY_CHANNELS``: its RGB times the trust, and the trust), added into each decoder stage before
-    # its norm through a 1x1 conv at the stage's size (Ruder et al. 2018, "Artistic style transfer for videos and
-    # spherical images"), so strokes can be carried from frame to frame instead of repainted. The convs start at
-    # zero: a network grown from one without them paints the same, and a memory of zeros (the first frame, or no
-    # flow) always does.
+    # A second input, the memory: the previous output carried onto this frame and where it is trusted (the
+    # contract's MEMORY_CHANNELS), added into each decoder stage before its norm through a 1x1 conv (Ruder et al.
+    # 2018), so strokes can be carried from frame to frame instead of repainted. The convs start at zero: a network
+    # grown from one without them paints the same, and a memory of zeros (a first frame, no flow) always does.
     memory: bool = False
     # With a memory, also a gate the network paints from its last decoder stage (zero at the start): the output is
     # blended toward the carried RGB by gate x trust at the frame's full size. Through the decoder the memory
     # arrives pooled, so a painting carried only that way loses its finest strokes on every frame.
     memory_gate: bool = False
-    # With a gate, the hidden width of a head that also paints it from what the gate must judge: the fresh painting,
-    # the memory and where the two disagree, at the gate's size (``GateHead``). Its last conv starts at zero, so a
-    # network grown from one with the plain gate paints the same. 0: the gate is one 3x3 conv on the features.
+    # With a gate, the hidden width of a head that also paints it from the fresh painting, the memory and where the
+    # two disagree (``GateHead``; from zero, so a network grown from one with the plain gate paints the same).
     gate_head: int = 0
 
     def __post_init__(self) -> None:
@@ -372,7 +369,7 @@ class StyleNet(nn.Module):
         for conv in remember:
             nn.init.zeros_(conv.weight)
         self.remember = nn.ModuleList(remember if config.memory else [])
-        self.gate: nn.Module | None = None
+        self.gate: nn.Conv2d | None = None
         if config.memory_gate:
             gate = nn.Conv2d(w[0], 1, 3, padding=1)
             assert gate.bias is not None
@@ -399,22 +396,34 @@ class StyleNet(nn.Module):
             x = layer(x, style_weights)
         if memory is not None and not self.remember:
             raise ValueError("this network takes no memory (NetConfig.memory is off)")
-        held = self._pooled(memory) if memory is not None else []
+        pooled = self._pooled(memory) if memory is not None else []
         for k, stage in enumerate(self.up):
-            x = stage(x, style_weights, self.remember[k](held[k]) if held else None)
-        out = self.squash(self.out(x))
+            x = stage(x, style_weights, self.remember[k](pooled[k]) if pooled else None)
         if memory is None or self.gate is None:
-            return out
-        say = self.gate(x) if self.gate_head is None else self.gate(x) + self.gate_head(x, out, memory, held[-1])
+            return self.squash(self.out(x))
+        out, say = self._paint_and_say(x, self.gate)
+        if self.gate_head is not None:
+            say = say + self.gate_head(x, out, memory, pooled[-1])
         gate = say.clamp(0.0, 1.0)  # clamp, not a sigmoid: exactly 0 at the start, and it still learns
         if gate.shape[-2:] != out.shape[-2:]:
             gate = F.interpolate(gate, size=out.shape[-2:], mode="bilinear", align_corners=False)
         held = gate * memory[:, 3:]
         return out * (1.0 - held) + gate * memory[:, :3]  # memory[:, :3] is already the RGB times its trust
 
+    def _paint_and_say(self, x: torch.Tensor, gate: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+        """The painting and the gate's say. Where the output is a bilinear one (its RGB a 3x3 conv of the same
+        features as the gate's), the two run as one conv of 4 channels, the same numbers: ONNX Runtime's blocked
+        layout pads a 3-channel conv's outputs to its block width anyway, so the gate's conv then costs nothing."""
+        out = self.out
+        if not (isinstance(out, UpsampledOutput) and isinstance(out.high, nn.Identity)):
+            return self.squash(out(x)), gate(x)
+        low, bias = out.low, torch.cat([b for b in (out.low.bias, gate.bias) if b is not None])
+        both = F.conv2d(x, torch.cat([low.weight, gate.weight]), bias, padding=low.padding)
+        return out.upsample(out.squash(both[:, :3])), both[:, 3:]
+
     def _pooled(self, memory: torch.Tensor) -> list[torch.Tensor]:
-        """The memory at each decoder stage's size, coarsest first. Each is the one finer halved: the blocks nest,
-        so that is the average over the stage's whole block, for one full-size read instead of one per stage."""
+        """The memory at each decoder stage's size, coarsest first: each the finer one halved (the blocks nest, so
+        it is the average over the stage's block), one full-size read instead of one per stage."""
         stride = self.config.stem_stride
         sizes = [F.avg_pool2d(memory, stride) if stride > 1 else memory]
         while len(sizes) < len(self.up):

@@ -217,6 +217,20 @@ def test_a_gate_carries_the_memory_at_full_size_where_trusted_and_starts_shut() 
         NetConfig(num_styles=1, memory_gate=True)
 
 
+def test_the_gate_and_a_bilinear_output_paint_as_one_conv_with_the_same_numbers() -> None:
+    net = StyleNet(NetConfig.from_json(tier_config("realtime", 3).to_json() | {"memory": True, "memory_gate": True}))
+    assert net.gate is not None
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.gate.parameters():
+            p.copy_(torch.randn(p.shape))
+        x = torch.rand(2, net.gate.in_channels, 12, 16)
+        out, say = net._paint_and_say(x, net.gate)
+        torch.testing.assert_close(out, net.squash(net.out(x)))
+        torch.testing.assert_close(say, net.gate(x))
+    assert out.shape == (2, 3, 24, 32) and say.shape == (2, 1, 12, 16)
+
+
 def test_a_gate_head_starts_silent_and_lets_fresh_strokes_through_where_the_memory_disagrees() -> None:
     gated = perturbed(StyleNet(NetConfig.from_json(FAST.to_json() | {"memory": True, "memory_gate": True})))
     net = StyleNet(NetConfig.from_json(gated.config.to_json() | {"gate_head": 4}))
