@@ -95,7 +95,6 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_flow_error=args.memory_flow_error,
         memory_flow=args.memory_flow,
         memory_gate=args.memory_gate,
-        gate_head=args.memory_gate_head,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -303,13 +302,6 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a fresh memory network also blends the carried painting into its output at full size, by a gate it "
         "paints (through the decoder alone the memory arrives pooled, without its finest strokes)",
-    )
-    p.add_argument(
-        "--memory-gate-head",
-        type=int,
-        default=0,
-        metavar="WIDTH",
-        help="the gate also sees the fresh painting, the memory and where they disagree, through a head this wide",
     )
 
 

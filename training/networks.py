@@ -64,9 +64,6 @@ class NetConfig:
     # blended toward the carried RGB by gate x trust at the frame's full size. Through the decoder the memory
     # arrives pooled, so a painting carried only that way loses its finest strokes on every frame.
     memory_gate: bool = False
-    # With a gate, the hidden width of a head that also paints it from the fresh painting, the memory and where the
-    # two disagree (``GateHead``; from zero, so a network grown from one with the plain gate paints the same).
-    gate_head: int = 0
 
     def __post_init__(self) -> None:
         if self.num_styles < 1:
@@ -91,8 +88,6 @@ class NetConfig:
             raise ValueError("decoder 'project_first' needs separable convolutions")
         if self.memory_gate and not self.memory:
             raise ValueError("memory_gate blends the memory into the output: it needs memory")
-        if self.gate_head < 0 or (self.gate_head and not self.memory_gate):
-            raise ValueError(f"gate_head is a width >= 0 that widens the memory gate (memory_gate): {self.gate_head}")
 
     @property
     def size_multiple(self) -> int:
@@ -316,31 +311,6 @@ class UpsampledOutput(nn.Module):
         return self.high(self.upsample(self.squash(self.low(x))))
 
 
-class GateHead(nn.Module):
-    """More of the memory gate's say, from what it weighs: the decoder's features, the fresh painting, the memory and
-    how far the fresh painting is from the carried one where it is trusted, all at the features' size. A gate that
-    sees only features blends misaligned strokes into a softer mean; this one can see the misalignment and let the
-    fresh strokes through there. A 1x1 mix, then a 3x3 conv that starts at zero (NetConfig.gate_head)."""
-
-    def __init__(self, c_in: int, hidden: int) -> None:
-        super().__init__()
-        self.mix = nn.Conv2d(c_in + 3 + MEMORY_CHANNELS + 1, hidden, 1)
-        self.say = nn.Conv2d(hidden, 1, 3, padding=1)
-        nn.init.zeros_(self.say.weight)
-        assert self.say.bias is not None
-        nn.init.zeros_(self.say.bias)
-
-    def forward(self, x: torch.Tensor, fresh: torch.Tensor, memory: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
-        # held: the memory already pooled to x's size. The disagreement is taken at full size, then pooled (a stroke
-        # a pixel off still shows); pooling each part alone is pooling their stack, without its full-size copy.
-        trust = memory[:, 3:]
-        apart = (fresh * trust - memory[:, :3]).abs().mean(dim=1, keepdim=True)
-        factor = fresh.shape[-1] // x.shape[-1]  # sizes are exact multiples (size_multiple)
-        if factor > 1:
-            fresh, apart = F.avg_pool2d(fresh, factor), F.avg_pool2d(apart, factor)
-        return self.say(F.relu(self.mix(torch.cat([x, fresh, held, apart], dim=1))))
-
-
 class StyleNet(nn.Module):
     """Johnson-style transformer: strided convs down, residual blocks, upsample (``config.upsample``) + conv up."""
 
@@ -376,7 +346,6 @@ class StyleNet(nn.Module):
             nn.init.zeros_(gate.weight)
             nn.init.zeros_(gate.bias)
             self.gate = gate
-        self.gate_head = GateHead(w[0], config.gate_head) if config.gate_head else None
         self.out: nn.Module
         if config.output == "transposed":
             self.out = TransposedOutput(w[0])
@@ -402,8 +371,6 @@ class StyleNet(nn.Module):
         if memory is None or self.gate is None:
             return self.squash(self.out(x))
         out, say = self._paint_and_say(x, self.gate)
-        if self.gate_head is not None:
-            say = say + self.gate_head(x, out, memory, pooled[-1])
         gate = say.clamp(0.0, 1.0)  # clamp, not a sigmoid: exactly 0 at the start, and it still learns
         if gate.shape[-2:] != out.shape[-2:]:
             gate = F.interpolate(gate, size=out.shape[-2:], mode="bilinear", align_corners=False)

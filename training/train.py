@@ -92,7 +92,6 @@ class TrainConfig(RunConfig):
     memory_flow_error: float = 1.0
     memory_flow: str = "noisy"  # how the memory is carried: the true move bent by the error, or the stabilizer's flow
     memory_gate: bool = False  # a fresh memory network also blends the carried RGB into its output (NetConfig)
-    gate_head: int = 0  # the gate's head width (NetConfig.gate_head), for a fresh network
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -116,8 +115,6 @@ class TrainConfig(RunConfig):
             raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
         if self.memory_gate and not self.memory_weight:
             raise ValueError("--memory-gate is part of a memory network: give --memory-weight too")
-        if self.gate_head and not self.memory_gate:  # its width is NetConfig's to check
-            raise ValueError("--memory-gate-head widens --memory-gate: give both")
         if self.memory_flow not in FLOWS:
             raise ValueError(f"--memory-flow must be one of {FLOWS}, got {self.memory_flow!r}")
         if not 0 <= self.memory_warmup <= 32:
@@ -250,7 +247,7 @@ class Trainer:
         ``--init-from`` when given."""
         cfg, styles = self.cfg, self.cfg.style_names
         config = design or tier_config(cfg.tier, len(styles))
-        grown = {"memory": True, "memory_gate": cfg.memory_gate, "gate_head": cfg.gate_head}
+        grown = {"memory": True, "memory_gate": cfg.memory_gate}
         net = StyleNet(NetConfig.from_json(config.to_json() | grown) if cfg.memory_weight else config)
         if cfg.init_from is not None:
             source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))

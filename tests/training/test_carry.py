@@ -129,7 +129,6 @@ def test_a_memory_run_grows_a_memory_and_trains_it_on_chains(
         memory_weight=10.0,
         memory_chain=3,
         memory_gate=True,
-        gate_head=4,
         memory_flow="stabilizer",
         memory_warmup=2,
     )
@@ -140,7 +139,6 @@ def test_a_memory_run_grows_a_memory_and_trains_it_on_chains(
     net, _ = build_from_checkpoint(load_checkpoint(tmp_path / "run" / "checkpoint.pt"))
     assert net.config.memory and all(conv.weight.abs().max() > 0 for conv in net.remember)  # grown from zero
     assert net.gate is not None and net.gate.weight.abs().max() > 0
-    assert net.gate_head is not None and net.gate_head.say.weight.abs().max() > 0  # the head learns from zero
     Trainer(config(content, styles[:1], tmp_path / "plain", steps=1)).run()
     with (tmp_path / "plain" / "log.csv").open() as handle:
         assert all(float(r["memory"]) == 0.0 for r in csv.DictReader(handle))  # off: not computed

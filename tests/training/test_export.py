@@ -108,9 +108,9 @@ def test_a_dream_style_is_not_shipped_unmeasured(tiny_net: StyleNet, tmp_path: P
 
 def test_a_memory_network_exports_with_its_memory_input_which_the_service_refuses(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = perturbed(StyleNet(dataclasses.replace(TINY, memory=True, memory_gate=True, gate_head=4)))
+    net = perturbed(StyleNet(dataclasses.replace(TINY, memory=True, memory_gate=True)))
     with torch.no_grad():  # the memory's projections and the gate start at zero: give them a say
-        for part in (net.remember, net.gate, net.gate_head):
+        for part in (net.remember, net.gate):
             for p in part.parameters():
                 p.copy_(0.3 * torch.randn(p.shape))
     path = tmp_path / "memory.onnx"

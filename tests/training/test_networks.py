@@ -231,29 +231,6 @@ def test_the_gate_and_a_bilinear_output_paint_as_one_conv_with_the_same_numbers(
     assert out.shape == (2, 3, 24, 32) and say.shape == (2, 1, 12, 16)
 
 
-def test_a_gate_head_starts_silent_and_lets_fresh_strokes_through_where_the_memory_disagrees() -> None:
-    gated = perturbed(StyleNet(NetConfig.from_json(FAST.to_json() | {"memory": True, "memory_gate": True})))
-    net = StyleNet(NetConfig.from_json(gated.config.to_json() | {"gate_head": 4}))
-    copy_matching(net, gated)
-    frame, weights = torch.rand(1, 3, 32, 48), torch.tensor([[0.0, 1.0, 0.0]])
-    carried, trust = torch.rand(1, 3, 32, 48), torch.ones(1, 1, 32, 48)
-    memory = torch.cat([carried * trust, trust], dim=1)
-    assert net.gate is not None and net.gate_head is not None
-    with torch.no_grad():
-        torch.testing.assert_close(net(frame, weights, memory), gated(frame, weights, memory))  # grown: the same
-        net.gate.weight.zero_()
-        net.gate.bias.fill_(1.0)  # open: copies the carried painting
-        torch.testing.assert_close(net(frame, weights, memory), carried)
-        fresh = net(frame, weights)
-        net.gate_head.mix.weight.zero_()
-        net.gate_head.mix.bias.zero_()
-        net.gate_head.mix.weight[0, -1] = 1.0  # the head reads only how far the fresh painting is from the carried one
-        net.gate_head.say.weight[0, 0, 1, 1] = -100.0
-        torch.testing.assert_close(net(frame, weights, memory), fresh)  # far apart everywhere: fresh strokes
-    with pytest.raises(ValueError, match="widens the memory gate"):
-        NetConfig(num_styles=1, memory=True, gate_head=4)
-
-
 def test_the_memory_enters_every_decoder_stage_at_its_size() -> None:
     """Each stage is handed the average of the memory over its own block (computed by halving the finer one)."""
     widths = (4, 8, 16)

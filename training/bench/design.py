@@ -47,8 +47,6 @@ CANDIDATES: dict[str, dict[str, object]] = {
     # A memory network (NetConfig.memory) is fed its last painting carried onto the frame: these rows cost that.
     "chosen, + a memory: the carried painting into each decoder stage (1x1)": REALTIME | {"memory": True},
     "chosen, + a memory and its gate at full size": REALTIME | {"memory": True, "memory_gate": True},
-    "chosen, + a memory, its gate and the gate head (width 8)": REALTIME
-    | {"memory": True, "memory_gate": True, "gate_head": 8},
 }
 
 
