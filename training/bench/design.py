@@ -47,6 +47,10 @@ CANDIDATES: dict[str, dict[str, object]] = {
     # A memory network (NetConfig.memory) is fed its last painting carried onto the frame: these rows cost that.
     "chosen, + a memory: the carried painting into each decoder stage (1x1)": REALTIME | {"memory": True},
     "chosen, + a memory and its gate at full size": REALTIME | {"memory": True, "memory_gate": True},
+    # Room for the memory: what a larger memory network would cost against table 1's budget.
+    "chosen, + a memory and its gate, 5 blocks": REALTIME | {"memory": True, "memory_gate": True, "res_blocks": 5},
+    "chosen, + a memory and its gate, widths 24/48/96": REALTIME
+    | {"memory": True, "memory_gate": True, "widths": (24, 48, 96)},
 }
 
 
