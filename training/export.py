@@ -22,7 +22,7 @@ from training.checkpoint import build_from_checkpoint, load_checkpoint
 from training.features import load_vgg
 from training.images import load_image
 from training.losses import log_activation_gain
-from training.networks import StyleNet
+from training.networks import StyleNet, memory_input
 from training.paintings import credits_for
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,9 @@ def check_graph(path: Path, num_styles: int, memory: bool = False) -> None:
 
 
 def _random_memory(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A memory as the contract lays it out: an RGB painting times a trust in [0, 1], then the trust."""
-    rgb = rng.random((1, 3, h, w), dtype=np.float32)
-    trust = rng.random((1, 1, h, w), dtype=np.float32)
-    return np.concatenate([rgb * trust, trust], axis=1)
+    """A memory of a random painting and trust, laid out as every memory is (``memory_input``)."""
+    rgb, trust = (torch.from_numpy(rng.random((1, c, h, w), dtype=np.float32)) for c in (3, 1))
+    return memory_input(rgb, trust).numpy()
 
 
 def check_parity(

@@ -123,7 +123,10 @@ def test_a_memory_network_exports_with_its_memory_input_which_the_service_refuse
     feeds = {contract.INPUT_FRAME: frame, contract.INPUT_WEIGHTS: contract.one_hot(1, 3)}
     told = [
         session.run(None, feeds | {contract.INPUT_MEMORY: m})[0]
-        for m in (np.zeros((1, 4, 24, 40), np.float32), rng.random((1, 4, 24, 40), dtype=np.float32))
+        for m in (
+            np.zeros((1, contract.MEMORY_CHANNELS, 24, 40), np.float32),
+            rng.random((1, contract.MEMORY_CHANNELS, 24, 40), dtype=np.float32),
+        )
     ]
     assert np.abs(told[0] - told[1]).max() > 1e-2  # the memory reaches the painting through the graph
     check_graph(path, 3, memory=True)
