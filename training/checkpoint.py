@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import torch
 
-from training.networks import NetConfig, ResidualBlock, StyleNet
+from training.networks import NetConfig, StyleNet
 
 CHECKPOINT_FORMAT = 1
 
@@ -83,17 +83,6 @@ def copy_matching(student: StyleNet, teacher: StyleNet) -> list[str]:
     copied = [k for k, v in mine.items() if k in theirs and theirs[k].shape == v.shape]
     student.load_state_dict({**mine, **{k: theirs[k] for k in copied}})
     return copied
-
-
-def grow_blocks(student: StyleNet, teacher: StyleNet) -> int:
-    """The residual blocks ``student`` has beyond ``teacher``'s start as identities (their last norm's scale and
-    shift at zero, Goyal et al. 2017), so the grown network paints as the teacher did; returns how many."""
-    grown = [block for block in student.res[len(teacher.res) :] if isinstance(block, ResidualBlock)]
-    with torch.no_grad():
-        for block in grown:
-            block.norm2.gamma.zero_()
-            block.norm2.beta.zero_()
-    return len(grown)
 
 
 def extend_styles(net: StyleNet, extra: int) -> StyleNet:

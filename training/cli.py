@@ -95,7 +95,6 @@ def _train_config(args: argparse.Namespace, new_styles_only: bool) -> TrainConfi
         memory_flow_error=args.memory_flow_error,
         memory_flow=args.memory_flow,
         memory_gate=args.memory_gate,
-        memory_blocks=args.memory_blocks,
         dream_layers=tuple(args.dream),
         dream_weights=tuple(args.dream_weight),
         style_size=args.style_size,
@@ -303,14 +302,6 @@ def _add_memory_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a fresh memory network also blends the carried painting into its output at full size, by a gate it "
         "paints (through the decoder alone the memory arrives pooled, without its finest strokes)",
-    )
-    p.add_argument(
-        "--memory-blocks",
-        type=int,
-        default=0,
-        metavar="N",
-        help="a fresh memory network with N residual blocks (default: the tier's); those its --init-from source "
-        "lacks start as identities, so it paints as the source did",
     )
 
 

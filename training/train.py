@@ -26,7 +26,6 @@ from training.checkpoint import (
     build_from_checkpoint,
     copy_matching,
     extend_styles,
-    grow_blocks,
     load_checkpoint,
     save_checkpoint,
 )
@@ -93,7 +92,6 @@ class TrainConfig(RunConfig):
     memory_flow_error: float = 1.0
     memory_flow: str = "noisy"  # how the memory is carried: the true move bent by the error, or the stabilizer's flow
     memory_gate: bool = False  # a fresh memory network also blends the carried RGB into its output (NetConfig)
-    memory_blocks: int = 0  # a fresh memory network's residual blocks (0: the tier's); grown ones start as identities
     dream_weights: tuple[float, ...] = (3e5,)  # per unit of log activation gain: one for all, or one per layer
     style_size: int = 256  # the painting's short side: with scene_size 480, strokes for the 640x480 frame
     # More (scene_size, style_size) pairs, taken in turn with the main one, one per step: strokes right at
@@ -117,8 +115,6 @@ class TrainConfig(RunConfig):
             raise ValueError("--motion-relative changes how the motion penalty is measured: give --motion-weight too")
         if self.memory_gate and not self.memory_weight:
             raise ValueError("--memory-gate is part of a memory network: give --memory-weight too")
-        if self.memory_blocks and not (self.memory_weight and 1 <= self.memory_blocks <= 8):
-            raise ValueError(f"--memory-blocks: 1 to 8 blocks of a memory network, got {self.memory_blocks}")
         if self.memory_flow not in FLOWS:
             raise ValueError(f"--memory-flow must be one of {FLOWS}, got {self.memory_flow!r}")
         if not 0 <= self.memory_warmup <= 32:
@@ -251,15 +247,14 @@ class Trainer:
         ``--init-from`` when given."""
         cfg, styles = self.cfg, self.cfg.style_names
         config = design or tier_config(cfg.tier, len(styles))
-        grown = {"memory": True, "memory_gate": cfg.memory_gate, "res_blocks": cfg.memory_blocks or config.res_blocks}
+        grown = {"memory": True, "memory_gate": cfg.memory_gate}
         net = StyleNet(NetConfig.from_json(config.to_json() | grown) if cfg.memory_weight else config)
         if cfg.init_from is not None:
             source, source_styles = build_from_checkpoint(load_checkpoint(cfg.init_from))
             if source_styles != styles:
                 raise CheckpointError(f"{cfg.init_from}: styles {source_styles} differ from the given {styles}")
-            copied, grown_blocks = copy_matching(net, source), grow_blocks(net, source)
+            copied = copy_matching(net, source)
             log.info("starting with %d of %d tensors from %s", len(copied), len(net.state_dict()), cfg.init_from)
-            log.info("%d residual blocks grown, each starting as an identity", grown_blocks)
         return net, styles, list(range(len(styles)))
 
     @property

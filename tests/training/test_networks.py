@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from service.contract import MEMORY_CHANNELS
-from training.checkpoint import copy_matching, grow_blocks
+from training.checkpoint import copy_matching
 from training.networks import CondInstanceNorm, NetConfig, StyleNet, count_parameters, tier_config
 
 from .conftest import TINY, perturbed
@@ -196,18 +196,6 @@ def test_a_memory_starts_at_zero_so_a_grown_network_paints_the_same() -> None:
             conv.weight.normal_(std=0.5)
         assert (grown(frame, weights, memory) - source(frame, weights)).abs().max() > 1e-3  # it reaches the output
         torch.testing.assert_close(grown(frame, weights, torch.zeros_like(memory)), grown(frame, weights))
-
-
-def test_grown_blocks_start_as_identities_and_then_learn() -> None:
-    source = perturbed(StyleNet(FAST))
-    deeper = StyleNet(NetConfig.from_json(FAST.to_json() | {"res_blocks": FAST.res_blocks + 2}))
-    copy_matching(deeper, source)
-    frame, weights = torch.rand(1, 3, 32, 48), torch.tensor([[0.0, 1.0, 0.0]])
-    assert (deeper(frame, weights) - source(frame, weights)).abs().max() > 1e-3  # fresh blocks repaint it
-    assert grow_blocks(deeper, source) == 2 and grow_blocks(source, source) == 0
-    torch.testing.assert_close(deeper(frame, weights), source(frame, weights))  # as the source painted
-    deeper(frame, weights).mean().backward()
-    assert all(block.norm2.gamma.grad.abs().max() > 0 for block in list(deeper.res)[-2:])  # and it learns
 
 
 def test_a_gate_carries_the_memory_at_full_size_where_trusted_and_starts_shut() -> None:
