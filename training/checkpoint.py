@@ -35,7 +35,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def build_from_checkpoint(ckpt: dict[str, Any]) -> tuple[StyleNet, list[str]]:
     """The network a checkpoint describes, with its weights loaded."""
-    net = StyleNet(NetConfig.from_json(ckpt["net_config"]))
+    try:  # a design field this version does not know (e.g. the removed gate head) is refused by name
+        config = NetConfig.from_json(ckpt["net_config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint architecture not supported by this version: {exc}") from exc
+    net = StyleNet(config)
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from service.contract import MEMORY_CHANNELS
-from training.checkpoint import copy_matching
+from training.checkpoint import CheckpointError, build_from_checkpoint, copy_matching
 from training.networks import CondInstanceNorm, NetConfig, StyleNet, count_parameters, tier_config
 
 from .conftest import TINY, perturbed
@@ -196,6 +196,12 @@ def test_a_memory_starts_at_zero_so_a_grown_network_paints_the_same() -> None:
             conv.weight.normal_(std=0.5)
         assert (grown(frame, weights, memory) - source(frame, weights)).abs().max() > 1e-3  # it reaches the output
         torch.testing.assert_close(grown(frame, weights, torch.zeros_like(memory)), grown(frame, weights))
+
+
+def test_a_checkpoint_of_a_design_this_version_lacks_is_refused_by_name() -> None:
+    ckpt = {"net_config": FAST.to_json() | {"gate_head": 8}, "state_dict": {}, "styles": ["a", "b", "c"]}
+    with pytest.raises(CheckpointError, match="gate_head"):
+        build_from_checkpoint(ckpt)
 
 
 def test_a_gate_carries_the_memory_at_full_size_where_trusted_and_starts_shut() -> None:
